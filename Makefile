@@ -1,0 +1,43 @@
+# Linebridge developer commands. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test protos protos-check lint venv clean help
+
+help:
+	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
+	@echo "make test    run the whole test suite"
+	@echo "make protos  regenerate bridge/api/gen from protos/"
+	@echo "make lint    buf lint + ruff"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Linebridge needs Python 3.11 or newer; found " + sys.version.split()[0] + " (set PYTHON=python3.x)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/linebridge demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+protos: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+# Fails when the committed generated code differs from what the .proto files produce.
+protos-check: protos
+	@git diff --exit-code --stat -- bridge/api/gen || (echo "generated protobuf code is stale: run 'make protos' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- bridge/api/gen)" || (echo "untracked generated files: run 'make protos' and commit" && exit 1)
+
+lint: $(STAMP)
+	$(BIN)/buf lint
+	$(BIN)/ruff check bridge drivers tests hil_tests examples bench scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Generated code; run `make protos` to refresh."""

@@ -1,0 +1,69 @@
+"""Domain errors of Linebridge; bridge/api/errors.py maps each to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class LinebridgeError(Exception):
+    """Base of every error the bridge reports to a caller."""
+
+    reason = "ERROR"
+
+
+class NotFound(LinebridgeError):
+    """An unknown device, signal, method or command."""
+
+    reason = "NOT_FOUND"
+
+
+class InvalidArgument(LinebridgeError):
+    """A malformed path glob, a value of the wrong type, a bad request field."""
+
+    reason = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(LinebridgeError):
+    """The device is not in a state to do this (interlock, not ready, unsupported command)."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class Unsupported(FailedPrecondition):
+    """The device does not offer this command kind or method."""
+
+    reason = "UNSUPPORTED_COMMAND"
+
+
+class Unavailable(LinebridgeError):
+    """The device is offline or its connection broke."""
+
+    reason = "DEVICE_OFFLINE"
+
+
+class PermissionDenied(LinebridgeError):
+    """The caller's role does not allow this."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(LinebridgeError):
+    """A limit was hit (queue full, too many subscriptions)."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class DeadlineExceeded(LinebridgeError):
+    """The operation did not finish in time."""
+
+    reason = "DEADLINE_EXCEEDED"
+
+
+class DeviceError(LinebridgeError):
+    """The device answered, but refused or failed the operation (bad status, exception code)."""
+
+    reason = "DEVICE_ERROR"
+
+
+class ConfigError(LinebridgeError):
+    """The configuration is invalid; the bridge does not start."""
+
+    reason = "CONFIG_ERROR"

@@ -1,0 +1,1 @@
+"""Protocol drivers: one package per protocol, each with a driver and a simulator."""
