@@ -377,7 +377,6 @@ class Command(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
-    REQUEST_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     device_id: _builtins.str
     idempotency_key: _builtins.str
@@ -397,8 +396,6 @@ class Command(_message.Message):
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def request(self) -> Global___ExecuteRequest: ...
     def __init__(
         self,
         *,
@@ -413,11 +410,10 @@ class Command(_message.Message):
         error: Global___CommandError | None = ...,
         created: _timestamp_pb2.Timestamp | None = ...,
         updated: _timestamp_pb2.Timestamp | None = ...,
-        request: Global___ExecuteRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "error", b"error", "request", b"request", "updated", b"updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "error", b"error", "updated", b"updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "created", b"created", "device_id", b"device_id", "error", b"error", "idempotency_key", b"idempotency_key", "kind", b"kind", "progress", b"progress", "progress_message", b"progress_message", "request", b"request", "result", b"result", "state", b"state", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "created", b"created", "device_id", b"device_id", "error", b"error", "idempotency_key", b"idempotency_key", "kind", b"kind", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "state", b"state", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

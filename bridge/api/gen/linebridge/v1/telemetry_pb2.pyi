@@ -217,8 +217,8 @@ class SampleBatch(_message.Message):
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
     def timestamps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Source timestamps in ns since the Unix epoch, delta-encoded: the first is absolute, each
-        following one is the difference to the previous.
+        """Source timestamps in ns since the Unix epoch, one per sample (absolute, not delta-encoded:
+        on loopback and LAN links the CPU saved beats the bytes saved).
         """
 
     @_builtins.property

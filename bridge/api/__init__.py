@@ -1,0 +1,1 @@
+"""The gRPC API: thin servicers that convert, call the core and convert back."""

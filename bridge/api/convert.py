@@ -1,0 +1,196 @@
+"""Conversions between protobuf messages and the core's model types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.duration_pb2 import Duration
+
+from bridge.api import pb
+from bridge.commands import CommandEvent, CommandRecord, CommandSpec
+from bridge.errors import InvalidArgument
+from bridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
+from bridge.registry import DeviceRecord
+from bridge.telemetry import (
+    BatchUpdate,
+    CatalogUpdate,
+    DroppedUpdate,
+    HeartbeatUpdate,
+    SubscriptionOptions,
+    SyncUpdate,
+    Trigger,
+    Update,
+)
+
+_GOOD = int(Quality.GOOD)
+_COLUMN = {ValueType.DOUBLE: "double_values", ValueType.INT: "int_values", ValueType.BOOL: "bool_values",
+           ValueType.STRING: "string_values"}
+
+
+# -- values --------------------------------------------------------------------------------------
+def value_to_pb(value: Value) -> pb.common.Value:
+    if isinstance(value, bool):
+        return pb.common.Value(bool_value=value)
+    if isinstance(value, int):
+        return pb.common.Value(int_value=value)
+    if isinstance(value, float):
+        return pb.common.Value(double_value=value)
+    return pb.common.Value(string_value=str(value))
+
+
+def value_from_pb(message: pb.common.Value) -> Value:
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise InvalidArgument("value is empty: set one of double_value, int_value, bool_value, string_value")
+    return getattr(message, kind)
+
+
+def seconds(duration: Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def duration(value: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(value * 1e9))
+    return d
+
+
+# -- devices -------------------------------------------------------------------------------------
+def signal_to_pb(signal: Signal) -> pb.device.Signal:
+    return pb.device.Signal(path=signal.path, value_type=int(signal.value_type), unit=signal.unit,
+                            access=int(signal.access), description=signal.description, alias=signal.alias,
+                            source_type=signal.source_type)
+
+
+def device_to_pb(record: DeviceRecord, with_signals: bool = True) -> pb.device.Device:
+    d = record.description
+    message = pb.device.Device(
+        id=record.id, name=record.name or record.id, driver=record.driver, endpoint=record.endpoint,
+        state=int(record.state), state_reason=record.state_reason, source=record.source,
+    )
+    message.details.update(record.details)
+    if d is not None:
+        message.kind = int(d.kind)
+        message.vendor, message.model, message.serial_number, message.identity = (
+            d.vendor, d.model, d.serial_number, d.identity)
+        message.capabilities.commands.extend(sorted(d.commands))
+        for m in d.methods:
+            message.capabilities.methods.add(
+                name=m.name, description=m.description,
+                inputs=[pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.inputs],
+                outputs=[pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.outputs])
+    if with_signals:
+        message.signals.extend(signal_to_pb(s) for s in record.signals.values())
+    return message
+
+
+# -- telemetry -----------------------------------------------------------------------------------
+def subscription_options(request: pb.telemetry.SubscribeRequest) -> SubscriptionOptions:
+    """Validate a SubscribeRequest's knobs (InvalidArgument for nonsense) into options."""
+    trigger = {0: Trigger.ALL, 1: Trigger.ALL, 2: Trigger.ON_CHANGE, 3: Trigger.SAMPLE}.get(request.trigger)
+    if trigger is None:
+        raise InvalidArgument(f"unknown trigger {request.trigger}")
+    if request.mode not in (0, 1, 2):
+        raise InvalidArgument(f"unknown mode {request.mode}")
+    sample = seconds(request.sample_interval)
+    latency = seconds(request.max_batch_latency) or 0.01
+    heartbeat = seconds(request.heartbeat_interval)
+    if trigger is Trigger.SAMPLE and not 0.001 <= sample <= 3600:
+        raise InvalidArgument("sample_interval must be between 1 ms and 1 h for TRIGGER_SAMPLE")
+    if not 0 < latency <= 10:
+        raise InvalidArgument("max_batch_latency must be between 0 and 10 s")
+    if heartbeat and not 0.01 <= heartbeat <= 3600:
+        raise InvalidArgument("heartbeat_interval must be between 10 ms and 1 h")
+    if request.deadband < 0 or request.deadband != request.deadband:
+        raise InvalidArgument("deadband must be a non-negative number")
+    return SubscriptionOptions(
+        once=request.mode == 2, trigger=trigger, sample_interval=sample or 1.0, deadband=request.deadband,
+        heartbeat_interval=heartbeat, max_latency=latency, max_size=request.max_batch_size or 10_000)
+
+
+def encode_batches(batches: Sequence[SampleBatch], types: dict[int, ValueType]) -> pb.telemetry.SampleBatch:
+    """Concatenate batches into one columnar message; whole columns are copied when a batch is uniform."""
+    msg = pb.telemetry.SampleBatch()
+    with_quality = any(b.qualities is not None for b in batches)
+    for b in batches:
+        msg.aliases.extend(b.aliases)
+        msg.timestamps.extend(b.timestamps)
+        if b.value_type is not None:
+            getattr(msg, _COLUMN[b.value_type]).extend(b.values)
+        else:
+            columns = {t: getattr(msg, name) for t, name in _COLUMN.items()}
+            for alias, value in zip(b.aliases, b.values, strict=True):
+                columns[types[alias]].append(value)
+        if with_quality:
+            msg.qualities.extend(b.qualities if b.qualities is not None else [_GOOD] * len(b.aliases))
+    return msg
+
+
+def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.TelemetryUpdate:
+    if isinstance(update, BatchUpdate):
+        return pb.telemetry.TelemetryUpdate(batch=encode_batches(update.batches, types))
+    if isinstance(update, CatalogUpdate):
+        entries = [pb.telemetry.CatalogEntry(alias=a, path=p, value_type=int(s.value_type), unit=s.unit,
+                                             access=int(s.access), change_detection=s.change_detection)
+                   for a, p, s in update.entries]
+        return pb.telemetry.TelemetryUpdate(catalog=pb.telemetry.Catalog(entries=entries,
+                                                                         removed_aliases=update.removed))
+    if isinstance(update, SyncUpdate):
+        return pb.telemetry.TelemetryUpdate(sync=pb.telemetry.Sync())
+    if isinstance(update, DroppedUpdate):
+        return pb.telemetry.TelemetryUpdate(dropped=pb.telemetry.Dropped(
+            samples=update.samples, total_samples=update.total, reason=update.reason))
+    assert isinstance(update, HeartbeatUpdate)
+    message = pb.telemetry.TelemetryUpdate(heartbeat=pb.telemetry.Heartbeat())
+    message.heartbeat.time.FromNanoseconds(update.time_ns)
+    return message
+
+
+# -- commands ------------------------------------------------------------------------------------
+def spec_from_pb(request: pb.command.ExecuteRequest, origin: str) -> CommandSpec:
+    """An ExecuteRequest as a CommandSpec; InvalidArgument when it names no action."""
+    action = request.WhichOneof("action")
+    if action is None:
+        raise InvalidArgument("ExecuteRequest has no action: set write, invoke, stop or a motion action")
+    if not request.device_id:
+        raise InvalidArgument("ExecuteRequest.device_id is empty")
+    timeout = seconds(request.timeout) if request.HasField("timeout") else None
+    spec = CommandSpec(device_id=request.device_id, kind=CommandKind(action),
+                       idempotency_key=request.idempotency_key, timeout=timeout, origin=origin)
+    if action == "write":
+        spec.writes = [(w.path, value_from_pb(w.value)) for w in request.write.writes]
+    elif action == "invoke":
+        spec.method, spec.args = request.invoke.method, [value_from_pb(a) for a in request.invoke.args]
+    elif action == "move_joints":
+        m = request.move_joints
+        spec.joint_positions, spec.speed, spec.acceleration = list(m.positions), m.speed, m.acceleration
+    elif action == "move_linear":
+        m = request.move_linear
+        t = m.target
+        spec.pose = Pose(t.x, t.y, t.z, t.rx, t.ry, t.rz) if m.HasField("target") else None
+        spec.speed, spec.acceleration = m.speed, m.acceleration
+    elif action == "run_program":
+        spec.program = request.run_program.program
+    return spec
+
+
+def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
+    message = pb.command.CommandEvent(
+        command_id=event.command_id, state=int(event.state), progress=event.progress,
+        progress_message=event.progress_message, result=[value_to_pb(v) for v in event.result])
+    if event.error_reason:
+        message.error.reason, message.error.message = event.error_reason, event.error_message
+    message.time.FromNanoseconds(event.time_ns)
+    return message
+
+
+def command_to_pb(record: CommandRecord) -> pb.command.Command:
+    message = pb.command.Command(
+        command_id=record.id, device_id=record.spec.device_id, idempotency_key=record.spec.idempotency_key,
+        kind=str(record.spec.kind), state=int(record.state), progress=record.progress,
+        progress_message=record.progress_message, result=[value_to_pb(v) for v in record.result])
+    if record.error_reason:
+        message.error.reason, message.error.message = record.error_reason, record.error_message
+    message.created.FromNanoseconds(record.created_ns)
+    message.updated.FromNanoseconds(record.updated_ns)
+    return message

@@ -1,0 +1,82 @@
+"""Build the gRPC server: Linebridge services, standard health and reflection, on one address."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bridge.api import pb
+from bridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
+from bridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bridge.app import BridgeApp
+
+SERVICE_NAMES = (
+    pb.device.DESCRIPTOR.services_by_name["DeviceService"].full_name,
+    pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
+    pb.command.DESCRIPTOR.services_by_name["CommandService"].full_name,
+    pb.bridge.DESCRIPTOR.services_by_name["BridgeService"].full_name,
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(address: str, insecure: bool) -> list[str]:
+    """Refuse a non-loopback address without TLS unless insecure; return the warnings to show."""
+    host = address.rpartition(":")[0]
+    if is_loopback(host):
+        return []
+    if not insecure:
+        raise ConfigError(f"refusing to serve the gRPC API on {address} without TLS: anyone on that network could "
+                          "command devices. Bind 127.0.0.1, or pass --insecure (grpc.insecure: true) to accept the risk")
+    return [f"gRPC API served on {address} without TLS (--insecure): any host that reaches it can command devices"]
+
+
+class ApiServer:
+    """The gRPC server and its health servicer."""
+
+    def __init__(self, app: BridgeApp, address: str, max_receive_bytes: int) -> None:
+        self.address = address
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.so_reuseport", 0),
+        ])
+        pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(app), self.server)
+        pb.telemetry_grpc.add_TelemetryServiceServicer_to_server(TelemetryService(app), self.server)
+        pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
+        pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(app), self.server)
+        self.health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server)
+        self.port = 0
+
+    async def start(self) -> int:
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError:
+            self.port = 0
+        if not self.port:
+            raise ConfigError(f"cannot bind the gRPC API to {self.address} (address in use or not local?)")
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)

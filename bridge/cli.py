@@ -1,0 +1,122 @@
+"""The `linebridge` command: run a bridge, the demo, simulators, and talk to a running bridge."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from importlib.metadata import entry_points
+
+from bridge import __version__
+from bridge.config import load_config
+from bridge.driver_catalog import DriverCatalog
+from bridge.errors import ConfigError, LinebridgeError
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linebridge", description="Robot and machine integration bridge.")
+    p.add_argument("--version", action="version", version=f"linebridge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a bridge from a config file")
+    run.add_argument("-c", "--config", required=True, help="YAML config file")
+    run.add_argument("--insecure", action="store_true", help="allow serving a non-loopback address without TLS")
+    run.add_argument("--check", action="store_true", help="validate the config and exit")
+
+    demo = sub.add_parser("demo", help="run a bridge with a simulated cell")
+    demo.add_argument("--robots", type=int, default=3, help="simulated OPC UA robots (default 3)")
+    demo.add_argument("--grpc", default=DEFAULT_TARGET, help="gRPC address (default %(default)s)")
+    demo.add_argument("--metrics", default="127.0.0.1:9464", help="metrics address (default %(default)s)")
+    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=100, help="simulator update rate in Hz (default 100)")
+
+    simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
+    simp.add_argument("simulator", help="simulator name: " + ", ".join(sorted(_simulators())))
+    simp.add_argument("args", nargs=argparse.REMAINDER)
+
+    def client(name: str, text: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--target", default=DEFAULT_TARGET, help="bridge gRPC address (default %(default)s)")
+        return c
+
+    devices = client("devices", "list devices")
+    devices.add_argument("--detail", action="store_true", help="show signals, methods and driver details")
+    client("info", "show bridge information")
+    watch = client("watch", "stream signals (path globs)")
+    watch.add_argument("paths", nargs="+")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many samples")
+    watch.add_argument("--on-change", action="store_true", help="only changed values")
+    watch.add_argument("--deadband", type=float, default=0.0)
+    watch.add_argument("--interval", type=float, default=0.0, help="sample every N seconds instead")
+    read = client("read", "read current values")
+    read.add_argument("paths", nargs="+")
+    read.add_argument("--from-device", action="store_true", help="ask the device instead of the latest values")
+    write = client("write", "write values: DEVICE/SIGNAL=VALUE ...")
+    write.add_argument("assignments", nargs="+")
+    write.add_argument("--timeout", type=float, default=0.0)
+    call = client("call", "call a device method: DEVICE METHOD [ARG ...]")
+    call.add_argument("device")
+    call.add_argument("method")
+    call.add_argument("args", nargs="*")
+    call.add_argument("--timeout", type=float, default=0.0)
+    stop = client("stop", "send a protective stop request to a device (never a substitute for the e-stop)")
+    stop.add_argument("device")
+    return p
+
+
+def _simulators() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="linebridge.simulators")}
+
+
+def _run_simulator(name: str, args: list[str]) -> int:
+    sims = _simulators()
+    if name not in sims:
+        print(f"linebridge sim: unknown simulator {name!r} (known: {', '.join(sorted(sims)) or 'none'})",
+              file=sys.stderr)
+        return 2
+    return int(sims[name].load()(args) or 0)  # type: ignore[attr-defined]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bridge.runner import run_bridge, setup_logging
+
+    drivers = DriverCatalog.from_entry_points()
+    config = load_config(args.config)
+    drivers.check(config, args.config)
+    if args.check:
+        print(f"{args.config}: OK ({len(config.devices)} device(s))")
+        return 0
+    setup_logging(config.bridge.log_level)
+    asyncio.run(run_bridge(config, drivers, insecure=args.insecure))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"] and len(argv) >= 2 and argv[1] not in ("-h", "--help"):
+        return _run_simulator(argv[1], argv[2:])
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            from bridge.demo import run_demo
+            return run_demo(args)
+        if args.command == "sim":
+            return _run_simulator(args.simulator, args.args)
+        from bridge.cli_client import run_client
+        return asyncio.run(run_client(args))
+    except ConfigError as exc:
+        print(f"linebridge: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except LinebridgeError as exc:
+        print(f"linebridge: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""A small async client for the Linebridge API, used by the CLI, the examples and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from bridge.api import pb
+
+_COLUMNS = {1: "double_values", 2: "int_values", 3: "bool_values", 4: "string_values"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One decoded sample."""
+
+    path: str
+    value: float | int | bool | str
+    timestamp_ns: int
+    quality: int
+
+
+class CatalogDecoder:
+    """Keeps a stream's catalog and turns columnar batches back into samples."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, pb.telemetry.CatalogEntry] = {}
+
+    def apply(self, catalog: pb.telemetry.Catalog) -> None:
+        for alias in catalog.removed_aliases:
+            self.entries.pop(alias, None)
+        for entry in catalog.entries:
+            self.entries[entry.alias] = entry
+
+    def decode(self, batch: pb.telemetry.SampleBatch) -> Iterator[Sample]:
+        """Samples in order; raises KeyError for an alias the catalog never announced."""
+        cursors = dict.fromkeys(_COLUMNS, 0)
+        columns = {t: getattr(batch, name) for t, name in _COLUMNS.items()}
+        qualities = batch.qualities
+        for i, alias in enumerate(batch.aliases):
+            entry = self.entries[alias]
+            t = entry.value_type
+            value = columns[t][cursors[t]]
+            cursors[t] += 1
+            yield Sample(entry.path, value, batch.timestamps[i], qualities[i] if qualities else 1)
+
+
+def value_message(value: float | int | bool | str) -> pb.common.Value:
+    if isinstance(value, bool):
+        return pb.common.Value(bool_value=value)
+    if isinstance(value, int):
+        return pb.common.Value(int_value=value)
+    if isinstance(value, float):
+        return pb.common.Value(double_value=value)
+    return pb.common.Value(string_value=value)
+
+
+def value_of(message: pb.common.Value) -> float | int | bool | str | None:
+    kind = message.WhichOneof("kind")
+    return None if kind is None else getattr(message, kind)
+
+
+class Client:
+    """Async stubs for every Linebridge service over one channel."""
+
+    def __init__(self, target: str = "127.0.0.1:50051") -> None:
+        self.target = target
+        self.channel = grpc.aio.insecure_channel(target)
+        self.devices = pb.device_grpc.DeviceServiceStub(self.channel)
+        self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(self.channel)
+        self.commands = pb.command_grpc.CommandServiceStub(self.channel)
+        self.bridge = pb.bridge_grpc.BridgeServiceStub(self.channel)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def list_devices(self) -> list[pb.device.Device]:
+        return list((await self.devices.ListDevices(pb.device.ListDevicesRequest())).devices)
+
+    async def samples(self, paths: Sequence[str], **options: object) -> AsyncIterator[Sample | str]:
+        """Decoded samples of a subscription; also yields "sync", "heartbeat" and "dropped:N" markers."""
+        decoder = CatalogDecoder()
+        request = pb.telemetry.SubscribeRequest(paths=list(paths), **options)  # type: ignore[arg-type]
+        async for update in self.telemetry.Subscribe(request):
+            kind = update.WhichOneof("update")
+            if kind == "catalog":
+                decoder.apply(update.catalog)
+            elif kind == "batch":
+                for sample in decoder.decode(update.batch):
+                    yield sample
+            elif kind == "dropped":
+                yield f"dropped:{update.dropped.samples}"
+            else:
+                yield kind
+
+    async def execute(self, request: pb.command.ExecuteRequest) -> list[pb.command.CommandEvent]:
+        """Run a command and return all its events (the last one is final)."""
+        return [event async for event in self.commands.Execute(request)]

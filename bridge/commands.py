@@ -1,0 +1,398 @@
+"""Commands: validation, lifecycle, idempotency, per-device queue, deadlines, cancel, Stop preemption."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from bridge.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    LinebridgeError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    Unsupported,
+)
+from bridge.model import CommandKind, CommandRequest, Pose, Value, coerce
+from bridge.registry import DeviceRecord, DeviceRegistry
+from drivers.base import Driver
+
+log = logging.getLogger(__name__)
+
+
+class CommandState(IntEnum):
+    """Lifecycle states; numbers match linebridge.v1.CommandState."""
+
+    QUEUED = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    REJECTED = 5
+    CANCELLED = 6
+    TIMED_OUT = 7
+
+    @property
+    def final(self) -> bool:
+        return self >= CommandState.SUCCEEDED
+
+
+@dataclass(slots=True)
+class CommandSpec:
+    """What a caller asks for, before validation (values as the caller sent them)."""
+
+    device_id: str
+    kind: CommandKind
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    method: str = ""
+    args: list[Any] = field(default_factory=list)
+    joint_positions: list[float] = field(default_factory=list)
+    pose: Pose | None = None
+    speed: float = 0.0
+    acceleration: float = 0.0
+    program: str = ""
+    idempotency_key: str = ""
+    timeout: float | None = None
+    origin: str = "grpc"
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """A command and where it is in its lifecycle."""
+
+    id: str
+    spec: CommandSpec
+    state: CommandState = CommandState.QUEUED
+    progress: float = 0.0
+    progress_message: str = ""
+    result: list[Value] = field(default_factory=list)
+    error_reason: str = ""
+    error_message: str = ""
+    created_ns: int = field(default_factory=time.time_ns)
+    updated_ns: int = field(default_factory=time.time_ns)
+    request: CommandRequest | None = None
+    deadline: float = math.inf  # loop time
+    watchers: list[asyncio.Queue[CommandEvent]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent:
+    """One state change or progress report of a command, as it was at that moment."""
+
+    command_id: str
+    state: CommandState
+    progress: float
+    progress_message: str
+    result: tuple[Value, ...]
+    error_reason: str
+    error_message: str
+    time_ns: int
+
+    @classmethod
+    def of(cls, record: CommandRecord) -> CommandEvent:
+        return cls(record.id, record.state, record.progress, record.progress_message, tuple(record.result),
+                   record.error_reason, record.error_message, record.updated_ns)
+
+
+Finished = Callable[[CommandRecord, float], None]
+
+
+class CommandManager:
+    """Accepts commands, runs them one at a time per device (Stop excepted), keeps a history."""
+
+    def __init__(self, registry: DeviceRegistry, driver_of: Callable[[str], Driver | None],
+                 default_timeout: float = 10.0, max_timeout: float = 600.0, queue_limit: int = 100,
+                 history: int = 1000, on_finished: Finished | None = None) -> None:
+        self.registry = registry
+        self._driver_of = driver_of
+        self.default_timeout, self.max_timeout = default_timeout, max_timeout
+        self.queue_limit, self.history_limit = queue_limit, history
+        self._on_finished = on_finished
+        self._history: OrderedDict[str, CommandRecord] = OrderedDict()
+        self._keys: dict[tuple[str, str], str] = {}
+        self._queues: dict[str, deque[CommandRecord]] = {}
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, CommandRecord] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._seq = itertools.count(1)
+
+    # -- submit ------------------------------------------------------------------------------
+    def submit(self, spec: CommandSpec) -> tuple[CommandRecord, bool]:
+        """Validate and queue a command. Returns (record, existed); raises when rejected."""
+        if spec.idempotency_key:
+            existing_id = self._keys.get((spec.device_id, spec.idempotency_key))
+            if existing_id is not None and existing_id in self._history:
+                existing = self._history[existing_id]
+                if existing.spec.kind != spec.kind or existing.spec.writes != spec.writes \
+                        or existing.spec.method != spec.method or existing.spec.args != spec.args:
+                    raise InvalidArgument(f"idempotency key {spec.idempotency_key!r} was used for a different command")
+                return existing, True
+        record = CommandRecord(id=f"cmd-{next(self._seq)}-{uuid.uuid4().hex[:8]}", spec=spec)
+        try:
+            timeout = self._timeout(spec)
+            device = self.registry.get(spec.device_id)
+            if device.description is not None:  # validate against what the device last described
+                record.request = self._resolve(spec, device)
+            if not device.available:
+                raise Unavailable(f"device {spec.device_id!r} is {device.state.name.lower()}"
+                                  + (f": {device.state_reason}" if device.state_reason else ""))
+            queue = self._queues.setdefault(spec.device_id, deque())
+            if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
+                raise ResourceExhausted(f"device {spec.device_id!r} has {len(queue)} commands queued")
+        except LinebridgeError as exc:
+            self._remember(record)
+            self._finish(record, CommandState.REJECTED, exc.reason, str(exc))
+            raise
+        loop = asyncio.get_running_loop()
+        record.deadline = loop.time() + timeout
+        self._remember(record)
+        if spec.idempotency_key:
+            self._keys[(spec.device_id, spec.idempotency_key)] = record.id
+        if spec.kind is CommandKind.STOP:
+            self._preempt(spec.device_id)
+            self._start(record)
+        else:
+            record.timer = loop.call_at(record.deadline, self._expire_queued, record)
+            queue.append(record)
+            self._wake(spec.device_id)
+        return record, False
+
+    def _timeout(self, spec: CommandSpec) -> float:
+        timeout = self.default_timeout if spec.timeout is None else spec.timeout
+        if not 0 < timeout <= self.max_timeout:
+            raise InvalidArgument(f"timeout must be between 0 and {self.max_timeout:g} s, got {timeout:g}")
+        return timeout
+
+    def _resolve(self, spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
+        desc = device.description
+        offered = desc.commands if desc is not None else frozenset()
+        if spec.kind not in offered:
+            supported = ", ".join(sorted(offered)) or "none"
+            raise Unsupported(f"device {device.id!r} does not support {spec.kind} commands (supports: {supported})")
+        request = CommandRequest(kind=spec.kind, speed=spec.speed, acceleration=spec.acceleration,
+                                 program=spec.program, pose=spec.pose)
+        if spec.kind is CommandKind.WRITE:
+            request.writes = self._resolve_writes(spec, device)
+        elif spec.kind is CommandKind.INVOKE:
+            request.method, request.args = self._resolve_call(spec, device)
+        elif spec.kind is CommandKind.MOVE_JOINTS:
+            if not spec.joint_positions or not all(math.isfinite(p) for p in spec.joint_positions):
+                raise InvalidArgument("move_joints needs finite joint positions")
+            request.joint_positions = list(spec.joint_positions)
+        elif spec.kind is CommandKind.MOVE_LINEAR and spec.pose is None:
+            raise InvalidArgument("move_linear needs a target pose")
+        if spec.speed < 0 or spec.acceleration < 0:
+            raise InvalidArgument("speed and acceleration must not be negative")
+        return request
+
+    def _resolve_writes(self, spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
+        if not spec.writes:
+            raise InvalidArgument("write needs at least one signal")
+        resolved = []
+        for path, value in spec.writes:
+            prefix = f"{device.id}/"
+            signal = device.signal(path[len(prefix):] if path.startswith(prefix) else path)
+            if not signal.access.writable:
+                raise InvalidArgument(f"signal {device.id}/{signal.path} is read-only")
+            try:
+                resolved.append((signal, coerce(value, signal.value_type)))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{device.id}/{signal.path}: {exc}") from None
+        return resolved
+
+    def _resolve_call(self, spec: CommandSpec, device: DeviceRecord) -> tuple[Any, list[Value]]:
+        methods = {m.name: m for m in device.description.methods} if device.description else {}
+        method = methods.get(spec.method)
+        if method is None:
+            raise NotFound(f"device {device.id!r} has no method {spec.method!r}"
+                           f" (methods: {', '.join(sorted(methods)) or 'none'})")
+        if len(spec.args) != len(method.inputs):
+            raise InvalidArgument(f"{spec.method} takes {len(method.inputs)} argument(s), got {len(spec.args)}")
+        args = []
+        for arg, value in zip(method.inputs, spec.args, strict=True):
+            try:
+                args.append(coerce(value, arg.value_type))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{spec.method} argument {arg.name!r}: {exc}") from None
+        return method, args
+
+    # -- queries -----------------------------------------------------------------------------
+    def get(self, command_id: str) -> CommandRecord:
+        try:
+            return self._history[command_id]
+        except KeyError:
+            raise NotFound(f"unknown command {command_id!r}") from None
+
+    def list(self, device_id: str = "", limit: int = 100) -> list[CommandRecord]:
+        out = []
+        for record in reversed(self._history.values()):
+            if not device_id or record.spec.device_id == device_id:
+                out.append(record)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def follow(self, record: CommandRecord) -> AsyncIterator[CommandEvent]:
+        """The command's state now, then every change in order, until a final state."""
+        queue: asyncio.Queue[CommandEvent] = asyncio.Queue()
+        record.watchers.append(queue)
+        try:
+            event = CommandEvent.of(record)
+            yield event
+            while not event.state.final:
+                event = await queue.get()
+                yield event
+        finally:
+            record.watchers.remove(queue)
+
+    # -- cancel ------------------------------------------------------------------------------
+    def cancel(self, command_id: str, reason: str = "cancelled by request") -> CommandRecord:
+        record = self.get(command_id)
+        if record.state is CommandState.QUEUED:
+            self._queues.get(record.spec.device_id, deque()).remove(record)
+            self._finish(record, CommandState.CANCELLED, "CANCELLED", reason)
+        elif record.state is CommandState.RUNNING and record.task is not None:
+            record.error_message = reason
+            record.task.cancel()
+        elif record.state.final:
+            raise FailedPrecondition(f"command {command_id} already ended ({record.state.name})")
+        return record
+
+    def _preempt(self, device_id: str) -> None:
+        queue = self._queues.get(device_id, deque())
+        while queue:
+            self._finish(queue.popleft(), CommandState.CANCELLED, "PREEMPTED", "preempted by stop")
+        running = self._running.get(device_id)
+        if running is not None and running.task is not None:
+            running.error_message = "preempted by stop"
+            running.task.cancel()
+
+    # -- running -----------------------------------------------------------------------------
+    def _wake(self, device_id: str) -> None:
+        if device_id not in self._workers:
+            self._wakers[device_id] = asyncio.Event()
+            self._workers[device_id] = asyncio.create_task(self._worker(device_id), name=f"commands:{device_id}")
+        self._wakers[device_id].set()
+
+    async def _worker(self, device_id: str) -> None:
+        queue, waker = self._queues[device_id], self._wakers[device_id]
+        while True:
+            while not queue:
+                waker.clear()
+                await waker.wait()
+            record = queue.popleft()
+            self._running[device_id] = record
+            task = self._start(record)
+            try:
+                await asyncio.wait([task])
+            finally:
+                self._running.pop(device_id, None)
+                if not task.done():  # the worker itself was cancelled: shutting down
+                    task.cancel()
+
+    def _start(self, record: CommandRecord) -> asyncio.Task[None]:
+        """Run one command in its own task, so cancelling it never touches the queue worker."""
+        task = record.task = asyncio.create_task(self._run(record), name=f"command:{record.id}")
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+        return task
+
+    async def _run(self, record: CommandRecord) -> None:
+        if record.timer is not None:
+            record.timer.cancel()
+        if record.state.final:
+            return
+        loop = asyncio.get_running_loop()
+        self._update(record, state=CommandState.RUNNING)
+        started = time.monotonic()
+        try:
+            driver = self._driver_of(record.spec.device_id)
+            device = self.registry.find(record.spec.device_id)
+            if driver is None or device is None or not device.available:
+                raise Unavailable(f"device {record.spec.device_id!r} went offline before the command ran")
+            remaining = record.deadline - loop.time()
+            if remaining <= 0:
+                raise DeadlineExceeded("deadline passed while queued")
+            assert record.request is not None
+            result = await asyncio.wait_for(driver.execute(record.request, self._progress(record)), remaining)
+        except asyncio.CancelledError:
+            reason = record.error_message or "cancelled"
+            self._finish(record, CommandState.CANCELLED, "PREEMPTED" if "stop" in reason else "CANCELLED", reason)
+        except (TimeoutError, DeadlineExceeded):
+            self._finish(record, CommandState.TIMED_OUT, "DEADLINE_EXCEEDED",
+                         f"no result within {record.spec.timeout or self.default_timeout:g} s")
+        except LinebridgeError as exc:
+            self._finish(record, CommandState.FAILED, exc.reason, str(exc))
+        except Exception as exc:  # a driver bug or protocol error: fail the command, keep the bridge
+            log.warning("command %s on %s failed: %r", record.id, record.spec.device_id, exc)
+            self._finish(record, CommandState.FAILED, "DEVICE_ERROR", f"{type(exc).__name__}: {exc}")
+        else:
+            record.result = list(result.values)
+            self._finish(record, CommandState.SUCCEEDED, "", result.message, progress=1.0)
+        finally:
+            record.task = None
+            if self._on_finished is not None and record.state.final:
+                self._on_finished(record, time.monotonic() - started)
+
+    def _progress(self, record: CommandRecord) -> Callable[[float, str], None]:
+        def report(fraction: float, message: str = "") -> None:
+            if record.state is CommandState.RUNNING:
+                self._update(record, progress=max(0.0, min(1.0, fraction)), progress_message=message)
+        return report
+
+    def _expire_queued(self, record: CommandRecord) -> None:
+        if record.state is CommandState.QUEUED:
+            queue = self._queues.get(record.spec.device_id)
+            if queue is not None and record in queue:
+                queue.remove(record)
+            self._finish(record, CommandState.TIMED_OUT, "DEADLINE_EXCEEDED", "deadline passed while queued")
+
+    def _finish(self, record: CommandRecord, state: CommandState, reason: str, message: str,
+                progress: float | None = None) -> None:
+        if record.timer is not None:
+            record.timer.cancel()
+        self._update(record, state=state, error_reason=reason if state is not CommandState.SUCCEEDED else "",
+                     error_message=message if state is not CommandState.SUCCEEDED else "",
+                     progress_message=message if state is CommandState.SUCCEEDED else record.progress_message,
+                     progress=record.progress if progress is None else progress)
+        if state is CommandState.REJECTED and self._on_finished is not None:
+            self._on_finished(record, 0.0)
+
+    def _update(self, record: CommandRecord, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.updated_ns = time.time_ns()
+        if record.watchers:
+            event = CommandEvent.of(record)
+            for queue in record.watchers:
+                queue.put_nowait(event)
+
+    def _remember(self, record: CommandRecord) -> None:
+        self._history[record.id] = record
+        while len(self._history) > self.history_limit:
+            oldest_id, oldest = next(iter(self._history.items()))
+            if not oldest.state.final:
+                break
+            del self._history[oldest_id]
+            if oldest.spec.idempotency_key:
+                self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
+
+    async def close(self) -> None:
+        tasks = [*self._workers.values(), *self._side_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()

@@ -1,0 +1,115 @@
+"""Zeroconf discovery: one browser for every service type the drivers declare."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from zeroconf import ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from bridge.errors import InvalidArgument
+from drivers.base import DiscoveredDevice, Driver, MdnsService
+
+log = logging.getLogger(__name__)
+
+Found = Callable[[str, DiscoveredDevice, str], None]  # (driver type, device, mDNS name)
+
+MAX_TXT_VALUE = 255  # RFC 6763 §6.1: one TXT string is at most 255 bytes
+
+
+def decode_txt(properties: Mapping[bytes, bytes | None]) -> dict[str, str]:
+    """TXT records as text; keys or values that are not printable UTF-8 are dropped."""
+    out: dict[str, str] = {}
+    for raw_key, raw_value in properties.items():
+        try:
+            key = raw_key.decode("ascii").lower()
+            value = "" if raw_value is None else raw_value.decode("utf-8")
+        except (UnicodeDecodeError, AttributeError):
+            continue
+        if key.isprintable() and value.isprintable() and len(value) <= MAX_TXT_VALUE:
+            out[key] = value
+    return out
+
+
+def pick_address(addresses: Sequence[str]) -> str:
+    """The first usable IPv4 address (loopback included); InvalidArgument when there is none."""
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if address.version == 4 and not (address.is_multicast or address.is_unspecified):
+            return text
+    raise InvalidArgument(f"no usable IPv4 address in {list(addresses)}")
+
+
+def instance_of(name: str, service_type: str) -> str:
+    """'robot-1._opcua-tcp._tcp.local.' -> 'robot-1'."""
+    suffix = "." + service_type
+    return name[: -len(suffix)] if name.endswith(suffix) else name.split(".", 1)[0]
+
+
+class Discovery:
+    """Browses for the drivers' service types and reports each usable service once per change."""
+
+    def __init__(self, service_types: Mapping[str, type[Driver]], on_found: Found,
+                 interfaces: Sequence[str], resolve_timeout: float = 3.0) -> None:
+        self._types = dict(service_types)
+        self._on_found = on_found
+        self._interfaces = list(interfaces)
+        self._timeout_ms = int(resolve_timeout * 1000)
+        self.zeroconf: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rejected: set[tuple[str, str]] = set()
+
+    async def start(self, zeroconf: AsyncZeroconf | None = None) -> None:
+        # Explicit interfaces: never multicast on every NIC of the machine by default.
+        self.zeroconf = zeroconf or AsyncZeroconf(interfaces=self._interfaces)
+        if self._types:
+            self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(self._types), handlers=[self._on_change])
+
+    async def stop(self) -> None:
+        if self._browser is not None:
+            await self._browser.async_cancel()
+            self._browser = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            log.info("mDNS service %s went away", name)
+            return
+        task = asyncio.get_running_loop().create_task(self._resolve(service_type, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve(self, service_type: str, name: str) -> None:
+        assert self.zeroconf is not None
+        info = AsyncServiceInfo(service_type, name)
+        if not await info.async_request(self.zeroconf.zeroconf, self._timeout_ms):
+            log.warning("mDNS service %s did not resolve within %d ms", name, self._timeout_ms)
+            return
+        driver = self._types.get(service_type)
+        if driver is None:
+            return
+        try:
+            service = MdnsService(
+                service_type=service_type,
+                instance=instance_of(name, service_type),
+                host=pick_address(info.parsed_addresses()),
+                port=int(info.port or 0),
+                properties=decode_txt(info.properties),
+            )
+            device = driver.from_mdns(service)
+        except InvalidArgument as exc:
+            key = (name, str(exc))
+            if key not in self._rejected:  # say it once, not at every re-announcement
+                self._rejected.add(key)
+                log.warning("ignoring mDNS service %s: %s", name, exc)
+            return
+        self._on_found(driver.type_name, device, name)

@@ -1,0 +1,75 @@
+"""Driver types the bridge can load: entry points of group `linebridge.drivers`, keyed by type name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.config import Config, describe_validation_error
+from bridge.errors import ConfigError
+from drivers.base import Driver, DriverContext, DriverOptions
+
+log = logging.getLogger(__name__)
+GROUP = "linebridge.drivers"
+
+
+class DriverCatalog:
+    """A registry of driver classes with their options validators and the mDNS types they match."""
+
+    def __init__(self, classes: Mapping[str, type[Driver]]) -> None:
+        self._classes = dict(classes)
+
+    @classmethod
+    def from_entry_points(cls) -> DriverCatalog:
+        """Every installed driver; one that fails to import is logged and left out."""
+        classes: dict[str, type[Driver]] = {}
+        for ep in entry_points(group=GROUP):
+            try:
+                loaded = ep.load()
+            except Exception as exc:
+                log.error("driver %r (%s) failed to load: %s", ep.name, ep.value, exc)
+                continue
+            if not (isinstance(loaded, type) and issubclass(loaded, Driver)):
+                log.error("driver %r (%s) is not a Driver subclass", ep.name, ep.value)
+                continue
+            classes[ep.name] = loaded
+        return cls(classes)
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[Driver]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise ConfigError(f"unknown driver {name!r} (known: {', '.join(self.names()) or 'none'})") from None
+
+    def service_types(self) -> dict[str, type[Driver]]:
+        """mDNS service type -> the driver that handles it."""
+        return {m.service_type: cls for cls in self._classes.values() for m in cls.discovery}
+
+    def options(self, name: str, raw: Mapping[str, Any], source: str = "", where: str = "options") -> DriverOptions:
+        """Validate raw driver options; ConfigError naming the field on failure."""
+        driver = self.get(name)
+        try:
+            return driver.options_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            prefix = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+            raise ConfigError(describe_validation_error(source or "config", exc, driver.options_model, prefix)) from None
+
+    def check(self, config: Config, source: str) -> None:
+        """Validate every configured device's driver name and options before anything starts."""
+        for i, device in enumerate(config.devices):
+            if device.driver not in self._classes:
+                raise ConfigError(f"{source}: devices[{i}].driver: unknown driver {device.driver!r}"
+                                  f" (known: {', '.join(self.names()) or 'none'})")
+            self.options(device.driver, device.options, source, f"devices.{i}.options")
+
+    def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
+        driver = self.get(name)
+        ctx = DriverContext(device_id, endpoint, options, logging.getLogger(f"drivers.{name}.{device_id}"))
+        return driver(ctx)

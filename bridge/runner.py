@@ -1,0 +1,53 @@
+"""Run a bridge until SIGINT/SIGTERM, then stop it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from bridge.app import BridgeApp
+from bridge.config import Config
+from bridge.driver_catalog import DriverCatalog
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("asyncua", "zeroconf", "pymodbus"):  # their INFO chatter is per request
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (so Ctrl-C ends in an orderly stop, not a traceback)."""
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def run_bridge(config: Config, drivers: DriverCatalog, insecure: bool = False,
+                     while_running: Callable[[BridgeApp], Awaitable[None]] | None = None) -> None:
+    """Start a bridge, run `while_running` (or wait for a signal), stop the bridge."""
+    stop = stop_event()
+    app = BridgeApp(config, drivers, insecure=insecure)
+    await app.start()
+    try:
+        if while_running is None:
+            await stop.wait()
+        else:
+            task = asyncio.create_task(while_running(app))
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (task, waiter):
+                t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        log.info("stopping bridge")
+        await app.stop()

@@ -1,0 +1,141 @@
+"""One supervisor per device: connect, stream, notice failure, back off, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.errors import Unavailable
+from bridge.model import DeviceState, SampleBatch
+from bridge.registry import DeviceRegistry
+from bridge.telemetry import TelemetryBus
+from drivers.base import Driver, StreamHints, all_signals
+
+log = logging.getLogger(__name__)
+
+DriverFactory = Callable[[str], Driver]  # endpoint -> a new driver instance
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter (delays in seconds)."""
+
+    initial: float = 0.2
+    maximum: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        cap = min(self.maximum, self.initial * (2 ** min(attempt, 30)))
+        return random.uniform(cap / 2, cap)
+
+
+class _Channel:
+    """The sink a driver streams into: publishes to the bus, reports degraded state."""
+
+    def __init__(self, session: DeviceSession) -> None:
+        self._session = session
+        self._bus = session.bus
+
+    def publish(self, batch: SampleBatch) -> None:
+        self._bus.publish(batch)
+
+    def degraded(self, reason: str | None) -> None:
+        self._session.set_degraded(reason)
+
+
+class DeviceSession:
+    """Owns the driver of one device and its connection lifecycle."""
+
+    def __init__(self, device_id: str, factory: DriverFactory, registry: DeviceRegistry, bus: TelemetryBus,
+                 hints: StreamHints, backoff: Backoff, connect_timeout: float,
+                 on_reconnect: Callable[[str], None] | None = None) -> None:
+        self.device_id = device_id
+        self.registry, self.bus = registry, bus
+        self._factory, self._hints, self._backoff = factory, hints, backoff
+        self._connect_timeout = connect_timeout
+        self._on_reconnect = on_reconnect
+        self.driver: Driver | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self.connections = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"session:{self.device_id}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._close_driver()
+
+    def restart(self) -> None:
+        """Drop the connection now and reconnect (e.g. the device moved to a new endpoint)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = asyncio.create_task(self._restart_after(self._task), name=f"session:{self.device_id}")
+
+    async def _restart_after(self, old: asyncio.Task[None]) -> None:
+        await asyncio.gather(old, return_exceptions=True)
+        await self._close_driver()
+        self._failures = 0
+        await self._supervise()
+
+    def set_degraded(self, reason: str | None) -> None:
+        record = self.registry.find(self.device_id)
+        if record is None or not record.available:
+            return
+        if reason:
+            self.registry.set_state(self.device_id, DeviceState.DEGRADED, reason)
+        else:
+            self.registry.set_state(self.device_id, DeviceState.ONLINE)
+
+    def _set_state(self, state: DeviceState, reason: str = "") -> None:
+        if self.registry.find(self.device_id) is not None:
+            self.registry.set_state(self.device_id, state, reason)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._connect_and_stream()
+                reason = "stream ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the driver raised: the session decides what happens
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            await self._close_driver()
+            self._set_state(DeviceState.OFFLINE, reason)
+            if self._failures == 0:  # log a failure once, and its recovery once
+                log.warning("device %s offline: %s (retrying with backoff)", self.device_id, reason)
+            delay = self._backoff.delay(self._failures)
+            self._failures += 1
+            await asyncio.sleep(delay)
+
+    async def _connect_and_stream(self) -> None:
+        record = self.registry.get(self.device_id)
+        self._set_state(DeviceState.CONNECTING)
+        driver = self.driver = self._factory(record.endpoint)
+        try:
+            description = await asyncio.wait_for(driver.connect(), self._connect_timeout)
+        except TimeoutError:
+            raise Unavailable(f"connect to {record.endpoint} timed out after {self._connect_timeout:g} s") from None
+        self.registry.set_description(self.device_id, description, driver.diagnostics())
+        self._set_state(DeviceState.ONLINE)
+        self.connections += 1
+        if self._failures:
+            log.info("device %s back online after %d failed attempt(s)", self.device_id, self._failures)
+            if self._on_reconnect is not None:
+                self._on_reconnect(self.device_id)
+        self._failures = 0
+        await driver.stream(all_signals(description), _Channel(self), self._hints)
+
+    async def _close_driver(self) -> None:
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            try:
+                await asyncio.wait_for(driver.close(), 5.0)
+            except Exception as exc:
+                log.debug("device %s: close failed: %s", self.device_id, exc)

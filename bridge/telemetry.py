@@ -1,0 +1,412 @@
+"""The telemetry bus: fan-out of columnar batches to subscribers that never block a driver."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from bridge.errors import NotFound, ResourceExhausted
+from bridge.model import Quality, SampleBatch, Signal, Value, ValueType
+from bridge.paths import PathGlob, compile_glob
+from bridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+
+log = logging.getLogger(__name__)
+
+ALL = None  # selection of every signal of a device
+
+
+class Trigger(Enum):
+    """When a streaming subscription sends samples."""
+
+    ALL = 1
+    ON_CHANGE = 2
+    SAMPLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOptions:
+    """What a subscriber asked for (seconds for every interval)."""
+
+    once: bool = False
+    trigger: Trigger = Trigger.ALL
+    sample_interval: float = 1.0
+    deadband: float = 0.0
+    heartbeat_interval: float = 0.0
+    max_latency: float = 0.01
+    max_size: int = 10_000
+
+
+@dataclass(slots=True)
+class CatalogUpdate:
+    """New aliases (alias, full path, signal) and aliases that went away."""
+
+    entries: list[tuple[int, str, Signal]]
+    removed: list[int]
+
+
+@dataclass(slots=True)
+class BatchUpdate:
+    """Batches to send as one message; columns concatenate in order."""
+
+    batches: list[SampleBatch]
+
+
+@dataclass(slots=True)
+class SyncUpdate:
+    """Initial values have been sent."""
+
+
+@dataclass(slots=True)
+class DroppedUpdate:
+    """Samples lost by this subscriber since the last notice."""
+
+    samples: int
+    total: int
+    reason: str
+
+
+@dataclass(slots=True)
+class HeartbeatUpdate:
+    """Nothing to send for heartbeat_interval."""
+
+    time_ns: int
+
+
+Update = CatalogUpdate | BatchUpdate | SyncUpdate | DroppedUpdate | HeartbeatUpdate
+Tap = Callable[[SampleBatch], None]
+
+
+def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
+    """The samples of `batch` whose alias is in `keep` (used only for partial selections)."""
+    idx = [i for i, a in enumerate(batch.aliases) if a in keep]
+    if len(idx) == len(batch.aliases):
+        return batch
+    q = batch.qualities
+    return SampleBatch(
+        device_id=batch.device_id,
+        aliases=[batch.aliases[i] for i in idx],
+        values=[batch.values[i] for i in idx],
+        timestamps=[batch.timestamps[i] for i in idx],
+        qualities=None if q is None else [q[i] for i in idx],
+        value_type=batch.value_type,
+    )
+
+
+class TelemetryBus:
+    """Takes batches from drivers, keeps the latest value of every signal, feeds subscribers."""
+
+    def __init__(self, registry: DeviceRegistry, queue_limit: int = 200_000, max_subscriptions: int = 256,
+                 on_batch: Callable[[SampleBatch], None] | None = None) -> None:
+        self.registry = registry
+        self.queue_limit = queue_limit
+        self.max_subscriptions = max_subscriptions
+        self.subscriptions: set[Subscription] = set()
+        self._taps: list[Tap] = []
+        self._values: dict[int, Value] = {}
+        self._times: dict[int, int] = {}
+        self._qualities: dict[int, int] = {}
+        self._on_batch = on_batch
+        self.samples_in = 0
+        self.samples_out = 0
+        self.samples_dropped = 0
+        registry.add_listener(self._device_changed)
+
+    # -- producers ---------------------------------------------------------------------------
+    def publish(self, batch: SampleBatch) -> None:
+        """Hand one batch to every interested consumer. Never blocks; O(batch) at most per consumer."""
+        n = len(batch.aliases)
+        if not n:
+            return
+        self.samples_in += n
+        self._values.update(zip(batch.aliases, batch.values, strict=True))
+        self._times.update(zip(batch.aliases, batch.timestamps, strict=True))
+        if batch.qualities is None:
+            self._qualities.update(dict.fromkeys(batch.aliases, Quality.GOOD))
+        else:
+            self._qualities.update(zip(batch.aliases, batch.qualities, strict=True))
+        if self._on_batch is not None:
+            self._on_batch(batch)
+        for tap in self._taps:
+            try:
+                tap(batch)
+            except Exception:
+                log.exception("telemetry tap failed")
+        for sub in self.subscriptions:
+            sub.offer(batch)
+
+    def add_tap(self, tap: Tap) -> Callable[[], None]:
+        """Call `tap(batch)` for every batch, synchronously; it must not block (the uplink's door)."""
+        self._taps.append(tap)
+        return lambda: self._taps.remove(tap) if tap in self._taps else None
+
+    # -- consumers ---------------------------------------------------------------------------
+    def latest(self, aliases: Sequence[int]) -> SampleBatch:
+        """The last known value of each alias that has one, as one batch."""
+        known = [a for a in aliases if a in self._values]
+        return SampleBatch(
+            device_id="",
+            aliases=known,
+            values=[self._values[a] for a in known],
+            timestamps=[self._times[a] for a in known],
+            qualities=[self._qualities[a] for a in known],
+        )
+
+    def resolve(self, globs: Sequence[PathGlob], record: DeviceRecord) -> frozenset[int] | None | bool:
+        """Which signals of `record` the globs select: ALL (None), a set of aliases, or False."""
+        if any(g.selects_whole_device(record.id) for g in globs):
+            return ALL if record.signals else False
+        chosen = frozenset(
+            s.alias for g in globs if g.matches_device(record.id)
+            for path, s in record.signals.items() if g.matches(f"{record.id}/{path}")
+        )
+        return chosen or False
+
+    def select(self, paths: Sequence[str]) -> list[PathGlob]:
+        """Compile globs; an exact path (no '*') must name a known signal (NotFound otherwise)."""
+        globs = [compile_glob(p) for p in paths]
+        for glob in globs:
+            if "*" not in glob.text:
+                device_id, _, signal_path = glob.text.partition("/")
+                self.registry.get(device_id).signal(signal_path)
+        return globs
+
+    def subscribe(self, paths: Sequence[str], options: SubscriptionOptions) -> Subscription:
+        globs = self.select(paths or ["*"])
+        if len(self.subscriptions) >= self.max_subscriptions:
+            raise ResourceExhausted(f"the bridge already serves {self.max_subscriptions} subscriptions")
+        sub = Subscription(self, globs, options, self.queue_limit)
+        self.subscriptions.add(sub)
+        return sub
+
+    def read_cached(self, paths: Sequence[str]) -> list[tuple[str, Signal]]:
+        """Full path and signal of every signal the paths select; NotFound when none is selected."""
+        globs = self.select(paths)
+        found: list[tuple[str, Signal]] = []
+        for record in self.registry:
+            sel = self.resolve(globs, record)
+            if sel is False:
+                continue
+            found += [(f"{record.id}/{p}", s) for p, s in record.signals.items() if sel is ALL or s.alias in sel]
+        if not found:
+            raise NotFound(f"no signal matches {', '.join(paths)}")
+        return found
+
+    def value_of(self, alias: int) -> tuple[Value, int, int] | None:
+        if alias not in self._values:
+            return None
+        return self._values[alias], self._times[alias], self._qualities[alias]
+
+    def _device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        for sub in self.subscriptions:
+            sub.device_changed(event, record)
+
+
+class Subscription:
+    """One subscriber: its selection, a bounded queue (drop-oldest), its batching window."""
+
+    def __init__(self, bus: TelemetryBus, globs: list[PathGlob], options: SubscriptionOptions,
+                 queue_limit: int) -> None:
+        self.bus, self.globs, self.options = bus, globs, options
+        self._limit = queue_limit
+        self._select: dict[str, frozenset[int] | None] = {}
+        self._queue: deque[SampleBatch] = deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._catalog_sent: dict[int, str] = {}
+        self._catalog_dirty = False
+        self.dropped_pending = 0
+        self.dropped_total = 0
+        for record in bus.registry:
+            self._reselect(record)
+
+    def close(self) -> None:
+        self.bus.subscriptions.discard(self)
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    # -- called by the bus (synchronous, never blocks) ---------------------------------------
+    def offer(self, batch: SampleBatch) -> None:
+        sel = self._select.get(batch.device_id, False)
+        if sel is False or self.options.trigger is Trigger.SAMPLE:
+            return
+        if sel is not ALL:
+            batch = filter_batch(batch, sel)
+            if not batch.aliases:
+                return
+        self._queue.append(batch)
+        self._queued += len(batch.aliases)
+        while self._queued > self._limit and len(self._queue) > 1:
+            lost = len(self._queue.popleft().aliases)
+            self._queued -= lost
+            self.dropped_pending += lost
+            self.dropped_total += lost
+            self.bus.samples_dropped += lost
+        self._wake.set()
+
+    def device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        if event is DeviceEvent.REMOVED:
+            self._select.pop(record.id, None)
+        else:
+            self._reselect(record)
+        self._catalog_dirty = True
+        self._wake.set()
+
+    def _reselect(self, record: DeviceRecord) -> None:
+        sel = self.bus.resolve(self.globs, record)
+        if sel is False:
+            self._select.pop(record.id, None)
+        else:
+            self._select[record.id] = sel
+
+    # -- consumed by the API stream ----------------------------------------------------------
+    def selected(self) -> list[tuple[int, str, Signal]]:
+        out = []
+        for device_id, sel in self._select.items():
+            record = self.bus.registry.find(device_id)
+            if record is None:
+                continue
+            out += [(s.alias, f"{device_id}/{p}", s) for p, s in record.signals.items()
+                    if sel is ALL or s.alias in sel]
+        return out
+
+    def catalog_delta(self) -> CatalogUpdate | None:
+        """Entries not yet sent and aliases no longer selected; None when nothing changed."""
+        self._catalog_dirty = False
+        current = {alias: (path, sig) for alias, path, sig in self.selected()}
+        new = [(a, p, s) for a, (p, s) in current.items() if self._catalog_sent.get(a) != p]
+        removed = [a for a in self._catalog_sent if a not in current]
+        for a in removed:
+            del self._catalog_sent[a]
+        for a, p, _ in new:
+            self._catalog_sent[a] = p
+        return CatalogUpdate(new, removed) if new or removed or not self._catalog_sent else None
+
+    def snapshot(self) -> SampleBatch:
+        return self.bus.latest([alias for alias, _, _ in self.selected()])
+
+    async def updates(self) -> AsyncIterator[Update]:
+        """Catalog, initial values, sync, then (STREAM) batches, drops and heartbeats until closed."""
+        opts = self.options
+        yield self.catalog_delta() or CatalogUpdate([], [])
+        initial = self.snapshot()
+        if initial.aliases:
+            yield BatchUpdate([initial])
+        yield SyncUpdate()
+        if opts.once:
+            return
+        changes = _ChangeFilter(opts.deadband, self.bus.registry.value_types) if opts.trigger is Trigger.ON_CHANGE else None
+        if changes is not None:
+            changes.seed(initial)
+        while True:
+            if self._catalog_dirty:
+                delta = self.catalog_delta()
+                if delta is not None:
+                    yield delta
+            if self.dropped_pending:
+                lost, self.dropped_pending = self.dropped_pending, 0
+                yield DroppedUpdate(lost, self.dropped_total, "subscriber queue full: oldest samples dropped")
+            if opts.trigger is Trigger.SAMPLE:
+                batches = await self._sampled()
+            else:
+                batches = await self._collect()
+            if batches is None:
+                yield HeartbeatUpdate(time.time_ns())
+                continue
+            if changes is not None:
+                batches = changes.apply(batches)
+            if batches:
+                self.bus.samples_out += sum(len(b.aliases) for b in batches)
+                yield BatchUpdate(batches)
+
+    async def _wait(self, timeout: float | None) -> bool:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _collect(self) -> list[SampleBatch] | None:
+        """Wait for data, then hold it for the batching window; None means heartbeat time."""
+        opts = self.options
+        heartbeat = opts.heartbeat_interval or None
+        while not self._queue:
+            self._wake.clear()
+            if self._catalog_dirty:
+                return []
+            if not await self._wait(heartbeat):
+                return None
+        deadline = time.monotonic() + opts.max_latency
+        while self._queued < opts.max_size and not self._catalog_dirty:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            await self._wait(remaining)
+        return self._take(opts.max_size)
+
+    def _take(self, max_size: int) -> list[SampleBatch]:
+        out: list[SampleBatch] = []
+        taken = 0
+        while self._queue and (taken < max_size or not out):
+            batch = self._queue.popleft()
+            out.append(batch)
+            taken += len(batch.aliases)
+        self._queued -= taken
+        return out
+
+    async def _sampled(self) -> list[SampleBatch] | None:
+        self._wake.clear()
+        await self._wait(self.options.sample_interval)
+        if self._catalog_dirty:
+            return []
+        snap = self.snapshot()
+        return [snap] if snap.aliases else []
+
+
+class _ChangeFilter:
+    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
+
+    def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
+        self.deadband = deadband
+        self.types = types
+        self.last: dict[int, Value] = {}
+
+    def seed(self, batch: SampleBatch) -> None:
+        self.last.update(zip(batch.aliases, batch.values, strict=True))
+
+    def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
+        out = []
+        for batch in batches:
+            keep = [i for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True)) if self._changed(a, v)]
+            if not keep:
+                continue
+            q = batch.qualities
+            out.append(SampleBatch(
+                device_id=batch.device_id,
+                aliases=[batch.aliases[i] for i in keep],
+                values=[batch.values[i] for i in keep],
+                timestamps=[batch.timestamps[i] for i in keep],
+                qualities=None if q is None else [q[i] for i in keep],
+                value_type=batch.value_type,
+            ))
+        return out
+
+    def _changed(self, alias: int, value: Value) -> bool:
+        old = self.last.get(alias, _MISSING)
+        if old is _MISSING or old != value and not (
+            self.deadband and isinstance(value, float | int) and not isinstance(value, bool)
+            and isinstance(old, float | int) and abs(value - old) <= self.deadband
+        ):
+            self.last[alias] = value
+            return True
+        return False
+
+
+_MISSING = object()

@@ -1,0 +1,1 @@
+"""A synthetic in-process device: no protocol, deterministic signals, for core tests and benchmarks."""

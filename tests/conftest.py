@@ -1,0 +1,112 @@
+"""Shared fixtures: a bridge on loopback with free ports, and a guard against leaked tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bridge.app import BridgeApp
+from bridge.client import Client
+from bridge.config import parse_config
+from bridge.driver_catalog import DriverCatalog
+from bridge.model import DeviceState
+
+OUR_CODE = ("/bridge/", "/drivers/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves one of our tasks running (library internals are not ours to judge)."""
+    yield
+    await asyncio.sleep(0)
+    current = asyncio.current_task()
+    leaked = []
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        code = getattr(coro, "cr_code", None) or getattr(coro, "ag_code", None)
+        filename = getattr(code, "co_filename", "")
+        if task is not current and not task.done() and any(part in filename for part in OUR_CODE):
+            leaked.append(task.get_name() + " " + getattr(coro, "__qualname__", ""))
+    assert not leaked, f"test leaked tasks: {leaked}"
+
+
+@pytest.fixture
+def catalog() -> DriverCatalog:
+    return DriverCatalog.from_entry_points()
+
+
+def make_config(devices: list[dict[str, Any]] | None = None, **sections: Any) -> Any:
+    data: dict[str, Any] = {
+        "bridge": {"id": "test-bridge"},
+        "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
+        "metrics": {"enabled": False},
+        "discovery": {"enabled": False},
+        "sessions": {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "connect_timeout_seconds": 3},
+        "devices": devices or [],
+    }
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    return parse_config(data, "test-config", env={})
+
+
+BridgeFactory = Callable[..., Awaitable[BridgeApp]]
+
+
+@pytest.fixture
+async def start_bridge(catalog: DriverCatalog) -> AsyncIterator[BridgeFactory]:
+    """Start bridges with the given devices; all are stopped after the test."""
+    apps: list[BridgeApp] = []
+
+    async def start(devices: list[dict[str, Any]] | None = None, **sections: Any) -> BridgeApp:
+        config = make_config(devices, **sections)
+        catalog.check(config, "test-config")
+        app = BridgeApp(config, catalog)
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop()
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[Callable[[BridgeApp], Client]]:
+    clients: list[Client] = []
+
+    def make(app: BridgeApp) -> Client:
+        client = Client(app.api_address)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def wait_for_state(app: BridgeApp, device_id: str, *states: DeviceState, timeout: float = 10.0) -> None:
+    """Wait until the device is in one of `states` (fails the test with the last state seen)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        record = app.registry.find(device_id)
+        if record is not None and record.state in states:
+            return
+        await asyncio.sleep(0.02)
+    record = app.registry.find(device_id)
+    seen = "absent" if record is None else f"{record.state.name} ({record.state_reason})"
+    raise AssertionError(f"device {device_id} never reached {[s.name for s in states]}; last {seen}")
+
+
+def sim_device(device_id: str = "sim-1", **options: Any) -> dict[str, Any]:
+    return {"id": device_id, "driver": "sim", "endpoint": f"sim://{device_id}", "options": options}
