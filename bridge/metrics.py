@@ -52,6 +52,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
         self.info = Gauge("linebridge_info", "Bridge identity", ["bridge_id", "version"], registry=r)
         self._children: dict[str, tuple[Counter, Counter]] = {}
+        self.device_samples: dict[str, int] = {}  # plain totals for the live table
         self._server = None
 
     def watch(self, bus: TelemetryBus, registry: DeviceRegistry) -> None:
@@ -62,8 +63,10 @@ class Metrics:
         if children is None:
             children = self._children[batch.device_id] = (
                 self.samples_in.labels(batch.device_id), self.batches_in.labels(batch.device_id))
-        children[0].inc(len(batch.aliases))
+        n = len(batch.aliases)
+        children[0].inc(n)
         children[1].inc()
+        self.device_samples[batch.device_id] = self.device_samples.get(batch.device_id, 0) + n
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port (port 0 picks a free one)."""

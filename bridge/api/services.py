@@ -6,7 +6,6 @@ import asyncio
 import fnmatch
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc

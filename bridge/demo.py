@@ -1,0 +1,126 @@
+"""`linebridge demo`: simulators in their own processes, a bridge that discovers them, a live table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from bridge.app import BridgeApp
+from bridge.config import parse_config
+from bridge.driver_catalog import DriverCatalog
+from bridge.runner import run_bridge, setup_logging
+
+
+@dataclass
+class SimProcess:
+    """One simulator child process and the endpoint it reported."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    endpoint: str = ""
+
+
+async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float = 30.0) -> SimProcess:
+    """Start `linebridge sim KIND --name NAME ...` and wait for its READY line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge.cli", "sim", kind, "--name", name, "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    sim = SimProcess(name, process)
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(ready_timeout):
+            while not sim.endpoint:
+                line = (await process.stdout.readline()).decode()
+                if not line:
+                    raise RuntimeError(f"simulator {name} exited with {await process.wait()} before it was ready")
+                if line.startswith("READY "):
+                    sim.endpoint = line.split(None, 1)[1].strip()
+    except BaseException:
+        await stop_simulators([sim])
+        raise
+    return sim
+
+
+async def stop_simulators(sims: list[SimProcess]) -> None:
+    """SIGTERM each simulator by its pid, wait, and kill any that does not leave in time."""
+    for sim in sims:
+        if sim.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                sim.process.send_signal(signal.SIGTERM)
+    for sim in sims:
+        try:
+            await asyncio.wait_for(sim.process.wait(), 10)
+        except TimeoutError:
+            sim.process.kill()
+            await sim.process.wait()
+
+
+def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> str:
+    lines = [f"Linebridge demo - bridge '{app.config.bridge.id}', gRPC {app.api_address}, "
+             f"metrics http://127.0.0.1:{app.metrics_port}/metrics", ""]
+    lines.append(f"{'DEVICE':<12}{'STATE':<11}{'DRIVER':<8}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT")
+    for record in sorted(app.registry, key=lambda r: r.id):
+        lines.append(f"{record.id:<12}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
+                     f"{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}")
+    if not len(app.registry):
+        lines.append("(waiting for mDNS announcements ...)")
+    lines += ["", f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
+              f"{', '.join(str(s.process.pid) for s in sims)})", "",
+              "Try, in another terminal:",
+              f"  .venv/bin/linebridge devices --target {app.api_address}",
+              f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
+              f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
+              f"  grpcurl -plaintext {app.api_address} list",
+              "Ctrl-C stops the bridge and the simulators."]
+    return "\n".join(lines)
+
+
+async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) -> None:
+    """Redraw the device table once a second (plain lines when stdout is not a terminal)."""
+    tty = sys.stdout.isatty()
+    last: dict[str, float] = {}
+    last_time = time.monotonic()
+    started = last_time
+    while not duration or time.monotonic() - started < duration:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        counts = dict(app.metrics.device_samples)
+        rates = {d: (n - last.get(d, 0)) / (now - last_time) for d, n in counts.items()}
+        last, last_time = counts, now
+        text = render(app, rates, sims)
+        print(("\x1b[H\x1b[2J" if tty else "\n") + text, flush=True)
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    config = parse_config({
+        "bridge": {"id": "demo-cell"},
+        "grpc": {"address": args.grpc},
+        "metrics": {"address": args.metrics},
+        "discovery": {"enabled": True, "interfaces": ["127.0.0.1"]},
+    })
+    sims: list[SimProcess] = []
+    try:
+        starts = [start_simulator("opcua-robot", f"robot-{i}", "--rate", f"{args.rate:g}")
+                  for i in range(1, args.robots + 1)]
+        results = await asyncio.gather(*starts, return_exceptions=True)
+        sims += [r for r in results if isinstance(r, SimProcess)]
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        print(f"started {len(sims)} simulator(s); the bridge discovers them over mDNS on 127.0.0.1", flush=True)
+        await run_bridge(config, DriverCatalog.from_entry_points(),
+                         while_running=lambda app: live_table(app, sims, args.duration))
+    finally:
+        await stop_simulators(sims)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
+    asyncio.run(_demo(args))
+    print("demo stopped: bridge and simulators are gone")
+    return 0

@@ -1,0 +1,38 @@
+"""Integrator client: list the devices on the line, then print a live signal.
+
+    python examples/integrator.py --target 127.0.0.1:50051 --path 'robot-1/axes/1/actual_position' --count 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bridge.api import pb
+from bridge.client import Client, Sample
+
+
+async def main(target: str, path: str, count: int) -> int:
+    async with Client(target) as client:
+        devices = await client.list_devices()
+        print(f"{len(devices)} device(s) on {target}:")
+        for d in devices:
+            state = pb.device.DeviceState.Name(d.state).removeprefix("DEVICE_STATE_")
+            print(f"  {d.id:<12} {state:<10} {d.vendor} {d.model} ({len(d.signals)} signals) at {d.endpoint}")
+        printed = 0
+        async for item in client.samples([path]):
+            if isinstance(item, Sample):
+                print(f"{item.path} = {item.value}")
+                printed += 1
+                if printed >= count:
+                    break
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--path", default="robot-1/axes/1/actual_position", help="signal path or glob")
+    parser.add_argument("--count", type=int, default=20, help="samples to print before exiting")
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.target, args.path, args.count)))

@@ -1,0 +1,77 @@
+"""Discovery: TXT decoding, junk services ignored, one device per identity, re-announcement moves it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.app import BridgeApp
+from bridge.discovery import decode_txt, instance_of, pick_address
+from bridge.driver_catalog import DriverCatalog
+from bridge.errors import InvalidArgument
+from bridge.model import DeviceState
+from drivers.base import DiscoveredDevice, MdnsMatch, MdnsService
+from drivers.mdns import Advertiser
+from drivers.sim.driver import SimDriver
+from tests.conftest import make_config, wait_for_state
+
+TEST_TYPE = "_lbtest._tcp.local."
+
+
+class AdvertisedSim(SimDriver):
+    """The sim driver, found through mDNS (TXT `signals=` must be a small number)."""
+
+    type_name = "adsim"
+    discovery = (MdnsMatch(TEST_TYPE),)
+
+    @classmethod
+    def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
+        raw = service.properties.get("signals", "2")
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise InvalidArgument(f"TXT signals={raw!r} is not a number 1-100")
+        return DiscoveredDevice(device_id=service.instance.lower(), endpoint=f"sim://{service.instance}?port={service.port}",
+                                name=service.instance, options={"signals": int(raw)})
+
+
+def test_decode_txt_drops_junk():
+    props = {b"path": b"/", b"caps": b"DA", b"bad": b"\xff\xfe", b"\xff": b"x", b"ctl": b"a\x00b", b"flag": None,
+             b"long": b"x" * 300}
+    assert decode_txt(props) == {"path": "/", "caps": "DA", "flag": ""}
+
+
+def test_pick_address_and_instance():
+    assert pick_address(["fe80::1", "127.0.0.1"]) == "127.0.0.1"
+    with pytest.raises(InvalidArgument):
+        pick_address(["0.0.0.0", "224.0.0.251", "junk"])
+    assert instance_of("robot-1._opcua-tcp._tcp.local.", "_opcua-tcp._tcp.local.") == "robot-1"
+
+
+async def test_discovered_device_dedupes_and_moves():
+    catalog = DriverCatalog({"adsim": AdvertisedSim})
+    config = make_config(discovery={"enabled": True, "interfaces": ["127.0.0.1"], "advertise": False})
+    app = BridgeApp(config, catalog)
+    await app.start()
+    junk = Advertiser(TEST_TYPE, "junk-1", 7001, {"signals": "lots"})
+    first = Advertiser(TEST_TYPE, "cell-a", 7002, {"signals": "3"})
+    moved = Advertiser(TEST_TYPE, "cell-a", 7003, {"signals": "3"})
+    try:
+        await junk.start()
+        await first.start()
+        await wait_for_state(app, "cell-a", DeviceState.ONLINE)
+        record = app.registry.get("cell-a")
+        assert record.source == "mdns" and record.endpoint.endswith("port=7002")
+        assert len([s for s in record.signals if s.startswith("values/")]) == 3
+        await first.stop()
+        await moved.start()  # the same instance re-announced on a new port
+        for _ in range(200):
+            if app.registry.get("cell-a").endpoint.endswith("port=7003"):
+                break
+            await asyncio.sleep(0.02)
+        assert app.registry.get("cell-a").endpoint.endswith("port=7003")
+        await wait_for_state(app, "cell-a", DeviceState.ONLINE)
+        assert [r.id for r in app.registry] == ["cell-a"], "junk TXT ignored, one device per identity"
+    finally:
+        for adv in (junk, first, moved):
+            await adv.stop()
+        await app.stop()

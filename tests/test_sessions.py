@@ -1,0 +1,73 @@
+"""Session supervision: offline on failure, back online by itself, subscriptions restored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bridge.api import pb
+from bridge.client import Sample
+from bridge.model import DeviceState
+from bridge.sessions import Backoff
+from drivers.sim.driver import LINKS_DOWN
+from tests.conftest import sim_device, wait_for_state
+
+
+def test_backoff_is_capped_and_jittered():
+    backoff = Backoff(initial=0.1, maximum=2.0)
+    delays = [backoff.delay(n) for n in range(40)]
+    assert all(0.05 <= d <= 2.0 for d in delays)
+    assert max(delays[10:]) > 1.0  # grew to the cap
+    assert len({round(d, 6) for d in delays[10:]}) > 1  # jittered, not lockstep
+
+
+async def test_device_recovers_and_stream_resumes(start_bridge, client_for, caplog):
+    app = await start_bridge([sim_device("cut-1", signals=2, rate_hz=100)])
+    await wait_for_state(app, "cut-1", DeviceState.ONLINE)
+    client = client_for(app)
+    samples = client.samples(["cut-1/values/*"], max_batch_latency={"nanos": 2_000_000})
+    got_before = 0
+    async for item in samples:
+        if isinstance(item, Sample):
+            got_before += 1
+            if got_before >= 10:
+                break
+    caplog.set_level(logging.INFO, logger="bridge.sessions")
+    LINKS_DOWN.add("cut-1")
+    try:
+        await wait_for_state(app, "cut-1", DeviceState.OFFLINE)
+        await asyncio.sleep(0.5)  # several failed reconnects
+    finally:
+        LINKS_DOWN.discard("cut-1")
+    await wait_for_state(app, "cut-1", DeviceState.ONLINE)
+    got_after = 0
+    async for item in samples:  # the same stream, without resubscribing
+        if isinstance(item, Sample):
+            got_after += 1
+            if got_after >= 10:
+                break
+    await samples.aclose()
+    offline_logs = [r for r in caplog.records if "offline" in r.getMessage()]
+    assert len(offline_logs) == 1, "a failure is logged once, not at every retry"
+    assert any("back online" in r.getMessage() for r in caplog.records)
+    record = app.registry.get("cut-1")
+    assert record.state is DeviceState.ONLINE and app.sessions["cut-1"].connections == 2
+    metrics = app.metrics.registry.get_sample_value("linebridge_reconnects_total", {"device": "cut-1"})
+    assert metrics == 1.0
+
+
+async def test_one_failing_device_does_not_disturb_another(start_bridge, client_for):
+    app = await start_bridge([sim_device("bad-1", fail_connect=True), sim_device("good-1", signals=1, rate_hz=200)])
+    await wait_for_state(app, "good-1", DeviceState.ONLINE)
+    await wait_for_state(app, "bad-1", DeviceState.OFFLINE)
+    client = client_for(app)
+    listing = {d.id: d for d in await client.list_devices()}
+    assert listing["bad-1"].state == pb.device.DEVICE_STATE_OFFLINE
+    assert "unreachable" in listing["bad-1"].state_reason
+    count = 0
+    async for item in client.samples(["good-1/*"]):
+        if isinstance(item, Sample):
+            count += 1
+            if count >= 20:
+                break
+    assert count == 20
