@@ -207,6 +207,8 @@ class SampleBatch:
     timestamps: list[int]
     qualities: list[int] | None = None
     value_type: ValueType | None = None
+    # Wire encoding, filled once by the API layer and shared by every subscriber that sends it.
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.aliases)

@@ -18,6 +18,7 @@ from bridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 log = logging.getLogger(__name__)
 
 ALL = None  # selection of every signal of a device
+_RECENT_LIMIT = 16  # distinct-shape batches kept unfolded per device
 
 
 class Trigger(Enum):
@@ -110,6 +111,10 @@ class TelemetryBus:
         self._values: dict[int, Value] = {}
         self._times: dict[int, int] = {}
         self._qualities: dict[int, int] = {}
+        # Batches not yet folded into the latest-value dicts, per device. A batch with the same
+        # aliases as the previous one replaces it, so a steady stream costs O(1) here and the
+        # per-sample fold only happens when someone reads (initial values, Read, sampled streams).
+        self._recent: dict[str, list[SampleBatch]] = {}
         self._on_batch = on_batch
         self.samples_in = 0
         self.samples_out = 0
@@ -122,13 +127,17 @@ class TelemetryBus:
         n = len(batch.aliases)
         if not n:
             return
+        if not (len(batch.values) == len(batch.timestamps) == n
+                and (batch.qualities is None or len(batch.qualities) == n)):
+            raise ValueError(f"batch from {batch.device_id}: columns differ in length")
         self.samples_in += n
-        self._values.update(zip(batch.aliases, batch.values, strict=True))
-        self._times.update(zip(batch.aliases, batch.timestamps, strict=True))
-        if batch.qualities is None:
-            self._qualities.update(dict.fromkeys(batch.aliases, Quality.GOOD))
+        recent = self._recent.setdefault(batch.device_id, [])
+        if recent and (recent[-1].aliases is batch.aliases or recent[-1].aliases == batch.aliases):
+            recent[-1] = batch
         else:
-            self._qualities.update(zip(batch.aliases, batch.qualities, strict=True))
+            recent.append(batch)
+            if len(recent) > _RECENT_LIMIT:
+                self._fold(recent.pop(0))
         if self._on_batch is not None:
             self._on_batch(batch)
         for tap in self._taps:
@@ -144,9 +153,24 @@ class TelemetryBus:
         self._taps.append(tap)
         return lambda: self._taps.remove(tap) if tap in self._taps else None
 
+    def _fold(self, batch: SampleBatch) -> None:
+        self._values.update(zip(batch.aliases, batch.values, strict=True))
+        self._times.update(zip(batch.aliases, batch.timestamps, strict=True))
+        if batch.qualities is None:
+            self._qualities.update(dict.fromkeys(batch.aliases, Quality.GOOD))
+        else:
+            self._qualities.update(zip(batch.aliases, batch.qualities, strict=True))
+
+    def _fold_all(self) -> None:
+        for recent in self._recent.values():
+            for batch in recent:
+                self._fold(batch)
+            recent.clear()
+
     # -- consumers ---------------------------------------------------------------------------
     def latest(self, aliases: Sequence[int]) -> SampleBatch:
         """The last known value of each alias that has one, as one batch."""
+        self._fold_all()
         known = [a for a in aliases if a in self._values]
         return SampleBatch(
             device_id="",
@@ -197,6 +221,7 @@ class TelemetryBus:
         return found
 
     def value_of(self, alias: int) -> tuple[Value, int, int] | None:
+        self._fold_all()
         if alias not in self._values:
             return None
         return self._values[alias], self._times[alias], self._qualities[alias]

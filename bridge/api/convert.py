@@ -126,9 +126,33 @@ def encode_batches(batches: Sequence[SampleBatch], types: dict[int, ValueType]) 
     return msg
 
 
-def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.TelemetryUpdate:
+def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueType]) -> bytes:
+    """A serialized TelemetryUpdate{batch} for `batches`, reusing each batch's cached encoding.
+
+    Protobuf merges a repeated message field's occurrences by concatenating their repeated fields,
+    so the concatenation of encoded TelemetryUpdate{batch: B1} and {batch: B2} decodes as one batch
+    holding B1's then B2's samples, columns in order. Each batch is therefore encoded once, however
+    many subscribers send it. A group that mixes batches with and without qualities is encoded
+    whole, because an absent quality column cannot be concatenated with a present one.
+    """
+    if len({b.qualities is None for b in batches}) == 1:
+        parts = []
+        for b in batches:
+            if b.encoded is None:
+                b.encoded = pb.telemetry.TelemetryUpdate(batch=encode_batches([b], types)).SerializeToString()
+            parts.append(b.encoded)
+        return b"".join(parts)
+    return pb.telemetry.TelemetryUpdate(batch=encode_batches(batches, types)).SerializeToString()
+
+
+def serialize_update(message: pb.telemetry.TelemetryUpdate | bytes) -> bytes:
+    """Response serializer of Subscribe: pre-encoded batches pass through untouched."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.TelemetryUpdate | bytes:
     if isinstance(update, BatchUpdate):
-        return pb.telemetry.TelemetryUpdate(batch=encode_batches(update.batches, types))
+        return batch_update_bytes(update.batches, types)
     if isinstance(update, CatalogUpdate):
         entries = [pb.telemetry.CatalogEntry(alias=a, path=p, value_type=int(s.value_type), unit=s.unit,
                                              access=int(s.access), change_detection=s.change_detection)

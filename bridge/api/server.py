@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bridge.api import pb
+from bridge.api.convert import serialize_update
 from bridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
 from bridge.errors import ConfigError
 
@@ -45,6 +46,20 @@ def check_exposure(address: str, insecure: bool) -> list[str]:
     return [f"gRPC API served on {address} without TLS (--insecure): any host that reaches it can command devices"]
 
 
+def add_telemetry_service(servicer: TelemetryService, server: grpc.aio.Server) -> None:
+    """Register TelemetryService by hand: Subscribe's serializer lets pre-encoded batches through."""
+    handlers = {
+        "Subscribe": grpc.unary_stream_rpc_method_handler(
+            servicer.Subscribe, request_deserializer=pb.telemetry.SubscribeRequest.FromString,
+            response_serializer=serialize_update),
+        "Read": grpc.unary_unary_rpc_method_handler(
+            servicer.Read, request_deserializer=pb.telemetry.ReadRequest.FromString,
+            response_serializer=pb.telemetry.ReadResponse.SerializeToString),
+    }
+    name = pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+
+
 class ApiServer:
     """The gRPC server and its health servicer."""
 
@@ -55,7 +70,7 @@ class ApiServer:
             ("grpc.so_reuseport", 0),
         ])
         pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(app), self.server)
-        pb.telemetry_grpc.add_TelemetryServiceServicer_to_server(TelemetryService(app), self.server)
+        add_telemetry_service(TelemetryService(app), self.server)
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(app), self.server)
         self.health = health_aio.HealthServicer()
