@@ -83,7 +83,7 @@ class BridgeApp:
             await self.discovery.stop()
         if self.zeroconf is not None:
             if self._advertised is not None:
-                await self.zeroconf.async_unregister_service(self._advertised)
+                await (await self.zeroconf.async_unregister_service(self._advertised))
             await self.zeroconf.async_close()
             self.zeroconf = None
         await self.commands.close()
@@ -153,7 +153,7 @@ class BridgeApp:
                 BRIDGE_SERVICE_TYPE, f"{instance}.{BRIDGE_SERVICE_TYPE}", port=self.grpc_port,
                 addresses=[socket.inet_aton(address)], server=f"{instance}.local.",
                 properties={"id": instance, "version": __version__, "api": "linebridge.v1"})
-            await self.zeroconf.async_register_service(self._advertised, allow_name_change=True)
+            await (await self.zeroconf.async_register_service(self._advertised, allow_name_change=True))
 
     def _command_finished(self, record: CommandRecord, seconds: float) -> None:
         kind = str(record.spec.kind)

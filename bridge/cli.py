@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--grpc", default=DEFAULT_TARGET, help="gRPC address (default %(default)s)")
     demo.add_argument("--metrics", default="127.0.0.1:9464", help="metrics address (default %(default)s)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = Ctrl-C)")
-    demo.add_argument("--rate", type=float, default=100, help="simulator update rate in Hz (default 100)")
+    demo.add_argument("--rate", type=float, default=100, help="OPC UA simulator update rate in Hz (default 100)")
+    demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
     simp.add_argument("simulator", help="simulator name: " + ", ".join(sorted(_simulators())))

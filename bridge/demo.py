@@ -26,9 +26,9 @@ class SimProcess:
 
 
 async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float = 30.0) -> SimProcess:
-    """Start `linebridge sim KIND --name NAME ...` and wait for its READY line."""
+    """Start `linebridge sim KIND --name NAME ...` (free ports) and wait for its READY line."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", "sim", kind, "--name", name, "--port", "0", *args,
+        sys.executable, "-m", "bridge.cli", "sim", kind, "--name", name, *args,
         stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
     sim = SimProcess(name, process)
     assert process.stdout is not None
@@ -96,6 +96,15 @@ async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) ->
         print(("\x1b[H\x1b[2J" if tty else "\n") + text, flush=True)
 
 
+def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """(simulator, name, arguments) of every device in the demo cell."""
+    cell = [("opcua-robot", f"robot-{i}", ["--port", "0", "--rate", f"{args.rate:g}"])
+            for i in range(1, args.robots + 1)]
+    if args.ur:
+        cell.append(("ur", "ur-1", []))
+    return cell
+
+
 async def _demo(args: argparse.Namespace) -> None:
     config = parse_config({
         "bridge": {"id": "demo-cell"},
@@ -105,8 +114,7 @@ async def _demo(args: argparse.Namespace) -> None:
     })
     sims: list[SimProcess] = []
     try:
-        starts = [start_simulator("opcua-robot", f"robot-{i}", "--rate", f"{args.rate:g}")
-                  for i in range(1, args.robots + 1)]
+        starts = [start_simulator(kind, name, *sim_args) for kind, name, sim_args in demo_cell(args)]
         results = await asyncio.gather(*starts, return_exceptions=True)
         sims += [r for r in results if isinstance(r, SimProcess)]
         for result in results:

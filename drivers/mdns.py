@@ -43,13 +43,14 @@ class Advertiser:
     async def start(self) -> None:
         self._zc = AsyncZeroconf(interfaces=self._interfaces)
         # allow_name_change: a second simulator with the same name must not crash the first.
-        await self._zc.async_register_service(self.info, allow_name_change=True)
+        # The call returns the task that sends the announcements; await it so none is left behind.
+        await (await self._zc.async_register_service(self.info, allow_name_change=True))
 
     async def stop(self) -> None:
         if self._zc is None:
             return
         zc, self._zc = self._zc, None
         try:
-            await zc.async_unregister_service(self.info)
+            await (await zc.async_unregister_service(self.info))
         finally:
             await zc.async_close()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -35,11 +36,12 @@ class Simulator:
     device: RigDevice
     process: subprocess.Popen[str] | None = None
     endpoint: str = ""
-    port_args: list[str] = field(default_factory=lambda: ["--port", "0"])
+    port_args: list[str] = field(default_factory=list)  # after the first start: the ports it got
 
     def start(self) -> None:
+        # The ports it got at first start come last, so on a restart they win over "--port 0".
         cmd = [sys.executable, "-m", "bridge.cli", "sim", self.device.simulator, "--name", self.device.id,
-               *self.port_args, *self.device.simulator_args]
+               *self.device.simulator_args, *self.port_args]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + 30
         assert self.process.stdout is not None
@@ -49,16 +51,21 @@ class Simulator:
                 line = self.process.stdout.readline()
                 if line.startswith("READY "):
                     self.endpoint = line.split(None, 1)[1].strip()
-                    self.port_args = ["--port", self._port()]
+                    self.port_args = self._same_ports()
                     return
                 if not line and self.process.poll() is not None:
                     break
         self.stop()
         raise RuntimeError(f"simulator {self.device.simulator} for {self.device.id} did not become ready")
 
-    def _port(self) -> str:
-        hostport = self.endpoint.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-        return hostport.rpartition(":")[2]
+    def _same_ports(self) -> list[str]:
+        """Arguments that restart the simulator on the ports it reported (--port P, or --X-port P
+        for each X=P in the endpoint's query, as the UR simulator reports its three servers)."""
+        parts = urlsplit(self.endpoint)
+        query = parse_qsl(parts.query)
+        if query:
+            return [arg for key, value in query for arg in (f"--{key}-port", value)]
+        return ["--port", str(parts.port)]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

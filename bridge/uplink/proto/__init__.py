@@ -1,0 +1,1 @@
+"""The Sparkplug B payload schema and its generated code (`make protos`)."""

@@ -1,0 +1,1 @@
+"""Universal Robots: RTDE telemetry, Dashboard commands and URScript motion, with a simulator."""
