@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = Ctrl-C)")
     demo.add_argument("--rate", type=float, default=100, help="OPC UA simulator update rate in Hz (default 100)")
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
+    demo.add_argument("--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC")
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
     simp.add_argument("simulator", help="simulator name: " + ", ".join(sorted(_simulators())))

@@ -102,6 +102,8 @@ def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
             for i in range(1, args.robots + 1)]
     if args.ur:
         cell.append(("ur", "ur-1", []))
+    if args.plc:
+        cell.append(("modbus-plc", "plc-1", ["--port", "0"]))
     return cell
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,11 +53,13 @@ class DriverCatalog:
         """mDNS service type -> the driver that handles it."""
         return {m.service_type: cls for cls in self._classes.values() for m in cls.discovery}
 
-    def options(self, name: str, raw: Mapping[str, Any], source: str = "", where: str = "options") -> DriverOptions:
+    def options(self, name: str, raw: Mapping[str, Any], source: str = "", where: str = "options",
+                base_dir: Path | None = None) -> DriverOptions:
         """Validate raw driver options; ConfigError naming the field on failure."""
         driver = self.get(name)
+        context = {"config_dir": base_dir} if base_dir is not None else None
         try:
-            return driver.options_model.model_validate(dict(raw))
+            return driver.options_model.model_validate(dict(raw), context=context)
         except ValidationError as exc:
             prefix = tuple(int(p) if p.isdigit() else p for p in where.split("."))
             raise ConfigError(describe_validation_error(source or "config", exc, driver.options_model, prefix)) from None
@@ -67,7 +70,7 @@ class DriverCatalog:
             if device.driver not in self._classes:
                 raise ConfigError(f"{source}: devices[{i}].driver: unknown driver {device.driver!r}"
                                   f" (known: {', '.join(self.names()) or 'none'})")
-            self.options(device.driver, device.options, source, f"devices.{i}.options")
+            self.options(device.driver, device.options, source, f"devices.{i}.options", config.base_dir)
 
     def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
         driver = self.get(name)

@@ -1,0 +1,1 @@
+"""Modbus TCP driver: register maps, coalesced polling, typed writes, and a simulated cell PLC."""
