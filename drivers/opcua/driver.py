@@ -1,0 +1,371 @@
+"""OPC UA driver: one asyncua client session per device, OPC 40010 robots mapped to Linebridge signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from typing import cast
+from urllib.parse import urlsplit
+
+from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
+from asyncua.client.ua_session import UaSession
+from pydantic import Field, field_validator
+
+from drivers.base import (
+    BatchSink,
+    CommandKind,
+    DeviceDescription,
+    DeviceError,
+    DiscoveredDevice,
+    Driver,
+    DriverContext,
+    DriverOptions,
+    InvalidArgument,
+    MdnsMatch,
+    MdnsService,
+    MethodSpec,
+    NotFound,
+    ProgressFn,
+    Quality,
+    SampleBatch,
+    Signal,
+    StreamHints,
+    Unavailable,
+    Unsupported,
+    Value,
+)
+from drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
+from drivers.opcua.conversion import (
+    UA_TYPES_BY_NAME,
+    ZERO,
+    decode,
+    encode,
+    plain,
+    quality_of,
+    status_name,
+    timestamp_ns,
+)
+from drivers.opcua.discovery import device_from_service
+from drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
+from drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+
+SERVICE_TYPE = "_opcua-tcp._tcp.local."
+DEFAULT_PORT = 4840  # IANA-registered opc.tcp port (OPC 10000-6 §7.2)
+CLIENT_APPLICATION_URI = "urn:linebridge:driver:opcua"
+# Service results that mean the session or the transport is gone rather than the request refused.
+_LINK_STATUS = frozenset({
+    ua.StatusCodes.BadTimeout, ua.StatusCodes.BadSessionIdInvalid, ua.StatusCodes.BadSessionClosed,
+    ua.StatusCodes.BadSecureChannelClosed, ua.StatusCodes.BadConnectionClosed,
+    ua.StatusCodes.BadCommunicationError, ua.StatusCodes.BadServerNotConnected, ua.StatusCodes.BadServerHalted,
+    ua.StatusCodes.BadShutdown, ua.StatusCodes.BadNoCommunication, ua.StatusCodes.BadSecureChannelIdInvalid,
+})
+_SERVER_INFO = (ua.ObjectIds.Server_ServerArray, ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
+                ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName)
+
+
+class OpcUaOptions(DriverOptions):
+    """Options of the opcua driver; the defaults suit an mDNS-discovered OPC 40010 robot."""
+
+    browse_root: str = Field("i=85", description="NodeId to browse from; 'Objects' or i=85 is the Objects folder")
+    max_browse_depth: int = Field(12, ge=1, le=64, description="levels below browse_root")
+    max_nodes: int = Field(20_000, ge=1, le=1_000_000, description="stop browsing after this many nodes")
+    request_timeout: float = Field(4.0, gt=0, le=300, description="seconds per OPC UA request")
+    publishing_interval: float = Field(0.1, gt=0, le=60, description="subscription publishing interval, s")
+    keepalive_interval: float = Field(1.0, gt=0, le=600, description="subscription keep-alive, s")
+    # asyncua probes the server this often and gives the probe as long to answer; a lost socket is
+    # noticed at once anyway, so this only bounds how long a silently dead link goes unnoticed.
+    watchdog_interval: float = Field(2.0, gt=0, le=60, description="connection probe period, s")
+    session_timeout: float = Field(60.0, ge=1, le=3600, description="server-side session timeout, s")
+
+    @field_validator("browse_root")
+    @classmethod
+    def _parse_root(cls, value: str) -> str:
+        if value.strip().lower() == "objects":
+            return "i=85"
+        try:
+            ua.NodeId.from_string(value)
+        except Exception:
+            raise ValueError(f"expected a NodeId such as 'i=85' or 'ns=2;s=Robot' (or 'Objects'), got {value!r}") from None
+        return value
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_node_id(text: str) -> ua.NodeId:
+    return ua.NodeId.from_string(text)
+
+
+def node_id_of(address: object) -> ua.NodeId:
+    """The NodeId a Signal/MethodSpec address names (a NodeId string such as "ns=2;s=Robot/Speed")."""
+    if isinstance(address, ua.NodeId):
+        return address
+    if not isinstance(address, str):
+        raise InvalidArgument(f"OPC UA address must be a NodeId string, got {address!r}")
+    try:
+        return _parse_node_id(address)
+    except Exception:
+        raise InvalidArgument(f"OPC UA address {address!r} is not a NodeId") from None
+
+
+def opc_tcp_url(endpoint: str) -> str:
+    """`endpoint` as a complete opc.tcp URL (port 4840 when none is given); InvalidArgument otherwise."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port or DEFAULT_PORT
+    except ValueError as exc:
+        raise InvalidArgument(f"endpoint {endpoint!r} is not a URL: {exc}") from None
+    if parts.scheme != "opc.tcp" or not parts.hostname:
+        raise InvalidArgument(f"endpoint {endpoint!r} must look like opc.tcp://host:port/path")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"opc.tcp://{host}:{port}{parts.path or '/'}"
+
+
+class OpcUaDriver(Driver):
+    """A device behind one OPC UA server: browse on connect, subscribe to stream, read/write/call."""
+
+    type_name = "opcua"
+    options_model = OpcUaOptions
+    discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    def __init__(self, ctx: DriverContext) -> None:
+        super().__init__(ctx)
+        self._client: Client | None = None
+        self._catalog = Catalog()
+        self._stop_method: MethodSpec | None = None
+        self._streams: set[SubscriptionStream] = set()
+        self._lost_reason: str | None = None
+
+    @classmethod
+    def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
+        """Endpoint from the SRV record and the TXT `path` (OPC 10000-12 Annex C)."""
+        return device_from_service(service)
+
+    @property
+    def options(self) -> OpcUaOptions:
+        """This device's validated options."""
+        return cast(OpcUaOptions, self.ctx.options)
+
+    async def connect(self) -> DeviceDescription:
+        """Open a session, browse the address space and describe the device."""
+        await self.close()
+        options = self.options
+        client = Client(opc_tcp_url(self.ctx.endpoint), timeout=options.request_timeout,
+                        watchdog_intervall=options.watchdog_interval)
+        client.name = client.description = f"Linebridge {self.device_id}"
+        client.application_uri = CLIENT_APPLICATION_URI
+        client.session_timeout = int(options.session_timeout * 1000)
+        client.connection_lost_callback = self._on_connection_lost
+        self._client, self._lost_reason = client, None
+        try:
+            with self._errors("connect to"):
+                # connect() is several round trips (hello, channel, session, activate).
+                await asyncio.wait_for(client.connect(), 4 * options.request_timeout)
+                return await self._describe(client)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """End the session; idempotent, also after a failed connect or a lost link."""
+        client, self._client = self._client, None
+        for stream in list(self._streams):
+            stream.lose("driver closed")
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), self.options.request_timeout)
+
+    def diagnostics(self) -> dict[str, str]:
+        """Browse and subscription facts worth showing an integrator."""
+        info = {
+            "endpoint": self.ctx.endpoint,
+            "state": self._client.uaclient.state.value if self._client else "closed",
+            "nodes_browsed": str(self._catalog.node_count),
+            "browse_truncated": str(self._catalog.truncated).lower(),
+            "signals": str(len(self._catalog.signals)),
+            "methods": str(len(self._catalog.methods)),
+        }
+        for index, stream in enumerate(self._streams):
+            info[f"subscription_{index}"] = f"id={stream.subscription_id} batches={stream.batches}"
+        return info
+
+    async def stream(self, signals: Sequence[Signal], sink: BatchSink, hints: StreamHints) -> None:
+        """One subscription for `signals`; raises Unavailable when the link breaks."""
+        client = self._require()
+        options = self.options
+        settings = SubscriptionSettings(options.publishing_interval, options.keepalive_interval,
+                                        options.request_timeout)
+        stream = SubscriptionStream(client.uaclient.session, self.device_id, signals, sink, hints, settings,
+                                    lambda s: node_id_of(s.address), self._link_down, self.ctx.logger)
+        self._streams.add(stream)
+        try:
+            with self._errors("stream from"):
+                await stream.run()
+        except Unavailable:
+            # The session is dead and the driver never reconnects: end it now, or asyncua's publish
+            # loop keeps retrying (and logging) every second until the supervisor calls close().
+            await self.close()
+            raise
+        finally:
+            self._streams.discard(stream)
+
+    async def read(self, signals: Sequence[Signal]) -> SampleBatch:
+        """Current values of `signals`, one Read request."""
+        session = self._session()
+        params = ua.ReadParameters(TimestampsToReturn=ua.TimestampsToReturn.Both, NodesToRead=[
+            ua.ReadValueId(NodeId=node_id_of(s.address), AttributeId=ua.AttributeIds.Value) for s in signals])
+        with self._errors("read from"):
+            results = await session.read(params) if signals else []
+        values: list[Value] = []
+        qualities: list[int] = []
+        for signal, data in zip(signals, results, strict=True):
+            value, fits = decode(None if data.Value is None else data.Value.Value, signal.value_type)
+            status = 0 if data.StatusCode is None else data.StatusCode.value
+            quality = quality_of(status) if fits else Quality.BAD
+            values.append(ZERO[signal.value_type] if quality is Quality.BAD else value)
+            qualities.append(quality.value)
+        kinds = {s.value_type for s in signals}
+        return SampleBatch(
+            device_id=self.device_id, aliases=[s.alias for s in signals], values=values,
+            timestamps=[timestamp_ns(d) for d in results],
+            qualities=None if all(q == Quality.GOOD for q in qualities) else qualities,
+            value_type=kinds.pop() if len(kinds) == 1 else None)
+
+    async def write(self, writes: Sequence[tuple[Signal, Value]]) -> None:
+        """Write every value as its node's exact data type, in one Write request."""
+        session = self._session()
+        items = [ua.WriteValue(NodeId=node_id_of(s.address), AttributeId=ua.AttributeIds.Value,
+                               Value=ua.DataValue(_variant(s, v), StatusCode=None)) for s, v in writes]
+        with self._errors("write to"):
+            results = await session.write(ua.WriteParameters(NodesToWrite=items)) if items else []
+        refused = [f"{s.path}: {status_name(r.value)}" for (s, _), r in zip(writes, results, strict=True)
+                   if not r.is_good()]
+        if refused:
+            raise DeviceError(f"{self.device_id} refused the write of {'; '.join(refused)}")
+
+    async def call(self, method: MethodSpec, args: Sequence[Value], progress: ProgressFn) -> list[Value]:
+        """Call an OPC UA method; its output arguments are the result."""
+        session = self._session()
+        object_id, method_id = _method_address(method)
+        input_types = self._catalog.method_inputs.get(method_id.to_string())
+        if input_types is None:
+            raise NotFound(f"method {method.name} is not offered by {self.device_id}")
+        if len(args) != len(input_types):
+            raise InvalidArgument(f"method {method.name} takes {len(input_types)} argument(s), got {len(args)}")
+        variants = [_encode_arg(method, i, a, t) for i, (a, t) in enumerate(zip(args, input_types, strict=True))]
+        request = ua.CallMethodRequest(ObjectId=object_id, MethodId=method_id, InputArguments=variants)
+        with self._errors(f"call {method.name} on"):
+            result = (await session.call([request]))[0]
+        if not result.StatusCode.is_good():
+            details = [f"{method.inputs[i].name}: {status_name(s.value)}"
+                       for i, s in enumerate(result.InputArgumentResults or []) if not s.is_good()]
+            suffix = f" ({', '.join(details)})" if details else ""
+            raise DeviceError(f"method {method.name} failed: {result.StatusCode.name}{suffix}")
+        progress(1.0, "done")
+        return [v for v in (plain(o.Value) for o in result.OutputArguments or []) if v is not None]
+
+    async def stop(self) -> None:
+        """Call the device's program stop method (StopProgram / Stop)."""
+        if self._stop_method is None:
+            raise Unsupported(f"{self.device_id} offers no StopProgram/Stop method")
+        await self.call(self._stop_method, [], lambda _fraction, _message: None)
+
+    async def _describe(self, client: Client) -> DeviceDescription:
+        options = self.options
+        browser = AddressSpaceBrowser(client.uaclient.session, ua.NodeId.from_string(options.browse_root),
+                                      options.max_browse_depth, options.max_nodes, self.ctx.logger)
+        catalog = await browser.catalog()
+        uri, name, vendor, product = await self._server_info(client)
+        self._catalog = catalog
+        by_name = {m.name.rsplit("/", 1)[-1]: m for m in catalog.methods if not m.inputs}
+        self._stop_method = next((by_name[n] for n in STOP_METHOD_NAMES if n in by_name), None)
+        commands = set()
+        if any(s.access.writable for s in catalog.signals):
+            commands.add(CommandKind.WRITE)
+        if catalog.methods:
+            commands.add(CommandKind.INVOKE)
+        if self._stop_method is not None:
+            commands.add(CommandKind.STOP)
+        return DeviceDescription(
+            kind=device_kind(catalog.object_paths),
+            vendor=catalog.identity.get("vendor", vendor),
+            model=catalog.identity.get("model", product),
+            serial_number=catalog.identity.get("serial_number", ""),
+            identity=uri, name=name, signals=catalog.signals, methods=catalog.methods,
+            commands=frozenset(commands))
+
+    async def _server_info(self, client: Client) -> tuple[str, str, str, str]:
+        """ApplicationUri, ApplicationName, BuildInfo manufacturer and product name of the server."""
+        data = await read_attributes(client.uaclient.session,
+                                     [(ua.NodeId(i), ua.AttributeIds.Value) for i in _SERVER_INFO])
+        raw = [d.Value.Value if d.Value is not None and d.StatusCode.is_good() else None for d in data]
+        # OPC 10000-5 §6.3.1: ServerArray[0] is this server's ApplicationUri.
+        uri = str(raw[0][0]) if isinstance(raw[0], list) and raw[0] else ""
+        manufacturer, product = (str(plain(r) or "") for r in raw[1:])
+        name = ""
+        with contextlib.suppress(Exception):  # GetEndpoints only adds the ApplicationName, a cosmetic
+            server = (await client.get_endpoints())[0].Server
+            uri, name = server.ApplicationUri or uri, server.ApplicationName.Text or ""
+        return uri, name, manufacturer, product
+
+    def _require(self) -> Client:
+        if self._client is None:
+            raise Unavailable(f"{self.device_id} is not connected")
+        return self._client
+
+    def _session(self) -> UaSession:
+        return self._require().uaclient.session
+
+    def _link_down(self) -> str | None:
+        if self._lost_reason is not None:
+            return self._lost_reason
+        if self._client is None:
+            return "driver closed"
+        state = self._client.uaclient.state
+        return None if state is UaClientState.CONNECTED else f"client {state.value}"
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        """asyncua's connection supervisor found the transport dead (socket closed or probe failed)."""
+        self._lost_reason = f"connection lost ({exc!r})"
+        for stream in list(self._streams):
+            stream.lose(self._lost_reason)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate asyncua/transport exceptions into Linebridge errors, once, here."""
+        where = f"{action} {self.device_id} ({self.ctx.endpoint})"
+        try:
+            yield
+        except ua.UaStatusCodeError as exc:
+            code = exc.code if isinstance(exc.code, int) else ua.StatusCodes.BadUnexpectedError
+            error = Unavailable if code in _LINK_STATUS else DeviceError
+            raise error(f"cannot {where}: {status_name(code)}") from exc
+        except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
+            raise Unavailable(f"cannot {where}: {exc or type(exc).__name__}") from exc
+
+
+def _variant(signal: Signal, value: Value) -> ua.Variant:
+    ua_type = UA_TYPES_BY_NAME.get(signal.source_type)
+    if ua_type is None:
+        raise InvalidArgument(f"{signal.path}: unknown OPC UA type {signal.source_type!r}")
+    try:
+        return encode(value, ua_type)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{signal.path}: {exc}") from None
+
+
+def _encode_arg(method: MethodSpec, index: int, value: Value, ua_type: object) -> ua.Variant:
+    try:
+        return encode(value, ua_type)  # type: ignore[arg-type]
+    except InvalidArgument as exc:
+        name = method.inputs[index].name if index < len(method.inputs) else str(index)
+        raise InvalidArgument(f"method {method.name} argument {name}: {exc}") from None
+
+
+def _method_address(method: MethodSpec) -> tuple[ua.NodeId, ua.NodeId]:
+    address = method.address
+    if not isinstance(address, tuple | list) or len(address) != 2:
+        raise InvalidArgument(f"method {method.name} has no (object, method) NodeId address")
+    return node_id_of(address[0]), node_id_of(address[1])
+
