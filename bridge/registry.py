@@ -54,8 +54,11 @@ _TRANSITIONS: dict[DeviceState, frozenset[DeviceState]] = {
     DeviceState.DISCOVERED: frozenset({DeviceState.CONNECTING}),
     DeviceState.CONNECTING: frozenset({DeviceState.ONLINE, DeviceState.DEGRADED, DeviceState.OFFLINE,
                                        DeviceState.DISCOVERED}),
-    DeviceState.ONLINE: frozenset({DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.DISCOVERED}),
-    DeviceState.DEGRADED: frozenset({DeviceState.ONLINE, DeviceState.OFFLINE, DeviceState.DISCOVERED}),
+    # ONLINE/DEGRADED -> CONNECTING: the session was restarted on purpose (the device moved).
+    DeviceState.ONLINE: frozenset({DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.DISCOVERED,
+                                   DeviceState.CONNECTING}),
+    DeviceState.DEGRADED: frozenset({DeviceState.ONLINE, DeviceState.OFFLINE, DeviceState.DISCOVERED,
+                                     DeviceState.CONNECTING}),
     DeviceState.OFFLINE: frozenset({DeviceState.CONNECTING, DeviceState.DISCOVERED}),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from typing import cast
 from urllib.parse import urlsplit
@@ -38,6 +39,23 @@ from drivers.base import (
     Value,
 )
 from drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
+
+
+class _PublishCrashFilter(logging.Filter):
+    """Drop asyncua's "Publish iteration crashed" traceback.
+
+    asyncua logs it (with a full traceback, at ERROR) when the server goes away under a running
+    subscription. The driver detects the same loss itself and raises Unavailable, and the bridge's
+    session logs the failure once; the library's traceback would only scare an operator.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Publish iteration crashed")
+
+
+# Filters apply only on the logger a record is created on, so attach to the session's own logger.
+for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"):
+    logging.getLogger(_name).addFilter(_PublishCrashFilter())
 from drivers.opcua.conversion import (
     UA_TYPES_BY_NAME,
     ZERO,
