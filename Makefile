@@ -4,11 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test protos protos-check lint venv clean help
+.PHONY: demo test bench bench-quick protos protos-check lint venv clean help
 
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite"
+	@echo "make bench   run every benchmark scenario (~5 min) -> bench/results/latest.{json,md}"
+	@echo "make bench-quick  every scenario briefly (< 2 min) -> bench/results/quick.{json,md}"
 	@echo "make protos  regenerate bridge/api/gen from protos/"
 	@echo "make lint    buf lint + ruff"
 
@@ -26,6 +28,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Benchmarks never run in `make test`; they measure, they do not assert. ARGS="--only fanout" narrows.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick $(ARGS)
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
