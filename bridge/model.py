@@ -198,7 +198,8 @@ class SampleBatch:
 
     `values[i]` belongs to `aliases[i]` at `timestamps[i]` (ns since the epoch). `qualities` is
     None when every sample is GOOD. `value_type` is set when every value has that type, which
-    lets encoders copy the whole column at once.
+    lets encoders copy the whole column at once. A published batch is never changed again: drivers
+    may hand the same `aliases` list to batch after batch (encoders cache by it), but not mutate it.
     """
 
     device_id: str

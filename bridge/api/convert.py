@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from google.protobuf.duration_pb2 import Duration
 
 from bridge.api import pb
+from bridge.api.wire import encode_fast, wrap_update
 from bridge.commands import CommandEvent, CommandRecord, CommandSpec
 from bridge.errors import InvalidArgument
 from bridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
@@ -139,7 +140,10 @@ def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueTyp
         parts = []
         for b in batches:
             if b.encoded is None:
-                b.encoded = pb.telemetry.TelemetryUpdate(batch=encode_batches([b], types)).SerializeToString()
+                inner = encode_fast(b)
+                if inner is None:
+                    inner = encode_batches([b], types).SerializeToString()
+                b.encoded = wrap_update(inner)
             parts.append(b.encoded)
         return b"".join(parts)
     return pb.telemetry.TelemetryUpdate(batch=encode_batches(batches, types)).SerializeToString()

@@ -217,8 +217,9 @@ class SampleBatch(_message.Message):
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
     def timestamps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Source timestamps in ns since the Unix epoch, one per sample (absolute, not delta-encoded:
-        on loopback and LAN links the CPU saved beats the bytes saved).
+        """Source timestamps in ns since the Unix epoch, one per sample. Absolute and fixed-width, so
+        the bridge writes the column at memory speed; 8 bytes is also what a zigzag varint of an
+        absolute ns timestamp takes.
         """
 
     @_builtins.property
