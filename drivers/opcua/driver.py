@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.client.ua_session import UaSession
-from pydantic import Field, field_validator
 
 from drivers.base import (
     BatchSink,
@@ -23,7 +22,6 @@ from drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
-    DriverOptions,
     InvalidArgument,
     MdnsMatch,
     MdnsService,
@@ -39,6 +37,22 @@ from drivers.base import (
     Value,
 )
 from drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
+from drivers.opcua.certs import client_application_uri
+from drivers.opcua.conversion import (
+    UA_TYPES_BY_NAME,
+    ZERO,
+    decode,
+    encode,
+    plain,
+    quality_of,
+    status_name,
+    timestamp_ns,
+)
+from drivers.opcua.discovery import device_from_service
+from drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
+from drivers.opcua.options import OpcUaOptions
+from drivers.opcua.security import SecuritySetup, explain_refusals, prepare
+from drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
 
 
 class _PublishCrashFilter(logging.Filter):
@@ -56,23 +70,10 @@ class _PublishCrashFilter(logging.Filter):
 # Filters apply only on the logger a record is created on, so attach to the session's own logger.
 for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"):
     logging.getLogger(_name).addFilter(_PublishCrashFilter())
-from drivers.opcua.conversion import (
-    UA_TYPES_BY_NAME,
-    ZERO,
-    decode,
-    encode,
-    plain,
-    quality_of,
-    status_name,
-    timestamp_ns,
-)
-from drivers.opcua.discovery import device_from_service
-from drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
-from drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
 DEFAULT_PORT = 4840  # IANA-registered opc.tcp port (OPC 10000-6 §7.2)
-CLIENT_APPLICATION_URI = "urn:linebridge:driver:opcua"
 # Service results that mean the session or the transport is gone rather than the request refused.
 _LINK_STATUS = frozenset({
     ua.StatusCodes.BadTimeout, ua.StatusCodes.BadSessionIdInvalid, ua.StatusCodes.BadSessionClosed,
@@ -82,32 +83,6 @@ _LINK_STATUS = frozenset({
 })
 _SERVER_INFO = (ua.ObjectIds.Server_ServerArray, ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
                 ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName)
-
-
-class OpcUaOptions(DriverOptions):
-    """Options of the opcua driver; the defaults suit an mDNS-discovered OPC 40010 robot."""
-
-    browse_root: str = Field("i=85", description="NodeId to browse from; 'Objects' or i=85 is the Objects folder")
-    max_browse_depth: int = Field(12, ge=1, le=64, description="levels below browse_root")
-    max_nodes: int = Field(20_000, ge=1, le=1_000_000, description="stop browsing after this many nodes")
-    request_timeout: float = Field(4.0, gt=0, le=300, description="seconds per OPC UA request")
-    publishing_interval: float = Field(0.1, gt=0, le=60, description="subscription publishing interval, s")
-    keepalive_interval: float = Field(1.0, gt=0, le=600, description="subscription keep-alive, s")
-    # asyncua probes the server this often and gives the probe as long to answer; a lost socket is
-    # noticed at once anyway, so this only bounds how long a silently dead link goes unnoticed.
-    watchdog_interval: float = Field(2.0, gt=0, le=60, description="connection probe period, s")
-    session_timeout: float = Field(60.0, ge=1, le=3600, description="server-side session timeout, s")
-
-    @field_validator("browse_root")
-    @classmethod
-    def _parse_root(cls, value: str) -> str:
-        if value.strip().lower() == "objects":
-            return "i=85"
-        try:
-            ua.NodeId.from_string(value)
-        except Exception:
-            raise ValueError(f"expected a NodeId such as 'i=85' or 'ns=2;s=Robot' (or 'Objects'), got {value!r}") from None
-        return value
 
 
 @functools.lru_cache(maxsize=65536)
@@ -154,6 +129,7 @@ class OpcUaDriver(Driver):
         self._stop_method: MethodSpec | None = None
         self._streams: set[SubscriptionStream] = set()
         self._lost_reason: str | None = None
+        self._setup: SecuritySetup | None = None
 
     @classmethod
     def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
@@ -166,22 +142,27 @@ class OpcUaDriver(Driver):
         return cast(OpcUaOptions, self.ctx.options)
 
     async def connect(self) -> DeviceDescription:
-        """Open a session, browse the address space and describe the device."""
+        """Choose the endpoint, vet the server certificate, open a session, browse and describe the device."""
         await self.close()
         options = self.options
         client = Client(opc_tcp_url(self.ctx.endpoint), timeout=options.request_timeout,
                         watchdog_intervall=options.watchdog_interval)
         client.name = client.description = f"Linebridge {self.device_id}"
-        client.application_uri = CLIENT_APPLICATION_URI
+        client.application_uri = client_application_uri()
         client.session_timeout = int(options.session_timeout * 1000)
         client.connection_lost_callback = self._on_connection_lost
-        self._client, self._lost_reason = client, None
+        self._client, self._lost_reason, self._setup = client, None, None
         try:
             with self._errors("connect to"):
-                # connect() is several round trips (hello, channel, session, activate).
-                await asyncio.wait_for(client.connect(), 4 * options.request_timeout)
+                # GetEndpoints on its own unsecured channel; nothing secret is sent before the trust check.
+                self._setup = await prepare(client, options, 2 * options.request_timeout)
+                with explain_refusals(self._setup):
+                    # connect() is several round trips (hello, channel, session, activate).
+                    await asyncio.wait_for(client.connect(), 4 * options.request_timeout)
                 return await self._describe(client)
         except BaseException:
+            if client.uaclient.state is UaClientState.DISCONNECTED:
+                self._client = None  # refused before a session existed: asyncua already closed the socket
             await self.close()
             raise
 
@@ -204,6 +185,11 @@ class OpcUaDriver(Driver):
             "signals": str(len(self._catalog.signals)),
             "methods": str(len(self._catalog.methods)),
         }
+        if self._setup is not None:
+            info["security"] = self._setup.label
+            if self._setup.client_certificate is not None:
+                info["server_certificate"] = f"{self._setup.server_thumbprint} ({self._setup.trust})"
+                info["client_certificate"] = self._setup.client_certificate.thumbprint
         for index, stream in enumerate(self._streams):
             info[f"subscription_{index}"] = f"id={stream.subscription_id} batches={stream.batches}"
         return info
@@ -321,11 +307,11 @@ class OpcUaDriver(Driver):
         # OPC 10000-5 §6.3.1: ServerArray[0] is this server's ApplicationUri.
         uri = str(raw[0][0]) if isinstance(raw[0], list) and raw[0] else ""
         manufacturer, product = (str(plain(r) or "") for r in raw[1:])
-        name = ""
-        with contextlib.suppress(Exception):  # GetEndpoints only adds the ApplicationName, a cosmetic
-            server = (await client.get_endpoints())[0].Server
-            uri, name = server.ApplicationUri or uri, server.ApplicationName.Text or ""
-        return uri, name, manufacturer, product
+        # The endpoint description (GetEndpoints before connecting) names the application.
+        setup = self._setup
+        if setup is not None:
+            return setup.server_uri or uri, setup.server_name, manufacturer, product
+        return uri, "", manufacturer, product
 
     def _require(self) -> Client:
         if self._client is None:

@@ -2,6 +2,12 @@
 
 Run it with `linebridge sim opcua-robot --name robot-1 --port 0` (or `python -m drivers.opcua.simulator`);
 it prints `READY opc.tcp://127.0.0.1:<port>/` once it serves and stops cleanly on SIGINT/SIGTERM.
+
+Secured: `--security-policy P` / `--security-mode M` (repeatable; every policy x mode given is offered,
+default all three policies in Sign and SignAndEncrypt), `--cert-dir DIR` (its key+certificate, created on
+first start; the SHA-256 thumbprint is printed to stderr), `--user NAME:PASSWORD` (repeatable; requires
+a user instead of anonymous sessions), `--trust-client-dir DIR` (accept only those client certificates),
+`--allow-none` (keep the unsecured endpoint too). In process: `RobotSimulator(security=SimSecurity(...))`.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from asyncua import Server, ua
 
 from drivers.mdns import Advertiser
+from drivers.opcua.certs import CertificateFiles
+from drivers.opcua.options import default_state_dir
 from drivers.opcua.robot_model import AXIS_COUNT, RobotModel
 from drivers.opcua.sim_nodes import NodeTree, variable_specs
+from drivers.opcua.sim_security import ALL_MODES, ALL_POLICIES, SimSecurity, SimUserManager, secure_server
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
 # OPC 10000-12 Annex D capability identifiers: current data (DA), Device Integration model (DI).
@@ -47,7 +57,7 @@ class RobotSimulator:
     """One simulated robot served over OPC UA; `await start()`, `await stop()`, restartable on its port."""
 
     def __init__(self, name: str = "robot-1", host: str = "127.0.0.1", port: int = 0,
-                 rate_hz: float = 100.0, advertise: bool = False) -> None:
+                 rate_hz: float = 100.0, advertise: bool = False, security: SimSecurity | None = None) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.name = name
@@ -55,6 +65,9 @@ class RobotSimulator:
         self.port = port
         self.rate_hz = rate_hz
         self.advertise = advertise
+        self.security = security
+        self.certificate: CertificateFiles | None = None  # the server certificate, once started secured
+        self.users: SimUserManager | None = None  # every login attempt, once started secured
         self.model = RobotModel()
         self._server: Server | None = None
         self._tree: NodeTree | None = None
@@ -126,8 +139,12 @@ class RobotSimulator:
         await server.set_application_uri(self.application_uri)
         await server.set_build_info(PRODUCT_URI, "Linebridge", "Linebridge OPC UA robot simulator",
                                     "1.0", "1", self._started_at)
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-        server.set_identity_tokens([ua.AnonymousIdentityToken])
+        if self.security is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            server.set_identity_tokens([ua.AnonymousIdentityToken])
+        else:
+            self.certificate, self.users = await secure_server(server, self.security, self.application_uri,
+                                                               self.name, self.host)
         # asyncua's clock task sleeps 1 s between updates and stop() waits for it; the tick loop
         # keeps ServerStatus/CurrentTime fresh instead, so stop() is immediate.
         server.disable_clock()
@@ -293,21 +310,52 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
     parser.add_argument("--rate", type=float, default=100.0, help="joint update rate in Hz")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    secured = parser.add_argument_group("security (any flag but --allow-none serves secured endpoints)")
+    secured.add_argument("--security-policy", action="append", choices=ALL_POLICIES,
+                         help="offer this policy (repeatable; default: all three when secured)")
+    secured.add_argument("--security-mode", action="append", choices=ALL_MODES,
+                         help="offer this mode (repeatable; default: Sign and SignAndEncrypt)")
+    secured.add_argument("--cert-dir", type=Path, help="server key+certificate folder, created on first start "
+                         "(default: <state dir>/sim/<name>/pki)")
+    secured.add_argument("--user", action="append", metavar="NAME:PASSWORD",
+                         help="require this user (repeatable); without --user sessions are anonymous")
+    secured.add_argument("--trust-client-dir", type=Path,
+                         help="accept only client certificates found in this folder")
+    secured.add_argument("--allow-none", action="store_true", help="also offer the unsecured endpoint")
     return parser.parse_args(argv)
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    sim = RobotSimulator(args.name, args.host, args.port, args.rate, advertise=not args.no_mdns)
+def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
+    """The SimSecurity the CLI flags ask for, or None when no security flag was given."""
+    if not (args.security_policy or args.security_mode or args.cert_dir or args.user or args.trust_client_dir):
+        return None
+    users = {}
+    for entry in args.user or []:
+        name, sep, password = entry.partition(":")
+        if not sep or not name:
+            raise ValueError(f"--user takes NAME:PASSWORD, got {entry!r}")
+        users[name] = password
+    return SimSecurity(cert_dir=args.cert_dir or default_state_dir() / "sim" / args.name / "pki",
+                       policies=tuple(dict.fromkeys(args.security_policy or ALL_POLICIES)),
+                       modes=tuple(dict.fromkeys(args.security_mode or ALL_MODES)),
+                       users=users, trusted_clients=args.trust_client_dir, allow_none=args.allow_none)
+
+
+async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
+    sim = RobotSimulator(args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await sim.start()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"cannot start simulator: {exc}", file=sys.stderr)
         await sim.stop()
         return 1
+    if sim.certificate is not None:  # stderr: stdout carries only the READY line
+        print(f"server certificate {sim.certificate.cert_path} (SHA-256 {sim.certificate.thumbprint})",
+              file=sys.stderr, flush=True)
     print(f"READY {sim.endpoint}", flush=True)
     await stop.wait()
     await sim.stop()
@@ -317,9 +365,14 @@ async def _serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: serve one simulated robot until SIGINT/SIGTERM."""
     args = _parse_args(argv)
+    try:
+        security = security_from_args(args)
+    except ValueError as exc:
+        print(f"linebridge sim opcua-robot: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.ERROR)  # it warns about unused security policies
-    return asyncio.run(_serve(args))
+    return asyncio.run(_serve(args, security))
 
 
 if __name__ == "__main__":
