@@ -24,7 +24,7 @@ from bridge.errors import (
     Unavailable,
     Unsupported,
 )
-from bridge.model import CommandKind, CommandRequest, Pose, Value, coerce
+from bridge.model import CommandKind, CommandRequest, Identity, Pose, Value, coerce
 from bridge.registry import DeviceRecord, DeviceRegistry
 from drivers.base import Driver
 
@@ -64,6 +64,8 @@ class CommandSpec:
     idempotency_key: str = ""
     timeout: float | None = None
     origin: str = "grpc"
+    # Who asked; None only for callers inside the bridge process (tests, the demo).
+    identity: Identity | None = None
 
 
 @dataclass(slots=True)

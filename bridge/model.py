@@ -68,6 +68,27 @@ class DeviceState(IntEnum):
     OFFLINE = 5
 
 
+class Role(IntEnum):
+    """What a caller may do; a higher role includes the lower ones."""
+
+    VIEWER = 1  # list, read, subscribe
+    OPERATOR = 2  # commands
+    ADMIN = 3  # bridge control, discovery approval
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is asking: a certificate subject, a token's name, or a cloud service (Sparkplug host)."""
+
+    name: str
+    role: Role
+    peer: str = ""  # network address, or the Sparkplug topic for cloud commands
+    via: str = "grpc"  # "grpc", "sparkplug", "local"
+
+
+LOCAL_ADMIN = Identity("local", Role.ADMIN, via="local")
+
+
 class CommandKind(StrEnum):
     """Command classes a device can declare in its capabilities."""
 
