@@ -65,11 +65,15 @@ class DeviceSession:
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name=f"session:{self.device_id}")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the supervisor and close the driver; a driver stuck in cleanup cannot hang shutdown."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                log.error("device %s: session did not stop within %g s (driver stuck in cleanup)",
+                          self.device_id, timeout)
         await self._close_driver()
 
     def restart(self) -> None:

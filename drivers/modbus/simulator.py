@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +23,7 @@ from drivers.modbus.codec import DataType, bytes_to_registers, registers_to_byte
 from drivers.modbus.plc_model import CellPlcModel
 from drivers.modbus.points import MapPoint, Table
 from drivers.modbus.regmap import load_map
+from drivers.simkit import serve_until_signalled
 
 MAP_NAME = "cell-plc"
 SERVICE_TYPE = "_modbus._tcp.local."
@@ -241,30 +241,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> int:
     sim = CellPlcSimulator(host=args.host, port=args.port, units=args.unit, name=args.name,
                            seed=args.seed, mdns=not args.no_mdns, bench_registers=args.bench_registers)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await sim.start()
-        print(f"READY {sim.endpoint}", flush=True)
-        await stop.wait()
-    finally:
-        await sim.stop()
+    return await serve_until_signalled(sim, "modbus-plc")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until SIGINT/SIGTERM; prints `READY <endpoint>` once listening."""
     args = _parse(argv)
-    try:
-        asyncio.run(_serve(args))
-    except (OSError, RuntimeError) as exc:  # pymodbus reports a port it cannot bind as RuntimeError
-        print(f"modbus-plc: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return asyncio.run(_serve(args))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from drivers.opcua.options import default_state_dir
 from drivers.opcua.robot_model import AXIS_COUNT, RobotModel
 from drivers.opcua.sim_nodes import NodeTree, variable_specs
 from drivers.opcua.sim_security import ALL_MODES, ALL_POLICIES, SimSecurity, SimUserManager, secure_server
+from drivers.simkit import serve_until_signalled
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
 # OPC 10000-12 Annex D capability identifiers: current data (DA), Device Integration model (DI).
@@ -343,23 +343,13 @@ def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
 
 async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
     sim = RobotSimulator(args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await sim.start()
-    except (OSError, ValueError) as exc:
-        print(f"cannot start simulator: {exc}", file=sys.stderr)
-        await sim.stop()
-        return 1
-    if sim.certificate is not None:  # stderr: stdout carries only the READY line
-        print(f"server certificate {sim.certificate.cert_path} (SHA-256 {sim.certificate.thumbprint})",
-              file=sys.stderr, flush=True)
-    print(f"READY {sim.endpoint}", flush=True)
-    await stop.wait()
-    await sim.stop()
-    return 0
+
+    def announce_certificate() -> None:
+        if sim.certificate is not None:  # stderr: stdout carries only the READY line
+            print(f"server certificate {sim.certificate.cert_path} (SHA-256 {sim.certificate.thumbprint})",
+                  file=sys.stderr, flush=True)
+
+    return await serve_until_signalled(sim, "opcua-robot", announce_certificate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import zlib
 from dataclasses import dataclass, field
 
 from drivers.mdns import Advertiser
+from drivers.simkit import serve_until_signalled
 from drivers.ur.driver import SERVICE_TYPE
 from drivers.ur.options import UrAddress
 from drivers.ur.sim_robot import SimRobot
@@ -211,26 +211,15 @@ def _parse_args(argv: list[str] | None) -> SimConfig:
                      serial=args.serial, unlock_delay=args.unlock_delay, remote_control=not args.local)
 
 
-async def _serve(config: SimConfig) -> None:
-    simulator = UrSimulator(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await simulator.start()
-    try:
-        print(f"READY {simulator.endpoint}", flush=True)
-        await stop.wait()
-    finally:
-        await simulator.stop()
+async def _serve(config: SimConfig) -> int:
+    return await serve_until_signalled(UrSimulator(config), "ur")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until SIGINT/SIGTERM; exit code 0."""
     config = _parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(_serve(config))
-    return 0
+    return asyncio.run(_serve(config))
 
 
 if __name__ == "__main__":
