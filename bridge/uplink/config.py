@@ -8,7 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Sparkplug 3.0 §4.1.1: ids are UTF-8 strings without the MQTT wildcards and the topic separator.
+from bridge.errors import ConfigError, InvalidArgument
+from bridge.paths import compile_glob
+
+# Sparkplug 3.0, Topics (group_id, edge_node_id): ids are UTF-8 strings without the MQTT wildcards and the topic separator.
 _SPARKPLUG_ID = re.compile(r"^[^/+#]+$")
 
 
@@ -103,14 +106,50 @@ class UplinkConfig(_Model):
             raise ValueError("a Sparkplug id must not contain '/', '+' or '#'")
         return value
 
+    @field_validator("deadbands")
+    @classmethod
+    def _deadbands(cls, value: dict[str, float]) -> dict[str, float]:
+        for glob, band in value.items():
+            _check_glob(glob)
+            if band < 0:
+                raise ValueError(f"deadband for {glob!r} must not be negative")
+        return value
+
+    @field_validator("cloud_writable")
+    @classmethod
+    def _writable(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for device, signals in value.items():
+            for signal in signals:
+                _check_glob(f"{device}/{signal}")
+        return value
+
     @property
     def tls_enabled(self) -> bool:
+        """Whether the broker URL asks for TLS (mqtts://)."""
         return urlsplit(self.broker).scheme == "mqtts"
 
     @property
     def host(self) -> str:
+        """The broker's host name or address."""
         return urlsplit(self.broker).hostname or "127.0.0.1"
 
     @property
     def port(self) -> int:
+        """The broker's port (1883, or 8883 for mqtts://, when the URL names none)."""
         return urlsplit(self.broker).port or (8883 if self.tls_enabled else 1883)
+
+
+def _check_glob(text: str) -> None:
+    try:
+        compile_glob(text)
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
+
+
+def with_broker(config: UplinkConfig, url: str) -> UplinkConfig:
+    """The uplink enabled with another broker (`--mqtt URL`), or ConfigError naming what is wrong."""
+    try:
+        return UplinkConfig.model_validate({**config.model_dump(), "enabled": True, "broker": url})
+    except ValueError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(exc, "errors") else str(exc)
+        raise ConfigError(f"--mqtt: {reason}") from None

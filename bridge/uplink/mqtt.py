@@ -90,10 +90,12 @@ class MqttClient:
 
     @property
     def connected(self) -> bool:
+        """Connected and not yet lost."""
         return self.closed is not None and not self.closed.done()
 
     @property
     def inflight(self) -> int:
+        """Packets sent and not yet acknowledged (PUBACK, SUBACK)."""
         return len(self._pending)
 
     # -- connect / disconnect ----------------------------------------------------------------
@@ -153,6 +155,10 @@ class MqttClient:
             if task is not current:
                 task.cancel()
         await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection now (the owner sees `closed` resolve and starts over)."""
+        self._lost(ConnectionLost(reason))
 
     def _lost(self, exc: BaseException) -> None:
         if self._writer is not None:

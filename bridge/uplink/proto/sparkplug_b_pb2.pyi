@@ -75,7 +75,7 @@ class _DataTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataType.Val
     DateTimeArray: _DataType.ValueType  # 34
 
 class DataType(_DataType, metaclass=_DataTypeEnumTypeWrapper):
-    """Sparkplug 3.0 §6.4.16: the value of Metric.datatype, PropertyValue.type, DataSet.types and
+    """Sparkplug 3.0, Payloads > Data Types: the value of Metric.datatype, PropertyValue.type, DataSet.types and
     Template.Parameter.type.
     """
 
@@ -397,7 +397,7 @@ class Payload(_message.Message):
 
     @_typing.final
     class PropertySet(_message.Message):
-        """Properties of a metric as two parallel arrays (e.g. the 'Quality' property, §6.4.9)."""
+        """Properties of a metric as two parallel arrays (e.g. the 'Quality' property, Payloads > Quality Codes)."""
 
         DESCRIPTOR: _descriptor.Descriptor
 

@@ -1,0 +1,272 @@
+"""Test helpers for the uplink: a real Mosquitto broker on a free loopback port, and a Sparkplug consumer.
+
+The broker runs from a temporary config (loopback listener, anonymous, no persistence) and is stopped by
+its pid. The consumer subscribes to the whole Sparkplug namespace like a host application would, decodes
+every payload with tests/sparkplug_decoder.py (not the bridge's code) and checks the protocol as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bridge.uplink.mqtt import MqttClient
+from tests.sparkplug_decoder import DATATYPES, DecodeError, Payload, decode
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if found is None:
+        pytest.fail("the uplink tests need a real MQTT broker: install it with `apt-get install mosquitto`")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """One mosquitto process; can be killed and started again on the same port."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", anonymous: bool = True) -> None:
+        self.port = free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        # Unlimited in-flight and queued messages: a QoS 0 birth never overtakes queued QoS 1 data.
+        # As root, mosquitto would switch to the "mosquitto" user and lose access to the test's temp files.
+        stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
+                               "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n"
+                               + stay + extra_config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with open(self.log, "ab") as log:
+            return subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log,
+                                    stdin=subprocess.DEVNULL)
+
+    async def start(self) -> None:
+        self.process = self._spawn()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        while loop.time() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            await asyncio.sleep(0.02)
+        raise RuntimeError("mosquitto did not start listening within 10 s")
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, sig)
+        for _ in range(250):
+            if process.poll() is not None:
+                return
+            await asyncio.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        await asyncio.to_thread(process.wait)
+
+    async def kill(self) -> None:
+        await self.stop(signal.SIGKILL)
+
+
+@dataclass
+class Message:
+    """One message the consumer saw, decoded."""
+
+    topic: str
+    verb: str
+    node: str
+    device: str
+    payload: Payload | None
+    raw: bytes
+
+
+@dataclass
+class Sample:
+    """One DDATA/NDATA metric, resolved through its birth."""
+
+    node: str
+    device: str
+    name: str
+    timestamp: int
+    value: object
+    historical: bool
+
+
+@dataclass
+class Consumer:
+    """A Sparkplug host-side subscriber that checks births, aliases, datatypes and seq as messages arrive."""
+
+    port: int
+    client_id: str = "test-consumer"
+    messages: list[Message] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    births: dict[tuple[str, str], dict[int, tuple[str, int]]] = field(default_factory=dict)
+    seq: dict[str, int] = field(default_factory=dict)
+    client: MqttClient | None = None
+
+    async def start(self) -> None:
+        self.client = MqttClient("127.0.0.1", self.port, self.client_id, keepalive=10, on_message=self._on)
+        await self.client.connect()
+        await self.client.subscribe([("spBv1.0/#", 1)])
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.disconnect()
+
+    async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        assert self.client is not None
+        future = self.client.publish(topic, payload, qos=1, retain=retain)
+        assert future is not None
+        await asyncio.wait_for(future, 5)
+
+    def of(self, verb: str, node: str | None = None, device: str | None = None) -> list[Message]:
+        return [m for m in self.messages if m.verb == verb and node in (None, m.node) and device in (None, m.device)]
+
+    async def wait_for(self, condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not condition():
+            if loop.time() > end:
+                raise AssertionError(f"timed out waiting for {what or condition}; errors: {self.errors[:5]}")
+            await asyncio.sleep(0.02)
+
+    # -- checking what arrives -------------------------------------------------------------
+    def _on(self, topic: str, raw: bytes) -> None:
+        parts = topic.split("/")
+        if parts[1] == "STATE":
+            return
+        verb, node = parts[2], parts[3]
+        device = parts[4] if len(parts) > 4 else ""
+        if verb in ("NCMD", "DCMD"):  # what host applications (and the tests) send: not ours to judge
+            self.messages.append(Message(topic, verb, node, device, None, raw))
+            return
+        try:
+            payload = decode(raw)
+        except DecodeError as exc:
+            self.errors.append(f"{topic}: undecodable: {exc}")
+            return
+        self.messages.append(Message(topic, verb, node, device, payload, raw))
+        self._check_seq(node, verb, payload)
+        if verb in ("NBIRTH", "DBIRTH"):
+            self._birth(node, device, verb, payload)
+        elif verb in ("DDATA", "NDATA"):
+            self._data(node, device, payload)
+
+    def _check_seq(self, node: str, verb: str, payload: Payload) -> None:
+        if verb == "NDEATH":
+            if payload.seq is not None:
+                self.errors.append("NDEATH carries a seq")
+            if not any(m.name == "bdSeq" for m in payload.metrics):
+                self.errors.append("NDEATH without bdSeq")
+            self.seq.pop(node, None)
+            return
+        if payload.seq is None or not 0 <= payload.seq <= 255:
+            self.errors.append(f"{verb} from {node}: seq {payload.seq}")
+            return
+        if verb == "NBIRTH":
+            if payload.seq != 0:
+                self.errors.append(f"NBIRTH with seq {payload.seq}")
+        elif node not in self.seq:
+            self.errors.append(f"{verb} from {node} before its NBIRTH")
+        elif payload.seq != (self.seq[node] + 1) % 256:
+            self.errors.append(f"{verb} from {node}: seq {payload.seq} after {self.seq[node]}")
+        self.seq[node] = payload.seq
+
+    def _birth(self, node: str, device: str, verb: str, payload: Payload) -> None:
+        table = {}
+        if verb == "NBIRTH":
+            for key in [k for k in self.births if k[0] == node]:
+                del self.births[key]  # a new node session: devices must be born again
+        for metric in payload.metrics:
+            if metric.name is None or metric.datatype not in DATATYPES or metric.timestamp is None:
+                self.errors.append(f"{verb} {node}/{device}: metric without name, datatype or timestamp")
+                continue
+            if metric.alias is not None:
+                table[metric.alias] = (metric.name, metric.datatype)
+            try:
+                metric.value()
+            except DecodeError as exc:
+                self.errors.append(f"{verb} {node}/{device} {metric.name}: {exc}")
+        self.births[(node, device)] = table
+
+    def _data(self, node: str, device: str, payload: Payload) -> None:
+        table = self.births.get((node, device))
+        if table is None:
+            self.errors.append(f"DATA for {node}/{device} before its birth")
+            return
+        for metric in payload.metrics:
+            if metric.name is not None or metric.alias not in table or metric.timestamp is None:
+                self.errors.append(f"DATA {node}/{device}: metric must carry a known alias and a timestamp only")
+                continue
+            name, datatype = table[metric.alias]
+            try:
+                value = metric.value(datatype)
+            except DecodeError as exc:
+                self.errors.append(f"DATA {node}/{device} {name}: {exc}")
+                continue
+            self.samples.append(Sample(node, device, name, metric.timestamp, value, metric.is_historical))
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    """A running mosquitto on a free loopback port, stopped (by pid) after the test."""
+    with tempfile.TemporaryDirectory(prefix="linebridge-mqtt-") as workdir:
+        server = Broker(Path(workdir))
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+
+@pytest.fixture
+async def consumer(broker: Broker) -> AsyncIterator[Consumer]:
+    """A Sparkplug consumer subscribed to spBv1.0/# on the test broker."""
+    listener = Consumer(broker.port)
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.stop()
+
+
+def uplink_section(broker: Broker, outbox_path: Path, **changes: object) -> dict[str, object]:
+    """An `uplink:` config section for tests: this broker, quick reconnects, a short latency window."""
+    section: dict[str, object] = {
+        "enabled": True, "broker": broker.url, "keepalive_seconds": 5, "connect_timeout_seconds": 3,
+        "reconnect_initial_seconds": 0.05, "reconnect_max_seconds": 0.3, "max_latency_seconds": 0.02,
+        "outbox": {"path": str(outbox_path), "commit_interval_seconds": 0.2},
+    }
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(section.get(key), dict):
+            section[key] = {**section[key], **value}  # type: ignore[dict-item]
+        else:
+            section[key] = value
+    return section
