@@ -41,8 +41,8 @@ protos: $(STAMP)
 
 # Fails when the committed generated code differs from what the .proto files produce.
 protos-check: protos
-	@git diff --exit-code --stat -- bridge/api/gen || (echo "generated protobuf code is stale: run 'make protos' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- bridge/api/gen)" || (echo "untracked generated files: run 'make protos' and commit" && exit 1)
+	@git diff --exit-code --stat -- bridge/api/gen bridge/uplink/proto || (echo "generated protobuf code is stale: run 'make protos' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- bridge/api/gen bridge/uplink/proto)" || (echo "untracked generated files: run 'make protos' and commit" && exit 1)
 
 lint: $(STAMP)
 	$(BIN)/buf lint
