@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-quick protos protos-check lint venv clean help
+.PHONY: demo test bench bench-quick fuzz protos protos-check lint venv clean help
 
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   run every benchmark scenario (~5 min) -> bench/results/latest.{json,md}"
 	@echo "make bench-quick  every scenario briefly (< 2 min) -> bench/results/quick.{json,md}"
+	@echo "make fuzz    run every atheris fuzz target for FUZZ_SECONDS (30) each; findings in fuzz/crashes/"
 	@echo "make protos  regenerate bridge/api/gen from protos/"
 	@echo "make lint    buf lint + ruff"
 
@@ -35,6 +36,12 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick $(ARGS)
+
+# Coverage-guided fuzzing of every decoder of outside bytes (fuzz/README.md); atheris installed on first use.
+FUZZ_SECONDS ?= 30
+fuzz: $(STAMP)
+	@$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(ARGS)
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py

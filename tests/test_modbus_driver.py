@@ -273,7 +273,7 @@ async def test_silent_device_goes_offline_and_never_stalls_another(connect: Conn
 async def test_diagnostics_show_the_poll_plan(sim: CellPlcSimulator, connect: Connect) -> None:
     driver = await connect(sim.endpoint)
     lines = driver.diagnostics()
-    assert lines["poll_plan"].startswith("fast 100 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 10 signals)")
+    assert lines["poll_plan"].startswith("fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 10 signals)")
     assert lines["requests_per_cycle"] == "6 (one per signal would be 17)"
     assert "shared by 1 device(s)" in lines["connection"]
     assert driver.plan.requests_per_cycle == 6 and driver.plan.naive_requests_per_cycle == 17

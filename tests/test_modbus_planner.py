@@ -141,7 +141,7 @@ def test_cell_plc_plan() -> None:
     plan = plan_polls(regmap.compiled, {n: regmap.group_interval(n) for n in regmap.poll_groups}, Limits())
     assert plan.requests_per_cycle == 6
     assert plan.naive_requests_per_cycle == len(regmap.compiled) == 17
-    assert "fast 100 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1" in plan.describe()
+    assert "fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1" in plan.describe()
 
 
 def test_bits_sharing_a_register_are_read_once() -> None:

@@ -45,7 +45,7 @@ def test_cell_plc_map_contents() -> None:
     assert points["cell/cycle_time"].value_type is ValueType.DOUBLE
     assert points["conveyor/part_count"].data_type is DataType.UINT32
     assert regmap.device.device_kind is DeviceKind.PLC
-    assert regmap.group_interval("fast") == 0.1
+    assert regmap.group_interval("fast") == 0.25
 
 
 # (entries, expected fragment of the error); each names its entry by index and path.

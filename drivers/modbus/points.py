@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from drivers.base import Access, InvalidArgument, Signal, Value, ValueType
-from drivers.modbus.codec import TYPES, DataType, RegisterCodec
+from drivers.modbus.codec import TYPES, DataType, RegisterCodec, TypeInfo
 
 
 class Table(StrEnum):
@@ -48,6 +48,12 @@ def _integral(number: float) -> bool:
     return math.isfinite(number) and float(number).is_integer()
 
 
+def _fits_int64(info: TypeInfo, scale: int, offset: int) -> bool:
+    """Whether every raw value times a whole scale, plus offset, fits an INT (int64) column."""
+    ends = (int(info.low) * scale + offset, int(info.high) * scale + offset)
+    return all(-(2**63) <= end < 2**63 for end in ends)
+
+
 @dataclass(frozen=True, slots=True)
 class MapPoint:
     """One validated register map entry, ready to decode, encode and range-check."""
@@ -85,11 +91,12 @@ class MapPoint:
 
     @property
     def value_type(self) -> ValueType:
-        """Column type of the engineering value; scaled integers become doubles unless scale is whole."""
-        base = TYPES[self.data_type].value_type
-        if base is ValueType.INT and not (_integral(self.scale) and _integral(self.offset)):
+        """Column type of the engineering value: scaled integers stay INT only if whole and within int64."""
+        info = TYPES[self.data_type]
+        if info.value_type is ValueType.INT and not (_integral(self.scale) and _integral(self.offset)
+                                                     and _fits_int64(info, int(self.scale), int(self.offset))):
             return ValueType.DOUBLE
-        return base
+        return info.value_type
 
     @property
     def end(self) -> int:

@@ -278,7 +278,10 @@ def load_map(source: str | Mapping[str, Any] | RegisterMap, base_dir: Path | Non
     if is_map_name(source):
         path = MAPS_DIR / f"{source}.yaml"
     else:
-        path = Path(source).expanduser()
+        try:
+            path = Path(source).expanduser()
+        except RuntimeError:  # "~someone/..." for a user this machine does not know
+            raise ValueError(f"map {source!r}: cannot expand the home directory") from None
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.is_file():
@@ -286,8 +289,10 @@ def load_map(source: str | Mapping[str, Any] | RegisterMap, base_dir: Path | Non
                              f"nor a readable file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, a date like 2001-13-45
         raise ValueError(f"map file {path}: cannot read YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ValueError(f"map file {path}: cannot read YAML: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"map file {path}: expected a mapping with 'points', got {type(data).__name__}")
     return _validate(data, f"map file {path}")

@@ -48,7 +48,7 @@ from drivers.ur.fields import (
     RtdeField,
 )
 from drivers.ur.motion import MONITOR_NAMES, MotionTarget, MotionTracker, check_ready, plan_move, send_script
-from drivers.ur.options import SECONDARY_PORT, UrAddress, UrOptions, parse_endpoint
+from drivers.ur.options import DASHBOARD_PORT, SECONDARY_PORT, UrAddress, UrOptions, _port, parse_endpoint
 from drivers.ur.rtde import NOT_FOUND, ProtocolError, Recipe, parse_type
 from drivers.ur.rtde_client import RtdeClient
 from drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
@@ -86,8 +86,10 @@ class UrDriver(Driver):
         if not service.instance.strip() or not service.host:
             raise InvalidArgument(f"UR service without instance name or host: {service!r}")
         props = service.properties
-        query = f"rtde={service.port}&dashboard={props.get('dashboard', '29999')}" \
-                f"&secondary={props.get('secondary', str(SECONDARY_PORT))}"
+        # Numbers first: a TXT value such as "1&rtde=7" must not rewrite the endpoint's query.
+        dashboard = _port(props.get("dashboard", str(DASHBOARD_PORT)), "TXT dashboard")
+        secondary = _port(props.get("secondary", str(SECONDARY_PORT)), "TXT secondary")
+        query = f"rtde={service.port}&dashboard={dashboard}&secondary={secondary}"
         address = parse_endpoint(f"ur://{service.host}?{query}", UrOptions())
         return DiscoveredDevice(service.instance, address.endpoint(), props.get("name", service.instance))
 

@@ -60,7 +60,7 @@ def matrix_to_rotvec(m: Matrix) -> tuple[float, float, float]:
 
 def rotvec_to_matrix(rv: Sequence[float]) -> Matrix:
     """Rotation vector -> rotation matrix (Rodrigues)."""
-    angle = math.sqrt(rv[0] ** 2 + rv[1] ** 2 + rv[2] ** 2)
+    angle = math.hypot(rv[0], rv[1], rv[2])  # no overflow for large components, unlike the squares
     if angle < 1e-12:
         return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     x, y, z = (v / angle for v in rv)

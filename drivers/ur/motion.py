@@ -23,6 +23,7 @@ from drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
 from drivers.ur.dashboard import DashboardClient
 from drivers.ur.kinematics import pose_error
 from drivers.ur.options import UrOptions
+from drivers.ur.rtde import ProtocolError
 
 # The monitor recipe; the tracker reads rows by these positions (0 is the recipe id).
 MONITOR_NAMES = ("timestamp", "actual_q", "actual_TCP_pose", "runtime_state", "safety_mode", "robot_mode")
@@ -131,13 +132,20 @@ async def send_script(host: str, port: int, text: str, timeout: float) -> None:
             pass
 
 
+def _checked(row: tuple) -> tuple:
+    """A monitor row whose joint positions and TCP pose are finite: NaN or inf is no robot state."""
+    if not all(map(math.isfinite, row[_Q.start:_POSE.stop])):
+        raise ProtocolError("monitor row holds a non-finite joint position or TCP pose")
+    return row
+
+
 class MotionTracker:
     """Follows monitor rows until the robot is at the target with its program stopped."""
 
     def __init__(self, target: MotionTarget, options: UrOptions, first_row: tuple, sent_at: float) -> None:
         self.target, self.options, self.sent_at = target, options, sent_at
         self.started = False
-        self.initial = max(self.remaining(first_row), 1e-9)
+        self.initial = max(self.remaining(_checked(first_row)), 1e-9)
 
     def remaining(self, row: tuple) -> float:
         """Distance left: largest joint error (rad) or TCP position error (m)."""
@@ -158,6 +166,7 @@ class MotionTracker:
 
     def update(self, row: tuple, now: float) -> bool:
         """True when done; raise DeviceError when the motion cannot complete any more."""
+        _checked(row)
         if row[_SAFETY] != SafetyMode.NORMAL:
             name = SafetyMode.NAMES.get(row[_SAFETY], str(row[_SAFETY]))
             raise DeviceError(f"motion aborted: safety mode became {name}")

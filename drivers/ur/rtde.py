@@ -40,7 +40,9 @@ class RtdeType(Enum):
     BOOL = ("?", 1)
     UINT8 = ("B", 1)
     UINT32 = ("I", 1)
-    UINT64 = ("Q", 1)
+    # Read as signed: the same 64 bits, but a value with bit 63 set still fits the signal's int64
+    # column (gRPC int_values, Sparkplug Int64) instead of failing there.
+    UINT64 = ("q", 1)
     INT32 = ("i", 1)
     DOUBLE = ("d", 1)
     VECTOR3D = ("ddd", 3)

@@ -15,9 +15,12 @@ from operator import itemgetter
 
 from drivers.base import BatchSink, SampleBatch, Signal
 from drivers.ur.fields import FIELDS_BY_NAME, RtdeAddress
-from drivers.ur.rtde import Recipe
+from drivers.ur.rtde import ProtocolError, Recipe
 
 TIMESTAMP = "timestamp"
+# RTDE `timestamp` is seconds since the controller started: anything outside 0..~31 years (NaN, inf,
+# 1e300) is not a controller clock and would not fit an int64 nanosecond source time.
+MAX_CONTROLLER_SECONDS = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +101,10 @@ class PacketBatcher:
         """Decode and append a chunk of data payloads; publish when the batch is full or old."""
         now_ns = time.time_ns()
         rows = list(map(self.recipe.decode, payloads))  # all or nothing: columns stay aligned on error
+        row_stamps = [self._stamp(row[1], now_ns) for row in rows]  # may raise: before any column grows
         pick, count = self._pick, len(self.plan.aliases)
         values, stamps = self._values, self._stamps
-        for row in rows:
-            stamp = self._stamp(row[1], now_ns)
+        for row, stamp in zip(rows, row_stamps, strict=True):
             values.extend(pick(row))
             stamps.extend(repeat(stamp, count))
         self._pending += len(payloads)
@@ -113,6 +116,8 @@ class PacketBatcher:
 
     def _stamp(self, controller_ts: float, now_ns: int) -> int:
         """Source time of a packet: controller time anchored to the wall clock of the first packet."""
+        if not 0.0 <= controller_ts < MAX_CONTROLLER_SECONDS:  # also refuses NaN
+            raise ProtocolError(f"controller timestamp {controller_ts!r} s is not a controller uptime")
         if self._anchor_ts < 0:
             self._anchor_ns, self._anchor_ts, self._last_ts = now_ns, controller_ts, controller_ts - self.period
         step = controller_ts - self._last_ts
