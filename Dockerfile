@@ -14,6 +14,8 @@ WORKDIR /var/lib/linebridge
 # The config must set grpc.address to a non-loopback address (with TLS, or --insecure) to be reachable
 # from outside the container; the default binds 127.0.0.1.
 VOLUME ["/etc/linebridge", "/var/lib/linebridge"]
+# State the bridge writes (audit log; OPC UA client certificates go to ~/.local/state, also under here).
+ENV LINEBRIDGE__AUDIT__PATH=/var/lib/linebridge/audit
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["python", "-m", "bridge.healthcheck", "127.0.0.1:50051"]
