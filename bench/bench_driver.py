@@ -4,7 +4,9 @@ It is registered programmatically in the bench's bridge process (`bench.bridge_p
 the `linebridge.drivers` entry points. With `rate_hz` 0 it publishes as fast as the subscribers that
 keep up take the data: it holds off while the fullest of them has `high_water` samples queued. A
 subscription that has dropped samples, or whose queue has stayed at the mark for STALLED_AFTER
-seconds, no longer paces it (that is the stalled subscriber of `slow_consumer`).
+seconds, no longer paces it (that is the stalled subscriber of `slow_consumer`). With `pace: uplink` it holds off instead while the uplink's outbox
+holds `high_water` samples not yet acknowledged by the broker (`uplink_throughput`); `total_samples`
+stops it after that many samples (`uplink_replay`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import time
 import weakref
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import Field
 
@@ -29,8 +32,9 @@ from drivers.base import (
     ValueType,
 )
 
-# Set by bench.bridge_proc to the bridge's TelemetryBus; read only to pace the driver.
+# Set by bench.bridge_proc to the bridge's TelemetryBus and Uplink (or None); read only to pace the driver.
 BUS = None
+UPLINK = None
 STALLED_AFTER = 0.25  # seconds at the high-water mark after which a subscription stops pacing
 _full_since: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -46,6 +50,15 @@ class BenchOptions(DriverOptions):
     stamp: bool = False
     high_water: int = Field(50_000, ge=1)
     variants: int = Field(8, ge=1, le=64)
+    # What paces rate_hz 0: the subscribers' queues, or the uplink's unacknowledged samples.
+    pace: Literal["subscribers", "uplink"] = "subscribers"
+    # Stop publishing after this many samples (0 = never).
+    total_samples: int = Field(0, ge=0)
+
+
+def uplink_backlog() -> int:
+    """Samples the uplink has stored and the broker has not acknowledged yet."""
+    return UPLINK.outbox.samples if UPLINK is not None else 0
 
 
 def backlog(high_water: int) -> int | None:
@@ -102,10 +115,12 @@ class BenchDriver(Driver):
         period = 1.0 / opts.rate_hz if opts.rate_hz else 0.0
         next_at = time.monotonic()
         k = 0
-        while True:
+        while not opts.total_samples or self.published < opts.total_samples:
             if period:
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            elif opts.pace == "uplink":
+                await self._wait_for_uplink(opts.high_water)
             else:
                 await self._wait_for_room(opts.high_water)
             k = (k + 1) % opts.variants
@@ -116,6 +131,14 @@ class BenchDriver(Driver):
             self.published += n
             if not period:
                 await asyncio.sleep(0)
+        await asyncio.Event().wait()  # total reached: stay connected, publish nothing more
+
+    @staticmethod
+    async def _wait_for_uplink(high_water: int) -> None:
+        while True:
+            if uplink_backlog() < high_water:
+                return
+            await asyncio.sleep(0.0005)
 
     @staticmethod
     async def _wait_for_room(high_water: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -33,6 +34,15 @@ def emit_ready(endpoint: str) -> None:
 def emit_result(result: dict) -> None:
     """The one line a measuring process prints with what it measured (parents parse it)."""
     print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+async def window_cpu(start: float, end: float) -> float:
+    """This process's CPU use between two wall-clock times (epoch seconds), percent of one core."""
+    await asyncio.sleep(max(0.0, start - time.time()))
+    t0 = os.times()
+    await asyncio.sleep(max(0.0, end - time.time()))
+    t1 = os.times()
+    return 100.0 * ((t1.user + t1.system) - (t0.user + t0.system)) / (end - start)
 
 
 def free_port() -> int:

@@ -8,14 +8,17 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import psutil
 
+from bench import probe
 from bench.common import say
-from bench.procs import Child, Processes
+from bench.probe import PROBE_PREFIX
+from bench.procs import Child, ChildFailed, Processes
 from bridge.api import pb
 
 ONLINE = 3  # DEVICE_STATE_ONLINE
@@ -38,12 +41,48 @@ def bench_device(device_id: str = "bench-1", **options: object) -> dict:
     return {"id": device_id, "driver": "bench", "endpoint": f"bench://{device_id}", "options": options}
 
 
-async def start_bridge(procs: Processes, name: str, devices: list[dict], queue_samples: int = 200_000) -> Child:
+async def start_bridge(procs: Processes, name: str, devices: list[dict], queue_samples: int = 200_000,
+                       uplink: dict | None = None, receipt_stamps: bool = False, online_timeout: float = 60.0) -> Child:
     """A bridge process (bench.bridge_proc) with `devices`, once all of them are ONLINE."""
+    extra = ["--uplink", json.dumps(uplink)] if uplink else []
+    extra += ["--receipt-stamps"] if receipt_stamps else []
     child = await procs.start(name, "-m", "bench.bridge_proc", "--devices", json.dumps(devices),
-                              "--queue-samples", str(queue_samples))
-    await wait_online(child.endpoint, [d["id"] for d in devices])
+                              "--queue-samples", str(queue_samples), *extra)
+    await wait_online(child.endpoint, [d["id"] for d in devices], online_timeout)
     return child
+
+
+def bridge_notes(bridge: Child) -> list[str]:
+    """The `NOTE ...` lines a bench bridge printed before READY (instruments it could not set up)."""
+    return [line.removeprefix("NOTE ").strip() for line in bridge.extra if line.startswith("NOTE ")]
+
+
+def probe_address(bridge: Child) -> str:
+    """The host:port of the bench bridge's probe (bench.probe), from the line it printed before READY."""
+    for line in bridge.extra:
+        if line.startswith(PROBE_PREFIX):
+            return line.removeprefix(PROBE_PREFIX).strip()
+    raise RuntimeError(f"{bridge.name} printed no {PROBE_PREFIX.strip()} line")
+
+
+async def snapshot(bridge: Child) -> dict:
+    """Driver counters and uplink status of a bench bridge, now."""
+    return await probe.read(probe_address(bridge))
+
+
+async def until(bridge: Child, condition: Callable[[dict], object], what: str, timeout: float = 60.0,
+                every: float = 0.05) -> dict:
+    """Poll the bridge's probe until `condition(snapshot)` holds; returns that snapshot."""
+    end = time.monotonic() + timeout
+    while True:
+        snap = await snapshot(bridge)
+        if condition(snap):
+            return snap
+        if bridge.process.returncode is not None:
+            raise ChildFailed(f"{bridge.name} exited with {bridge.process.returncode}:\n{bridge.log_tail()}")
+        if time.monotonic() > end:
+            raise RuntimeError(f"{bridge.name}: not {what} after {timeout:g} s (uplink: {snap['uplink']})")
+        await asyncio.sleep(every)
 
 
 async def wait_online(target: str, device_ids: list[str], timeout: float = 60.0) -> None:
@@ -79,12 +118,14 @@ class SubscriberPlan:
     max_size: int = 10_000
     latency: bool = False
     stall: bool = False
+    track_period: float = 0.0  # check clock signals for missing steps (bench.subscriber --track-period)
     name: str = "subscriber"
 
     def args(self, start_at: float, duration: float) -> list[str]:
         out = ["-m", "bench.subscriber", "--target", self.target, "--paths", *self.paths,
                "--subs", str(self.subs_per_process), "--start-at", f"{start_at:.6f}", "--duration", f"{duration:g}",
                "--max-latency-ms", f"{self.max_latency_ms:g}", "--max-size", str(self.max_size)]
+        out += ["--track-period", f"{self.track_period!r}"] if self.track_period else []
         return out + (["--latency"] if self.latency else []) + (["--stall"] if self.stall else [])
 
 
@@ -123,9 +164,11 @@ async def measure(procs: Processes, plans: list[SubscriberPlan], warmup: float, 
 
 
 async def watch_bridge(bridge: Child, window: Window, ctx: Context, label: str) -> dict:
-    """The bridge's CPU share, RSS and GetInfo counters over the window (and a profile when asked)."""
+    """The bridge's CPU share, RSS, GetInfo counters and probe snapshots over the window (and a profile when asked)."""
     await asyncio.sleep(max(0.0, window.start_at - time.time()))
     proc = psutil.Process(bridge.pid)
+    probed = any(line.startswith(PROBE_PREFIX) for line in bridge.extra)
+    snap0 = await snapshot(bridge) if probed else None
     info0, cpu0, sys0 = await bridge_info(bridge.endpoint), bridge.cpu_seconds(), psutil.cpu_times()
     rss = [bridge.rss_mb()]
     profiler = await start_profile(bridge, window.duration, ctx, label) if ctx.profile_dir else None
@@ -134,6 +177,7 @@ async def watch_bridge(bridge: Child, window: Window, ctx: Context, label: str) 
         await asyncio.sleep(min(1.0, max(0.0, end - time.time())))
         rss.append(proc.memory_info().rss / 2**20)
     info1, cpu1, sys1 = await bridge_info(bridge.endpoint), bridge.cpu_seconds(), psutil.cpu_times()
+    snap1 = await snapshot(bridge) if probed else None
     if profiler is not None:
         await profiler.wait()
     busy = (sum(sys1) - sys1.idle) - (sum(sys0) - sys0.idle)
@@ -145,6 +189,7 @@ async def watch_bridge(bridge: Child, window: Window, ctx: Context, label: str) 
         "samples_in_per_s": (info1.samples_in - info0.samples_in) / seconds,
         "samples_out_per_s": (info1.samples_out - info0.samples_out) / seconds,
         "dropped_in_window": info1.samples_dropped - info0.samples_dropped,
+        "probe": [snap0, snap1],  # bench.probe snapshots at the window's edges (None without a probe)
     }
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 # Extra keys shown under the table, per scenario, when present.
 DETAILS = ("p50_ms", "p99_ms", "p999_ms", "rss_growth_mb", "idle_rss_mb", "min_per_subscriber",
-           "offered_per_s", "bridge_cpu_pct", "dropped", "error")
+           "offered_per_s", "request_rate", "baseline_request_rate", "requests_per_cycle", "naive_requests_per_cycle",
+           "samples_per_payload", "messages_per_s", "unlimited_samples_per_s", "unlimited_baseline_samples_per_s",
+           "drain_after_connect_s", "reconnect_s", "rate_limit_floor_s", "delivered_share", "driver_gaps",
+           "driver_late", "sim_jitter_p99_ms", "bridge_cpu_pct", "dropped", "error")
 
 
 def load(path: Path) -> dict:

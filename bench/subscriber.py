@@ -5,6 +5,10 @@ TelemetryUpdate (protobuf parse plus a check that the columns add up) and counts
 arrive inside the wall-clock window [start_at, start_at + duration). With --latency it also records,
 per sample, receive time minus source timestamp (the bench driver stamps the hand-off to the bus;
 both processes read the same machine clock). A --stall subscriber reads up to sync, then stops reading.
+With --track-period P every selected signal must be a double that advances by P per sample (a
+controller clock such as `ur-1/controller/timestamp`): the subscriber keeps the values it saw inside
+the window per signal and reports how many of the expected steps between the first and the last one
+arrived (`tracked`), so a sample lost anywhere on the way shows up as a missing step.
 The same code talks to the bridge and to the raw baseline server (same method and messages).
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -51,6 +56,8 @@ class Counts:
     total_received: int = 0
     extra: list[int] = field(default_factory=list)  # samples inside each extra window
     latencies: Counter = field(default_factory=Counter)  # latency in 10 us buckets -> samples
+    paths: dict[int, str] = field(default_factory=dict)  # alias -> full path, from the catalog
+    tracked: dict[int, list[float]] = field(default_factory=dict)  # alias -> values seen in the window
 
     def as_dict(self) -> dict:
         return {"samples": self.samples, "messages": self.messages, "dropped": self.dropped,
@@ -73,7 +80,7 @@ def request(paths: list[str], max_latency_ms: float, max_size: int) -> pb.teleme
 
 
 async def consume(target: str, req: pb.telemetry.SubscribeRequest, window: Window, counts: Counts,
-                  latency: bool, stall: bool) -> None:
+                  latency: bool, stall: bool, track: bool = False) -> None:
     """One subscription until the window closes."""
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         call = channel.unary_stream(METHOD, request_serializer=pb.telemetry.SubscribeRequest.SerializeToString,
@@ -97,6 +104,10 @@ async def consume(target: str, req: pb.telemetry.SubscribeRequest, window: Windo
                         counts.messages += 1
                         if latency:
                             record_latency(update.batch, counts.latencies)
+                        if track:
+                            record_values(update.batch, counts.tracked)
+                elif kind == "catalog":
+                    counts.paths.update((e.alias, e.path) for e in update.catalog.entries)
                 elif kind == "dropped":
                     counts.dropped += update.dropped.samples
                 elif kind == "sync" and stall:
@@ -113,7 +124,24 @@ def record_latency(batch: pb.telemetry.SampleBatch, buckets: Counter) -> None:
         buckets[(now - stamp) // 10_000] += count
 
 
-def summary(counts: list[Counts], window: Window, latency: bool) -> dict:
+def record_values(batch: pb.telemetry.SampleBatch, tracked: dict[int, list[float]]) -> None:
+    """Keep every value of a batch of double signals, per alias."""
+    if len(batch.double_values) != len(batch.aliases):
+        raise ValueError("--track-period needs signals whose values are all doubles")
+    for alias, value in zip(batch.aliases, batch.double_values, strict=True):
+        tracked.setdefault(alias, []).append(value)
+
+
+def steps(values: list[float], period: float) -> dict:
+    """How many of the expected steps of a clock signal arrived (first to last value seen)."""
+    unique = sorted(set(values))
+    expected = round((unique[-1] - unique[0]) / period) + 1 if unique else 0
+    backwards = sum(1 for a, b in itertools.pairwise(values) if b <= a)
+    return {"received": len(values), "unique": len(unique), "expected": expected,
+            "missing": expected - len(unique), "out_of_order_or_repeated": backwards}
+
+
+def summary(counts: list[Counts], window: Window, latency: bool, period: float = 0.0) -> dict:
     seconds = window.end - window.start
     result = {"seconds": seconds, "subs": [c.as_dict() for c in counts],
               "rates": [c.samples / seconds for c in counts],
@@ -126,6 +154,9 @@ def summary(counts: list[Counts], window: Window, latency: bool) -> dict:
         p50, p99, p999 = percentiles(((k / 100.0, w) for k, w in merged.items()), (0.5, 0.99, 0.999))
         result["latency"] = {"p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "samples": sum(merged.values()),
                              "max_ms": max(merged) / 100.0 if merged else float("nan")}
+    if period:
+        result["tracked"] = {c.paths.get(alias, str(alias)): steps(values, period)
+                             for c in counts for alias, values in c.tracked.items()}
     times = os.times()
     result["cpu_seconds"] = times.user + times.system
     return result
@@ -146,8 +177,9 @@ async def run(args: argparse.Namespace) -> dict:
     counts = [Counts(extra=[0] * len(window.extra)) for _ in range(args.subs)]
     await asyncio.sleep(max(0.0, args.subscribe_at - time.time()))
     cpu = asyncio.create_task(window_cpu(window))
-    await asyncio.gather(*(consume(args.target, req, window, c, args.latency, args.stall) for c in counts))
-    result = summary(counts, window, args.latency)
+    await asyncio.gather(*(consume(args.target, req, window, c, args.latency, args.stall, bool(args.track_period))
+                           for c in counts))
+    result = summary(counts, window, args.latency, args.track_period)
     result["window_cpu_pct"] = await cpu
     return result
 
@@ -166,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, default=10_000, help="max samples per message asked for")
     parser.add_argument("--latency", action="store_true", help="record per-sample latency")
     parser.add_argument("--stall", action="store_true", help="stop reading after sync")
+    parser.add_argument("--track-period", type=float, default=0.0,
+                        help="check that every selected (double) clock signal advances by this step")
     args = parser.parse_args(argv)
     emit_result(asyncio.run(run(args)))
     return 0

@@ -12,6 +12,10 @@ ORDER = (
     "slow_consumer",
     "command_rtt",
     "opcua_ingest",
+    "modbus_poll",
+    "uplink_throughput",
+    "uplink_replay",
+    "ur_rtde",
     "startup",
 )
 

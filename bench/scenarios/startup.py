@@ -2,7 +2,8 @@
 
 The demo cell is 3 OPC UA robot simulators (drivers/opcua/simulator.py) in their own processes,
 announced over mDNS on 127.0.0.1. The bridge is the real command, `python -m bridge.cli run -c FILE`,
-with discovery on 127.0.0.1 and metrics on, as `linebridge demo` runs it. Time counts from just before
+with discovery on 127.0.0.1 and metrics on, as `linebridge demo` runs it; `discovery.auto_approve`
+names this run's robots, so other people's simulators on 127.0.0.1 wait for approval instead. Time counts from just before
 the spawn to the first SERVING answer of grpc.health.v1 (polled every 5 ms); idle RSS is read once all
 3 robots are ONLINE and have streamed for a few seconds with no client attached. Baseline: the same
 measure for a bare grpc.aio server process with only the health service (bench.raw_server).
@@ -25,6 +26,7 @@ from bench.common import free_port, say
 from bench.harness import Context, wait_online
 from bench.procs import Child, ChildFailed, Processes
 from bridge.api import pb
+from bridge.config import DiscoveryConfig
 
 NAME = "startup"
 TARGET = "<= 1.5 s to SERVING and idle RSS <= 120 MB"
@@ -59,12 +61,16 @@ async def time_to_serving(child: Child, address: str, timeout: float = 30.0) -> 
 
 
 def bridge_config(directory: Path, grpc_port: int) -> Path:
+    """The demo-like config; discovered devices are approved automatically only if they are our robots."""
     path = directory / "bridge.yaml"
+    discovery: dict[str, object] = {"enabled": True, "interfaces": ["127.0.0.1"], "advertise": True}
+    if "auto_approve" in DiscoveryConfig.model_fields:
+        discovery["auto_approve"] = [{"name": f"bench{os.getpid()}-robot-*"}]
     path.write_text(yaml.safe_dump({
         "bridge": {"id": f"bench-startup-{os.getpid()}", "log_level": "WARNING"},
         "grpc": {"address": f"127.0.0.1:{grpc_port}", "grace_seconds": 0.5},
         "metrics": {"enabled": True, "address": f"127.0.0.1:{free_port()}"},
-        "discovery": {"enabled": True, "interfaces": ["127.0.0.1"], "advertise": True},
+        "discovery": discovery,
     }))
     return path
 
