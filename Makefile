@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite"
-	@echo "make bench   run every benchmark scenario (~5 min) -> bench/results/latest.{json,md}"
-	@echo "make bench-quick  every scenario briefly (< 2 min) -> bench/results/quick.{json,md}"
+	@echo "make bench   run every benchmark scenario (~8 min) -> bench/results/latest.{json,md}"
+	@echo "make bench-quick  every scenario briefly (< 3 min) -> bench/results/quick.{json,md}"
 	@echo "make fuzz    run every atheris fuzz target for FUZZ_SECONDS (30) each; findings in fuzz/crashes/"
 	@echo "make protos  regenerate bridge/api/gen from protos/"
 	@echo "make lint    buf lint + ruff"
@@ -53,7 +53,7 @@ protos-check: protos
 
 lint: $(STAMP)
 	$(BIN)/buf lint
-	$(BIN)/ruff check bridge drivers tests hil_tests examples bench scripts
+	$(BIN)/ruff check bridge drivers tests hil_tests examples bench scripts fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

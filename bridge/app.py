@@ -11,17 +11,23 @@ from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
 from bridge import __version__
+from bridge.api.auth import resolve
 from bridge.api.server import ApiServer, check_exposure
+from bridge.audit import AuditLog
+from bridge.command_audit import CommandAudit
 from bridge.commands import CommandManager, CommandRecord
 from bridge.config import Config, DeviceConfig
 from bridge.discovery import Discovery
 from bridge.driver_catalog import DriverCatalog
 from bridge.errors import ConfigError
+from bridge.gates import CommandGates
 from bridge.metrics import Metrics
 from bridge.registry import DeviceRecord, DeviceRegistry
+from bridge.security.approval import Approvals, Pending
 from bridge.sessions import Backoff, DeviceSession
 from bridge.telemetry import TelemetryBus
-from drivers.base import DiscoveredDevice, Driver, DriverOptions, StreamHints
+from bridge.uplink import DISABLED, Uplink, UplinkStatus
+from drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +39,34 @@ class BridgeApp:
 
     def __init__(self, config: Config, drivers: DriverCatalog, insecure: bool = False) -> None:
         self.config, self.drivers = config, drivers
-        self.warnings = check_exposure(config.grpc.address, insecure or config.grpc.insecure)
+        sec = config.security
+        self.warnings = check_exposure(config.grpc.address, insecure or config.grpc.insecure, sec.tls.enabled,
+                                       sec.authentication)
         self.registry = DeviceRegistry()
         self.metrics = Metrics()
         self.bus = TelemetryBus(self.registry, config.telemetry.subscriber_queue_samples,
                                 config.telemetry.max_subscriptions, on_batch=self.metrics.on_batch)
         self.metrics.watch(self.bus, self.registry)
+        self.audit = AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id) \
+            if config.audit.enabled else None
+        if self.audit is None:
+            self.warnings.append("the audit log is off (audit.enabled: false): commands run unaudited")
         c = config.commands
-        self.commands = CommandManager(self.registry, self.driver_of, c.default_timeout_seconds,
-                                       c.max_timeout_seconds, c.queue_limit, c.history, self._command_finished)
+        gates = CommandGates.from_config(config.policies, {d.id: d.policy for d in config.devices if d.policy},
+                                         c.rate_limits, self.bus.value_of)
+        self.commands = CommandManager(
+            self.registry, self.driver_of, c.default_timeout_seconds, c.max_timeout_seconds, c.queue_limit, c.history,
+            self._command_finished, gates=gates, deadman_interval=c.deadman_interval_seconds,
+            audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None)
         self.sessions: dict[str, DeviceSession] = {}
-        self.api = ApiServer(self, config.grpc.address, config.grpc.max_receive_message_bytes)
+        self.uplink = Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands,
+                             config.base_dir) if config.uplink.enabled else None
+        self.metrics.watch_uplink(self.uplink_status)
+        self.api = ApiServer(self, config)
+        if self.commands.audit is not None:  # calls refused before they became commands are audited too
+            self.api.auth.on_denied = self.commands.audit.call_denied
+        d = config.discovery
+        self.approvals = Approvals(d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None)
         self.zeroconf: AsyncZeroconf | None = None
         self.discovery: Discovery | None = None
         self._advertised: ServiceInfo | None = None
@@ -56,6 +79,8 @@ class BridgeApp:
     async def start(self) -> None:
         """Start in dependency order; a failure stops what already started and re-raises."""
         try:
+            if self.audit is not None:  # before the API: no command may arrive before its log is open
+                await self.audit.open()
             if self.config.metrics.enabled:
                 host, _, port = self.config.metrics.address.rpartition(":")
                 try:
@@ -63,6 +88,8 @@ class BridgeApp:
                 except OSError as exc:
                     raise ConfigError(f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}") from None
             self.grpc_port = await self.api.start()
+            if self.uplink is not None:  # before the devices, so it sees their first batch
+                await self.uplink.start()
             for device in self.config.devices:
                 if device.enabled:
                     self._add_configured(device)
@@ -79,6 +106,8 @@ class BridgeApp:
     async def stop(self) -> None:
         """Stop in reverse order: stop taking requests, stop discovery, close devices."""
         await self.api.stop(self.config.grpc.grace_seconds)
+        if self.uplink is not None:  # while devices are still up: NDEATH, not a DDEATH per device
+            await self.uplink.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         if self.zeroconf is not None:
@@ -87,9 +116,14 @@ class BridgeApp:
             await self.zeroconf.async_close()
             self.zeroconf = None
         await self.commands.close()
+        if self.audit is not None:
+            await self.audit.close()
         sessions, self.sessions = list(self.sessions.values()), {}
         await asyncio.gather(*(s.stop() for s in sessions))
         self.metrics.shutdown()
+
+    def uplink_status(self) -> UplinkStatus:
+        return self.uplink.status() if self.uplink is not None else DISABLED
 
     @property
     def api_address(self) -> str:
@@ -105,6 +139,10 @@ class BridgeApp:
         """Register a device and start its session."""
         record = self.registry.add(DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name,
                                                 source=source))
+        self._start_session(device_id, driver, options, hints)
+        return record
+
+    def _start_session(self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None) -> None:
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:
@@ -115,29 +153,47 @@ class BridgeApp:
                                 on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc())
         self.sessions[device_id] = session
         session.start()
-        return record
 
     def _add_configured(self, device: DeviceConfig) -> None:
-        options = self.drivers.options(device.driver, device.options, "config", f"devices.{device.id}.options")
+        options = self.drivers.options(device.driver, device.options, "config", f"devices.{device.id}.options",
+                                       self.config.base_dir)
         self.add_device(device.id, device.driver, device.endpoint, options, source="config", name=device.name,
                         hints=StreamHints(device.sampling_interval, device.deadband))
 
-    def on_discovered(self, driver: str, found: DiscoveredDevice, mdns_name: str) -> None:
-        """A service was announced: new device, or the same device at a new address."""
+    def on_discovered(self, driver: str, found: DiscoveredDevice, service: MdnsService) -> None:
+        """A service was announced: new device (connected if approved), or the same device at a new address."""
+        mdns_name = f"{service.instance}.{service.service_type}"
         existing = self.registry.find(found.device_id)
         if existing is not None:
             if existing.source == "mdns" and existing.endpoint != found.endpoint:
                 log.info("device %s moved to %s", found.device_id, found.endpoint)
                 self.registry.update_endpoint(found.device_id, found.endpoint)
-                self.sessions[found.device_id].restart()
+                if found.device_id in self.sessions:  # not while it waits for approval
+                    self.sessions[found.device_id].restart()
             return
         try:
             options = self.drivers.options(driver, found.options, f"mDNS {mdns_name}")
         except ConfigError as exc:
             log.warning("ignoring mDNS service %s: %s", mdns_name, exc)
             return
+        if not self.approvals.allows(found.device_id, service):
+            log.warning("discovered %s device %s at %s; it matches no discovery.auto_approve rule and waits for an "
+                        "admin: linebridge approve %s", driver, found.device_id, found.endpoint, found.device_id)
+            self.approvals.hold(found.device_id, Pending(driver, options))
+            self.registry.add(DeviceRecord(id=found.device_id, driver=driver, endpoint=found.endpoint, name=found.name,
+                                           source="mdns", state_reason="waiting for approval by an admin"))
+            return
         log.info("discovered %s device %s at %s", driver, found.device_id, found.endpoint)
         self.add_device(found.device_id, driver, found.endpoint, options, source="mdns", name=found.name)
+
+    async def approve(self, device_id: str) -> DeviceRecord:
+        """Let a discovered device connect (NotFound when unknown; a device already allowed stays as it is)."""
+        record = self.registry.get(device_id)
+        pending = await self.approvals.approve(device_id)
+        if pending is not None and device_id not in self.sessions and self.registry.find(device_id) is record:
+            log.info("device %s approved; connecting to %s", device_id, record.endpoint)
+            self._start_session(device_id, pending.driver, pending.options, None)
+        return record
 
     async def _start_discovery(self) -> None:
         d = self.config.discovery

@@ -7,10 +7,12 @@ import asyncio
 import sys
 from importlib.metadata import entry_points
 
-from bridge import __version__
+from bridge import __version__, audit_cli
 from bridge.config import load_config
 from bridge.driver_catalog import DriverCatalog
 from bridge.errors import ConfigError, LinebridgeError
+from bridge.security import cli as security_cli
+from bridge.uplink.config import with_broker
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -24,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="YAML config file")
     run.add_argument("--insecure", action="store_true", help="allow serving a non-loopback address without TLS")
     run.add_argument("--check", action="store_true", help="validate the config and exit")
+    run.add_argument("--mqtt", metavar="URL", help="enable the Sparkplug uplink to this broker (mqtt://host:port)")
 
     demo = sub.add_parser("demo", help="run a bridge with a simulated cell")
     demo.add_argument("--robots", type=int, default=3, help="simulated OPC UA robots (default 3)")
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=100, help="OPC UA simulator update rate in Hz (default 100)")
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
     demo.add_argument("--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC")
+    demo.add_argument("--mqtt", metavar="URL",
+                      help="Sparkplug uplink broker (mqtt://host:port); without it data buffers to the outbox")
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
     simp.add_argument("simulator", help="simulator name: " + ", ".join(sorted(_simulators())))
@@ -41,11 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     def client(name: str, text: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=text)
         c.add_argument("--target", default=DEFAULT_TARGET, help="bridge gRPC address (default %(default)s)")
+        security_cli.add_connection_args(c)
         return c
 
     devices = client("devices", "list devices")
     devices.add_argument("--detail", action="store_true", help="show signals, methods and driver details")
     client("info", "show bridge information")
+    uplink = client("uplink", "Industrial Cloud uplink (Sparkplug B over MQTT)")
+    uplink.add_argument("action", choices=["status"], help="status: connection state, backlog, losses")
     watch = client("watch", "stream signals (path globs)")
     watch.add_argument("paths", nargs="+")
     watch.add_argument("--count", type=int, default=0, help="stop after this many samples")
@@ -65,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--timeout", type=float, default=0.0)
     stop = client("stop", "send a protective stop request to a device (never a substitute for the e-stop)")
     stop.add_argument("device")
+    approve = client("approve", "let a device found through mDNS connect (admin)")
+    approve.add_argument("device")
+    security_cli.add_commands(sub)
+    audit_cli.add_commands(sub)
     return p
 
 
@@ -86,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
 
     drivers = DriverCatalog.from_entry_points()
     config = load_config(args.config)
+    if args.mqtt:
+        config.uplink = with_broker(config.uplink, args.mqtt)
     drivers.check(config, args.config)
     if args.check:
         print(f"{args.config}: OK ({len(config.devices)} device(s))")
@@ -106,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from bridge.demo import run_demo
             return run_demo(args)
+        if args.command in ("certs", "token"):
+            return security_cli.run(args)
+        if args.command == "audit":
+            return audit_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
         from bridge.cli_client import run_client

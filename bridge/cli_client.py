@@ -14,15 +14,17 @@ from bridge.client import Client, Sample, value_message, value_of
 from bridge.errors import InvalidArgument
 from bridge.model import ValueType, parse_value_text
 from bridge.paths import split_path
+from bridge.security.cli import client_from_args
 
 STATE = {v.number: v.name.removeprefix("DEVICE_STATE_") for v in pb.device.DeviceState.DESCRIPTOR.values}
 KIND = {v.number: v.name.removeprefix("DEVICE_KIND_").lower() for v in pb.device.DeviceKind.DESCRIPTOR.values}
 CMD_STATE = {v.number: v.name.removeprefix("COMMAND_STATE_") for v in pb.command.CommandState.DESCRIPTOR.values}
+UPLINK_STATE = {v.number: v.name.removeprefix("UPLINK_STATE_") for v in pb.bridge.UplinkState.DESCRIPTOR.values}
 VTYPE = {v.number: v.name.removeprefix("VALUE_TYPE_").lower() for v in pb.common.ValueType.DESCRIPTOR.values}
 
 
 async def run_client(args: argparse.Namespace) -> int:
-    async with Client(args.target) as client:
+    async with client_from_args(args) as client:
         try:
             return await COMMANDS[args.command](client, args)
         except grpc.aio.AioRpcError as exc:
@@ -171,5 +173,41 @@ async def _stop(client: Client, args: argparse.Namespace) -> int:
     return await _follow(client, pb.command.ExecuteRequest(device_id=args.device, stop=pb.command.StopAction()))
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+async def _uplink(client: Client, args: argparse.Namespace) -> int:
+    s = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
+    state = UPLINK_STATE[s.state]
+    if state == "DISABLED":
+        print("uplink: disabled (set uplink.enabled, or run with --mqtt mqtt://HOST:PORT)")
+        return 0
+    print(f"uplink: {state}  {s.broker}  edge node {s.group_id}/{s.edge_node_id}"
+          + (f"  primary host {s.primary_host_id}" if s.primary_host_id else ""))
+    if s.last_error:
+        print(f"last error: {s.last_error}")
+    age = s.oldest_age.seconds + s.oldest_age.nanos / 1e9
+    print(f"backlog: {s.backlog_messages} payloads, {_size(s.backlog_bytes)}, {s.backlog_samples} samples, "
+          f"oldest {age:.1f} s")
+    print(f"lost: {s.dropped_samples} samples in {s.dropped_messages} payloads (disk budget), "
+          f"{s.expired_samples} samples in {s.expired_messages} payloads (age limit)")
+    print(f"published: {s.published_messages} payloads, {s.published_samples} samples "
+          f"({s.replayed_messages} payloads replayed from the backlog)")
+    print(f"cloud commands: {s.commands_accepted} accepted, {s.commands_rejected} rejected")
+    print(f"outbox: {s.outbox_path}")
+    return 0
+
+
+async def _approve(client: Client, args: argparse.Namespace) -> int:
+    device = (await client.bridge.ApproveDevice(pb.bridge.ApproveDeviceRequest(device_id=args.device))).device
+    print(f"{device.id}: approved, {STATE[device.state]} ({device.driver} at {device.endpoint})")
+    return 0
+
+
 COMMANDS = {"devices": _devices, "info": _info, "watch": _watch, "read": _read, "write": _write, "call": _call,
-            "stop": _stop}
+            "stop": _stop, "uplink": _uplink, "approve": _approve}

@@ -62,12 +62,59 @@ def value_of(message: pb.common.Value) -> float | int | bool | str | None:
     return None if kind is None else getattr(message, kind)
 
 
-class Client:
-    """Async stubs for every Linebridge service over one channel."""
+def tls_credentials(ca: bytes | None = None, cert: bytes | None = None, key: bytes | None = None,
+                    token: str | None = None) -> grpc.ChannelCredentials:
+    """TLS to a bridge: trust `ca` (PEM; None = the system's roots), present a client certificate
+    (`cert` + `key`, for mutual TLS), and send a bearer token with every call."""
+    if bool(cert) != bool(key):
+        raise ValueError("a client certificate needs both the certificate and its key")
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    if token:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+    return credentials
 
-    def __init__(self, target: str = "127.0.0.1:50051") -> None:
+
+class _BearerToken:
+    """Adds `authorization: Bearer <token>` to calls on a plaintext channel (gRPC sends call
+    credentials only over TLS; a loopback bridge with a tokens file and no TLS still needs them)."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self.header)
+        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                          details.wait_for_ready)
+
+
+# Separate classes: a channel files each interceptor under the first call kind it implements only.
+class _TokenUnary(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(details), request)
+
+
+class _TokenStream(_BearerToken, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(details), request)
+
+
+class Client:
+    """Async stubs for every Linebridge service over one channel.
+
+    Without `credentials` the channel is plaintext (a loopback bridge without TLS); `token` is then
+    sent as metadata. With TLS, pass `tls_credentials(ca, cert, key, token)`.
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", credentials: grpc.ChannelCredentials | None = None,
+                 token: str | None = None) -> None:
         self.target = target
-        self.channel = grpc.aio.insecure_channel(target)
+        if credentials is not None:
+            if token:
+                credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+            self.channel = grpc.aio.secure_channel(target, credentials)
+        else:
+            interceptors = [_TokenUnary(token), _TokenStream(token)] if token else None
+            self.channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         self.devices = pb.device_grpc.DeviceServiceStub(self.channel)
         self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(self.channel)
         self.commands = pb.command_grpc.CommandServiceStub(self.channel)

@@ -1,4 +1,4 @@
-"""Commands: validation, lifecycle, idempotency, per-device queue, deadlines, cancel, Stop preemption."""
+"""Commands: gates, validation, lifecycle, idempotency, per-device queue, deadlines, cancel, Stop preemption, audit."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from bridge.command_audit import CommandAudit, who
+from bridge.command_resolve import resolve
+from bridge.deadman import Deadman
 from bridge.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -22,10 +25,10 @@ from bridge.errors import (
     NotFound,
     ResourceExhausted,
     Unavailable,
-    Unsupported,
 )
-from bridge.model import CommandKind, CommandRequest, Identity, Pose, Value, coerce
-from bridge.registry import DeviceRecord, DeviceRegistry
+from bridge.gates import CommandGates
+from bridge.model import CommandKind, CommandRequest, Identity, Pose, Role, Value
+from bridge.registry import DeviceRegistry
 from drivers.base import Driver
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class CommandRecord:
     watchers: list[asyncio.Queue[CommandEvent]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
+    command_class: str = ""  # write, invoke, motion, program or stop, as the device's policy sees it
+    audit_seq: int = 0  # seq of its "accepted" audit record; 0 when it was never accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +121,13 @@ class CommandManager:
 
     def __init__(self, registry: DeviceRegistry, driver_of: Callable[[str], Driver | None],
                  default_timeout: float = 10.0, max_timeout: float = 600.0, queue_limit: int = 100,
-                 history: int = 1000, on_finished: Finished | None = None) -> None:
+                 history: int = 1000, on_finished: Finished | None = None, gates: CommandGates | None = None,
+                 audit: CommandAudit | None = None, deadman_interval: float = 0.5) -> None:
         self.registry = registry
+        self.gates = gates or CommandGates()
+        self.audit = audit
+        self.deadman_interval = deadman_interval
+        self._deadmen: set[Deadman] = set()
         self._driver_of = driver_of
         self.default_timeout, self.max_timeout = default_timeout, max_timeout
         self.queue_limit, self.history_limit = queue_limit, history
@@ -133,31 +143,63 @@ class CommandManager:
 
     # -- submit ------------------------------------------------------------------------------
     def submit(self, spec: CommandSpec) -> tuple[CommandRecord, bool]:
-        """Validate and queue a command. Returns (record, existed); raises when rejected."""
-        if spec.idempotency_key:
-            existing_id = self._keys.get((spec.device_id, spec.idempotency_key))
-            if existing_id is not None and existing_id in self._history:
-                existing = self._history[existing_id]
-                if existing.spec.kind != spec.kind or existing.spec.writes != spec.writes \
-                        or existing.spec.method != spec.method or existing.spec.args != spec.args:
-                    raise InvalidArgument(f"idempotency key {spec.idempotency_key!r} was used for a different command")
-                return existing, True
+        """Check, record and queue a command. Returns (record, existed); raises when refused.
+
+        Order: the caller's rate and role, idempotency, timeout, device and arguments, device online,
+        safety gates, the device's rate and queue, then the "accepted" audit record: nothing is queued
+        without it. A refusal is kept as a REJECTED command and audited.
+        """
         record = CommandRecord(id=f"cmd-{next(self._seq)}-{uuid.uuid4().hex[:8]}", spec=spec)
         try:
+            record.command_class = self.gates.admit(spec.device_id, spec.kind, spec.method, spec.identity)
+            existing = self._existing(spec)
+            if existing is not None:
+                return existing, True
             timeout = self._timeout(spec)
             device = self.registry.get(spec.device_id)
             if device.description is not None:  # validate against what the device last described
-                record.request = self._resolve(spec, device)
+                record.request = resolve(spec, device)
             if not device.available:
                 raise Unavailable(f"device {spec.device_id!r} is {device.state.name.lower()}"
                                   + (f": {device.state_reason}" if device.state_reason else ""))
+            self.gates.check(record.command_class, device, record.request)
             queue = self._queues.setdefault(spec.device_id, deque())
             if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
                 raise ResourceExhausted(f"device {spec.device_id!r} has {len(queue)} commands queued")
+            self.gates.device_rate(spec.device_id, spec.kind)
+            if self.audit is not None:  # written before the command can reach the device
+                record.audit_seq = self.audit.accepted(record)
         except LinebridgeError as exc:
-            self._remember(record)
-            self._finish(record, CommandState.REJECTED, exc.reason, str(exc))
+            self._reject(record, exc)
             raise
+        self._enqueue(record, queue, timeout)
+        return record, False
+
+    def reject(self, spec: CommandSpec, error: LinebridgeError) -> CommandRecord:
+        """Keep a command refused before submit() (e.g. a malformed cloud command) as REJECTED, audited."""
+        record = CommandRecord(id=f"cmd-{next(self._seq)}-{uuid.uuid4().hex[:8]}", spec=spec)
+        self._reject(record, error)
+        return record
+
+    def _reject(self, record: CommandRecord, error: LinebridgeError) -> None:
+        self._remember(record)
+        self._finish(record, CommandState.REJECTED, error.reason, str(error))
+        if self.audit is not None:
+            self.audit.rejected(record, error)
+
+    def _existing(self, spec: CommandSpec) -> CommandRecord | None:
+        """The command an earlier Execute with the same idempotency key created, if any."""
+        existing_id = self._keys.get((spec.device_id, spec.idempotency_key)) if spec.idempotency_key else None
+        if existing_id is None or existing_id not in self._history:
+            return None
+        existing = self._history[existing_id]
+        if existing.spec.kind != spec.kind or existing.spec.writes != spec.writes \
+                or existing.spec.method != spec.method or existing.spec.args != spec.args:
+            raise InvalidArgument(f"idempotency key {spec.idempotency_key!r} was used for a different command")
+        return existing
+
+    def _enqueue(self, record: CommandRecord, queue: deque[CommandRecord], timeout: float) -> None:
+        spec = record.spec
         loop = asyncio.get_running_loop()
         record.deadline = loop.time() + timeout
         self._remember(record)
@@ -170,66 +212,12 @@ class CommandManager:
             record.timer = loop.call_at(record.deadline, self._expire_queued, record)
             queue.append(record)
             self._wake(spec.device_id)
-        return record, False
 
     def _timeout(self, spec: CommandSpec) -> float:
         timeout = self.default_timeout if spec.timeout is None else spec.timeout
         if not 0 < timeout <= self.max_timeout:
             raise InvalidArgument(f"timeout must be between 0 and {self.max_timeout:g} s, got {timeout:g}")
         return timeout
-
-    def _resolve(self, spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
-        desc = device.description
-        offered = desc.commands if desc is not None else frozenset()
-        if spec.kind not in offered:
-            supported = ", ".join(sorted(offered)) or "none"
-            raise Unsupported(f"device {device.id!r} does not support {spec.kind} commands (supports: {supported})")
-        request = CommandRequest(kind=spec.kind, speed=spec.speed, acceleration=spec.acceleration,
-                                 program=spec.program, pose=spec.pose)
-        if spec.kind is CommandKind.WRITE:
-            request.writes = self._resolve_writes(spec, device)
-        elif spec.kind is CommandKind.INVOKE:
-            request.method, request.args = self._resolve_call(spec, device)
-        elif spec.kind is CommandKind.MOVE_JOINTS:
-            if not spec.joint_positions or not all(math.isfinite(p) for p in spec.joint_positions):
-                raise InvalidArgument("move_joints needs finite joint positions")
-            request.joint_positions = list(spec.joint_positions)
-        elif spec.kind is CommandKind.MOVE_LINEAR and spec.pose is None:
-            raise InvalidArgument("move_linear needs a target pose")
-        if spec.speed < 0 or spec.acceleration < 0:
-            raise InvalidArgument("speed and acceleration must not be negative")
-        return request
-
-    def _resolve_writes(self, spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
-        if not spec.writes:
-            raise InvalidArgument("write needs at least one signal")
-        resolved = []
-        for path, value in spec.writes:
-            prefix = f"{device.id}/"
-            signal = device.signal(path[len(prefix):] if path.startswith(prefix) else path)
-            if not signal.access.writable:
-                raise InvalidArgument(f"signal {device.id}/{signal.path} is read-only")
-            try:
-                resolved.append((signal, coerce(value, signal.value_type)))
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"{device.id}/{signal.path}: {exc}") from None
-        return resolved
-
-    def _resolve_call(self, spec: CommandSpec, device: DeviceRecord) -> tuple[Any, list[Value]]:
-        methods = {m.name: m for m in device.description.methods} if device.description else {}
-        method = methods.get(spec.method)
-        if method is None:
-            raise NotFound(f"device {device.id!r} has no method {spec.method!r}"
-                           f" (methods: {', '.join(sorted(methods)) or 'none'})")
-        if len(spec.args) != len(method.inputs):
-            raise InvalidArgument(f"{spec.method} takes {len(method.inputs)} argument(s), got {len(spec.args)}")
-        args = []
-        for arg, value in zip(method.inputs, spec.args, strict=True):
-            try:
-                args.append(coerce(value, arg.value_type))
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"{spec.method} argument {arg.name!r}: {exc}") from None
-        return method, args
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, command_id: str) -> CommandRecord:
@@ -282,6 +270,31 @@ class CommandManager:
             running.error_message = "preempted by stop"
             running.task.cancel()
 
+    # -- deadman -----------------------------------------------------------------------------
+    def deadman(self, device_id: str, identity: Identity | None = None, interval: float | None = None) -> Deadman:
+        """Arm a deadman for a device: unless `beat()` comes every `interval` s, the device gets a Stop."""
+        interval = self.deadman_interval if interval is None else interval
+        if not 0 < interval <= 10:
+            raise InvalidArgument(f"deadman interval must be between 0 and 10 s, got {interval:g}")
+        self.registry.get(device_id)
+        self._deadmen = {d for d in self._deadmen if d.armed}
+        handle = Deadman(device_id, identity, interval, self._deadman_tripped)
+        self._deadmen.add(handle)
+        return handle
+
+    def _deadman_tripped(self, handle: Deadman, reason: str) -> None:
+        holder = who(handle.identity)
+        if self.audit is not None:
+            self.audit.event("control_system_event", "deadman.tripped", "success", who=holder,
+                             what={"device": handle.device_id, "interval": handle.interval}, reason=reason)
+        spec = CommandSpec(handle.device_id, CommandKind.STOP, origin=f"deadman:{holder['name']}",
+                           identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"))
+        try:
+            self.submit(spec)
+        except LinebridgeError as exc:
+            log.error("deadman of %s on %s tripped (%s), but the stop was refused: %s",
+                      holder["name"], handle.device_id, reason, exc)
+
     # -- running -----------------------------------------------------------------------------
     def _wake(self, device_id: str) -> None:
         if device_id not in self._workers:
@@ -321,6 +334,8 @@ class CommandManager:
         self._update(record, state=CommandState.RUNNING)
         started = time.monotonic()
         try:
+            if self.audit is not None and record.spec.kind is not CommandKind.STOP:
+                await self.audit.durable(record.audit_seq)  # a Stop never waits for a disk
             driver = self._driver_of(record.spec.device_id)
             device = self.registry.find(record.spec.device_id)
             if driver is None or device is None or not device.available:
@@ -372,6 +387,8 @@ class CommandManager:
                      progress=record.progress if progress is None else progress)
         if state is CommandState.REJECTED and self._on_finished is not None:
             self._on_finished(record, 0.0)
+        if self.audit is not None and record.audit_seq:
+            self.audit.finished(record)
 
     def _update(self, record: CommandRecord, **changes: Any) -> None:
         for key, value in changes.items():
@@ -393,6 +410,9 @@ class CommandManager:
                 self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
 
     async def close(self) -> None:
+        for handle in self._deadmen:
+            handle.release()
+        self._deadmen.clear()
         tasks = [*self._workers.values(), *self._side_tasks]
         for task in tasks:
             task.cancel()

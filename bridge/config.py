@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from bridge.audit import AuditConfig
 from bridge.errors import ConfigError
+from bridge.policy import DevicePolicy
+from bridge.ratelimit import RateLimits
+from bridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
+from bridge.uplink.config import UplinkConfig
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_PREFIX = "LINEBRIDGE__"
@@ -45,6 +50,7 @@ class GrpcConfig(_Model):
     insecure: bool = False
     max_receive_message_bytes: int = Field(1 << 20, ge=1024)
     grace_seconds: float = Field(2.0, ge=0)
+    limits: GrpcLimits = Field(default_factory=GrpcLimits)
 
     _address = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
@@ -66,6 +72,10 @@ class DiscoveryConfig(_Model):
     interfaces: list[str] = Field(default_factory=lambda: ["127.0.0.1"], min_length=1)
     advertise: bool = True
     resolve_timeout_seconds: float = Field(3.0, gt=0)
+    # Services matching none of these stay DISCOVERED until an admin approves them (none = approve nothing).
+    auto_approve: list[ApprovalRule] = Field(default_factory=list)
+    # Where manual approvals are kept across restarts (JSON); empty = in memory only.
+    approvals_file: str = ""
 
 
 class DeviceConfig(_Model):
@@ -82,11 +92,13 @@ class DeviceConfig(_Model):
     deadband: float = Field(0.0, ge=0)
     # Driver-specific options; validated against the driver's own options model.
     options: dict[str, Any] = Field(default_factory=dict)
+    # Who may command it and when motion/programs are safe (default: `policies`, then the defaults).
+    policy: DevicePolicy | None = None
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not DEVICE_ID.match(value):
+        if not DEVICE_ID.fullmatch(value):  # fullmatch: '$' alone would let "robot-1\n" through
             raise ValueError("expected lowercase letters, digits, '.', '_' or '-' (at most 63), e.g. 'robot-1'")
         return value
 
@@ -106,6 +118,9 @@ class CommandsConfig(_Model):
     max_timeout_seconds: float = Field(600.0, gt=0)
     queue_limit: int = Field(100, ge=1)
     history: int = Field(1000, ge=10)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # A deadman (jogging, streamed targets) sends Stop when no heartbeat came for this long.
+    deadman_interval_seconds: float = Field(0.5, gt=0, le=10)
 
 
 class SessionsConfig(_Model):
@@ -127,6 +142,17 @@ class Config(_Model):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    # Command policy by device id glob ('robot-*'), for devices without a `policy` of their own.
+    policies: dict[str, DevicePolicy] = Field(default_factory=dict)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    # Folder of the config file: relative paths in driver options (e.g. Modbus maps) resolve here.
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir
 
     @field_validator("devices")
     @classmethod
@@ -193,7 +219,21 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment {key}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = _load_yaml(raw, f"environment {key}:")
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """Parse YAML text; ConfigError (prefixed with `where`) for anything the parser refuses."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}{at} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{where} not valid YAML: nested too deeply") from None
+    except ValueError as exc:  # PyYAML constructors: a date like 2001-13-45, an int of 5000 digits
+        raise ConfigError(f"{where} not valid YAML: {exc}") from None
 
 
 def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
@@ -213,13 +253,11 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     """Read and validate a YAML config file; raise ConfigError naming the file and the field."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_config(data, str(path), env)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    config = parse_config(_load_yaml(text, f"{path}:"), str(path), env)
+    config._base_dir = path.resolve().parent
+    return config

@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 from bridge.app import BridgeApp
-from bridge.config import parse_config
+from bridge.config import Config, parse_config
 from bridge.driver_catalog import DriverCatalog
 from bridge.runner import run_bridge, setup_logging
+from bridge.uplink import UplinkState
 
 
 @dataclass
@@ -63,21 +66,34 @@ async def stop_simulators(sims: list[SimProcess]) -> None:
 def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> str:
     lines = [f"Linebridge demo - bridge '{app.config.bridge.id}', gRPC {app.api_address}, "
              f"metrics http://127.0.0.1:{app.metrics_port}/metrics", ""]
-    lines.append(f"{'DEVICE':<12}{'STATE':<11}{'DRIVER':<8}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT")
+    width = max([len(r.id) for r in app.registry] + [10]) + 2
+    lines.append(f"{'DEVICE':<{width}}{'STATE':<11}{'DRIVER':<8}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT")
     for record in sorted(app.registry, key=lambda r: r.id):
-        lines.append(f"{record.id:<12}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
+        lines.append(f"{record.id:<{width}}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
                      f"{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}")
     if not len(app.registry):
         lines.append("(waiting for mDNS announcements ...)")
-    lines += ["", f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
+    lines += ["", uplink_line(app), f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
               f"{', '.join(str(s.process.pid) for s in sims)})", "",
               "Try, in another terminal:",
               f"  .venv/bin/linebridge devices --target {app.api_address}",
               f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
               f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
+              f"  .venv/bin/linebridge uplink status --target {app.api_address}",
               f"  grpcurl -plaintext {app.api_address} list",
               "Ctrl-C stops the bridge and the simulators."]
     return "\n".join(lines)
+
+
+def uplink_line(app: BridgeApp) -> str:
+    """The uplink at a glance: state, broker, backlog, losses."""
+    s = app.uplink_status()
+    if s.state is UplinkState.DISABLED:
+        return "uplink disabled"
+    lost = s.dropped_samples + s.expired_samples
+    return (f"uplink {s.state.name.lower()} ({s.broker})   backlog {s.backlog_messages} payloads, "
+            f"{s.backlog_bytes / 1e6:.1f} MB, {s.backlog_samples} samples, oldest {s.oldest_age_seconds:.0f} s   "
+            f"published {s.published_samples} samples   lost {lost}")
 
 
 async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) -> None:
@@ -107,14 +123,36 @@ def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     return cell
 
 
+def _refusing_port() -> socket.socket:
+    """A loopback port held but never listened on: connecting to it is refused, deterministically."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 async def _demo(args: argparse.Namespace) -> None:
-    config = parse_config({
-        "bridge": {"id": "demo-cell"},
-        "grpc": {"address": args.grpc},
-        "metrics": {"address": args.metrics},
-        "discovery": {"enabled": True, "interfaces": ["127.0.0.1"]},
-    })
     sims: list[SimProcess] = []
+    with tempfile.TemporaryDirectory(prefix="linebridge-demo-") as workdir, _refusing_port() as nobody:
+        # Without --mqtt the uplink still runs, against a port that refuses: it buffers to the outbox.
+        broker = args.mqtt or f"mqtt://127.0.0.1:{nobody.getsockname()[1]}"
+        if not args.mqtt:
+            print("no --mqtt given: the Sparkplug uplink has no broker and buffers everything to its outbox",
+                  flush=True)
+        config = parse_config({
+            "bridge": {"id": "demo-cell"},
+            "grpc": {"address": args.grpc},
+            "metrics": {"address": args.metrics},
+            # The demo approves exactly the simulators it started; anything else announced waits for an admin.
+            "discovery": {"enabled": True, "interfaces": ["127.0.0.1"],
+                          "auto_approve": [{"name": name} for _, name, _ in demo_cell(args)]},
+            "uplink": {"enabled": True, "broker": broker, "group_id": "linebridge-demo",
+                       "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20}},
+            "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
+        })
+        await _run_cell(args, config, sims)
+
+
+async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProcess]) -> None:
     try:
         starts = [start_simulator(kind, name, *sim_args) for kind, name, sim_args in demo_cell(args)]
         results = await asyncio.gather(*starts, return_exceptions=True)

@@ -7,15 +7,16 @@ import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-from zeroconf import ServiceStateChange, Zeroconf
+from zeroconf import BadTypeInNameException, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from bridge.config import DEVICE_ID
 from bridge.errors import InvalidArgument
 from drivers.base import DiscoveredDevice, Driver, MdnsService
 
 log = logging.getLogger(__name__)
 
-Found = Callable[[str, DiscoveredDevice, str], None]  # (driver type, device, mDNS name)
+Found = Callable[[str, DiscoveredDevice, MdnsService], None]  # (driver type, device, the service it came from)
 
 MAX_TXT_VALUE = 255  # RFC 6763 §6.1: one TXT string is at most 255 bytes
 
@@ -50,6 +51,32 @@ def instance_of(name: str, service_type: str) -> str:
     """'robot-1._opcua-tcp._tcp.local.' -> 'robot-1'."""
     suffix = "." + service_type
     return name[: -len(suffix)] if name.endswith(suffix) else name.split(".", 1)[0]
+
+
+def service_of(service_type: str, name: str, info: ServiceInfo) -> MdnsService:
+    """A resolved service as drivers see it; InvalidArgument when it has no usable address."""
+    return MdnsService(
+        service_type=service_type,
+        instance=instance_of(name, service_type),
+        host=pick_address(info.parsed_addresses()),
+        port=int(info.port or 0),
+        properties=decode_txt(info.properties),
+    )
+
+
+def device_of(driver: type[Driver], service_type: str, name: str, info: ServiceInfo) -> DiscoveredDevice:
+    """What `driver` makes of a resolved service; InvalidArgument when anything in it is unusable."""
+    return device_from(driver, service_of(service_type, name, info))
+
+
+def device_from(driver: type[Driver], service: MdnsService) -> DiscoveredDevice:
+    """What `driver` makes of `service`; InvalidArgument when it refuses it or makes an unusable id."""
+    device = driver.from_mdns(service)
+    # The id names the device in paths and Sparkplug topics: '/', '+', '#' or spaces would break both.
+    if not DEVICE_ID.fullmatch(device.device_id):
+        raise InvalidArgument(f"{driver.type_name} made device id {device.device_id!r} of instance "
+                              f"{service.instance!r}: not lowercase letters, digits, '.', '_', '-' (at most 63)")
+    return device
 
 
 class Discovery:
@@ -90,7 +117,11 @@ class Discovery:
 
     async def _resolve(self, service_type: str, name: str) -> None:
         assert self.zeroconf is not None
-        info = AsyncServiceInfo(service_type, name)
+        try:
+            info = AsyncServiceInfo(service_type, name)
+        except BadTypeInNameException as exc:  # a PTR record may name any instance; zeroconf refuses some
+            self._ignore(name, str(exc))
+            return
         if not await info.async_request(self.zeroconf.zeroconf, self._timeout_ms):
             log.warning("mDNS service %s did not resolve within %d ms", name, self._timeout_ms)
             return
@@ -98,18 +129,15 @@ class Discovery:
         if driver is None:
             return
         try:
-            service = MdnsService(
-                service_type=service_type,
-                instance=instance_of(name, service_type),
-                host=pick_address(info.parsed_addresses()),
-                port=int(info.port or 0),
-                properties=decode_txt(info.properties),
-            )
-            device = driver.from_mdns(service)
+            service = service_of(service_type, name, info)
+            device = device_from(driver, service)
         except InvalidArgument as exc:
-            key = (name, str(exc))
-            if key not in self._rejected:  # say it once, not at every re-announcement
-                self._rejected.add(key)
-                log.warning("ignoring mDNS service %s: %s", name, exc)
+            self._ignore(name, str(exc))
             return
-        self._on_found(driver.type_name, device, name)
+        self._on_found(driver.type_name, device, service)
+
+    def _ignore(self, name: str, reason: str) -> None:
+        key = (name, reason)
+        if key not in self._rejected:  # say it once, not at every re-announcement
+            self._rejected.add(key)
+            log.warning("ignoring mDNS service %r: %s", name, reason)

@@ -1,15 +1,31 @@
-"""`python -m bridge.healthcheck [HOST:PORT]`: exit 0 when the bridge's gRPC health says SERVING."""
+"""`python -m bridge.healthcheck [HOST:PORT]`: exit 0 when the bridge's gRPC health says SERVING.
+
+For a TLS bridge set LINEBRIDGE_CA (and LINEBRIDGE_CERT, LINEBRIDGE_KEY for mutual TLS), as for the CLI;
+the health service itself needs no role.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def check(target: str, timeout: float = 3.0) -> bool:
-    with grpc.insecure_channel(target) as channel:
+def credentials_from_env() -> grpc.ChannelCredentials | None:
+    """TLS credentials from LINEBRIDGE_CA / _CERT / _KEY; None when LINEBRIDGE_CA is not set."""
+    ca, cert, key = (os.environ.get(f"LINEBRIDGE_{n}") for n in ("CA", "CERT", "KEY"))
+    if not ca:
+        return None
+    return grpc.ssl_channel_credentials(Path(ca).read_bytes(), Path(key).read_bytes() if key else None,
+                                        Path(cert).read_bytes() if cert else None)
+
+
+def check(target: str, timeout: float = 3.0, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
                                                               timeout=timeout)
@@ -21,7 +37,7 @@ def check(target: str, timeout: float = 3.0) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    return 0 if check(args[0] if args else "127.0.0.1:50051") else 1
+    return 0 if check(args[0] if args else "127.0.0.1:50051", credentials=credentials_from_env()) else 1
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bridge.model import DeviceState, SampleBatch
 from bridge.registry import DeviceRegistry
 from bridge.telemetry import TelemetryBus
+from bridge.uplink.status import UplinkState, UplinkStatus
 
 
 class _LiveCollector(Collector):
@@ -35,6 +38,45 @@ class _LiveCollector(Collector):
         yield out
 
 
+class _UplinkCollector(Collector):
+    """The uplink's state, backlog and losses, read at scrape time."""
+
+    def __init__(self, status: Callable[[], UplinkStatus]) -> None:
+        self.status = status
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        s = self.status()
+        state = GaugeMetricFamily("linebridge_uplink_state", "1 for the uplink's connection state", labels=["state"])
+        for value in UplinkState:
+            state.add_metric([value.name.lower()], 1.0 if s.state is value else 0.0)
+        yield state
+        for name, text, value in (
+                ("backlog_messages", "Payloads in the outbox, not yet acknowledged by the broker", s.backlog_messages),
+                ("backlog_bytes", "Bytes of payloads in the outbox", s.backlog_bytes),
+                ("backlog_samples", "Samples in the outbox", s.backlog_samples),
+                ("oldest_age_seconds", "Age of the oldest payload in the outbox", s.oldest_age_seconds)):
+            gauge = GaugeMetricFamily(f"linebridge_uplink_{name}", text)
+            gauge.add_metric([], value)
+            yield gauge
+        lost = CounterMetricFamily("linebridge_uplink_lost_samples", "Samples the outbox gave up", labels=["reason"])
+        lost.add_metric(["budget"], s.dropped_samples)
+        lost.add_metric(["age"], s.expired_samples)
+        yield lost
+        for name, text, value in (
+                ("published_messages", "Payloads acknowledged by the broker", s.published_messages),
+                ("published_samples", "Samples acknowledged by the broker", s.published_samples),
+                ("replayed_messages", "Payloads sent from the backlog", s.replayed_messages),
+                ("connects", "MQTT connections established", s.connects)):
+            counter = CounterMetricFamily(f"linebridge_uplink_{name}", text)
+            counter.add_metric([], value)
+            yield counter
+        commands = CounterMetricFamily("linebridge_uplink_commands", "Sparkplug NCMD/DCMD by outcome",
+                                       labels=["outcome"])
+        commands.add_metric(["accepted"], s.commands_accepted)
+        commands.add_metric(["rejected"], s.commands_rejected)
+        yield commands
+
+
 class Metrics:
     """The bridge's collectors; per-device children are bound once, then incremented per batch."""
 
@@ -57,6 +99,9 @@ class Metrics:
 
     def watch(self, bus: TelemetryBus, registry: DeviceRegistry) -> None:
         self.registry.register(_LiveCollector(bus, registry))
+
+    def watch_uplink(self, status: Callable[[], UplinkStatus]) -> None:
+        self.registry.register(_UplinkCollector(status))
 
     def on_batch(self, batch: SampleBatch) -> None:
         children = self._children.get(batch.device_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from bridge.errors import InvalidArgument
 
@@ -50,16 +50,22 @@ class PathGlob:
 
 
 def _match(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not path
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_match(rest, path[i:]) for i in range(len(path) + 1))
-    if head == "*" and not rest:
-        return len(path) >= 1
-    if not path or not _segment_regex(head).match(path[0]):
-        return False
-    return _match(rest, path[1:])
+    # Memoised on (pattern index, path index): tried naively, "**/**/**/x" backtracks exponentially
+    # (ten "**" against a 20-segment path took 25 s), and globs come from clients and config files.
+    @cache
+    def from_(i: int, j: int) -> bool:
+        if i == len(pattern):
+            return j == len(path)
+        head = pattern[i]
+        if head == "**":
+            return any(from_(i + 1, k) for k in range(j, len(path) + 1))
+        if head == "*" and i == len(pattern) - 1:
+            return len(path) - j >= 1
+        if j == len(path) or not _segment_regex(head).match(path[j]):
+            return False
+        return from_(i + 1, j + 1)
+
+    return from_(0, 0)
 
 
 def compile_glob(text: str) -> PathGlob:

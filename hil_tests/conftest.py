@@ -87,7 +87,7 @@ class RigUnderTest:
     simulators: dict[str, Simulator]
     real: bool
 
-    def config(self) -> Any:
+    def config(self, audit_dir: Path) -> Any:
         static = [{"id": d.id, "driver": d.driver, "endpoint": d.endpoint, "options": d.options}
                   for d in self.rig.devices if not d.discover]
         return parse_config({
@@ -95,9 +95,12 @@ class RigUnderTest:
             "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
             "metrics": {"enabled": False},
             "discovery": {"enabled": any(d.discover for d in self.rig.devices), "interfaces": ["127.0.0.1"],
-                          "advertise": False},
+                          "advertise": False,
+                          # The rig names its devices: approve those, and nothing else that announces itself.
+                          "auto_approve": [{"name": d.id} for d in self.rig.devices if d.discover]},
             "sessions": {"backoff_initial_seconds": 0.1, "backoff_max_seconds": 1.0},
             "devices": static,
+            "audit": {"path": str(audit_dir)},  # commands the suite sends are audited, outside the repo
         }, f"rig {self.rig.name}", env={})
 
 
@@ -123,8 +126,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-async def bridge(rig: RigUnderTest) -> AsyncIterator[BridgeApp]:
-    app = BridgeApp(rig.config(), DriverCatalog.from_entry_points())
+async def bridge(rig: RigUnderTest, tmp_path: Path) -> AsyncIterator[BridgeApp]:
+    app = BridgeApp(rig.config(tmp_path / "audit"), DriverCatalog.from_entry_points())
     await app.start()
     try:
         yield app

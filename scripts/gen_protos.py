@@ -1,4 +1,7 @@
-"""Regenerate the protobuf and gRPC Python code (with mypy stubs) from protos/ into bridge/api/gen."""
+"""Regenerate the protobuf and gRPC Python code (with mypy stubs) from protos/ into bridge/api/gen.
+
+Also compiles the uplink's Sparkplug B payload schema (bridge/uplink/proto/sparkplug_b.proto) next to itself.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "bridge" / "api" / "gen"
 PACKAGE = "bridge.api.gen"
+# Compiled from the repository root so its registered name ("bridge/uplink/proto/...") is unique in the
+# process-wide descriptor pool, even next to another Sparkplug library.
+SPARKPLUG = "bridge/uplink/proto/sparkplug_b.proto"
 
 # protoc writes imports relative to the proto root ("from linebridge.v1 import x_pb2"); the code
 # lives inside our package, so those imports are rewritten to absolute package imports.
@@ -56,7 +62,11 @@ def main() -> int:
     for path in OUT.rglob("*.py*"):
         if path.name != "__init__.py":
             _fix(path)
-    print(f"generated {len(files)} proto files into {OUT.relative_to(ROOT)}")
+    sparkplug = ["protoc", f"-I{ROOT}", f"--python_out={ROOT}", f"--mypy_out={ROOT}", SPARKPLUG]
+    if protoc.main(sparkplug) != 0:
+        print("protoc failed on the Sparkplug schema", file=sys.stderr)
+        return 1
+    print(f"generated {len(files)} proto files into {OUT.relative_to(ROOT)}, and {SPARKPLUG}")
     return 0
 
 

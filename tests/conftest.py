@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,6 +54,8 @@ def make_config(devices: list[dict[str, Any]] | None = None, **sections: Any) ->
         "discovery": {"enabled": False},
         "sessions": {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "connect_timeout_seconds": 3},
         "devices": devices or [],
+        # Off unless a test asks for it: nothing may write into the working directory.
+        "audit": {"enabled": False},
     }
     for key, value in sections.items():
         data.setdefault(key, {}).update(value)
@@ -63,11 +66,13 @@ BridgeFactory = Callable[..., Awaitable[BridgeApp]]
 
 
 @pytest.fixture
-async def start_bridge(catalog: DriverCatalog) -> AsyncIterator[BridgeFactory]:
-    """Start bridges with the given devices; all are stopped after the test."""
+async def start_bridge(catalog: DriverCatalog, tmp_path: Path) -> AsyncIterator[BridgeFactory]:
+    """Start bridges with the given devices, each auditing into a folder of its own under tmp_path; all
+    are stopped after the test."""
     apps: list[BridgeApp] = []
 
     async def start(devices: list[dict[str, Any]] | None = None, **sections: Any) -> BridgeApp:
+        sections["audit"] = {"enabled": True, "path": str(tmp_path / f"audit-{len(apps)}"), **sections.get("audit", {})}
         config = make_config(devices, **sections)
         catalog.check(config, "test-config")
         app = BridgeApp(config, catalog)

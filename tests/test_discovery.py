@@ -49,7 +49,8 @@ def test_pick_address_and_instance():
 
 async def test_discovered_device_dedupes_and_moves():
     catalog = DriverCatalog({"adsim": AdvertisedSim})
-    config = make_config(discovery={"enabled": True, "interfaces": ["127.0.0.1"], "advertise": False})
+    config = make_config(discovery={"enabled": True, "interfaces": ["127.0.0.1"], "advertise": False,
+                                    "auto_approve": [{"service_type": TEST_TYPE}]})
     app = BridgeApp(config, catalog)
     await app.start()
     junk = Advertiser(TEST_TYPE, "junk-1", 7001, {"signals": "lots"})

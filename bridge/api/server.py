@@ -11,12 +11,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bridge.api import pb
+from bridge.api.auth import Authenticator, server_credentials
 from bridge.api.convert import serialize_update
+from bridge.api.interceptor import AuthInterceptor
+from bridge.api.limits import StreamLimiter, server_options
 from bridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
     from bridge.app import BridgeApp
+    from bridge.config import Config
 
 SERVICE_NAMES = (
     pb.device.DESCRIPTOR.services_by_name["DeviceService"].full_name,
@@ -35,15 +39,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(address: str, insecure: bool) -> list[str]:
-    """Refuse a non-loopback address without TLS unless insecure; return the warnings to show."""
+def check_exposure(address: str, insecure: bool, tls: bool = False, authentication: bool = False) -> list[str]:
+    """Refuse a non-loopback address without TLS and authentication unless insecure; return the warnings."""
     host = address.rpartition(":")[0]
-    if is_loopback(host):
+    if is_loopback(host) or (tls and authentication):
         return []
+    missing = "TLS" if not tls else "client authentication (security.tls.client_ca_file or security.tokens_file)"
     if not insecure:
-        raise ConfigError(f"refusing to serve the gRPC API on {address} without TLS: anyone on that network could "
-                          "command devices. Bind 127.0.0.1, or pass --insecure (grpc.insecure: true) to accept the risk")
-    return [f"gRPC API served on {address} without TLS (--insecure): any host that reaches it can command devices"]
+        raise ConfigError(f"refusing to serve the gRPC API on {address} without {missing}: anyone on that network "
+                          "could command devices. Bind 127.0.0.1, configure security.tls (see `linebridge certs "
+                          "init`), or pass --insecure (grpc.insecure: true) to accept the risk")
+    if authentication:
+        return [f"gRPC API served on {address} without TLS (--insecure): credentials and commands cross the "
+                "network in clear text"]
+    return [f"gRPC API served on {address} without {missing} (--insecure): any host that reaches it can command "
+            "devices"]
 
 
 def add_telemetry_service(servicer: TelemetryService, server: grpc.aio.Server) -> None:
@@ -61,14 +71,17 @@ def add_telemetry_service(servicer: TelemetryService, server: grpc.aio.Server) -
 
 
 class ApiServer:
-    """The gRPC server and its health servicer."""
+    """The gRPC server (TLS when configured, every call through the auth interceptor) and its health servicer."""
 
-    def __init__(self, app: BridgeApp, address: str, max_receive_bytes: int) -> None:
-        self.address = address
-        self.server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", max_receive_bytes),
-            ("grpc.so_reuseport", 0),
-        ])
+    def __init__(self, app: BridgeApp, config: Config) -> None:
+        self.address = config.grpc.address
+        self.credentials = server_credentials(config.security.tls, config.base_dir)
+        self.limiter = StreamLimiter(config.grpc.limits)
+        # Set `auth.on_denied` to see every refused call (the audit log does).
+        self.auth = AuthInterceptor(Authenticator(config.security, config.base_dir), self.limiter)
+        self.server = grpc.aio.server(
+            interceptors=[self.auth],
+            options=server_options(config.grpc.limits, config.grpc.max_receive_message_bytes))
         pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(app), self.server)
         add_telemetry_service(TelemetryService(app), self.server)
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
@@ -82,7 +95,10 @@ class ApiServer:
 
     async def start(self) -> int:
         try:
-            self.port = self.server.add_insecure_port(self.address)
+            if self.credentials is None:
+                self.port = self.server.add_insecure_port(self.address)
+            else:
+                self.port = self.server.add_secure_port(self.address, self.credentials)
         except RuntimeError:
             self.port = 0
         if not self.port:

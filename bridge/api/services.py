@@ -12,18 +12,22 @@ import grpc
 
 from bridge import __version__
 from bridge.api import pb
+from bridge.api.auth import current_identity
 from bridge.api.convert import (
     command_to_pb,
     device_to_pb,
     duration,
     event_to_pb,
+    seconds,
     spec_from_pb,
     subscription_options,
     update_to_pb,
     value_to_pb,
 )
 from bridge.api.errors import grpc_errors
-from bridge.errors import Unavailable
+from bridge.commands import CommandEvent
+from bridge.errors import InvalidArgument, Unavailable
+from bridge.jog import JogSession
 from bridge.registry import DeviceEvent, DeviceRecord
 
 if TYPE_CHECKING:
@@ -129,7 +133,9 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 
     @grpc_errors
     async def Execute(self, request, context):  # noqa: N802
-        record, _existed = self.commands.submit(spec_from_pb(request, origin=f"grpc:{peer_of(context)}"))
+        spec = spec_from_pb(request, origin=f"grpc:{peer_of(context)}")
+        spec.identity = current_identity()  # for the command-level gates: per-device command classes, audit
+        record, _existed = self.commands.submit(spec)
         async for event in self.commands.follow(record):
             yield event_to_pb(event)
 
@@ -146,9 +152,34 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
         records = self.commands.list(request.device_id, request.limit or 100)
         return pb.command.ListCommandsResponse(commands=[command_to_pb(r) for r in records])
 
+    # -- Jog (issue 7, command safety): the deadman-held motion stream; the logic is in bridge/jog.py --
+    @grpc_errors
+    async def Jog(self, request_iterator, context):  # noqa: N802
+        first = await anext(request_iterator, None)
+        if first is None:
+            return
+        if first.WhichOneof("step") != "start":
+            raise InvalidArgument("a Jog stream starts with `start` (device and deadman interval)")
+        start = first.start
+        interval = seconds(start.deadman_interval) if start.HasField("deadman_interval") else None
+        session = JogSession(self.commands, start.device_id, current_identity(), interval, f"jog:{peer_of(context)}")
+        try:
+            async for request in request_iterator:
+                step = request.WhichOneof("step")
+                if step in ("move_joints", "move_linear"):
+                    target = pb.command.ExecuteRequest(device_id=start.device_id, **{step: getattr(request, step)})
+                    record = session.target(spec_from_pb(target, origin=session.origin))
+                    yield pb.command.JogResponse(event=event_to_pb(CommandEvent.of(record)))
+                elif step == "heartbeat":
+                    session.heartbeat()
+                else:
+                    raise InvalidArgument(f"unexpected {step or 'empty'} message in a Jog stream")
+        finally:
+            session.end()  # the stream ended, broke or failed: a device it moved gets a Stop
+
 
 class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
-    """GetInfo."""
+    """GetInfo, GetUplinkStatus, ApproveDevice."""
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -164,3 +195,20 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
             samples_dropped=b.bus.samples_dropped, drivers=b.drivers.names(), warnings=b.warnings)
         response.started.FromNanoseconds(b.started_ns)
         return response
+
+    @grpc_errors
+    async def GetUplinkStatus(self, request, context):  # noqa: N802
+        s = self.bridge.uplink_status()
+        return pb.bridge.GetUplinkStatusResponse(
+            state=int(s.state), broker=s.broker, group_id=s.group_id, edge_node_id=s.edge_node_id,
+            primary_host_id=s.primary_host_id, last_error=s.last_error, backlog_messages=s.backlog_messages,
+            backlog_bytes=s.backlog_bytes, backlog_samples=s.backlog_samples, oldest_age=duration(s.oldest_age_seconds),
+            dropped_messages=s.dropped_messages, dropped_samples=s.dropped_samples,
+            expired_messages=s.expired_messages, expired_samples=s.expired_samples,
+            published_messages=s.published_messages, published_samples=s.published_samples,
+            replayed_messages=s.replayed_messages, commands_accepted=s.commands_accepted,
+            commands_rejected=s.commands_rejected, outbox_path=s.outbox_path, resent_samples=s.resent_samples)
+
+    @grpc_errors
+    async def ApproveDevice(self, request, context):  # noqa: N802
+        return pb.bridge.ApproveDeviceResponse(device=device_to_pb(await self.bridge.approve(request.device_id)))

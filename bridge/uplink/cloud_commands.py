@@ -2,43 +2,45 @@
 
 A DCMD is decoded, every metric resolved (alias or name) against the device's birth, its datatype and
 value checked, and the target checked against `uplink.cloud_writable` before the command manager sees
-it; the manager then applies the same validation, queueing and history as for gRPC. Anything refused
+it; the manager then applies the same gates (rate, role, policy), validation, queueing, history and
+audit log as for gRPC, acting as `uplink.command_role`. Anything refused
 on the way is recorded as a REJECTED command too, so ListCommands shows every cloud attempt.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import uuid
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from bridge.commands import CommandManager, CommandRecord, CommandSpec, CommandState
+from bridge.commands import CommandManager, CommandRecord, CommandSpec
 from bridge.errors import InvalidArgument, LinebridgeError, NotFound, PermissionDenied
-from bridge.model import CommandKind, Signal
+from bridge.model import CommandKind, Identity, Role, Signal
 from bridge.paths import PathGlob, compile_glob
 from bridge.registry import DeviceRegistry
+from bridge.uplink.config import UplinkConfig
 from bridge.uplink.encoder import DATATYPE, get_value
 from bridge.uplink.proto import sparkplug_b_pb2 as spb
 
 log = logging.getLogger(__name__)
 
+# Cloud commands without a configured identity are operators, never the in-process (admin) caller.
+CLOUD = Identity("sparkplug", Role.OPERATOR, via="sparkplug")
 REBIRTH = "Node Control/Rebirth"
 # metric -> signal path of the device, or None when the metric names nothing the device was born with
 Resolver = Callable[[str, spb.Payload.Metric], str | None]
 
 
 def record_rejection(manager: CommandManager, spec: CommandSpec, error: LinebridgeError) -> CommandRecord:
-    """Keep a command refused before it reached submit() in the manager's history, as REJECTED.
+    """Keep a command refused before it reached submit() in the manager's history as REJECTED (and audited)."""
+    return manager.reject(spec, error)
 
-    CommandManager has no public call for this yet; this mirrors what submit() does with a command
-    it rejects itself (remember it, then finish it as REJECTED).
-    """
-    record = CommandRecord(id=f"cmd-{next(manager._seq)}-{uuid.uuid4().hex[:8]}", spec=spec)
-    manager._remember(record)
-    manager._finish(record, CommandState.REJECTED, error.reason, str(error))
-    return record
+
+def cloud_identity(config: UplinkConfig) -> Identity:
+    """Who cloud commands act as: the Sparkplug host application (or group), with `uplink.command_role`."""
+    return Identity(f"sparkplug:{config.primary_host_id or config.group_id}", config.command_role, via="sparkplug")
 
 
 def writable_globs(table: dict[str, list[str]]) -> list[PathGlob]:
@@ -61,8 +63,10 @@ class CloudCommands:
     """Turns command messages from the broker into commands, or into recorded rejections."""
 
     def __init__(self, manager: CommandManager, registry: DeviceRegistry, writable: list[PathGlob],
-                 resolve: Resolver, rebirth: Callable[[], None], rebirth_alias: Callable[[], int]) -> None:
+                 resolve: Resolver, rebirth: Callable[[], None], rebirth_alias: Callable[[], int],
+                 identity: Identity = CLOUD) -> None:
         self.manager, self.registry, self.writable = manager, registry, writable
+        self.identity = identity
         self._resolve, self._rebirth, self._rebirth_alias = resolve, rebirth, rebirth_alias
         self.accepted = 0
         self.rejected = 0
@@ -75,7 +79,8 @@ class CloudCommands:
             self._device_command(device_id, payload, topic)
 
     def _device_command(self, device_id: str, payload: bytes, topic: str) -> None:
-        spec = CommandSpec(device_id, CommandKind.WRITE, origin=f"sparkplug:{topic}")
+        spec = CommandSpec(device_id, CommandKind.WRITE, origin=f"sparkplug:{topic}",
+                           identity=dataclasses.replace(self.identity, peer=topic))
         try:
             message = decode(payload)
             record = self.registry.find(device_id)

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.errors import ConfigError, InvalidArgument
+from bridge.model import Role
 from bridge.paths import compile_glob
+from bridge.policy import RoleName
 
 # Sparkplug 3.0, Topics (group_id, edge_node_id): ids are UTF-8 strings without the MQTT wildcards and the topic separator.
 _SPARKPLUG_ID = re.compile(r"^[^/+#]+$")
@@ -86,6 +88,9 @@ class UplinkConfig(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     # Which metrics cloud commands (DCMD) may write: device id glob -> signal path globs. Default: none.
     cloud_writable: dict[str, list[str]] = Field(default_factory=dict)
+    # The role cloud commands act with (identity "sparkplug:<primary_host_id or group_id>"), checked
+    # against each device's command policy like a gRPC caller's.
+    command_role: RoleName = Role.OPERATOR
 
     @field_validator("broker")
     @classmethod

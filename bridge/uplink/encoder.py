@@ -296,6 +296,8 @@ def get_value(metric: spb.Payload.Metric, value_type: ValueType) -> Value:
         raise ValueError(f"expected {spb.DataType.Name(DATATYPE[value_type])} in {expected}, got "
                          f"{'null' if metric.is_null else present or 'no value'}")
     value = getattr(metric, expected)
+    if isinstance(value, bytes):  # Sparkplug's .proto is proto2: upb hands back a non-UTF-8 string as bytes
+        raise ValueError(f"{expected} is not UTF-8 text")
     if value_type is ValueType.INT and value >= 1 << 63:
         value -= 1 << 64
     return value  # type: ignore[no-any-return]

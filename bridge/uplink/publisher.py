@@ -60,8 +60,10 @@ class RateLimiter:
         self.stamp = now
         if self.tokens < 1:
             await asyncio.sleep((1 - self.tokens) / self.rate)
-            self.stamp = loop.time()
-            self.tokens = 1
+            # Credit the time actually slept (sleeps overshoot), or the rate falls short of the limit.
+            now = loop.time()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
         self.tokens -= 1
 
 

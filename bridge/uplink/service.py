@@ -14,7 +14,7 @@ from bridge.model import SampleBatch, ValueType
 from bridge.paths import compile_glob
 from bridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from bridge.telemetry import TelemetryBus
-from bridge.uplink.cloud_commands import REBIRTH, CloudCommands, writable_globs
+from bridge.uplink.cloud_commands import REBIRTH, CloudCommands, cloud_identity, writable_globs
 from bridge.uplink.config import UplinkConfig
 from bridge.uplink.encoder import DATATYPE, Sealed, SparkplugEncoder, now_ms
 from bridge.uplink.outbox import Outbox
@@ -49,7 +49,8 @@ class Uplink:
         self.changes = ChangeFilter() if config.report_by_exception else None
         self.publisher = Publisher(self.outbox, self.topics, config.max_publish_rate, config.max_inflight)
         self.cloud = CloudCommands(commands, registry, writable_globs(config.cloud_writable), self._resolve,
-                                   self._rebirth, lambda: self.outbox.alias("", REBIRTH, spb.Boolean))
+                                   self._rebirth, lambda: self.outbox.alias("", REBIRTH, spb.Boolean),
+                                   cloud_identity(config))
         self.node = EdgeNode(config, self.topics, self.outbox, self.publisher, self._device_births, self.cloud.handle)
         self._deadbands = [(compile_glob(g), band) for g, band in config.deadbands.items()]
         self._described: dict[str, _Born] = {}

@@ -9,6 +9,8 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from bridge.api.gen.linebridge.v1 import device_pb2 as _device_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +21,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _UplinkState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UplinkStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UplinkState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UPLINK_STATE_UNSPECIFIED: _UplinkState.ValueType  # 0
+    UPLINK_STATE_DISABLED: _UplinkState.ValueType  # 1
+    """The uplink is not configured (uplink.enabled is false)."""
+    UPLINK_STATE_CONNECTING: _UplinkState.ValueType  # 2
+    UPLINK_STATE_WAITING_FOR_HOST: _UplinkState.ValueType  # 3
+    """Connected, holding data until the primary host application is online."""
+    UPLINK_STATE_ONLINE: _UplinkState.ValueType  # 4
+    UPLINK_STATE_OFFLINE: _UplinkState.ValueType  # 5
+    """Not connected; data goes to the outbox; retrying with backoff."""
+
+class UplinkState(_UplinkState, metaclass=_UplinkStateEnumTypeWrapper):
+    """Connection state of the Industrial Cloud uplink (Sparkplug B over MQTT)."""
+
+UPLINK_STATE_UNSPECIFIED: UplinkState.ValueType  # 0
+UPLINK_STATE_DISABLED: UplinkState.ValueType  # 1
+"""The uplink is not configured (uplink.enabled is false)."""
+UPLINK_STATE_CONNECTING: UplinkState.ValueType  # 2
+UPLINK_STATE_WAITING_FOR_HOST: UplinkState.ValueType  # 3
+"""Connected, holding data until the primary host application is online."""
+UPLINK_STATE_ONLINE: UplinkState.ValueType  # 4
+UPLINK_STATE_OFFLINE: UplinkState.ValueType  # 5
+"""Not connected; data goes to the outbox; retrying with backoff."""
+Global___UplinkState: _TypeAlias = UplinkState  # noqa: Y015
 
 @_typing.final
 class GetInfoRequest(_message.Message):
@@ -98,3 +130,159 @@ class GetInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInfoResponse: _TypeAlias = GetInfoResponse  # noqa: Y015
+
+@_typing.final
+class GetUplinkStatusRequest(_message.Message):
+    """Request for BridgeService.GetUplinkStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUplinkStatusRequest: _TypeAlias = GetUplinkStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetUplinkStatusResponse(_message.Message):
+    """Response of BridgeService.GetUplinkStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    BROKER_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    EDGE_NODE_ID_FIELD_NUMBER: _builtins.int
+    PRIMARY_HOST_ID_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    BACKLOG_MESSAGES_FIELD_NUMBER: _builtins.int
+    BACKLOG_BYTES_FIELD_NUMBER: _builtins.int
+    BACKLOG_SAMPLES_FIELD_NUMBER: _builtins.int
+    OLDEST_AGE_FIELD_NUMBER: _builtins.int
+    DROPPED_MESSAGES_FIELD_NUMBER: _builtins.int
+    DROPPED_SAMPLES_FIELD_NUMBER: _builtins.int
+    EXPIRED_MESSAGES_FIELD_NUMBER: _builtins.int
+    EXPIRED_SAMPLES_FIELD_NUMBER: _builtins.int
+    PUBLISHED_MESSAGES_FIELD_NUMBER: _builtins.int
+    PUBLISHED_SAMPLES_FIELD_NUMBER: _builtins.int
+    REPLAYED_MESSAGES_FIELD_NUMBER: _builtins.int
+    COMMANDS_ACCEPTED_FIELD_NUMBER: _builtins.int
+    COMMANDS_REJECTED_FIELD_NUMBER: _builtins.int
+    OUTBOX_PATH_FIELD_NUMBER: _builtins.int
+    RESENT_SAMPLES_FIELD_NUMBER: _builtins.int
+    state: Global___UplinkState.ValueType
+    broker: _builtins.str
+    """Broker URL, e.g. mqtt://broker:1883."""
+    group_id: _builtins.str
+    edge_node_id: _builtins.str
+    primary_host_id: _builtins.str
+    last_error: _builtins.str
+    """Why the last connection attempt failed (empty when connected)."""
+    backlog_messages: _builtins.int
+    """Payloads stored in the outbox and not yet acknowledged by the broker."""
+    backlog_bytes: _builtins.int
+    backlog_samples: _builtins.int
+    dropped_messages: _builtins.int
+    """Lost because the outbox disk budget was full (per its drop policy)."""
+    dropped_samples: _builtins.int
+    expired_messages: _builtins.int
+    """Lost because they were older than the outbox age limit."""
+    expired_samples: _builtins.int
+    published_messages: _builtins.int
+    """Acknowledged by the broker."""
+    published_samples: _builtins.int
+    replayed_messages: _builtins.int
+    """Sent from the backlog (flagged historical)."""
+    commands_accepted: _builtins.int
+    """Cloud commands (NCMD/DCMD) accepted and rejected."""
+    commands_rejected: _builtins.int
+    outbox_path: _builtins.str
+    resent_samples: _builtins.int
+    """Samples sent again because their PUBACK never came (the broker may have had them: at-least-once)."""
+    @_builtins.property
+    def oldest_age(self) -> _duration_pb2.Duration:
+        """Age of the oldest stored payload."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___UplinkState.ValueType = ...,
+        broker: _builtins.str = ...,
+        group_id: _builtins.str = ...,
+        edge_node_id: _builtins.str = ...,
+        primary_host_id: _builtins.str = ...,
+        last_error: _builtins.str = ...,
+        backlog_messages: _builtins.int = ...,
+        backlog_bytes: _builtins.int = ...,
+        backlog_samples: _builtins.int = ...,
+        oldest_age: _duration_pb2.Duration | None = ...,
+        dropped_messages: _builtins.int = ...,
+        dropped_samples: _builtins.int = ...,
+        expired_messages: _builtins.int = ...,
+        expired_samples: _builtins.int = ...,
+        published_messages: _builtins.int = ...,
+        published_samples: _builtins.int = ...,
+        replayed_messages: _builtins.int = ...,
+        commands_accepted: _builtins.int = ...,
+        commands_rejected: _builtins.int = ...,
+        outbox_path: _builtins.str = ...,
+        resent_samples: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_age", b"oldest_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backlog_bytes", b"backlog_bytes", "backlog_messages", b"backlog_messages", "backlog_samples", b"backlog_samples", "broker", b"broker", "commands_accepted", b"commands_accepted", "commands_rejected", b"commands_rejected", "dropped_messages", b"dropped_messages", "dropped_samples", b"dropped_samples", "edge_node_id", b"edge_node_id", "expired_messages", b"expired_messages", "expired_samples", b"expired_samples", "group_id", b"group_id", "last_error", b"last_error", "oldest_age", b"oldest_age", "outbox_path", b"outbox_path", "primary_host_id", b"primary_host_id", "published_messages", b"published_messages", "published_samples", b"published_samples", "replayed_messages", b"replayed_messages", "resent_samples", b"resent_samples", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUplinkStatusResponse: _TypeAlias = GetUplinkStatusResponse  # noqa: Y015
+
+@_typing.final
+class ApproveDeviceRequest(_message.Message):
+    """Request for BridgeService.ApproveDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    """Id of a device found through mDNS that waits for approval (state DEVICE_STATE_DISCOVERED)."""
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveDeviceRequest: _TypeAlias = ApproveDeviceRequest  # noqa: Y015
+
+@_typing.final
+class ApproveDeviceResponse(_message.Message):
+    """Response of BridgeService.ApproveDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def device(self) -> _device_pb2.Device:
+        """The device after approval; its session starts connecting."""
+
+    def __init__(
+        self,
+        *,
+        device: _device_pb2.Device | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveDeviceResponse: _TypeAlias = ApproveDeviceResponse  # noqa: Y015

@@ -40,6 +40,16 @@ class BridgeServiceStub:
                 request_serializer=linebridge_dot_v1_dot_bridge__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=linebridge_dot_v1_dot_bridge__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.GetUplinkStatus = channel.unary_unary(
+                '/linebridge.v1.BridgeService/GetUplinkStatus',
+                request_serializer=linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusRequest.SerializeToString,
+                response_deserializer=linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusResponse.FromString,
+                _registered_method=True)
+        self.ApproveDevice = channel.unary_unary(
+                '/linebridge.v1.BridgeService/ApproveDevice',
+                request_serializer=linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceRequest.SerializeToString,
+                response_deserializer=linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceResponse.FromString,
+                _registered_method=True)
 
 
 class BridgeServiceServicer:
@@ -52,6 +62,21 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUplinkStatus(self, request, context):
+        """State of the Industrial Cloud uplink: connection, backlog, losses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveDevice(self, request, context):
+        """Let a device found through mDNS that matched no auto-approve rule connect. Needs the admin role.
+        Approving a device that is already allowed returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BridgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +84,16 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=linebridge_dot_v1_dot_bridge__pb2.GetInfoRequest.FromString,
                     response_serializer=linebridge_dot_v1_dot_bridge__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'GetUplinkStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUplinkStatus,
+                    request_deserializer=linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusRequest.FromString,
+                    response_serializer=linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusResponse.SerializeToString,
+            ),
+            'ApproveDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveDevice,
+                    request_deserializer=linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceRequest.FromString,
+                    response_serializer=linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +124,60 @@ class BridgeService:
             '/linebridge.v1.BridgeService/GetInfo',
             linebridge_dot_v1_dot_bridge__pb2.GetInfoRequest.SerializeToString,
             linebridge_dot_v1_dot_bridge__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUplinkStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linebridge.v1.BridgeService/GetUplinkStatus',
+            linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusRequest.SerializeToString,
+            linebridge_dot_v1_dot_bridge__pb2.GetUplinkStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linebridge.v1.BridgeService/ApproveDevice',
+            linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceRequest.SerializeToString,
+            linebridge_dot_v1_dot_bridge__pb2.ApproveDeviceResponse.FromString,
             options,
             channel_credentials,
             insecure,

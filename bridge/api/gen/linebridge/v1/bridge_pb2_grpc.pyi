@@ -34,6 +34,12 @@ class BridgeServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BridgeServiceAsyncStub: ...
     GetInfo: _grpc.UnaryUnaryMultiCallable[_bridge_pb2.GetInfoRequest, _bridge_pb2.GetInfoResponse]
+    GetUplinkStatus: _grpc.UnaryUnaryMultiCallable[_bridge_pb2.GetUplinkStatusRequest, _bridge_pb2.GetUplinkStatusResponse]
+    """State of the Industrial Cloud uplink: connection, backlog, losses."""
+    ApproveDevice: _grpc.UnaryUnaryMultiCallable[_bridge_pb2.ApproveDeviceRequest, _bridge_pb2.ApproveDeviceResponse]
+    """Let a device found through mDNS that matched no auto-approve rule connect. Needs the admin role.
+    Approving a device that is already allowed returns it unchanged.
+    """
 
 @_typing.type_check_only
 class BridgeServiceAsyncStub(BridgeServiceStub):
@@ -41,6 +47,12 @@ class BridgeServiceAsyncStub(BridgeServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetInfo: _aio.UnaryUnaryMultiCallable[_bridge_pb2.GetInfoRequest, _bridge_pb2.GetInfoResponse]  # type: ignore[assignment]
+    GetUplinkStatus: _aio.UnaryUnaryMultiCallable[_bridge_pb2.GetUplinkStatusRequest, _bridge_pb2.GetUplinkStatusResponse]  # type: ignore[assignment]
+    """State of the Industrial Cloud uplink: connection, backlog, losses."""
+    ApproveDevice: _aio.UnaryUnaryMultiCallable[_bridge_pb2.ApproveDeviceRequest, _bridge_pb2.ApproveDeviceResponse]  # type: ignore[assignment]
+    """Let a device found through mDNS that matched no auto-approve rule connect. Needs the admin role.
+    Approving a device that is already allowed returns it unchanged.
+    """
 
 class BridgeServiceServicer(metaclass=_abc_1.ABCMeta):
     """The bridge itself."""
@@ -51,5 +63,23 @@ class BridgeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _bridge_pb2.GetInfoRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_bridge_pb2.GetInfoResponse, _abc.Awaitable[_bridge_pb2.GetInfoResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUplinkStatus(
+        self,
+        request: _bridge_pb2.GetUplinkStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bridge_pb2.GetUplinkStatusResponse, _abc.Awaitable[_bridge_pb2.GetUplinkStatusResponse]]:
+        """State of the Industrial Cloud uplink: connection, backlog, losses."""
+
+    @_abc_1.abstractmethod
+    def ApproveDevice(
+        self,
+        request: _bridge_pb2.ApproveDeviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bridge_pb2.ApproveDeviceResponse, _abc.Awaitable[_bridge_pb2.ApproveDeviceResponse]]:
+        """Let a device found through mDNS that matched no auto-approve rule connect. Needs the admin role.
+        Approving a device that is already allowed returns it unchanged.
+        """
 
 def add_BridgeServiceServicer_to_server(servicer: BridgeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -594,3 +594,109 @@ class ListCommandsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCommandsResponse: _TypeAlias = ListCommandsResponse  # noqa: Y015
+
+@_typing.final
+class JogStart(_message.Message):
+    """First message of a Jog stream: the device, and how long the stream may stay silent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    DEADMAN_INTERVAL_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    @_builtins.property
+    def deadman_interval(self) -> _duration_pb2.Duration:
+        """Deadman interval: when no message arrives for this long, the bridge sends the device a Stop.
+        Unset = the bridge's commands.deadman_interval_seconds; at most 10 s.
+        """
+
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        deadman_interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadman_interval", b"deadman_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadman_interval", b"deadman_interval", "device_id", b"device_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JogStart: _TypeAlias = JogStart  # noqa: Y015
+
+@_typing.final
+class JogHeartbeat(_message.Message):
+    """Keeps a Jog stream's deadman armed without a new target."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JogHeartbeat: _TypeAlias = JogHeartbeat  # noqa: Y015
+
+@_typing.final
+class JogRequest(_message.Message):
+    """One message of a Jog stream: `start` first, then targets and heartbeats in any order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    MOVE_JOINTS_FIELD_NUMBER: _builtins.int
+    MOVE_LINEAR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start(self) -> Global___JogStart: ...
+    @_builtins.property
+    def heartbeat(self) -> Global___JogHeartbeat: ...
+    @_builtins.property
+    def move_joints(self) -> Global___MoveJointsAction:
+        """A new target replaces the previous one (cancelled when it has not ended)."""
+
+    @_builtins.property
+    def move_linear(self) -> Global___MoveLinearAction: ...
+    def __init__(
+        self,
+        *,
+        start: Global___JogStart | None = ...,
+        heartbeat: Global___JogHeartbeat | None = ...,
+        move_joints: Global___MoveJointsAction | None = ...,
+        move_linear: Global___MoveLinearAction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "move_joints", b"move_joints", "move_linear", b"move_linear", "start", b"start", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "move_joints", b"move_joints", "move_linear", b"move_linear", "start", b"start", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_step: _TypeAlias = _typing.Literal["start", "heartbeat", "move_joints", "move_linear"]  # noqa: Y015
+    _WhichOneofArgType_step: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_step) -> _WhichOneofReturnType_step | None: ...
+
+Global___JogRequest: _TypeAlias = JogRequest  # noqa: Y015
+
+@_typing.final
+class JogResponse(_message.Message):
+    """Answer to one Jog target: its command as accepted (follow it with GetCommand)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___CommandEvent: ...
+    def __init__(
+        self,
+        *,
+        event: Global___CommandEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JogResponse: _TypeAlias = JogResponse  # noqa: Y015

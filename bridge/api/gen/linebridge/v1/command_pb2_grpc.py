@@ -55,6 +55,11 @@ class CommandServiceStub:
                 request_serializer=linebridge_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
                 response_deserializer=linebridge_dot_v1_dot_command__pb2.ListCommandsResponse.FromString,
                 _registered_method=True)
+        self.Jog = channel.stream_stream(
+                '/linebridge.v1.CommandService/Jog',
+                request_serializer=linebridge_dot_v1_dot_command__pb2.JogRequest.SerializeToString,
+                response_deserializer=linebridge_dot_v1_dot_command__pb2.JogResponse.FromString,
+                _registered_method=True)
 
 
 class CommandServiceServicer:
@@ -85,6 +90,15 @@ class CommandServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Jog(self, request_iterator, context):
+        """Continuous motion (jogging, streamed targets) under a deadman: every message counts as a heartbeat;
+        when the stream ends, breaks, or stays silent longer than the deadman interval, the bridge sends
+        the device a Stop. Each target passes the same gates as Execute (role, rate, safety policy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CommandServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +121,11 @@ def add_CommandServiceServicer_to_server(servicer, server):
                     servicer.ListCommands,
                     request_deserializer=linebridge_dot_v1_dot_command__pb2.ListCommandsRequest.FromString,
                     response_serializer=linebridge_dot_v1_dot_command__pb2.ListCommandsResponse.SerializeToString,
+            ),
+            'Jog': grpc.stream_stream_rpc_method_handler(
+                    servicer.Jog,
+                    request_deserializer=linebridge_dot_v1_dot_command__pb2.JogRequest.FromString,
+                    response_serializer=linebridge_dot_v1_dot_command__pb2.JogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +237,33 @@ class CommandService:
             '/linebridge.v1.CommandService/ListCommands',
             linebridge_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
             linebridge_dot_v1_dot_command__pb2.ListCommandsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Jog(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/linebridge.v1.CommandService/Jog',
+            linebridge_dot_v1_dot_command__pb2.JogRequest.SerializeToString,
+            linebridge_dot_v1_dot_command__pb2.JogResponse.FromString,
             options,
             channel_credentials,
             insecure,

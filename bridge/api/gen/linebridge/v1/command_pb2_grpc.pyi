@@ -37,6 +37,11 @@ class CommandServiceStub:
     Cancel: _grpc.UnaryUnaryMultiCallable[_command_pb2.CancelRequest, _command_pb2.CancelResponse]
     GetCommand: _grpc.UnaryUnaryMultiCallable[_command_pb2.GetCommandRequest, _command_pb2.GetCommandResponse]
     ListCommands: _grpc.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]
+    Jog: _grpc.StreamStreamMultiCallable[_command_pb2.JogRequest, _command_pb2.JogResponse]
+    """Continuous motion (jogging, streamed targets) under a deadman: every message counts as a heartbeat;
+    when the stream ends, breaks, or stays silent longer than the deadman interval, the bridge sends
+    the device a Stop. Each target passes the same gates as Execute (role, rate, safety policy).
+    """
 
 @_typing.type_check_only
 class CommandServiceAsyncStub(CommandServiceStub):
@@ -47,6 +52,11 @@ class CommandServiceAsyncStub(CommandServiceStub):
     Cancel: _aio.UnaryUnaryMultiCallable[_command_pb2.CancelRequest, _command_pb2.CancelResponse]  # type: ignore[assignment]
     GetCommand: _aio.UnaryUnaryMultiCallable[_command_pb2.GetCommandRequest, _command_pb2.GetCommandResponse]  # type: ignore[assignment]
     ListCommands: _aio.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]  # type: ignore[assignment]
+    Jog: _aio.StreamStreamMultiCallable[_command_pb2.JogRequest, _command_pb2.JogResponse]  # type: ignore[assignment]
+    """Continuous motion (jogging, streamed targets) under a deadman: every message counts as a heartbeat;
+    when the stream ends, breaks, or stays silent longer than the deadman interval, the bridge sends
+    the device a Stop. Each target passes the same gates as Execute (role, rate, safety policy).
+    """
 
 class CommandServiceServicer(metaclass=_abc_1.ABCMeta):
     """Commands to devices, with a lifecycle."""
@@ -78,5 +88,16 @@ class CommandServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _command_pb2.ListCommandsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_command_pb2.ListCommandsResponse, _abc.Awaitable[_command_pb2.ListCommandsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Jog(
+        self,
+        request_iterator: _MaybeAsyncIterator[_command_pb2.JogRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_command_pb2.JogResponse], _abc.AsyncIterator[_command_pb2.JogResponse]]:
+        """Continuous motion (jogging, streamed targets) under a deadman: every message counts as a heartbeat;
+        when the stream ends, breaks, or stays silent longer than the deadman interval, the bridge sends
+        the device a Stop. Each target passes the same gates as Execute (role, rate, safety policy).
+        """
 
 def add_CommandServiceServicer_to_server(servicer: CommandServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

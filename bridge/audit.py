@@ -1,0 +1,268 @@
+"""The audit log writer: hash-chained JSON Lines, rotation by size, a disk budget, group-commit fsync.
+
+Durability: a record is appended with one `os.write` on an O_APPEND file before the call that
+asked for it returns (microseconds: it goes to the page cache, so it survives a crash of the bridge
+process). With `fsync: true` (the default) `durable(seq)` waits until an fsync in a worker thread
+has covered the record; concurrent waiters share one fsync (group commit), and the event loop never
+waits for the disk. The command manager calls the driver only after its "accepted" record is durable,
+except for Stop, which never waits for a disk (its record is written, and synced with the next batch).
+
+When the budget (`max_total_bytes`) or the disk is full, `append` raises AuditFailure and the
+command that needed the record is refused. The last `reserve_bytes` of the budget are kept for the
+outcome records of commands already running and for Stop requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bridge.audit_chain import GENESIS, audit_files, file_name, last_line, seal
+from bridge.errors import ConfigError, ResourceExhausted
+
+log = logging.getLogger(__name__)
+
+
+class AuditConfig(BaseModel):
+    """The `audit` section: where the log goes and how big it may grow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # A directory; relative paths resolve against the config file's folder (or the working directory).
+    path: str = "var/audit"
+    max_file_bytes: int = Field(16 << 20, ge=4096)
+    # The whole log (all files); beyond it commands are refused until old files are archived.
+    max_total_bytes: int = Field(1 << 30, ge=16384)
+    # Part of the budget kept for outcome records and Stop once new commands are refused.
+    reserve_bytes: int = Field(64 << 10, ge=0)
+    # Wait for fsync before a command reaches its device (a power cut cannot lose its record).
+    fsync: bool = True
+    # Longer string arguments are cut to this length in the record (the record notes the full length).
+    max_value_chars: int = Field(1024, ge=16)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> AuditConfig:
+        if self.reserve_bytes >= self.max_total_bytes:
+            raise ValueError("reserve_bytes must be smaller than max_total_bytes")
+        return self
+
+    def directory(self, base_dir: Path | None) -> Path:
+        """The log directory, with a relative path resolved like other paths in the config file."""
+        path = Path(self.path).expanduser()
+        return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+
+class AuditFailure(ResourceExhausted):
+    """The audit log cannot take a record; the command that needed it is refused."""
+
+    reason = "AUDIT_UNAVAILABLE"
+
+
+def utc_timestamp(time_ns: int) -> str:
+    """ISO 8601 UTC with microseconds, e.g. 2024-05-01T12:00:00.123456Z."""
+    moment = datetime.datetime.fromtimestamp(time_ns / 1e9, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sync_files(fds: list[int], closing: list[int]) -> None:
+    """Worker thread: fsync every fd, then close the rotated-out ones (closed even when a sync fails)."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in closing:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class AuditLog:
+    """Appends records to the chained log; one writer per directory (the bridge process)."""
+
+    def __init__(self, config: AuditConfig, directory: Path, source: str) -> None:
+        self.config, self.directory, self.source = config, directory, source
+        self.seq = 0
+        self.last_hash = GENESIS
+        self.usage = 0  # bytes of every audit file in the directory
+        self._number = 0  # current file's number
+        self._size = 0  # current file's size
+        self._fd: int | None = None
+        self._lock: int | None = None  # flock on .lock: one writer per directory, or the chain forks
+        self._retired: list[int] = []  # rotated-out fds awaiting their last fsync
+        self._synced = 0  # highest seq known to be on disk
+        self._pending: asyncio.Future[None] | None = None
+        self._failed = ""  # set when the log cannot be trusted to take more records
+        self._recovered = ""
+
+    @property
+    def path(self) -> Path:
+        """The file records go to now."""
+        return self.directory / file_name(max(self._number, 1))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Find the end of the chain (repairing a torn last write) and open the current file."""
+        await asyncio.to_thread(self._open)
+        try:
+            self.append({"category": "audit_log_event", "type": "audit.opened", "result": "success",
+                         **({"recovered": self._recovered} if self._recovered else {})}, reserve=True)
+        except AuditFailure as exc:
+            log.error("audit: %s", exc)
+
+    def _open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
+            files = audit_files(self.directory)
+            self.usage = sum(p.stat().st_size for _, p in files)
+            if files:
+                self._number, last = files[-1]
+                self._resume(last)
+            self._number = max(self._number, 1)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise ConfigError(f"audit.path: cannot open the audit log in {self.directory}: {exc.strerror}") from None
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"audit.path: {self.directory} is in use by another bridge process; give each "
+                              "bridge an audit folder of its own") from None
+        self._lock = fd
+
+    def _resume(self, path: Path) -> None:
+        data = path.read_bytes()
+        line, torn = last_line(data)
+        if torn:  # a power cut mid-write: the record was never acknowledged (nothing ran on it)
+            os.truncate(path, len(data) - torn)
+            self.usage -= torn
+            self._recovered = f"{path.name}: removed {torn} bytes of an incomplete last record"
+            log.warning("audit: %s", self._recovered)
+        if not line:
+            return
+        try:
+            record = json.loads(line)
+            self.last_hash, self.seq = str(record["hash"]), int(record["seq"])
+        except (ValueError, KeyError, TypeError):
+            # Never rewrite what is there: chain on from the raw line; `audit verify` points at it.
+            self.last_hash = hashlib.sha256(line).hexdigest()
+            self._recovered = f"{path.name}: last record unreadable; chained to the sha256 of its raw bytes"
+            log.error("audit: %s", self._recovered)
+        self._synced = self.seq
+
+    async def close(self) -> None:
+        """Sync and close every file. Idempotent."""
+        if self._fd is not None and not self._failed:
+            with contextlib.suppress(AuditFailure):
+                self.append({"category": "audit_log_event", "type": "audit.closed", "result": "success"}, reserve=True)
+        if self._pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._pending)
+        fds = [*self._retired, *([self._fd] if self._fd is not None else [])]
+        lock, self._retired, self._fd, self._lock = self._lock, [], None, None
+        closing = fds + ([lock] if lock is not None else [])  # the lock goes last, after the final sync
+        if closing:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_sync_files, fds if self.config.fsync else [], closing)
+        self._failed = self._failed or "the audit log is closed"
+
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, body: dict[str, Any], reserve: bool = False) -> int:
+        """Write one record now; its seq. AuditFailure when it cannot be written (nothing is then written).
+
+        `reserve` lets the record use the last `reserve_bytes` of the budget (outcomes, Stop).
+        """
+        if self._failed or self._fd is None:
+            raise AuditFailure(f"audit log unavailable: {self._failed or 'not open'}; commands are refused")
+        now = time.time_ns()
+        record = {"seq": self.seq + 1, "time": utc_timestamp(now), "time_ns": now, "source": self.source,
+                  "event_id": uuid.uuid4().hex, **body}
+        line, digest = seal(record, self.last_hash)
+        self._check_budget(len(line), reserve)
+        if self._size and self._size + len(line) > self.config.max_file_bytes:
+            self._rotate()
+        self._write(line)
+        self.seq, self.last_hash = self.seq + 1, digest
+        return self.seq
+
+    def _check_budget(self, size: int, reserve: bool) -> None:
+        budget = self.config.max_total_bytes - (0 if reserve else self.config.reserve_bytes)
+        if self.usage + size > budget:
+            raise AuditFailure(
+                f"audit log full: {self.usage} of {self.config.max_total_bytes} bytes used (audit.max_total_bytes) "
+                f"in {self.directory}; commands are refused until old audit files are archived")
+
+    def _write(self, line: bytes) -> None:
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            raise AuditFailure(f"cannot write the audit log {self.path}: {exc.strerror}; commands are refused") \
+                from None
+        if written != len(line):  # a short write (disk full mid-record): take it back, keep the chain whole
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise AuditFailure(f"cannot write the audit log {self.path}: disk full; commands are refused")
+        self._size += written
+        self.usage += written
+
+    def _rotate(self) -> None:
+        path = self.directory / file_name(self._number + 1)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        except OSError as exc:
+            raise AuditFailure(f"cannot start audit file {path}: {exc.strerror}; commands are refused") from None
+        old, self._fd, self._number, self._size = self._fd, fd, self._number + 1, 0
+        if old is not None:
+            if self.config.fsync:
+                self._retired.append(old)  # closed by the next fsync, never under a running one
+            else:
+                os.close(old)
+        log.info("audit: continuing in %s", path.name)
+
+    # -- durability --------------------------------------------------------------------------
+    async def durable(self, seq: int) -> None:
+        """Return once record `seq` is on disk (at once when fsync is off); AuditFailure if it cannot be."""
+        if not self.config.fsync:
+            return
+        while self._synced < seq:
+            if self._failed:
+                raise AuditFailure(f"audit log unavailable: {self._failed}; commands are refused")
+            future = self._pending or self._start_sync()
+            with contextlib.suppress(OSError):
+                await asyncio.shield(future)
+
+    def _start_sync(self) -> asyncio.Future[None]:
+        assert self._fd is not None
+        target, closing = self.seq, list(self._retired)
+        future = asyncio.get_running_loop().run_in_executor(None, _sync_files, [*closing, self._fd], closing)
+
+        def done(f: asyncio.Future[None]) -> None:
+            self._pending = None
+            self._retired = [fd for fd in self._retired if fd not in closing]  # closed by now, synced or not
+            error = None if f.cancelled() else f.exception()
+            if f.cancelled() or error is not None:
+                self._failed = f"fsync failed: {getattr(error, 'strerror', None) or error or 'cancelled'}"
+                log.error("audit: %s", self._failed)
+                return
+            self._synced = max(self._synced, target)
+
+        future.add_done_callback(done)
+        self._pending = future
+        return future

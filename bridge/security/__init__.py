@@ -1,0 +1,1 @@
+"""Transport security of the bridge: certificates, tokens, identities and roles, discovery approval."""

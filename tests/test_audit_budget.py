@@ -1,0 +1,69 @@
+"""When the audit log cannot take a record, commands are refused (never run unaudited), through gRPC."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+
+from bridge.api import pb
+from bridge.audit_chain import verify
+from bridge.model import DeviceState
+from tests.conftest import BridgeFactory, sim_device, wait_for_state
+from tests.gates_helpers import events_of, refusal, stop, write
+
+Code = grpc.StatusCode
+SUCCEEDED = pb.command.COMMAND_STATE_SUCCEEDED
+NO_METADATA: tuple[tuple[str, str], ...] = ()
+
+
+async def online(start_bridge: BridgeFactory, **audit: object):
+    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)], audit=audit)
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    return app
+
+
+async def test_a_full_audit_budget_refuses_commands_but_not_stop(start_bridge: BridgeFactory):
+    app = await online(start_bridge, max_total_bytes=16384, reserve_bytes=4096)
+    sim = app.driver_of("sim-1")
+    accepted = 0
+    for n in range(1, 100):
+        try:
+            events = await events_of(app, write("sim-1", "setpoint", float(n)), NO_METADATA)
+        except grpc.aio.AioRpcError as exc:
+            error = exc
+            break
+        assert events[-1].state == SUCCEEDED
+        accepted = n
+    else:
+        raise AssertionError("the audit budget never ran out")
+    assert accepted > 3 and error.code() is Code.RESOURCE_EXHAUSTED
+    assert "audit log full" in error.details() and "audit.max_total_bytes" in error.details()
+    assert sim.state["setpoint"] == float(accepted)  # type: ignore[attr-defined]  # the refused write never ran
+    assert app.commands.list("sim-1")[0].error_reason == "AUDIT_UNAVAILABLE"
+    # A stop still goes through (and is audited) in the reserve kept for it.
+    assert (await events_of(app, stop("sim-1"), NO_METADATA))[-1].state == SUCCEEDED
+    assert sim.stopped == 1  # type: ignore[attr-defined]
+    assert app.audit is not None and app.audit.usage <= 16384
+    verdict = verify(app.audit.directory)
+    assert verdict.ok and verdict.last_hash == app.audit.last_hash
+
+
+async def test_a_disk_error_refuses_commands_until_the_log_can_be_written(start_bridge: BridgeFactory):
+    app = await online(start_bridge)
+    audit = app.audit
+    assert audit is not None and audit._fd is not None
+    real, full = audit._fd, os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC, as on a full disk
+    audit._fd = full
+    try:
+        error = await refusal(app, write("sim-1", "setpoint", 5.0), NO_METADATA)
+        stop_error = await refusal(app, stop("sim-1"), NO_METADATA)
+    finally:
+        audit._fd = real
+        os.close(full)
+    assert error.code() is Code.RESOURCE_EXHAUSTED and "No space left on device" in error.details()
+    assert stop_error.code() is Code.RESOURCE_EXHAUSTED  # not even a stop runs unaudited
+    sim = app.driver_of("sim-1")
+    assert sim.state["setpoint"] == 0.0 and sim.stopped == 0  # type: ignore[attr-defined]
+    assert (await events_of(app, write("sim-1", "setpoint", 6.0), NO_METADATA))[-1].state == SUCCEEDED
+    assert verify(audit.directory).ok
