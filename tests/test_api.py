@@ -184,8 +184,9 @@ async def test_stop_preempts_queued_and_running(bridge, client_for):
     assert (await running.read()).state == pb.command.COMMAND_STATE_QUEUED
     queued = client.commands.Execute(slow(1.0))
     first_event = await queued.read()
-    while (await running.read()).state != pb.command.COMMAND_STATE_RUNNING:
-        pass
+    event = await running.read()
+    while event.state != pb.command.COMMAND_STATE_RUNNING:  # wait until the slow call is on the device
+        event = await running.read()
     stop = await client.execute(pb.command.ExecuteRequest(device_id="sim-1", stop=pb.command.StopAction()))
     assert stop[-1].state == pb.command.COMMAND_STATE_SUCCEEDED
     running_final = (await _rest(running))[-1]
