@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 
 from bridge.api import pb
+from bridge.api.convert import value_to_pb
 
 _COLUMNS = {1: "double_values", 2: "int_values", 3: "bool_values", 4: "string_values"}
 
@@ -47,14 +48,7 @@ class CatalogDecoder:
             yield Sample(entry.path, value, batch.timestamps[i], qualities[i] if qualities else 1)
 
 
-def value_message(value: float | int | bool | str) -> pb.common.Value:
-    if isinstance(value, bool):
-        return pb.common.Value(bool_value=value)
-    if isinstance(value, int):
-        return pb.common.Value(int_value=value)
-    if isinstance(value, float):
-        return pb.common.Value(double_value=value)
-    return pb.common.Value(string_value=value)
+value_message = value_to_pb  # one conversion for the bridge and its clients
 
 
 def value_of(message: pb.common.Value) -> float | int | bool | str | None:

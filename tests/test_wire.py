@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.api import pb
-from bridge.api.wire import FAST, encode_fast, varint, wrap_update
+from bridge.api.wire import FAST, encode_fast, wrap_update
 from bridge.model import SampleBatch, ValueType
+from bridge.varint import varint
 
 ALIASES = st.integers(min_value=0, max_value=2**32 - 1)
 TIMESTAMPS = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from bridge.api import pb
 from bridge.model import SampleBatch, ValueType
+from bridge.varint import varint
 
 # Field tags (field number << 3 | wire type 2, length-delimited) of linebridge.v1.SampleBatch.
 _TAG_ALIASES = b"\x0a"
@@ -28,16 +29,6 @@ _TAG_UPDATE_BATCH = b"\x12"
 # Kept for platforms where a faster path might need native order; struct's "<" is little-endian
 # like protobuf's fixed-width fields everywhere.
 FAST = True
-
-
-def varint(value: int) -> bytes:
-    """Unsigned LEB128, as protobuf writes lengths."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:

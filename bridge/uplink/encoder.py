@@ -17,6 +17,7 @@ from itertools import chain
 
 from bridge.model import Quality, SampleBatch, Value, ValueType
 from bridge.uplink.proto import sparkplug_b_pb2 as spb
+from bridge.varint import varint
 
 # Sparkplug 3.0, Payloads > Data Types: for our value types
 DATATYPE = {ValueType.DOUBLE: spb.Double, ValueType.INT: spb.Int64, ValueType.BOOL: spb.Boolean,
@@ -31,16 +32,6 @@ _DOUBLE = struct.Struct("<d").pack
 # Millisecond timestamps from 1971 to 2109 are 6-byte varints: the fast path relies on it.
 _TS_MIN, _TS_MAX = 1 << 35, 1 << 42
 _BOOL = {True: b"\x70\x01", False: b"\x70\x00"}  # boolean_value (field 14, varint)
-
-
-def varint(n: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative integer."""
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
 
 
 def _field(tag: int, data: bytes) -> bytes:

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridge.varint import varint
+
 log = logging.getLogger(__name__)
 
 # §2.2.1 control packet types (high nibble of the first byte)
@@ -50,16 +52,6 @@ class Will:
     retain: bool = False
 
 
-def _remaining_length(n: int) -> bytes:
-    """§2.2.3: base-128 varint, at most four bytes."""
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
 def _string(text: str | bytes) -> bytes:
     """§1.5.3: two-byte length, then UTF-8."""
     data = text.encode() if isinstance(text, str) else text
@@ -67,7 +59,7 @@ def _string(text: str | bytes) -> bytes:
 
 
 def _packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([kind << 4 | flags]) + _remaining_length(len(body)) + body
+    return bytes([kind << 4 | flags]) + varint(len(body)) + body
 
 
 class MqttClient:
@@ -188,7 +180,7 @@ class MqttClient:
             head += struct.pack("!H", packet_id)
         flags = qos << 1 | (1 if retain else 0)
         # Header and payload are written separately: no copy of a large payload into a new bytes object.
-        self._writer.write(bytes([PUBLISH << 4 | flags]) + _remaining_length(len(head) + len(payload)) + head)
+        self._writer.write(bytes([PUBLISH << 4 | flags]) + varint(len(head) + len(payload)) + head)
         self._writer.write(payload)
         return future
 
