@@ -72,6 +72,7 @@ class BridgeApp:
         self._advertised: ServiceInfo | None = None
         self.grpc_port = 0
         self.metrics_port = 0
+        self._stopping = False
         self.started_ns = time.time_ns()
         self.started_monotonic = time.monotonic()
 
@@ -105,6 +106,7 @@ class BridgeApp:
 
     async def stop(self) -> None:
         """Stop in reverse order: stop taking requests, stop discovery, close devices."""
+        self._stopping = True  # a late mDNS answer or approval must not start a session now
         await self.api.stop(self.config.grpc.grace_seconds)
         if self.uplink is not None:  # while devices are still up: NDEATH, not a DDEATH per device
             await self.uplink.stop()
@@ -143,6 +145,8 @@ class BridgeApp:
         return record
 
     def _start_session(self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None) -> None:
+        if self._stopping:
+            return
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:

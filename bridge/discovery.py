@@ -92,6 +92,7 @@ class Discovery:
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rejected: set[tuple[str, str]] = set()
+        self._stopped = False
 
     async def start(self, zeroconf: AsyncZeroconf | None = None) -> None:
         # Explicit interfaces: never multicast on every NIC of the machine by default.
@@ -100,6 +101,7 @@ class Discovery:
             self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(self._types), handlers=[self._on_change])
 
     async def stop(self) -> None:
+        self._stopped = True  # the browser may still call back while it is being cancelled
         if self._browser is not None:
             await self._browser.async_cancel()
             self._browser = None
@@ -108,6 +110,8 @@ class Discovery:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if self._stopped:
+            return
         if state_change is ServiceStateChange.Removed:
             log.info("mDNS service %s went away", name)
             return
