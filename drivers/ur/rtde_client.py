@@ -164,6 +164,7 @@ class RtdeClient:
             return
         writer.close()
         try:
-            await writer.wait_closed()
-        except OSError:
-            pass
+            # close() first flushes what is buffered; a peer that stopped reading would hold us forever.
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        except (OSError, TimeoutError):
+            writer.transport.abort()
