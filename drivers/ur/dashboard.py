@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from drivers.base import DeviceError, InvalidArgument, MethodArg, MethodSpec, Unavailable, ValueType
+from drivers.ur.netio import close_writer
 
 GREETING = "Connected: Universal Robots Dashboard Server"
 LOCAL_CONTROL_REPLY = ("Command is not allowed due to safety reasons, please switch robot to Remote Control "
@@ -229,9 +230,4 @@ class DashboardClient:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is None:
             return
-        writer.close()
-        try:
-            # close() first flushes what is buffered; a peer that stopped reading would hold us forever.
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
-        except (OSError, TimeoutError):
-            writer.transport.abort()
+        await close_writer(writer)

@@ -22,6 +22,7 @@ from drivers.ur import script
 from drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
 from drivers.ur.dashboard import DashboardClient
 from drivers.ur.kinematics import pose_error
+from drivers.ur.netio import close_writer
 from drivers.ur.options import UrOptions
 from drivers.ur.rtde import ProtocolError
 
@@ -125,11 +126,7 @@ async def send_script(host: str, port: int, text: str, timeout: float) -> None:
         writer.write(text.encode())
         await asyncio.wait_for(writer.drain(), timeout)
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
+        await close_writer(writer, timeout)
 
 
 def _checked(row: tuple) -> tuple:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from drivers.base import DeviceError, Unavailable
 from drivers.ur import rtde
+from drivers.ur.netio import close_writer
 from drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
 
 _READ_SIZE = 65536
@@ -162,9 +163,4 @@ class RtdeClient:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is None:
             return
-        writer.close()
-        try:
-            # close() first flushes what is buffered; a peer that stopped reading would hold us forever.
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
-        except (OSError, TimeoutError):
-            writer.transport.abort()
+        await close_writer(writer)
