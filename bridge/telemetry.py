@@ -82,9 +82,8 @@ Update = CatalogUpdate | BatchUpdate | SyncUpdate | DroppedUpdate | HeartbeatUpd
 Tap = Callable[[SampleBatch], None]
 
 
-def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
-    """The samples of `batch` whose alias is in `keep` (used only for partial selections)."""
-    idx = [i for i, a in enumerate(batch.aliases) if a in keep]
+def take(batch: SampleBatch, idx: list[int]) -> SampleBatch:
+    """The samples of `batch` at positions `idx`, as a new batch (the batch itself when that is all)."""
     if len(idx) == len(batch.aliases):
         return batch
     q = batch.qualities
@@ -96,6 +95,11 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
         qualities=None if q is None else [q[i] for i in idx],
         value_type=batch.value_type,
     )
+
+
+def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
+    """The samples of `batch` whose alias is in `keep` (used only for partial selections)."""
+    return take(batch, [i for i, a in enumerate(batch.aliases) if a in keep])
 
 
 class TelemetryBus:
@@ -410,17 +414,8 @@ class _ChangeFilter:
         out = []
         for batch in batches:
             keep = [i for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True)) if self._changed(a, v)]
-            if not keep:
-                continue
-            q = batch.qualities
-            out.append(SampleBatch(
-                device_id=batch.device_id,
-                aliases=[batch.aliases[i] for i in keep],
-                values=[batch.values[i] for i in keep],
-                timestamps=[batch.timestamps[i] for i in keep],
-                qualities=None if q is None else [q[i] for i in keep],
-                value_type=batch.value_type,
-            ))
+            if keep:
+                out.append(take(batch, keep))
         return out
 
     def _changed(self, alias: int, value: Value) -> bool:
