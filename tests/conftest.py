@@ -113,5 +113,16 @@ async def wait_for_state(app: BridgeApp, device_id: str, *states: DeviceState, t
     raise AssertionError(f"device {device_id} never reached {[s.name for s in states]}; last {seen}")
 
 
+@pytest.fixture
+async def ur_sim() -> AsyncIterator[Any]:
+    """A UR simulator on free loopback ports, fast state transitions, not advertised."""
+    from drivers.ur.simulator import SimConfig, UrSimulator
+
+    simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
 def sim_device(device_id: str = "sim-1", **options: Any) -> dict[str, Any]:
     return {"id": device_id, "driver": "sim", "endpoint": f"sim://{device_id}", "options": options}

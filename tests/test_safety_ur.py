@@ -6,11 +6,9 @@ from __future__ import annotations
 import math
 
 import grpc
-import pytest
 
 from bridge.api import pb
 from bridge.model import DeviceState
-from drivers.ur.simulator import SimConfig, UrSimulator
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.gates_helpers import audit_records, events_of, eventually, move_joints, refusal
 
@@ -21,22 +19,14 @@ POLICY = {"motion_enabled": True, "require": {"safety/mode": 1, "robot/mode": 7,
           "joint_limits": [[-math.pi, math.pi]] * 6, "max_joint_speed": 0.5}
 
 
-@pytest.fixture
-async def sim():
-    simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 def latest(app, path: str):
     found = app.bus.value_of(app.registry.get("ur-1").signals[path].alias)
     return None if found is None else found[0]
 
 
 async def test_ur_motion_waits_for_running_normal_remote_and_stays_inside_the_bridge_limits(
-        start_bridge: BridgeFactory, sim):
-    app = await start_bridge([{"id": "ur-1", "driver": "ur", "endpoint": sim.endpoint,
+        start_bridge: BridgeFactory, ur_sim):
+    app = await start_bridge([{"id": "ur-1", "driver": "ur", "endpoint": ur_sim.endpoint,
                                "options": {"motion_enabled": True, "dashboard_poll_interval": 0.05}}],
                              policies={"ur-*": POLICY})
     await wait_for_state(app, "ur-1", DeviceState.ONLINE)
@@ -55,16 +45,16 @@ async def test_ur_motion_waits_for_running_normal_remote_and_stays_inside_the_br
     assert "policies['ur-*']" in error.details()  # the bridge's rule, not the driver's
     error = await refusal(app, move_joints("ur-1", HOME, speed=0.8), NO_METADATA)
     assert "[max_joint_speed]" in error.details() and "0.5 rad/s" in error.details()
-    assert sim.scripts == []  # nothing reached the controller
+    assert ur_sim.scripts == []  # nothing reached the controller
 
     near = [HOME[0] + 0.05, *HOME[1:]]
     events = await events_of(app, move_joints("ur-1", near, speed=0.5), NO_METADATA)
-    assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED and len(sim.scripts) == 1
+    assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED and len(ur_sim.scripts) == 1
 
-    sim.robot.protective_stop()
+    ur_sim.robot.protective_stop()
     await eventually(lambda: latest(app, "safety/mode") != 1, "the protective stop on the bus")
     error = await refusal(app, move_joints("ur-1", HOME), NO_METADATA)
-    assert "[require safety/mode]" in error.details() and len(sim.scripts) == 1
+    assert "[require safety/mode]" in error.details() and len(ur_sim.scripts) == 1
     messages = [r["outcome"]["message"] for r in audit_records(app, "command.rejected")]
     assert [next(rule for rule in ("robot/mode", "joint_limits", "max_joint_speed", "safety/mode") if rule in m)
             for m in messages] == ["robot/mode", "joint_limits", "max_joint_speed", "safety/mode"]

@@ -9,7 +9,6 @@ import pytest
 from drivers.base import DeviceError, InvalidArgument, Unavailable, ValueType
 from drivers.ur import dashboard as dash
 from drivers.ur.dashboard import COMMANDS_BY_METHOD, DashboardClient
-from drivers.ur.simulator import SimConfig, UrSimulator
 
 
 def test_parse_robot_mode_and_safety_status():
@@ -59,16 +58,8 @@ def test_command_text_and_method_specs():
     assert specs["unlock_protective_stop"].address.command == "unlock protective stop"
 
 
-@pytest.fixture
-async def sim():
-    simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-async def test_client_against_simulated_dashboard(sim):
-    client = DashboardClient("127.0.0.1", sim.dashboard_port, timeout=2.0)
+async def test_client_against_simulated_dashboard(ur_sim):
+    client = DashboardClient("127.0.0.1", ur_sim.dashboard_port, timeout=2.0)
     await client.connect()
     try:
         assert await client.run(COMMANDS_BY_METHOD["robot_mode"]) == "POWER_OFF"

@@ -25,7 +25,6 @@ from drivers.ur import catalog, sim_servers
 from drivers.ur.catalog import RobotMode, RuntimeState
 from drivers.ur.driver import UrDriver
 from drivers.ur.options import UrOptions, parse_endpoint
-from drivers.ur.simulator import SimConfig, UrSimulator
 
 TARGET_Q = [0.3, -1.4, 1.5, -1.6, -1.5, 0.2]
 TARGET_POSE = Pose(-0.40, -0.15, 0.45, 2.2, 2.2, 0.0)
@@ -45,19 +44,11 @@ class RecordingSink:
 
 
 @pytest.fixture
-async def sim():
-    simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def connect(sim):
+async def connect(ur_sim):
     drivers = []
 
     async def make(**options) -> tuple[UrDriver, object]:
-        driver = UrDriver(DriverContext("ur-1", sim.endpoint, UrOptions(**options), logging.getLogger("test.ur")))
+        driver = UrDriver(DriverContext("ur-1", ur_sim.endpoint, UrOptions(**options), logging.getLogger("test.ur")))
         drivers.append(driver)
         description = await driver.connect()
         for alias, signal in enumerate(description.signals, start=1):
@@ -78,20 +69,20 @@ async def call(driver, description, method: str, *args):
     return (await driver.call(spec, list(args), noop))[0]
 
 
-async def make_ready(driver, description, sim) -> None:
+async def make_ready(driver, description, ur_sim) -> None:
     await call(driver, description, "brake_release")
     for _ in range(300):
-        if sim.robot.robot_mode == RobotMode.RUNNING:
+        if ur_sim.robot.robot_mode == RobotMode.RUNNING:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("robot did not reach RUNNING")
 
 
-async def test_connect_describes_the_robot(connect, sim):
+async def test_connect_describes_the_robot(connect, ur_sim):
     driver, description = await connect()
     assert description.kind is DeviceKind.ROBOT
     assert (description.vendor, description.model) == ("Universal Robots", "UR5")
-    assert description.serial_number == sim.info.serial and description.identity == f"ur:{sim.info.serial}"
+    assert description.serial_number == ur_sim.info.serial and description.identity == f"ur:{ur_sim.info.serial}"
     paths = {s.path: s for s in description.signals}
     for joint in range(1, 7):
         assert paths[f"joints/{joint}/actual_position"].unit == "rad"
@@ -127,60 +118,60 @@ async def test_stream_batches_packets_without_sequence_gaps(connect):
     assert any(b.values[0] is True or b.values[0] is False for b in sink.batches)  # remote_control poll
 
 
-async def test_vector_elements_become_signals_with_live_values(connect, sim):
+async def test_vector_elements_become_signals_with_live_values(connect, ur_sim):
     driver, description = await connect()
     wanted = [s for s in description.signals if s.path.startswith("joints/") and s.path.endswith("actual_position")]
     wanted += [s for s in description.signals if s.path in ("robot/mode", "program/loaded")]
     batch = await driver.read(wanted)
-    assert batch.values[:6] == pytest.approx(list(sim.robot.q))
+    assert batch.values[:6] == pytest.approx(list(ur_sim.robot.q))
     assert batch.values[6] == RobotMode.POWER_OFF and batch.values[7] == ""
     assert batch.aliases == [s.alias for s in wanted]
 
 
-async def test_power_brakes_and_program_lifecycle(connect, sim):
+async def test_power_brakes_and_program_lifecycle(connect, ur_sim):
     driver, description = await connect()
     assert await call(driver, description, "power_on") == "Powering on"
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     assert await call(driver, description, "robot_mode") == "RUNNING"
     steps = []
     result = await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"),
                                   lambda p, m: steps.append(p))
-    assert sim.robot.runtime_state == RuntimeState.PLAYING  # SUCCEEDED only once it is running
+    assert ur_sim.robot.runtime_state == RuntimeState.PLAYING  # SUCCEEDED only once it is running
     assert result.values == ["/programs/pick.urp"] and steps[-1] == 1.0
     await driver.execute(CommandRequest(CommandKind.PAUSE_PROGRAM), noop)
-    assert sim.robot.runtime_state == RuntimeState.PAUSED
+    assert ur_sim.robot.runtime_state == RuntimeState.PAUSED
     await driver.execute(CommandRequest(CommandKind.STOP), noop)
-    assert sim.robot.runtime_state == RuntimeState.STOPPED
+    assert ur_sim.robot.runtime_state == RuntimeState.STOPPED
 
 
-async def test_run_program_fails_with_the_controller_message(connect, sim):
+async def test_run_program_fails_with_the_controller_message(connect, ur_sim):
     driver, description = await connect()
     with pytest.raises(DeviceError, match="File not found: /programs/missing.urp"):
         await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/missing.urp"), noop)
     with pytest.raises(DeviceError, match="Failed to execute: play"):  # powered off
         await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"), noop)
-    sim.set_remote_control(False)
+    ur_sim.set_remote_control(False)
     with pytest.raises(DeviceError, match="switch robot to Remote Control"):
         await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"), noop)
 
 
-async def test_move_joints_reaches_the_target(connect, sim):
+async def test_move_joints_reaches_the_target(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     progress = []
     result = await driver.execute(CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=1.0),
                                   lambda p, m: progress.append(p))
     assert "reached" in result.message
-    assert sim.robot.q == pytest.approx(TARGET_Q, abs=1e-6)
+    assert ur_sim.robot.q == pytest.approx(TARGET_Q, abs=1e-6)
     assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
-    assert "movej([0.300000, -1.400000" in sim.scripts[0].text and "v=1.000000" in sim.scripts[0].text
+    assert "movej([0.300000, -1.400000" in ur_sim.scripts[0].text and "v=1.000000" in ur_sim.scripts[0].text
 
 
-async def test_move_linear_reaches_the_pose(connect, sim):
+async def test_move_linear_reaches_the_pose(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     await driver.execute(CommandRequest(CommandKind.MOVE_LINEAR, pose=TARGET_POSE, speed=0.25), noop)
-    pose = sim.robot.values["actual_TCP_pose"]
+    pose = ur_sim.robot.values["actual_TCP_pose"]
     assert pose == pytest.approx([-0.40, -0.15, 0.45, 2.2, 2.2, 0.0], abs=1e-4)
 
 
@@ -195,67 +186,67 @@ async def test_move_linear_reaches_the_pose(connect, sim):
     ({"motion_enabled": True, "workspace": [[-0.3, 0.3], [-1, 1], [0, 1]]}, {"pose": TARGET_POSE},
      InvalidArgument, "workspace"),
 ])
-async def test_motion_refused_by_configured_rules_with_nothing_sent(connect, sim, options, request_kwargs, error, rule):
+async def test_motion_refused_by_configured_rules_with_nothing_sent(connect, ur_sim, options, request_kwargs, error, rule):
     driver, description = await connect(**options)
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     kind = CommandKind.MOVE_LINEAR if "pose" in request_kwargs else CommandKind.MOVE_JOINTS
     with pytest.raises(error, match=rf"motion refused \[{rule}\]"):
         await driver.execute(CommandRequest(kind, **request_kwargs), noop)
-    assert sim.scripts == []
+    assert ur_sim.scripts == []
 
 
-async def test_motion_refused_by_robot_state_with_nothing_sent(connect, sim):
+async def test_motion_refused_by_robot_state_with_nothing_sent(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
     request = CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q)
     with pytest.raises(FailedPrecondition, match=r"\[robot_mode\].*POWER_OFF"):
         await driver.execute(request, noop)
-    await make_ready(driver, description, sim)
-    sim.set_remote_control(False)
+    await make_ready(driver, description, ur_sim)
+    ur_sim.set_remote_control(False)
     with pytest.raises(FailedPrecondition, match=r"\[remote_control\]"):
         await driver.execute(request, noop)
-    sim.set_remote_control(True)
-    sim.protective_stop()
+    ur_sim.set_remote_control(True)
+    ur_sim.protective_stop()
     with pytest.raises(FailedPrecondition, match=r"\[safety_mode\].*PROTECTIVE_STOP"):
         await driver.execute(request, noop)
-    assert sim.scripts == []
+    assert ur_sim.scripts == []
     assert await call(driver, description, "unlock_protective_stop") == "Protective stop releasing"
     await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"), noop)
     with pytest.raises(FailedPrecondition, match=r"\[program_running\]"):
         await driver.execute(request, noop)
-    assert sim.scripts == []
+    assert ur_sim.scripts == []
 
 
-async def test_protective_stop_during_motion_fails_the_command(connect, sim):
+async def test_protective_stop_during_motion_fails_the_command(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     move = asyncio.create_task(driver.execute(
         CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.2), noop))
     for _ in range(300):
-        if sim.robot.runtime_state == RuntimeState.PLAYING:
+        if ur_sim.robot.runtime_state == RuntimeState.PLAYING:
             break
         await asyncio.sleep(0.01)
-    sim.protective_stop()
+    ur_sim.protective_stop()
     with pytest.raises(DeviceError, match="PROTECTIVE_STOP"):
         await move
 
 
-async def test_cancelled_motion_stops_the_program(connect, sim):
+async def test_cancelled_motion_stops_the_program(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
-    await make_ready(driver, description, sim)
+    await make_ready(driver, description, ur_sim)
     move = asyncio.create_task(driver.execute(
         CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.1), noop))
     for _ in range(300):
-        if sim.robot.runtime_state == RuntimeState.PLAYING:
+        if ur_sim.robot.runtime_state == RuntimeState.PLAYING:
             break
         await asyncio.sleep(0.01)
     move.cancel()
     with pytest.raises(asyncio.CancelledError):
         await move
-    assert sim.robot.runtime_state == RuntimeState.STOPPED
-    assert sim.robot.q != pytest.approx(TARGET_Q, abs=1e-3)
+    assert ur_sim.robot.runtime_state == RuntimeState.STOPPED
+    assert ur_sim.robot.q != pytest.approx(TARGET_Q, abs=1e-3)
 
 
-async def test_stream_raises_and_reports_degraded_when_the_robot_goes_away(connect, sim):
+async def test_stream_raises_and_reports_degraded_when_the_robot_goes_away(connect, ur_sim):
     driver, description = await connect()
     sink = RecordingSink()
     task = asyncio.create_task(driver.stream(description.signals[:3], sink, StreamHints()))
@@ -263,7 +254,7 @@ async def test_stream_raises_and_reports_degraded_when_the_robot_goes_away(conne
         if sink.batches:
             break
         await asyncio.sleep(0.01)
-    await sim.stop()
+    await ur_sim.stop()
     with pytest.raises(Unavailable):
         await asyncio.wait_for(task, 5)
     assert sink.degraded_reasons and sink.degraded_reasons[-1]

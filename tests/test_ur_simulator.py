@@ -23,14 +23,6 @@ TARGET_Q = (0.4, -1.3, 1.4, -1.6, -1.5, 0.3)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-async def sim():
-    simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 class RawRtde:
     """A hand-rolled RTDE client: struct-packed requests, header-by-header reads."""
 
@@ -60,8 +52,8 @@ class RawRtde:
         await self.writer.wait_closed()
 
 
-async def test_rtde_handshake_recipe_and_data(sim):
-    client = await RawRtde.open(sim.rtde_port)
+async def test_rtde_handshake_recipe_and_data(ur_sim):
+    client = await RawRtde.open(ur_sim.rtde_port)
     try:
         client.send("V", struct.pack(">H", 2))
         assert await client.answer("V") == b"\x01"
@@ -88,8 +80,8 @@ async def test_rtde_handshake_recipe_and_data(sim):
         await client.close()
 
 
-async def test_rtde_lower_frequency_and_protocol_v1(sim):
-    client = await RawRtde.open(sim.rtde_port)
+async def test_rtde_lower_frequency_and_protocol_v1(ur_sim):
+    client = await RawRtde.open(ur_sim.rtde_port)
     try:
         client.send("O", struct.pack(">d", 125.0) + b"timestamp")  # still v1: names only
         assert (await client.answer("O"))[1:] == b"NOT_FOUND"  # 8 frequency bytes read as a name
@@ -107,15 +99,15 @@ async def test_rtde_lower_frequency_and_protocol_v1(sim):
         await client.close()
 
 
-async def test_rtde_malformed_request_closes_the_connection(sim):
-    client = await RawRtde.open(sim.rtde_port)
+async def test_rtde_malformed_request_closes_the_connection(ur_sim):
+    client = await RawRtde.open(ur_sim.rtde_port)
     client.writer.write(b"\x00\x01V")  # size below the header
     assert await asyncio.wait_for(client.reader.read(), 2.0) == b""
     await client.close()
 
 
-async def dashboard(sim):
-    reader, writer = await asyncio.open_connection("127.0.0.1", sim.dashboard_port)
+async def dashboard(ur_sim):
+    reader, writer = await asyncio.open_connection("127.0.0.1", ur_sim.dashboard_port)
     assert (await reader.readline()).decode().strip() == GREETING
 
     async def ask(command: str) -> str:
@@ -133,8 +125,8 @@ async def wait_for_reply(ask, command: str, expected: str) -> None:
     assert await ask(command) == expected
 
 
-async def test_dashboard_power_program_lifecycle(sim):
-    ask, writer = await dashboard(sim)
+async def test_dashboard_power_program_lifecycle(ur_sim):
+    ask, writer = await dashboard(ur_sim)
     try:
         assert await ask("robotmode") == "Robotmode: POWER_OFF"
         assert await ask("play") == "Failed to execute: play"
@@ -162,83 +154,83 @@ async def test_dashboard_power_program_lifecycle(sim):
         writer.close()
 
 
-async def test_dashboard_refuses_control_in_local_mode_and_protective_stop_unlock(sim):
-    ask, writer = await dashboard(sim)
+async def test_dashboard_refuses_control_in_local_mode_and_protective_stop_unlock(ur_sim):
+    ask, writer = await dashboard(ur_sim)
     try:
-        sim.set_remote_control(False)
+        ur_sim.set_remote_control(False)
         assert await ask("is in remote control") == "false"
         assert await ask("power on") == LOCAL_CONTROL_REPLY
         assert await ask("robotmode") == "Robotmode: POWER_OFF"  # queries still answered
-        sim.set_remote_control(True)
-        sim.protective_stop()
+        ur_sim.set_remote_control(True)
+        ur_sim.protective_stop()
         assert await ask("safetystatus") == "Safetystatus: PROTECTIVE_STOP"
-        sim.robot.unlock_delay = 60.0
+        ur_sim.robot.unlock_delay = 60.0
         assert (await ask("unlock protective stop")).startswith("Cannot unlock protective stop until 5s")
-        sim.robot.unlock_delay = 0.0
+        ur_sim.robot.unlock_delay = 0.0
         assert await ask("unlock protective stop") == "Protective stop releasing"
         assert await ask("safetystatus") == "Safetystatus: NORMAL"
     finally:
         writer.close()
 
 
-async def running(sim):
-    sim.robot.brake_release()
+async def running(ur_sim):
+    ur_sim.robot.brake_release()
     for _ in range(300):
-        if sim.robot.robot_mode == RobotMode.RUNNING:
+        if ur_sim.robot.robot_mode == RobotMode.RUNNING:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("simulated robot did not reach RUNNING")
 
 
-async def send_script(sim, text: str) -> None:
-    _, writer = await asyncio.open_connection("127.0.0.1", sim.secondary_port)
+async def send_script(ur_sim, text: str) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", ur_sim.secondary_port)
     writer.write(text.encode())
     await writer.drain()
     writer.close()
     await writer.wait_closed()
 
 
-async def wait_stopped_after_script(sim, count: int = 1):
+async def wait_stopped_after_script(ur_sim, count: int = 1):
     for _ in range(500):
-        if len(sim.scripts) >= count and sim.robot.runtime_state == RuntimeState.STOPPED:
+        if len(ur_sim.scripts) >= count and ur_sim.robot.runtime_state == RuntimeState.STOPPED:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"script did not finish: {sim.scripts}")
+    raise AssertionError(f"script did not finish: {ur_sim.scripts}")
 
 
-async def test_secondary_movej_moves_at_the_commanded_speed(sim):
-    await running(sim)
-    start_q, start_time = list(sim.robot.q), sim.robot.time
-    await send_script(sim, "def move():\n  movej([" + ", ".join(map(str, TARGET_Q)) + "], a=1.4, v=0.8)\nend\n")
-    await wait_stopped_after_script(sim)
-    assert sim.scripts[0].accepted
-    assert sim.robot.q == pytest.approx(TARGET_Q, abs=1e-9)
+async def test_secondary_movej_moves_at_the_commanded_speed(ur_sim):
+    await running(ur_sim)
+    start_q, start_time = list(ur_sim.robot.q), ur_sim.robot.time
+    await send_script(ur_sim, "def move():\n  movej([" + ", ".join(map(str, TARGET_Q)) + "], a=1.4, v=0.8)\nend\n")
+    await wait_stopped_after_script(ur_sim)
+    assert ur_sim.scripts[0].accepted
+    assert ur_sim.robot.q == pytest.approx(TARGET_Q, abs=1e-9)
     # Controller time is simulated: the move took the largest joint distance / 0.8 rad/s.
     expected = max(abs(a - b) for a, b in zip(start_q, TARGET_Q, strict=True)) / 0.8
-    assert sim.robot.time - start_time >= expected - 0.005
+    assert ur_sim.robot.time - start_time >= expected - 0.005
 
 
-async def test_secondary_movel_reaches_the_pose(sim):
-    await running(sim)
+async def test_secondary_movel_reaches_the_pose(ur_sim):
+    await running(ur_sim)
     target = (-0.40, -0.20, 0.40, 2.2, 2.2, 0.0)
-    await send_script(sim, "movel(p[-0.40, -0.20, 0.40, 2.2, 2.2, 0.0], a=1.2, v=0.5)\n")
-    await wait_stopped_after_script(sim)
-    position, angle = pose_error(pose_of(sim.robot.q), target)
+    await send_script(ur_sim, "movel(p[-0.40, -0.20, 0.40, 2.2, 2.2, 0.0], a=1.2, v=0.5)\n")
+    await wait_stopped_after_script(ur_sim)
+    position, angle = pose_error(pose_of(ur_sim.robot.q), target)
     assert position < 1e-5 and angle < 1e-5
-    assert sim.robot.values["actual_TCP_pose"] == pytest.approx(target, abs=1e-5)
+    assert ur_sim.robot.values["actual_TCP_pose"] == pytest.approx(target, abs=1e-5)
 
 
-async def test_script_refused_when_not_ready_and_protective_stop_from_script(sim):
-    await send_script(sim, "movej([0, 0, 0, 0, 0, 0], v=0.5)\n")
-    await wait_stopped_after_script(sim)
-    assert sim.scripts[0].accepted is False  # powered off: the controller does not run it
-    await running(sim)
-    await send_script(sim, "def stop_it():\n  protective_stop()\nend\n")
+async def test_script_refused_when_not_ready_and_protective_stop_from_script(ur_sim):
+    await send_script(ur_sim, "movej([0, 0, 0, 0, 0, 0], v=0.5)\n")
+    await wait_stopped_after_script(ur_sim)
+    assert ur_sim.scripts[0].accepted is False  # powered off: the controller does not run it
+    await running(ur_sim)
+    await send_script(ur_sim, "def stop_it():\n  protective_stop()\nend\n")
     for _ in range(200):
-        if sim.robot.safety_mode == SafetyMode.PROTECTIVE_STOP:
+        if ur_sim.robot.safety_mode == SafetyMode.PROTECTIVE_STOP:
             break
         await asyncio.sleep(0.01)
-    assert sim.robot.safety_mode == SafetyMode.PROTECTIVE_STOP
+    assert ur_sim.robot.safety_mode == SafetyMode.PROTECTIVE_STOP
 
 
 async def test_advertised_over_mdns_with_ports_in_txt():
