@@ -91,6 +91,16 @@ class ThreadedSimulator:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(15)
 
+    async def fresh(self) -> ThreadedSimulator:
+        """Serving again (a test may have stopped it) and back in its power-on state."""
+        await self.run(self._reset())
+        return self
+
+    async def _reset(self) -> None:
+        if not self.sim.running:
+            await self.sim.start()
+        await self.sim.reset()
+
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine (e.g. a simulator helper) on the simulator's loop."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))

@@ -54,14 +54,7 @@ def shared() -> Iterator[ThreadedSimulator]:
 @pytest.fixture
 async def host(shared: ThreadedSimulator) -> ThreadedSimulator:
     """The shared simulator, serving and back in its power-on state."""
-    await shared.run(_fresh(shared.sim))
-    return shared
-
-
-async def _fresh(sim: RobotSimulator) -> None:
-    if not sim.running:
-        await sim.start()
-    await sim.reset()
+    return await shared.fresh()
 
 
 @pytest.fixture
