@@ -59,6 +59,7 @@ class DeviceSession:
         self.driver: Driver | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._stopping = False
         self.connections = 0
 
     def start(self) -> None:
@@ -66,12 +67,21 @@ class DeviceSession:
             self._task = asyncio.create_task(self._supervise(), name=f"session:{self.device_id}")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Cancel the supervisor and close the driver; a driver stuck in cleanup cannot hang shutdown."""
+        """Cancel the supervisor and close the driver; a driver stuck in cleanup cannot hang shutdown.
+
+        The cancel is repeated until the task ends: on Python 3.11 `asyncio.wait_for` can swallow a
+        cancellation that arrives just as its inner call finishes (seen here: a session kept retrying
+        after stop), and the stop flag ends the retry loop at its next turn in any case.
+        """
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not task.done() and loop.time() < deadline:
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
+            if not task.done():
                 log.error("device %s: session did not stop within %g s (driver stuck in cleanup)",
                           self.device_id, timeout)
         await self._close_driver()
@@ -102,7 +112,7 @@ class DeviceSession:
             self.registry.set_state(self.device_id, state, reason)
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._connect_and_stream()
                 reason = "stream ended"
