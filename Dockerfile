@@ -1,7 +1,7 @@
 # Linebridge bridge image: runs as a non-root user, health-checked over gRPC health.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bridge ./bridge
 COPY drivers ./drivers
 RUN pip install --no-cache-dir --prefix=/install .
@@ -18,6 +18,6 @@ VOLUME ["/etc/linebridge", "/var/lib/linebridge"]
 ENV LINEBRIDGE__AUDIT__PATH=/var/lib/linebridge/audit
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["python", "-m", "bridge.healthcheck", "127.0.0.1:50051"]
+  CMD ["python", "-m", "linebridge.cli.healthcheck", "127.0.0.1:50051"]
 ENTRYPOINT ["linebridge"]
 CMD ["run", "-c", "/etc/linebridge/bridge.yaml"]

@@ -53,7 +53,8 @@ protos-check: protos
 
 lint: $(STAMP)
 	$(BIN)/buf lint
-	$(BIN)/ruff check bridge drivers tests hil_tests examples bench scripts fuzz
+	$(BIN)/ruff check bridge drivers tests hil_tests examples bench scripts fuzz setup.py
+	$(BIN)/ruff format --check bridge drivers tests hil_tests examples bench scripts fuzz setup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

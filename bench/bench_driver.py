@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from drivers.base import (
+from linebridge.drivers.base import (
     BatchSink,
     DeviceDescription,
     DeviceKind,
@@ -93,16 +93,27 @@ class BenchDriver(Driver):
 
     async def connect(self) -> DeviceDescription:
         signals = [Signal(f"values/{i}", ValueType.DOUBLE, unit="1") for i in range(self.options.signals)]
-        return DeviceDescription(kind=DeviceKind.OTHER, vendor="Linebridge", model="Bench",
-                                 identity=f"bench:{self.device_id}", name=self.device_id, signals=signals)
+        return DeviceDescription(
+            kind=DeviceKind.OTHER,
+            vendor="Linebridge",
+            model="Bench",
+            identity=f"bench:{self.device_id}",
+            name=self.device_id,
+            signals=signals,
+        )
 
     async def close(self) -> None:
         pass
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         now = time.time_ns()
-        return SampleBatch(self.device_id, [s.alias for s in signals], [0.0] * len(signals), [now] * len(signals),
-                           value_type=ValueType.DOUBLE)
+        return SampleBatch(
+            self.device_id,
+            [s.alias for s in signals],
+            [0.0] * len(signals),
+            [now] * len(signals),
+            value_type=ValueType.DOUBLE,
+        )
 
     async def stream(self, signals: Sequence[Signal], sink: BatchSink, hints: StreamHints) -> None:
         opts = self.options
@@ -126,8 +137,11 @@ class BenchDriver(Driver):
             k = (k + 1) % opts.variants
             # Fresh value and timestamp lists per batch, as a real driver builds them (a C-level copy).
             timestamps = [time.time_ns()] * n if opts.stamp else stamps.copy()
-            sink.publish(SampleBatch(self.device_id, aliases, columns[k].copy(), timestamps,
-                                     value_type=ValueType.DOUBLE))
+            sink.publish(
+                SampleBatch(
+                    self.device_id, aliases, columns[k].copy(), timestamps, value_type=ValueType.DOUBLE
+                )
+            )
             self.published += n
             if not period:
                 await asyncio.sleep(0)

@@ -25,18 +25,18 @@ import tempfile
 
 from bench import bench_driver, probe
 from bench.common import emit_ready
-from bridge.app import BridgeApp
-from bridge.config import CommandsConfig, Config, parse_config
-from bridge.driver_catalog import DriverCatalog
-from bridge.runner import stop_event
-from drivers.base import Driver
-from drivers.sim.driver import SimDriver
+from linebridge.app import BridgeApp
+from linebridge.cli.runner import stop_event
+from linebridge.config import CommandsConfig, Config, parse_config
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.drivers.base import Driver
+from linebridge.drivers.sim.driver import SimDriver
 
 NOTE_PREFIX = "NOTE "  # a stdout line before READY that the scenario should pass on in its notes
 OPTIONAL_DRIVERS = {  # type name -> (module, class); imported only when a device uses them
-    "opcua": ("drivers.opcua.driver", "OpcUaDriver"),
-    "modbus": ("drivers.modbus.driver", "ModbusDriver"),
-    "ur": ("drivers.ur.driver", "UrDriver"),
+    "opcua": ("linebridge.drivers.opcua.driver", "OpcUaDriver"),
+    "modbus": ("linebridge.drivers.modbus.driver", "ModbusDriver"),
+    "ur": ("linebridge.drivers.ur.driver", "UrDriver"),
 }
 
 
@@ -51,8 +51,12 @@ def catalog(used: set[str]) -> DriverCatalog:
     return DriverCatalog(classes)
 
 
-def config(devices: list[dict], queue_samples: int, uplink: dict | None = None,  # type: ignore[no-untyped-def]
-           audit_dir: str = ""):
+def config(
+    devices: list[dict],
+    queue_samples: int,
+    uplink: dict | None = None,  # type: ignore[no-untyped-def]
+    audit_dir: str = "",
+):
     """A loopback-only bridge config without discovery or metrics.
 
     Command rate limits (per caller and per device) are off: command_rtt sends back-to-back
@@ -82,11 +86,17 @@ def stamp_at_receipt() -> str:
     """
     import inspect
 
-    from drivers.ur.streaming import PacketBatcher
+    from linebridge.drivers.ur.streaming import PacketBatcher
 
     anchored = getattr(PacketBatcher, "_stamp", None)
-    if anchored is None or list(inspect.signature(anchored).parameters) != ["self", "controller_ts", "now_ns"]:
-        return "PacketBatcher._stamp(self, controller_ts, now_ns) is gone; samples keep the driver's own stamps"
+    if anchored is None or list(inspect.signature(anchored).parameters) != [
+        "self",
+        "controller_ts",
+        "now_ns",
+    ]:
+        return (
+            "PacketBatcher._stamp(self, controller_ts, now_ns) is gone; samples keep the driver's own stamps"
+        )
 
     def _stamp(self: PacketBatcher, controller_ts: float, now_ns: int) -> int:
         anchored(self, controller_ts, now_ns)  # gap, late and out-of-order counting as shipped
@@ -129,7 +139,9 @@ async def run_bridge(cfg: Config, devices: list[dict], receipt_stamps: bool, sto
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bridge_proc")
     parser.add_argument("--devices", default="[]", help="JSON list of device entries (config format)")
-    parser.add_argument("--queue-samples", type=int, default=200_000, help="telemetry.subscriber_queue_samples")
+    parser.add_argument(
+        "--queue-samples", type=int, default=200_000, help="telemetry.subscriber_queue_samples"
+    )
     parser.add_argument("--uplink", default="", help="JSON `uplink:` config section (enables the uplink)")
     parser.add_argument("--receipt-stamps", action="store_true", help="UR samples stamped at packet receipt")
     args = parser.parse_args(argv)

@@ -16,10 +16,18 @@ import grpc
 
 from bench.common import emit_result, plain_percentiles
 from bench.raw_server import EXECUTE
-from bridge.api import pb
+from linebridge.api import pb
 
 _SUCCEEDED = 3  # COMMAND_STATE_SUCCEEDED
-_STATES = {1: "QUEUED", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "REJECTED", 6: "CANCELLED", 7: "TIMED_OUT"}
+_STATES = {
+    1: "QUEUED",
+    2: "RUNNING",
+    3: "SUCCEEDED",
+    4: "FAILED",
+    5: "REJECTED",
+    6: "CANCELLED",
+    7: "TIMED_OUT",
+}
 
 
 def write_request(device: str, value: float) -> pb.command.ExecuteRequest:
@@ -41,8 +49,11 @@ async def run(args: argparse.Namespace) -> dict:
     async with grpc.aio.insecure_channel(args.target) as channel:
         await channel.channel_ready()
         if args.raw:
-            unary = channel.unary_unary(EXECUTE, request_serializer=pb.command.ExecuteRequest.SerializeToString,
-                                        response_deserializer=pb.command.CommandEvent.FromString)
+            unary = channel.unary_unary(
+                EXECUTE,
+                request_serializer=pb.command.ExecuteRequest.SerializeToString,
+                response_deserializer=pb.command.CommandEvent.FromString,
+            )
 
             async def call(value: float) -> None:
                 await unary(write_request("raw", value))
@@ -62,8 +73,14 @@ async def run(args: argparse.Namespace) -> dict:
             rtts.append((time.perf_counter_ns() - t0) / 1e6)
         elapsed = time.perf_counter() - started
     p50, p99 = plain_percentiles(rtts, (0.5, 0.99))
-    return {"count": len(rtts), "p50_ms": p50, "p99_ms": p99, "mean_ms": sum(rtts) / len(rtts),
-            "max_ms": max(rtts), "calls_per_s": len(rtts) / elapsed}
+    return {
+        "count": len(rtts),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "mean_ms": sum(rtts) / len(rtts),
+        "max_ms": max(rtts),
+        "calls_per_s": len(rtts) / elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from bench import probe
 from bench.common import say
 from bench.probe import PROBE_PREFIX
 from bench.procs import Child, ChildFailed, Processes
-from bridge.api import pb
+from linebridge.api import pb
 
 ONLINE = 3  # DEVICE_STATE_ONLINE
 
@@ -41,13 +41,28 @@ def bench_device(device_id: str = "bench-1", **options: object) -> dict:
     return {"id": device_id, "driver": "bench", "endpoint": f"bench://{device_id}", "options": options}
 
 
-async def start_bridge(procs: Processes, name: str, devices: list[dict], queue_samples: int = 200_000,
-                       uplink: dict | None = None, receipt_stamps: bool = False, online_timeout: float = 60.0) -> Child:
+async def start_bridge(
+    procs: Processes,
+    name: str,
+    devices: list[dict],
+    queue_samples: int = 200_000,
+    uplink: dict | None = None,
+    receipt_stamps: bool = False,
+    online_timeout: float = 60.0,
+) -> Child:
     """A bridge process (bench.bridge_proc) with `devices`, once all of them are ONLINE."""
     extra = ["--uplink", json.dumps(uplink)] if uplink else []
     extra += ["--receipt-stamps"] if receipt_stamps else []
-    child = await procs.start(name, "-m", "bench.bridge_proc", "--devices", json.dumps(devices),
-                              "--queue-samples", str(queue_samples), *extra)
+    child = await procs.start(
+        name,
+        "-m",
+        "bench.bridge_proc",
+        "--devices",
+        json.dumps(devices),
+        "--queue-samples",
+        str(queue_samples),
+        *extra,
+    )
     await wait_online(child.endpoint, [d["id"] for d in devices], online_timeout)
     return child
 
@@ -70,8 +85,9 @@ async def snapshot(bridge: Child) -> dict:
     return await probe.read(probe_address(bridge))
 
 
-async def until(bridge: Child, condition: Callable[[dict], object], what: str, timeout: float = 60.0,
-                every: float = 0.05) -> dict:
+async def until(
+    bridge: Child, condition: Callable[[dict], object], what: str, timeout: float = 60.0, every: float = 0.05
+) -> dict:
     """Poll the bridge's probe until `condition(snapshot)` holds; returns that snapshot."""
     end = time.monotonic() + timeout
     while True:
@@ -122,9 +138,24 @@ class SubscriberPlan:
     name: str = "subscriber"
 
     def args(self, start_at: float, duration: float) -> list[str]:
-        out = ["-m", "bench.subscriber", "--target", self.target, "--paths", *self.paths,
-               "--subs", str(self.subs_per_process), "--start-at", f"{start_at:.6f}", "--duration", f"{duration:g}",
-               "--max-latency-ms", f"{self.max_latency_ms:g}", "--max-size", str(self.max_size)]
+        out = [
+            "-m",
+            "bench.subscriber",
+            "--target",
+            self.target,
+            "--paths",
+            *self.paths,
+            "--subs",
+            str(self.subs_per_process),
+            "--start-at",
+            f"{start_at:.6f}",
+            "--duration",
+            f"{duration:g}",
+            "--max-latency-ms",
+            f"{self.max_latency_ms:g}",
+            "--max-size",
+            str(self.max_size),
+        ]
         out += ["--track-period", f"{self.track_period!r}"] if self.track_period else []
         return out + (["--latency"] if self.latency else []) + (["--stall"] if self.stall else [])
 
@@ -139,8 +170,15 @@ class Window:
     bridge: dict = field(default_factory=dict)
 
 
-async def measure(procs: Processes, plans: list[SubscriberPlan], warmup: float, duration: float,
-                  ctx: Context, bridge: Child | None = None, label: str = "") -> Window:
+async def measure(
+    procs: Processes,
+    plans: list[SubscriberPlan],
+    warmup: float,
+    duration: float,
+    ctx: Context,
+    bridge: Child | None = None,
+    label: str = "",
+) -> Window:
     """Start every plan's processes, let them warm up, measure `duration` s, collect their RESULT lines."""
     count = sum(p.processes for p in plans)
     start_at = time.time() + 1.0 + 0.35 * count + warmup  # process start-up, then warm-up
@@ -185,7 +223,9 @@ async def watch_bridge(bridge: Child, window: Window, ctx: Context, label: str) 
     return {
         "cpu_pct": 100.0 * (cpu1 - cpu0) / seconds,
         "machine_cpu_pct": 100.0 * busy / seconds,  # all processes, all cores (200 % = both cores busy)
-        "rss_mb_start": rss[0], "rss_mb_end": rss[-1], "rss_mb_max": max(rss),
+        "rss_mb_start": rss[0],
+        "rss_mb_end": rss[-1],
+        "rss_mb_max": max(rss),
         "samples_in_per_s": (info1.samples_in - info0.samples_in) / seconds,
         "samples_out_per_s": (info1.samples_out - info0.samples_out) / seconds,
         "dropped_in_window": info1.samples_dropped - info0.samples_dropped,
@@ -193,7 +233,9 @@ async def watch_bridge(bridge: Child, window: Window, ctx: Context, label: str) 
     }
 
 
-async def start_profile(bridge: Child, duration: float, ctx: Context, label: str) -> asyncio.subprocess.Process | None:
+async def start_profile(
+    bridge: Child, duration: float, ctx: Context, label: str
+) -> asyncio.subprocess.Process | None:
     """py-spy record of the bridge process for the window, as collapsed stacks (see bench.profile)."""
     spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
     if spy is None or ctx.profile_dir is None:
@@ -204,9 +246,22 @@ async def start_profile(bridge: Child, duration: float, ctx: Context, label: str
     say(f"  profiling bridge pid {bridge.pid} -> {out}")
     mode = ["--native"] if ctx.profile_native else ["--nonblocking"]
     return await asyncio.create_subprocess_exec(
-        spy, "record", "--pid", str(bridge.pid), "--duration", str(max(1, int(duration))), "--rate", "250",
-        "--format", "raw", *mode, "-o", str(out),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        spy,
+        "record",
+        "--pid",
+        str(bridge.pid),
+        "--duration",
+        str(max(1, int(duration))),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        *mode,
+        "-o",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 def total_rate(results: list[dict]) -> list[float]:

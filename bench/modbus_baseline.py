@@ -68,17 +68,26 @@ async def run(args: argparse.Namespace) -> dict:
     cpu = asyncio.create_task(window_cpu(args.start_at, args.start_at + args.duration))
     await asyncio.gather(*(poll(e, args, t) for e, t in zip(endpoints, tallies, strict=True)))
     requests = sum(t.requests for t in tallies)
-    return {"clients": len(endpoints), "requests": requests, "request_rate": requests / args.duration,
-            "samples": sum(t.registers for t in tallies), "rate": sum(t.registers for t in tallies) / args.duration,
-            "errors": sum(t.errors for t in tallies), "overruns": sum(t.overruns for t in tallies),
-            "seconds": args.duration, "window_cpu_pct": await cpu}
+    return {
+        "clients": len(endpoints),
+        "requests": requests,
+        "request_rate": requests / args.duration,
+        "samples": sum(t.registers for t in tallies),
+        "rate": sum(t.registers for t in tallies) / args.duration,
+        "errors": sum(t.errors for t in tallies),
+        "overruns": sum(t.overruns for t in tallies),
+        "seconds": args.duration,
+        "window_cpu_pct": await cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.modbus_baseline")
     parser.add_argument("--endpoints", required=True, help="JSON list of modbus+tcp:// endpoints")
     parser.add_argument("--unit", type=int, default=1)
-    parser.add_argument("--blocks", type=json.loads, required=True, help="JSON [[start, count], ...] per cycle")
+    parser.add_argument(
+        "--blocks", type=json.loads, required=True, help="JSON [[start, count], ...] per cycle"
+    )
     parser.add_argument("--interval", type=float, required=True, help="seconds between reads")
     parser.add_argument("--start-at", type=float, required=True)
     parser.add_argument("--duration", type=float, required=True)

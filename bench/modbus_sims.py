@@ -16,7 +16,7 @@ import signal
 import sys
 
 from bench.common import emit_ready, emit_result
-from drivers.modbus.simulator import CellPlcSimulator
+from linebridge.drivers.modbus.simulator import CellPlcSimulator
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -24,8 +24,10 @@ async def run(args: argparse.Namespace) -> dict:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    sims = [CellPlcSimulator(name=f"bench-plc-{i}", seed=i, mdns=False, bench_registers=args.registers)
-            for i in range(1, args.count + 1)]
+    sims = [
+        CellPlcSimulator(name=f"bench-plc-{i}", seed=i, mdns=False, bench_registers=args.registers)
+        for i in range(1, args.count + 1)
+    ]
     try:
         for sim in sims:
             await sim.start()

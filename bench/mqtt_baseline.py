@@ -25,15 +25,17 @@ import time
 from functools import partial
 
 from bench.common import emit_result, window_cpu
-from bridge.model import SampleBatch, ValueType
-from bridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
-from bridge.uplink.mqtt import MqttClient
-from bridge.uplink.publisher import RateLimiter
+from linebridge.model import SampleBatch, ValueType
+from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
+from linebridge.uplink.mqtt import MqttClient
+from linebridge.uplink.publisher import RateLimiter
 
 TOPIC = "spBv1.0/bench/DDATA/bare/bench-1"
 
 
-def payloads(signals: int, rows: int, max_payload: int, historical: bool, count: int = 16) -> list[tuple[bytes, int]]:
+def payloads(
+    signals: int, rows: int, max_payload: int, historical: bool, count: int = 16
+) -> list[tuple[bytes, int]]:
     """`count` full DDATA payloads of the bench driver's data, each with its sample count.
 
     Counts differ by a few samples: the encoder fills by the widest metric of a batch (aliases from
@@ -48,7 +50,9 @@ def payloads(signals: int, rows: int, max_payload: int, historical: bool, count:
     k = 0
     while len(sealed) < count:
         values = [math.sin(0.001 * (k * n + i)) for i in range(n)]
-        batch = SampleBatch("bench-1", list(range(signals)) * rows, values, [stamp] * n, value_type=ValueType.DOUBLE)
+        batch = SampleBatch(
+            "bench-1", list(range(signals)) * rows, values, [stamp] * n, value_type=ValueType.DOUBLE
+        )
         sealed += encoder.add(batch, historical=historical)
         k += 1
     return [(s.body + trailer(now_ms(), i % 256), s.samples) for i, s in enumerate(sealed[:count])]
@@ -103,15 +107,16 @@ async def run(args: argparse.Namespace) -> dict:
     started = time.time()
     await client.connect()
     sender = Sender(client, args.rate, args.inflight)
-    result: dict[str, object] = {"payload_bytes": sum(len(b) for b, _ in bodies) / len(bodies),
-                                 "samples_per_payload": sum(n for _, n in bodies) / len(bodies)}
+    result: dict[str, object] = {
+        "payload_bytes": sum(len(b) for b, _ in bodies) / len(bodies),
+        "samples_per_payload": sum(n for _, n in bodies) / len(bodies),
+    }
     try:
         if args.messages:
             for k in range(args.messages):
                 await sender.send(*bodies[k % len(bodies)])
             await sender.all_acked()
-            result.update(messages=sender.acked, samples=sender.samples,
-                          seconds=sender.last_ack - started)
+            result.update(messages=sender.acked, samples=sender.samples, seconds=sender.last_ack - started)
         else:
             end = args.start_at + args.duration
             sender.window = (args.start_at, end)
@@ -121,9 +126,14 @@ async def run(args: argparse.Namespace) -> dict:
                 await sender.send(*bodies[k % len(bodies)])
                 k += 1
             samples = sender.samples_in_window
-            result.update(samples=samples, rate=samples / args.duration, messages=sender.acked_in_window,
-                          messages_per_s=sender.acked_in_window / args.duration, seconds=args.duration,
-                          window_cpu_pct=await cpu)
+            result.update(
+                samples=samples,
+                rate=samples / args.duration,
+                messages=sender.acked_in_window,
+                messages_per_s=sender.acked_in_window / args.duration,
+                seconds=args.duration,
+                window_cpu_pct=await cpu,
+            )
     finally:
         await client.disconnect()
     return result
@@ -135,12 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--max-payload", type=int, default=128 * 1024, help="uplink.max_payload_bytes")
-    parser.add_argument("--rate", type=float, default=100.0, help="publishes/s (uplink.max_publish_rate); 0 = no limit")
-    parser.add_argument("--inflight", type=int, default=64, help="QoS 1 publishes awaiting PUBACK (uplink.max_inflight)")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="publishes/s (uplink.max_publish_rate); 0 = no limit"
+    )
+    parser.add_argument(
+        "--inflight", type=int, default=64, help="QoS 1 publishes awaiting PUBACK (uplink.max_inflight)"
+    )
     parser.add_argument("--start-at", type=float, default=0.0, help="window start, epoch seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="window length, seconds")
     parser.add_argument("--messages", type=int, default=0, help="publish this many payloads, time it, exit")
-    parser.add_argument("--historical", action="store_true", help="metrics flagged historical, as replayed ones are")
+    parser.add_argument(
+        "--historical", action="store_true", help="metrics flagged historical, as replayed ones are"
+    )
     args = parser.parse_args(argv)
     if not args.messages and not args.duration:
         parser.error("give --start-at and --duration, or --messages")

@@ -24,7 +24,9 @@ from bench.common import free_port
 
 def binary() -> str:
     """The mosquitto executable (Debian package `mosquitto`)."""
-    found = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None
+    )
     if found is None:
         raise RuntimeError("the uplink scenarios need a real MQTT broker: apt-get install mosquitto")
     return found
@@ -39,8 +41,10 @@ class Broker:
         self.log = workdir / "mosquitto.log"
         # As root, mosquitto would switch to the "mosquitto" user and lose access to the temp files.
         stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               f"max_inflight_messages 0\nmax_queued_messages 0\n{stay}")
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"max_inflight_messages 0\nmax_queued_messages 0\n{stay}"
+        )
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -51,12 +55,15 @@ class Broker:
         """Spawn it and wait until it accepts connections; returns the wall-clock time it first did."""
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                binary(), "-c", str(self.config), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                binary(), "-c", str(self.config), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+            )
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         while loop.time() < end:
             if self.process.returncode is not None:
-                raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}")
+                raise RuntimeError(
+                    f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}"
+                )
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 listening = time.time()

@@ -27,7 +27,9 @@ async def run(args: argparse.Namespace) -> dict:
         nodes = await client.get_node(FOLDER).get_children()
         queue = min(1000, math.ceil(args.publishing_interval / args.sampling_interval) + 1)
         sub = await client.create_subscription(args.publishing_interval * 1000.0, queue_maxsize=10_000_000)
-        await sub.subscribe_data_change(nodes, queuesize=queue, sampling_interval=args.sampling_interval * 1000.0)
+        await sub.subscribe_data_change(
+            nodes, queuesize=queue, sampling_interval=args.sampling_interval * 1000.0
+        )
         samples = total = 0
         cpu_start = None
         end = args.start_at + args.duration
@@ -47,10 +49,19 @@ async def run(args: argparse.Namespace) -> dict:
         await sub.delete()
     finally:
         await client.disconnect()
-    window_cpu = (100.0 * (cpu_end[0] - cpu_start[0]) / (cpu_end[1] - cpu_start[1])
-                  if cpu_start is not None and cpu_end[1] > cpu_start[1] else None)
-    return {"samples": samples, "total_received": total, "seconds": args.duration, "rate": samples / args.duration,
-            "variables": len(nodes), "window_cpu_pct": window_cpu}
+    window_cpu = (
+        100.0 * (cpu_end[0] - cpu_start[0]) / (cpu_end[1] - cpu_start[1])
+        if cpu_start is not None and cpu_end[1] > cpu_start[1]
+        else None
+    )
+    return {
+        "samples": samples,
+        "total_received": total,
+        "seconds": args.duration,
+        "rate": samples / args.duration,
+        "variables": len(nodes),
+        "window_cpu_pct": window_cpu,
+    }
 
 
 def cpu_seconds() -> float:
@@ -63,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--start-at", type=float, required=True)
     parser.add_argument("--duration", type=float, required=True)
-    parser.add_argument("--publishing-interval", type=float, default=0.1, help="seconds (the driver's default)")
+    parser.add_argument(
+        "--publishing-interval", type=float, default=0.1, help="seconds (the driver's default)"
+    )
     parser.add_argument("--sampling-interval", type=float, default=0.01, help="seconds (the device default)")
     emit_result(asyncio.run(run(parser.parse_args(argv))))
     return 0

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from asyncua import Server, ua
 
 from bench.common import emit_ready, emit_result
-from bridge.runner import stop_event
+from linebridge.cli.runner import stop_event
 
 NAMESPACE = "urn:linebridge:bench"
 FOLDER = "ns=2;s=Bench"
@@ -37,8 +37,11 @@ async def build(variables: int) -> tuple[Server, list[ua.NodeId]]:
     folder = await server.nodes.objects.add_folder(ua.NodeId("Bench", ns), ua.QualifiedName("Bench", ns))
     nodes = []
     for i in range(variables):
-        node = await folder.add_variable(ua.NodeId(f"Bench/v{i:04d}", ns), ua.QualifiedName(f"v{i:04d}", ns),
-                                         ua.Variant(0.0, ua.VariantType.Double))
+        node = await folder.add_variable(
+            ua.NodeId(f"Bench/v{i:04d}", ns),
+            ua.QualifiedName(f"v{i:04d}", ns),
+            ua.Variant(0.0, ua.VariantType.Double),
+        )
         nodes.append(node.nodeid)
     return server, nodes
 
@@ -53,7 +56,9 @@ async def change(server: Server, nodes: list[ua.NodeId], rate_hz: float, stats: 
         stamp = datetime.now(UTC)
         for i, node in enumerate(nodes):
             value = ua.Variant(math.sin(0.01 * tick + i), ua.VariantType.Double)
-            await server.write_attribute_value(node, ua.DataValue(value, SourceTimestamp=stamp, ServerTimestamp=stamp))
+            await server.write_attribute_value(
+                node, ua.DataValue(value, SourceTimestamp=stamp, ServerTimestamp=stamp)
+            )
         stats["ticks"] += 1
         stats["writes"] += len(nodes)
         next_at += period

@@ -31,16 +31,20 @@ def driver_stats(driver: Any) -> dict:
         stats["published"] = driver.published
     plan = getattr(driver, "plan", None)
     if stats["type"] == "modbus" and plan is not None:
-        from drivers.modbus.driver import parse_endpoint
-        from drivers.modbus.transport import POOL
+        from linebridge.drivers.modbus.driver import parse_endpoint
+        from linebridge.drivers.modbus.transport import POOL
 
         host, port = parse_endpoint(driver.ctx.endpoint)
         stats["requests_per_cycle"] = plan.requests_per_cycle
         stats["naive_requests_per_cycle"] = plan.naive_requests_per_cycle
         for connection in POOL.connections():
             if (connection.host, connection.port) == (host, port):
-                stats.update(requests=connection.stats.requests, timeouts=connection.stats.timeouts,
-                             late_responses=connection.stats.late_responses, connection_refs=connection.refs)
+                stats.update(
+                    requests=connection.stats.requests,
+                    timeouts=connection.stats.timeouts,
+                    late_responses=connection.stats.late_responses,
+                    connection_refs=connection.refs,
+                )
     return stats
 
 
@@ -78,4 +82,3 @@ async def read(address: str, timeout: float = 5.0) -> dict:
         finally:
             writer.close()
     return json.loads(line)
-

@@ -76,8 +76,15 @@ class Processes:
         started = loop.time()
         with log.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, *args, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=err, limit=2**24)
+                sys.executable,
+                *args,
+                cwd=ROOT,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                limit=2**24,
+            )
         child = Child(name, process, log, started_at=started)
         self.children.append(child)
         if ready:
@@ -107,13 +114,17 @@ class Processes:
                     raw = await child.process.stdout.readline()
                     if not raw:
                         code = await child.process.wait()
-                        raise ChildFailed(f"{child.name} exited with {code} before {prefix.strip()}:\n{child.log_tail()}")
+                        raise ChildFailed(
+                            f"{child.name} exited with {code} before {prefix.strip()}:\n{child.log_tail()}"
+                        )
                     line = raw.decode(errors="replace").rstrip("\n")
                     if line.startswith(prefix):
                         return line
                     child.extra.append(line)
         except TimeoutError:
-            raise ChildFailed(f"{child.name}: no {prefix.strip()} line within {timeout:g} s:\n{child.log_tail()}") from None
+            raise ChildFailed(
+                f"{child.name}: no {prefix.strip()} line within {timeout:g} s:\n{child.log_tail()}"
+            ) from None
 
     async def stop(self, child: Child, grace: float = 10.0) -> None:
         """SIGTERM the child by its pid, then SIGKILL if it has not left after `grace` seconds."""

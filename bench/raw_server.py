@@ -20,26 +20,31 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.common import emit_ready
-from bridge.api import pb
-from bridge.runner import stop_event
+from linebridge.api import pb
+from linebridge.cli.runner import stop_event
 
 EXECUTE = "/bench.Raw/Execute"
 _SUCCEEDED = 3  # COMMAND_STATE_SUCCEEDED
 
 
 def catalog_bytes(signals: int) -> bytes:
-    entries = [pb.telemetry.CatalogEntry(alias=i + 1, path=f"raw/values/{i}", value_type=1, unit="1")
-               for i in range(signals)]
+    entries = [
+        pb.telemetry.CatalogEntry(alias=i + 1, path=f"raw/values/{i}", value_type=1, unit="1")
+        for i in range(signals)
+    ]
     return pb.telemetry.TelemetryUpdate(catalog=pb.telemetry.Catalog(entries=entries)).SerializeToString()
 
 
-def batch_message(signals: int, samples: int, stamps: list[int] | None = None) -> pb.telemetry.TelemetryUpdate:
+def batch_message(
+    signals: int, samples: int, stamps: list[int] | None = None
+) -> pb.telemetry.TelemetryUpdate:
     """A TelemetryUpdate{batch} of `samples` doubles over `signals` aliases (rows of signals)."""
     now = time.time_ns()
     batch = pb.telemetry.SampleBatch(
         aliases=[i % signals + 1 for i in range(samples)],
         timestamps=stamps if stamps is not None else [now + (i // signals) * 1000 for i in range(samples)],
-        double_values=[0.001 * i for i in range(samples)])
+        double_values=[0.001 * i for i in range(samples)],
+    )
     return pb.telemetry.TelemetryUpdate(batch=batch)
 
 
@@ -100,16 +105,30 @@ async def execute(request: pb.command.ExecuteRequest, context) -> pb.command.Com
 
 def build(telemetry: RawTelemetry) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler("linebridge.v1.TelemetryService", {
-            "Subscribe": grpc.unary_stream_rpc_method_handler(
-                telemetry.subscribe, request_deserializer=pb.telemetry.SubscribeRequest.FromString,
-                response_serializer=lambda b: b)}),
-        grpc.method_handlers_generic_handler("bench.Raw", {
-            "Execute": grpc.unary_unary_rpc_method_handler(
-                execute, request_deserializer=pb.command.ExecuteRequest.FromString,
-                response_serializer=pb.command.CommandEvent.SerializeToString)}),
-    ))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "linebridge.v1.TelemetryService",
+                {
+                    "Subscribe": grpc.unary_stream_rpc_method_handler(
+                        telemetry.subscribe,
+                        request_deserializer=pb.telemetry.SubscribeRequest.FromString,
+                        response_serializer=lambda b: b,
+                    )
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "bench.Raw",
+                {
+                    "Execute": grpc.unary_unary_rpc_method_handler(
+                        execute,
+                        request_deserializer=pb.command.ExecuteRequest.FromString,
+                        response_serializer=pb.command.CommandEvent.SerializeToString,
+                    )
+                },
+            ),
+        )
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     return server, health
@@ -137,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.raw_server")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--signals", type=int, default=100, help="aliases in the catalog")
-    parser.add_argument("--batch-samples", type=int, default=10_000,
-                        help="samples per streamed message (per produced batch with --rate-hz)")
-    parser.add_argument("--rate-hz", type=float, default=0.0, help="produce batches on a timer (latency baseline)")
+    parser.add_argument(
+        "--batch-samples",
+        type=int,
+        default=10_000,
+        help="samples per streamed message (per produced batch with --rate-hz)",
+    )
+    parser.add_argument(
+        "--rate-hz", type=float, default=0.0, help="produce batches on a timer (latency baseline)"
+    )
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 

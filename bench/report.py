@@ -7,11 +7,33 @@ import math
 from pathlib import Path
 
 # Extra keys shown under the table, per scenario, when present.
-DETAILS = ("p50_ms", "p99_ms", "p999_ms", "rss_growth_mb", "idle_rss_mb", "min_per_subscriber",
-           "offered_per_s", "request_rate", "baseline_request_rate", "requests_per_cycle", "naive_requests_per_cycle",
-           "samples_per_payload", "messages_per_s", "unlimited_samples_per_s", "unlimited_baseline_samples_per_s",
-           "drain_after_connect_s", "reconnect_s", "rate_limit_floor_s", "delivered_share", "driver_gaps",
-           "driver_late", "sim_jitter_p99_ms", "bridge_cpu_pct", "dropped", "error")
+DETAILS = (
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "rss_growth_mb",
+    "idle_rss_mb",
+    "min_per_subscriber",
+    "offered_per_s",
+    "request_rate",
+    "baseline_request_rate",
+    "requests_per_cycle",
+    "naive_requests_per_cycle",
+    "samples_per_payload",
+    "messages_per_s",
+    "unlimited_samples_per_s",
+    "unlimited_baseline_samples_per_s",
+    "drain_after_connect_s",
+    "reconnect_s",
+    "rate_limit_floor_s",
+    "delivered_share",
+    "driver_gaps",
+    "driver_late",
+    "sim_jitter_p99_ms",
+    "bridge_cpu_pct",
+    "dropped",
+    "error",
+)
 
 
 def load(path: Path) -> dict:
@@ -52,25 +74,33 @@ def fmt(value: object, unit: str = "") -> str:
 def markdown(data: dict) -> str:
     m = data.get("machine", {})
     lines = [
-        "# Linebridge benchmark results", "",
+        "# Linebridge benchmark results",
+        "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gb', '?')} GB; "
         f"Python {m.get('python', '?')}, grpcio {m.get('grpcio', '?')}, protobuf {m.get('protobuf', '?')}, "
         f"asyncua {m.get('asyncua', '?')}; {m.get('date', '?')}; commit {m.get('git_commit', '?')}"
         f"{' (modified)' if m.get('git_dirty') else ''}; mode {data.get('mode', '?')}; "
-        f"load average at start {m.get('load_average', '?')}.", "",
+        f"load average at start {m.get('load_average', '?')}.",
+        "",
         "| scenario | value | unit | baseline | ratio | target | met? |",
         "| --- | ---: | --- | ---: | ---: | --- | --- |",
     ]
     for name, s in data.get("scenarios", {}).items():
         unit = s.get("unit", "")
-        lines.append(f"| {name} | {fmt(s.get('value'), unit)} | {unit} | {fmt(s.get('baseline'), unit)} | "
-                     f"{fmt(s.get('ratio'), 'ratio')} | {s.get('target', '')} | "
-                     f"{'error' if 'error' in s else fmt(s.get('met'))} |")
+        lines.append(
+            f"| {name} | {fmt(s.get('value'), unit)} | {unit} | {fmt(s.get('baseline'), unit)} | "
+            f"{fmt(s.get('ratio'), 'ratio')} | {s.get('target', '')} | "
+            f"{'error' if 'error' in s else fmt(s.get('met'))} |"
+        )
     lines += ["", "Details:", ""]
     for name, s in data.get("scenarios", {}).items():
         shown = [f"{k} {fmt(s[k], 'ms' if k.endswith('_ms') else '')}" for k in DETAILS if k in s]
         if s.get("notes"):
             shown.append("notes: " + "; ".join(s["notes"]))
         lines.append(f"* **{name}**: " + (", ".join(shown) or "-"))
-    lines += ["", "Reproduce: `make bench` (full) or `make bench-quick`; raw numbers in the JSON file beside this one.", ""]
+    lines += [
+        "",
+        "Reproduce: `make bench` (full) or `make bench-quick`; raw numbers in the JSON file beside this one.",
+        "",
+    ]
     return "\n".join(lines)

@@ -30,8 +30,11 @@ def output_path(args: argparse.Namespace) -> Path:
 
 
 async def run_one(name: str, args: argparse.Namespace) -> dict:
-    ctx = Context(quick=args.quick, profile_dir=Path(args.out) / "profiles" if args.profile else None,
-                  profile_native=args.native)
+    ctx = Context(
+        quick=args.quick,
+        profile_dir=Path(args.out) / "profiles" if args.profile else None,
+        profile_native=args.native,
+    )
     started = time.monotonic()
     try:
         result = await load(name).run(ctx)
@@ -76,11 +79,21 @@ def summary(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every scenario briefly (under 2 minutes)")
-    parser.add_argument("--only", action="append", choices=ORDER, metavar="NAME",
-                        help=f"run only this scenario (repeatable): {', '.join(ORDER)}")
-    parser.add_argument("--profile", action="store_true", help="record the bridge with py-spy during each window")
-    parser.add_argument("--native", action="store_true",
-                        help="with --profile: C frames too (py-spy --native; pauses the bridge per sample)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=ORDER,
+        metavar="NAME",
+        help=f"run only this scenario (repeatable): {', '.join(ORDER)}",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="record the bridge with py-spy during each window"
+    )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="with --profile: C frames too (py-spy --native; pauses the bridge per sample)",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="results directory (default bench/results)")
     return asyncio.run(main_async(parser.parse_args(argv)))
 

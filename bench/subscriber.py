@@ -27,7 +27,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from bench.common import emit_result, percentiles
-from bridge.api import pb
+from linebridge.api import pb
 
 METHOD = "/linebridge.v1.TelemetryService/Subscribe"
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
@@ -60,14 +60,20 @@ class Counts:
     tracked: dict[int, list[float]] = field(default_factory=dict)  # alias -> values seen in the window
 
     def as_dict(self) -> dict:
-        return {"samples": self.samples, "messages": self.messages, "dropped": self.dropped,
-                "total_received": self.total_received}
+        return {
+            "samples": self.samples,
+            "messages": self.messages,
+            "dropped": self.dropped,
+            "total_received": self.total_received,
+        }
 
 
 def check(batch: pb.telemetry.SampleBatch) -> int:
     """Sample count of a decoded batch; raises when its columns do not add up (a corrupt stream)."""
     n = len(batch.aliases)
-    columns = len(batch.double_values) + len(batch.int_values) + len(batch.bool_values) + len(batch.string_values)
+    columns = (
+        len(batch.double_values) + len(batch.int_values) + len(batch.bool_values) + len(batch.string_values)
+    )
     if len(batch.timestamps) != n or columns != n:
         raise ValueError(f"corrupt batch: {n} aliases, {len(batch.timestamps)} timestamps, {columns} values")
     return n
@@ -79,12 +85,22 @@ def request(paths: list[str], max_latency_ms: float, max_size: int) -> pb.teleme
     return pb.telemetry.SubscribeRequest(paths=paths, max_batch_latency=latency, max_batch_size=max_size)
 
 
-async def consume(target: str, req: pb.telemetry.SubscribeRequest, window: Window, counts: Counts,
-                  latency: bool, stall: bool, track: bool = False) -> None:
+async def consume(
+    target: str,
+    req: pb.telemetry.SubscribeRequest,
+    window: Window,
+    counts: Counts,
+    latency: bool,
+    stall: bool,
+    track: bool = False,
+) -> None:
     """One subscription until the window closes."""
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
-        call = channel.unary_stream(METHOD, request_serializer=pb.telemetry.SubscribeRequest.SerializeToString,
-                                    response_deserializer=pb.telemetry.TelemetryUpdate.FromString)(req)
+        call = channel.unary_stream(
+            METHOD,
+            request_serializer=pb.telemetry.SubscribeRequest.SerializeToString,
+            response_deserializer=pb.telemetry.TelemetryUpdate.FromString,
+        )(req)
         try:
             async for update in call:
                 kind = update.WhichOneof("update")
@@ -137,26 +153,44 @@ def steps(values: list[float], period: float) -> dict:
     unique = sorted(set(values))
     expected = round((unique[-1] - unique[0]) / period) + 1 if unique else 0
     backwards = sum(1 for a, b in itertools.pairwise(values) if b <= a)
-    return {"received": len(values), "unique": len(unique), "expected": expected,
-            "missing": expected - len(unique), "out_of_order_or_repeated": backwards}
+    return {
+        "received": len(values),
+        "unique": len(unique),
+        "expected": expected,
+        "missing": expected - len(unique),
+        "out_of_order_or_repeated": backwards,
+    }
 
 
 def summary(counts: list[Counts], window: Window, latency: bool, period: float = 0.0) -> dict:
     seconds = window.end - window.start
-    result = {"seconds": seconds, "subs": [c.as_dict() for c in counts],
-              "rates": [c.samples / seconds for c in counts],
-              "extra": [{"start": start, "seconds": end - start, "rates": [c.extra[i] / (end - start) for c in counts]}
-                        for i, (start, end) in enumerate(window.extra)]}
+    result = {
+        "seconds": seconds,
+        "subs": [c.as_dict() for c in counts],
+        "rates": [c.samples / seconds for c in counts],
+        "extra": [
+            {"start": start, "seconds": end - start, "rates": [c.extra[i] / (end - start) for c in counts]}
+            for i, (start, end) in enumerate(window.extra)
+        ],
+    }
     if latency:
         merged: Counter = Counter()
         for c in counts:
             merged.update(c.latencies)
         p50, p99, p999 = percentiles(((k / 100.0, w) for k, w in merged.items()), (0.5, 0.99, 0.999))
-        result["latency"] = {"p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "samples": sum(merged.values()),
-                             "max_ms": max(merged) / 100.0 if merged else float("nan")}
+        result["latency"] = {
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "p999_ms": p999,
+            "samples": sum(merged.values()),
+            "max_ms": max(merged) / 100.0 if merged else float("nan"),
+        }
     if period:
-        result["tracked"] = {c.paths.get(alias, str(alias)): steps(values, period)
-                             for c in counts for alias, values in c.tracked.items()}
+        result["tracked"] = {
+            c.paths.get(alias, str(alias)): steps(values, period)
+            for c in counts
+            for alias, values in c.tracked.items()
+        }
     times = os.times()
     result["cpu_seconds"] = times.user + times.system
     return result
@@ -177,8 +211,12 @@ async def run(args: argparse.Namespace) -> dict:
     counts = [Counts(extra=[0] * len(window.extra)) for _ in range(args.subs)]
     await asyncio.sleep(max(0.0, args.subscribe_at - time.time()))
     cpu = asyncio.create_task(window_cpu(window))
-    await asyncio.gather(*(consume(args.target, req, window, c, args.latency, args.stall, bool(args.track_period))
-                           for c in counts))
+    await asyncio.gather(
+        *(
+            consume(args.target, req, window, c, args.latency, args.stall, bool(args.track_period))
+            for c in counts
+        )
+    )
     result = summary(counts, window, args.latency, args.track_period)
     result["window_cpu_pct"] = await cpu
     return result
@@ -191,15 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subs", type=int, default=1, help="subscriptions in this process, one channel each")
     parser.add_argument("--start-at", type=float, required=True, help="window start, seconds since the epoch")
     parser.add_argument("--duration", type=float, required=True, help="window length, seconds")
-    parser.add_argument("--also", nargs=2, type=float, action="append", metavar=("START", "DURATION"),
-                        help="an extra window that only counts samples (repeatable)")
-    parser.add_argument("--subscribe-at", type=float, default=0.0, help="subscribe at this epoch time, not at once")
+    parser.add_argument(
+        "--also",
+        nargs=2,
+        type=float,
+        action="append",
+        metavar=("START", "DURATION"),
+        help="an extra window that only counts samples (repeatable)",
+    )
+    parser.add_argument(
+        "--subscribe-at", type=float, default=0.0, help="subscribe at this epoch time, not at once"
+    )
     parser.add_argument("--max-latency-ms", type=float, default=10.0, help="batching window asked for")
     parser.add_argument("--max-size", type=int, default=10_000, help="max samples per message asked for")
     parser.add_argument("--latency", action="store_true", help="record per-sample latency")
     parser.add_argument("--stall", action="store_true", help="stop reading after sync")
-    parser.add_argument("--track-period", type=float, default=0.0,
-                        help="check that every selected (double) clock signal advances by this step")
+    parser.add_argument(
+        "--track-period",
+        type=float,
+        default=0.0,
+        help="check that every selected (double) clock signal advances by this step",
+    )
     args = parser.parse_args(argv)
     emit_result(asyncio.run(run(args)))
     return 0

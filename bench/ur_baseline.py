@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from bench.common import emit_result, percentiles, window_cpu
-from drivers.ur.fields import FIELDS, FIELDS_BY_NAME
-from drivers.ur.rtde_client import RtdeClient
+from linebridge.drivers.ur.fields import FIELDS, FIELDS_BY_NAME
+from linebridge.drivers.ur.rtde_client import RtdeClient
 
 
 @dataclass
@@ -82,10 +82,18 @@ async def run(args: argparse.Namespace) -> dict:
         jitter.update(robot.jitter)
     p50, p99 = percentiles(((k / 100.0, w) for k, w in jitter.items()), (0.5, 0.99))
     received = sum(r.packets for r in robots)
-    return {"packets": received, "expected": sum(expected), "delivered_share": received / max(1, sum(expected)),
-            "missing": sum(expected) - received, "out_of_order": sum(r.backwards for r in robots),
-            "packets_per_s": received / args.duration, "jitter_p50_ms": p50, "jitter_p99_ms": p99,
-            "seconds": args.duration, "window_cpu_pct": await cpu}
+    return {
+        "packets": received,
+        "expected": sum(expected),
+        "delivered_share": received / max(1, sum(expected)),
+        "missing": sum(expected) - received,
+        "out_of_order": sum(r.backwards for r in robots),
+        "packets_per_s": received / args.duration,
+        "jitter_p50_ms": p50,
+        "jitter_p99_ms": p99,
+        "seconds": args.duration,
+        "window_cpu_pct": await cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import signal
 import sys
 
 from bench.common import emit_ready, emit_result
-from drivers.ur.simulator import SimConfig, UrSimulator
+from linebridge.drivers.ur.simulator import SimConfig, UrSimulator
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -27,8 +27,10 @@ async def run(args: argparse.Namespace) -> dict:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    sims = [UrSimulator(SimConfig(name=f"ur-{i}", mdns=False, rate=args.rate))
-            for i in range(args.first, args.first + args.count)]
+    sims = [
+        UrSimulator(SimConfig(name=f"ur-{i}", mdns=False, rate=args.rate))
+        for i in range(args.first, args.first + args.count)
+    ]
     try:
         for sim in sims:
             await sim.start()
@@ -38,8 +40,11 @@ async def run(args: argparse.Namespace) -> dict:
         for sim in sims:
             await sim.stop()
     times = os.times()
-    return {"simulators": len(sims), "cycles_skipped": [sim.cycles_skipped for sim in sims],
-            "cpu_seconds": times.user + times.system}
+    return {
+        "simulators": len(sims),
+        "cycles_skipped": [sim.cycles_skipped for sim in sims],
+        "cpu_seconds": times.user + times.system,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,24 +10,24 @@ import time
 from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
-from bridge import __version__
-from bridge.api.auth import resolve
-from bridge.api.server import ApiServer, check_exposure
-from bridge.audit import AuditLog
-from bridge.command_audit import CommandAudit
-from bridge.commands import CommandManager, CommandRecord
-from bridge.config import Config, DeviceConfig
-from bridge.discovery import Discovery
-from bridge.driver_catalog import DriverCatalog
-from bridge.errors import ConfigError
-from bridge.gates import CommandGates
-from bridge.metrics import Metrics
-from bridge.registry import DeviceRecord, DeviceRegistry
-from bridge.security.approval import Approvals, Pending
-from bridge.sessions import Backoff, DeviceSession
-from bridge.telemetry import TelemetryBus
-from bridge.uplink import DISABLED, Uplink, UplinkStatus
-from drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
+from linebridge import __version__
+from linebridge.api.auth import resolve
+from linebridge.api.server import ApiServer, check_exposure
+from linebridge.audit.log import AuditLog
+from linebridge.commands.audit import CommandAudit
+from linebridge.commands.gates import CommandGates
+from linebridge.commands.manager import CommandManager, CommandRecord
+from linebridge.config import Config, DeviceConfig
+from linebridge.devices.approval import Approvals, Pending
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.devices.discovery import Discovery
+from linebridge.devices.sessions import Backoff, DeviceSession
+from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
+from linebridge.errors import ConfigError
+from linebridge.metrics import Metrics
+from linebridge.registry import DeviceRecord, DeviceRegistry
+from linebridge.telemetry.bus import TelemetryBus
+from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +40,58 @@ class BridgeApp:
     def __init__(self, config: Config, drivers: DriverCatalog, insecure: bool = False) -> None:
         self.config, self.drivers = config, drivers
         sec = config.security
-        self.warnings = check_exposure(config.grpc.address, insecure or config.grpc.insecure, sec.tls.enabled,
-                                       sec.authentication)
+        self.warnings = check_exposure(
+            config.grpc.address, insecure or config.grpc.insecure, sec.tls.enabled, sec.authentication
+        )
         self.registry = DeviceRegistry()
         self.metrics = Metrics()
-        self.bus = TelemetryBus(self.registry, config.telemetry.subscriber_queue_samples,
-                                config.telemetry.max_subscriptions, on_batch=self.metrics.on_batch)
+        self.bus = TelemetryBus(
+            self.registry,
+            config.telemetry.subscriber_queue_samples,
+            config.telemetry.max_subscriptions,
+            on_batch=self.metrics.on_batch,
+        )
         self.metrics.watch(self.bus, self.registry)
-        self.audit = AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id) \
-            if config.audit.enabled else None
+        self.audit = (
+            AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
+            if config.audit.enabled
+            else None
+        )
         if self.audit is None:
             self.warnings.append("the audit log is off (audit.enabled: false): commands run unaudited")
         c = config.commands
-        gates = CommandGates.from_config(config.policies, {d.id: d.policy for d in config.devices if d.policy},
-                                         c.rate_limits, self.bus.value_of)
+        gates = CommandGates.from_config(
+            config.policies,
+            {d.id: d.policy for d in config.devices if d.policy},
+            c.rate_limits,
+            self.bus.value_of,
+        )
         self.commands = CommandManager(
-            self.registry, self.driver_of, c.default_timeout_seconds, c.max_timeout_seconds, c.queue_limit, c.history,
-            self._command_finished, gates=gates, deadman_interval=c.deadman_interval_seconds,
-            audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None)
+            self.registry,
+            self.driver_of,
+            c.default_timeout_seconds,
+            c.max_timeout_seconds,
+            c.queue_limit,
+            c.history,
+            self._command_finished,
+            gates=gates,
+            deadman_interval=c.deadman_interval_seconds,
+            audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
+        )
         self.sessions: dict[str, DeviceSession] = {}
-        self.uplink = Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands,
-                             config.base_dir) if config.uplink.enabled else None
+        self.uplink = (
+            Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
+            if config.uplink.enabled
+            else None
+        )
         self.metrics.watch_uplink(self.uplink_status)
         self.api = ApiServer(self, config)
         if self.commands.audit is not None:  # calls refused before they became commands are audited too
             self.api.auth.on_denied = self.commands.audit.call_denied
         d = config.discovery
-        self.approvals = Approvals(d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None)
+        self.approvals = Approvals(
+            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
+        )
         self.zeroconf: AsyncZeroconf | None = None
         self.discovery: Discovery | None = None
         self._advertised: ServiceInfo | None = None
@@ -87,7 +112,9 @@ class BridgeApp:
                 try:
                     self.metrics_port = self.metrics.serve(host, int(port))
                 except OSError as exc:
-                    raise ConfigError(f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}") from None
+                    raise ConfigError(
+                        f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
+                    ) from None
             self.grpc_port = await self.api.start()
             if self.uplink is not None:  # before the devices, so it sees their first batch
                 await self.uplink.start()
@@ -136,15 +163,27 @@ class BridgeApp:
         session = self.sessions.get(device_id)
         return session.driver if session is not None else None
 
-    def add_device(self, device_id: str, driver: str, endpoint: str, options: DriverOptions, *,
-                   source: str = "config", name: str = "", hints: StreamHints | None = None) -> DeviceRecord:
+    def add_device(
+        self,
+        device_id: str,
+        driver: str,
+        endpoint: str,
+        options: DriverOptions,
+        *,
+        source: str = "config",
+        name: str = "",
+        hints: StreamHints | None = None,
+    ) -> DeviceRecord:
         """Register a device and start its session."""
-        record = self.registry.add(DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name,
-                                                source=source))
+        record = self.registry.add(
+            DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name, source=source)
+        )
         self._start_session(device_id, driver, options, hints)
         return record
 
-    def _start_session(self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None) -> None:
+    def _start_session(
+        self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None
+    ) -> None:
         if self._stopping:
             return
         s = self.config.sessions
@@ -152,17 +191,32 @@ class BridgeApp:
         def factory(endpoint: str) -> Driver:
             return self.drivers.create(driver, device_id, endpoint, options)
 
-        session = DeviceSession(device_id, factory, self.registry, self.bus, hints or StreamHints(),
-                                Backoff(s.backoff_initial_seconds, s.backoff_max_seconds), s.connect_timeout_seconds,
-                                on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc())
+        session = DeviceSession(
+            device_id,
+            factory,
+            self.registry,
+            self.bus,
+            hints or StreamHints(),
+            Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
+            s.connect_timeout_seconds,
+            on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+        )
         self.sessions[device_id] = session
         session.start()
 
     def _add_configured(self, device: DeviceConfig) -> None:
-        options = self.drivers.options(device.driver, device.options, "config", f"devices.{device.id}.options",
-                                       self.config.base_dir)
-        self.add_device(device.id, device.driver, device.endpoint, options, source="config", name=device.name,
-                        hints=StreamHints(device.sampling_interval, device.deadband))
+        options = self.drivers.options(
+            device.driver, device.options, "config", f"devices.{device.id}.options", self.config.base_dir
+        )
+        self.add_device(
+            device.id,
+            device.driver,
+            device.endpoint,
+            options,
+            source="config",
+            name=device.name,
+            hints=StreamHints(device.sampling_interval, device.deadband),
+        )
 
     def on_discovered(self, driver: str, found: DiscoveredDevice, service: MdnsService) -> None:
         """A service was announced: new device (connected if approved), or the same device at a new address."""
@@ -181,11 +235,25 @@ class BridgeApp:
             log.warning("ignoring mDNS service %s: %s", mdns_name, exc)
             return
         if not self.approvals.allows(found.device_id, service):
-            log.warning("discovered %s device %s at %s; it matches no discovery.auto_approve rule and waits for an "
-                        "admin: linebridge approve %s", driver, found.device_id, found.endpoint, found.device_id)
+            log.warning(
+                "discovered %s device %s at %s; it matches no discovery.auto_approve rule and waits for an "
+                "admin: linebridge approve %s",
+                driver,
+                found.device_id,
+                found.endpoint,
+                found.device_id,
+            )
             self.approvals.hold(found.device_id, Pending(driver, options))
-            self.registry.add(DeviceRecord(id=found.device_id, driver=driver, endpoint=found.endpoint, name=found.name,
-                                           source="mdns", state_reason="waiting for approval by an admin"))
+            self.registry.add(
+                DeviceRecord(
+                    id=found.device_id,
+                    driver=driver,
+                    endpoint=found.endpoint,
+                    name=found.name,
+                    source="mdns",
+                    state_reason="waiting for approval by an admin",
+                )
+            )
             return
         log.info("discovered %s device %s at %s", driver, found.device_id, found.endpoint)
         self.add_device(found.device_id, driver, found.endpoint, options, source="mdns", name=found.name)
@@ -202,17 +270,22 @@ class BridgeApp:
     async def _start_discovery(self) -> None:
         d = self.config.discovery
         self.zeroconf = AsyncZeroconf(interfaces=list(d.interfaces))
-        self.discovery = Discovery(self.drivers.service_types(), self.on_discovered, d.interfaces,
-                                   d.resolve_timeout_seconds)
+        self.discovery = Discovery(
+            self.drivers.service_types(), self.on_discovered, d.interfaces, d.resolve_timeout_seconds
+        )
         await self.discovery.start(self.zeroconf)
         if d.advertise:
             host = self.config.grpc.address.rpartition(":")[0]
             address = host if host not in ("0.0.0.0", "", "[::]", "localhost") else d.interfaces[0]
             instance = self.config.bridge.id
             self._advertised = ServiceInfo(
-                BRIDGE_SERVICE_TYPE, f"{instance}.{BRIDGE_SERVICE_TYPE}", port=self.grpc_port,
-                addresses=[socket.inet_aton(address)], server=f"{instance}.local.",
-                properties={"id": instance, "version": __version__, "api": "linebridge.v1"})
+                BRIDGE_SERVICE_TYPE,
+                f"{instance}.{BRIDGE_SERVICE_TYPE}",
+                port=self.grpc_port,
+                addresses=[socket.inet_aton(address)],
+                server=f"{instance}.local.",
+                properties={"id": instance, "version": __version__, "api": "linebridge.v1"},
+            )
             await (await self.zeroconf.async_register_service(self._advertised, allow_name_change=True))
 
     def _command_finished(self, record: CommandRecord, seconds: float) -> None:

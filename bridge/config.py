@@ -12,12 +12,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from bridge.audit import AuditConfig
-from bridge.errors import ConfigError
-from bridge.policy import DevicePolicy
-from bridge.ratelimit import RateLimits
-from bridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
-from bridge.uplink.config import UplinkConfig
+from linebridge.audit.log import AuditConfig
+from linebridge.commands.policy import DevicePolicy
+from linebridge.commands.ratelimit import RateLimits
+from linebridge.errors import ConfigError
+from linebridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
+from linebridge.uplink.config import UplinkConfig
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_PREFIX = "LINEBRIDGE__"
@@ -99,7 +99,9 @@ class DeviceConfig(_Model):
     @classmethod
     def _id(cls, value: str) -> str:
         if not DEVICE_ID.fullmatch(value):  # fullmatch: '$' alone would let "robot-1\n" through
-            raise ValueError("expected lowercase letters, digits, '.', '_' or '-' (at most 63), e.g. 'robot-1'")
+            raise ValueError(
+                "expected lowercase letters, digits, '.', '_' or '-' (at most 63), e.g. 'robot-1'"
+            )
         return value
 
 
@@ -187,8 +189,9 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def describe_validation_error(source: str, error: ValidationError, model: type[BaseModel],
-                              prefix: tuple[Any, ...] = ()) -> str:
+def describe_validation_error(
+    source: str, error: ValidationError, model: type[BaseModel], prefix: tuple[Any, ...] = ()
+) -> str:
     """One readable message for a pydantic error: file, field, what was expected, what was found."""
     lines = []
     for item in error.errors():
@@ -211,7 +214,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
             continue
         node = data

@@ -8,10 +8,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from bridge.model import DeviceState, SampleBatch
-from bridge.registry import DeviceRegistry
-from bridge.telemetry import TelemetryBus
-from bridge.uplink.status import UplinkState, UplinkStatus
+from linebridge.model import DeviceState, SampleBatch
+from linebridge.registry import DeviceRegistry
+from linebridge.telemetry.bus import TelemetryBus
+from linebridge.uplink.status import UplinkState, UplinkStatus
 
 
 class _LiveCollector(Collector):
@@ -24,8 +24,9 @@ class _LiveCollector(Collector):
         subs = GaugeMetricFamily("linebridge_subscribers", "Active telemetry subscriptions")
         subs.add_metric([], len(self.bus.subscriptions))
         yield subs
-        states = GaugeMetricFamily("linebridge_device_state", "1 for the state each device is in",
-                                   labels=["device", "state"])
+        states = GaugeMetricFamily(
+            "linebridge_device_state", "1 for the state each device is in", labels=["device", "state"]
+        )
         for record in self.registry:
             for state in DeviceState:
                 states.add_metric([record.id, state.name.lower()], 1.0 if record.state is state else 0.0)
@@ -46,32 +47,43 @@ class _UplinkCollector(Collector):
 
     def collect(self):  # type: ignore[no-untyped-def]
         s = self.status()
-        state = GaugeMetricFamily("linebridge_uplink_state", "1 for the uplink's connection state", labels=["state"])
+        state = GaugeMetricFamily(
+            "linebridge_uplink_state", "1 for the uplink's connection state", labels=["state"]
+        )
         for value in UplinkState:
             state.add_metric([value.name.lower()], 1.0 if s.state is value else 0.0)
         yield state
         for name, text, value in (
-                ("backlog_messages", "Payloads in the outbox, not yet acknowledged by the broker", s.backlog_messages),
-                ("backlog_bytes", "Bytes of payloads in the outbox", s.backlog_bytes),
-                ("backlog_samples", "Samples in the outbox", s.backlog_samples),
-                ("oldest_age_seconds", "Age of the oldest payload in the outbox", s.oldest_age_seconds)):
+            (
+                "backlog_messages",
+                "Payloads in the outbox, not yet acknowledged by the broker",
+                s.backlog_messages,
+            ),
+            ("backlog_bytes", "Bytes of payloads in the outbox", s.backlog_bytes),
+            ("backlog_samples", "Samples in the outbox", s.backlog_samples),
+            ("oldest_age_seconds", "Age of the oldest payload in the outbox", s.oldest_age_seconds),
+        ):
             gauge = GaugeMetricFamily(f"linebridge_uplink_{name}", text)
             gauge.add_metric([], value)
             yield gauge
-        lost = CounterMetricFamily("linebridge_uplink_lost_samples", "Samples the outbox gave up", labels=["reason"])
+        lost = CounterMetricFamily(
+            "linebridge_uplink_lost_samples", "Samples the outbox gave up", labels=["reason"]
+        )
         lost.add_metric(["budget"], s.dropped_samples)
         lost.add_metric(["age"], s.expired_samples)
         yield lost
         for name, text, value in (
-                ("published_messages", "Payloads acknowledged by the broker", s.published_messages),
-                ("published_samples", "Samples acknowledged by the broker", s.published_samples),
-                ("replayed_messages", "Payloads sent from the backlog", s.replayed_messages),
-                ("connects", "MQTT connections established", s.connects)):
+            ("published_messages", "Payloads acknowledged by the broker", s.published_messages),
+            ("published_samples", "Samples acknowledged by the broker", s.published_samples),
+            ("replayed_messages", "Payloads sent from the backlog", s.replayed_messages),
+            ("connects", "MQTT connections established", s.connects),
+        ):
             counter = CounterMetricFamily(f"linebridge_uplink_{name}", text)
             counter.add_metric([], value)
             yield counter
-        commands = CounterMetricFamily("linebridge_uplink_commands", "Sparkplug NCMD/DCMD by outcome",
-                                       labels=["outcome"])
+        commands = CounterMetricFamily(
+            "linebridge_uplink_commands", "Sparkplug NCMD/DCMD by outcome", labels=["outcome"]
+        )
         commands.add_metric(["accepted"], s.commands_accepted)
         commands.add_metric(["rejected"], s.commands_rejected)
         yield commands
@@ -83,15 +95,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.samples_in = Counter("linebridge_samples_in", "Samples received from devices", ["device"], registry=r)
-        self.batches_in = Counter("linebridge_batches_in", "Batches received from devices", ["device"], registry=r)
-        self.reconnects = Counter("linebridge_reconnects", "Device reconnections after a failure", ["device"],
-                                  registry=r)
-        self.commands = Counter("linebridge_commands", "Commands by kind and final state", ["kind", "state"],
-                                registry=r)
+        self.samples_in = Counter(
+            "linebridge_samples_in", "Samples received from devices", ["device"], registry=r
+        )
+        self.batches_in = Counter(
+            "linebridge_batches_in", "Batches received from devices", ["device"], registry=r
+        )
+        self.reconnects = Counter(
+            "linebridge_reconnects", "Device reconnections after a failure", ["device"], registry=r
+        )
+        self.commands = Counter(
+            "linebridge_commands", "Commands by kind and final state", ["kind", "state"], registry=r
+        )
         self.command_seconds = Histogram(
-            "linebridge_command_duration_seconds", "Command run time from start to final state", ["kind"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+            "linebridge_command_duration_seconds",
+            "Command run time from start to final state",
+            ["kind"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
         self.info = Gauge("linebridge_info", "Bridge identity", ["bridge_id", "version"], registry=r)
         self._children: dict[str, tuple[Counter, Counter]] = {}
         self.device_samples: dict[str, int] = {}  # plain totals for the live table
@@ -107,7 +129,9 @@ class Metrics:
         children = self._children.get(batch.device_id)
         if children is None:
             children = self._children[batch.device_id] = (
-                self.samples_in.labels(batch.device_id), self.batches_in.labels(batch.device_id))
+                self.samples_in.labels(batch.device_id),
+                self.batches_in.labels(batch.device_id),
+            )
         n = len(batch.aliases)
         children[0].inc(n)
         children[1].inc()

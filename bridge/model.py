@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from bridge.errors import InvalidArgument
+from linebridge.errors import InvalidArgument
 
 Value = float | int | bool | str
 
@@ -277,8 +277,13 @@ class CommandResult:
 ProgressFn = Callable[[float, str], None]
 
 
-def batch_of(device_id: str, signals: Sequence[Signal], values: Sequence[Value], timestamp_ns: int,
-             quality: Quality = Quality.GOOD) -> SampleBatch:
+def batch_of(
+    device_id: str,
+    signals: Sequence[Signal],
+    values: Sequence[Value],
+    timestamp_ns: int,
+    quality: Quality = Quality.GOOD,
+) -> SampleBatch:
     """Build a batch of one value per signal, all taken at the same time (a poll cycle)."""
     count = len(signals)
     types = {s.value_type for s in signals}

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from bridge.errors import InvalidArgument
+from linebridge.errors import InvalidArgument
 
 _SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9_.:\-*]+$")
 MAX_GLOB_LENGTH = 512
@@ -77,7 +77,9 @@ def compile_glob(text: str) -> PathGlob:
     segments = tuple(text.split("/"))
     for segment in segments:
         if not segment:
-            raise InvalidArgument(f"path glob {text!r} has an empty segment (leading, trailing or double '/')")
+            raise InvalidArgument(
+                f"path glob {text!r} has an empty segment (leading, trailing or double '/')"
+            )
         if not _SEGMENT_CHARS.match(segment):
             raise InvalidArgument(
                 f"path glob {text!r}: segment {segment!r} may only hold letters, digits, '_', '.', ':', '-' and '*'"

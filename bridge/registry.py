@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from bridge.errors import NotFound
-from bridge.model import DeviceDescription, DeviceState, Signal, ValueType
+from linebridge.errors import NotFound
+from linebridge.model import DeviceDescription, DeviceState, Signal, ValueType
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,16 @@ Listener = Callable[[DeviceEvent, DeviceRecord], None]
 # Allowed transitions of the state machine; anything else is a bug in the caller.
 _TRANSITIONS: dict[DeviceState, frozenset[DeviceState]] = {
     DeviceState.DISCOVERED: frozenset({DeviceState.CONNECTING}),
-    DeviceState.CONNECTING: frozenset({DeviceState.ONLINE, DeviceState.DEGRADED, DeviceState.OFFLINE,
-                                       DeviceState.DISCOVERED}),
+    DeviceState.CONNECTING: frozenset(
+        {DeviceState.ONLINE, DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.DISCOVERED}
+    ),
     # ONLINE/DEGRADED -> CONNECTING: the session was restarted on purpose (the device moved).
-    DeviceState.ONLINE: frozenset({DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.DISCOVERED,
-                                   DeviceState.CONNECTING}),
-    DeviceState.DEGRADED: frozenset({DeviceState.ONLINE, DeviceState.OFFLINE, DeviceState.DISCOVERED,
-                                     DeviceState.CONNECTING}),
+    DeviceState.ONLINE: frozenset(
+        {DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.DISCOVERED, DeviceState.CONNECTING}
+    ),
+    DeviceState.DEGRADED: frozenset(
+        {DeviceState.ONLINE, DeviceState.OFFLINE, DeviceState.DISCOVERED, DeviceState.CONNECTING}
+    ),
     DeviceState.OFFLINE: frozenset({DeviceState.CONNECTING, DeviceState.DISCOVERED}),
 }
 
@@ -144,8 +147,9 @@ class DeviceRegistry:
         record.state, record.state_reason = state, reason
         self._emit(DeviceEvent.CHANGED, record)
 
-    def set_description(self, device_id: str, description: DeviceDescription,
-                        details: dict[str, str] | None = None) -> None:
+    def set_description(
+        self, device_id: str, description: DeviceDescription, details: dict[str, str] | None = None
+    ) -> None:
         """Store what the driver reported and give every signal its alias (stable across reconnects)."""
         record = self.get(device_id)
         for signal in record.signals.values():

@@ -14,7 +14,7 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from bridge.errors import (  # re-exported for drivers
+from linebridge.errors import (  # re-exported for drivers
     DeviceError,
     FailedPrecondition,
     InvalidArgument,
@@ -22,7 +22,7 @@ from bridge.errors import (  # re-exported for drivers
     Unavailable,
     Unsupported,
 )
-from bridge.model import (  # re-exported for drivers
+from linebridge.model import (  # re-exported for drivers
     Access,
     CommandKind,
     CommandRequest,
@@ -42,11 +42,36 @@ from bridge.model import (  # re-exported for drivers
 )
 
 __all__ = [
-    "Access", "BatchSink", "CommandKind", "CommandRequest", "CommandResult", "DeviceDescription",
-    "DeviceError", "DeviceKind", "DiscoveredDevice", "Driver", "DriverContext", "DriverOptions",
-    "FailedPrecondition", "InvalidArgument", "MdnsMatch", "MdnsService", "MethodArg", "MethodSpec",
-    "NotFound", "Pose", "ProgressFn", "Quality", "SampleBatch", "Signal", "StreamHints", "Unavailable",
-    "Unsupported", "Value", "ValueType", "batch_of",
+    "Access",
+    "BatchSink",
+    "CommandKind",
+    "CommandRequest",
+    "CommandResult",
+    "DeviceDescription",
+    "DeviceError",
+    "DeviceKind",
+    "DiscoveredDevice",
+    "Driver",
+    "DriverContext",
+    "DriverOptions",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "MdnsMatch",
+    "MdnsService",
+    "MethodArg",
+    "MethodSpec",
+    "NotFound",
+    "Pose",
+    "ProgressFn",
+    "Quality",
+    "SampleBatch",
+    "Signal",
+    "StreamHints",
+    "Unavailable",
+    "Unsupported",
+    "Value",
+    "ValueType",
+    "batch_of",
 ]
 
 

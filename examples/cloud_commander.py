@@ -1,7 +1,7 @@
 """Cloud-service style client: send a command to a device and follow its lifecycle to the end.
 
-    python examples/cloud_commander.py --device robot-1 --method StartProgram --arg demo
-    python examples/cloud_commander.py --device robot-1 --write speed_override=50
+python examples/cloud_commander.py --device robot-1 --method StartProgram --arg demo
+python examples/cloud_commander.py --device robot-1 --write speed_override=50
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import uuid
 
-from bridge.api import pb
-from bridge.client import Client, value_message, value_of
+from linebridge.api import pb
+from linebridge.client import Client, value_message, value_of
 
 
-def build_request(device: str, method: str, args: list[str], write: str, key: str) -> pb.command.ExecuteRequest:
+def build_request(
+    device: str, method: str, args: list[str], write: str, key: str
+) -> pb.command.ExecuteRequest:
     request = pb.command.ExecuteRequest(device_id=device, idempotency_key=key)
     request.timeout.FromSeconds(30)
     if write:

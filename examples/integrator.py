@@ -1,6 +1,6 @@
 """Integrator client: list the devices on the line, then print a live signal.
 
-    python examples/integrator.py --target 127.0.0.1:50051 --path 'robot-1/axes/1/actual_position' --count 20
+python examples/integrator.py --target 127.0.0.1:50051 --path 'robot-1/axes/1/actual_position' --count 20
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bridge.api import pb
-from bridge.client import Client, Sample
+from linebridge.api import pb
+from linebridge.client import Client, Sample
 
 
 async def main(target: str, path: str, count: int) -> int:

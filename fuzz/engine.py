@@ -43,7 +43,7 @@ class Cursor:
 
     def take(self, count: int) -> bytes:
         """Up to `count` bytes."""
-        chunk = self.data[self.pos:self.pos + count]
+        chunk = self.data[self.pos : self.pos + count]
         self.pos += len(chunk)
         return chunk
 
@@ -61,7 +61,7 @@ class Cursor:
 
     def rest(self) -> bytes:
         """Everything not read yet."""
-        chunk = self.data[self.pos:]
+        chunk = self.data[self.pos :]
         self.pos = len(self.data)
         return chunk
 

@@ -17,15 +17,25 @@ from pathlib import Path
 from fuzz.engine import Cursor, chunked, instrumented, run
 
 with instrumented(__name__, "yaml"):
-    from bridge.config import DEVICE_ID, ENV_PREFIX, Config, load_config
-    from bridge.driver_catalog import DriverCatalog
-    from bridge.errors import ConfigError
-    from bridge.paths import compile_glob
-    from bridge.uplink.cloud_commands import writable_globs
+    from linebridge.config import DEVICE_ID, ENV_PREFIX, Config, load_config
+    from linebridge.devices.catalog import DriverCatalog
+    from linebridge.errors import ConfigError
+    from linebridge.paths import compile_glob
+    from linebridge.uplink.cloud_commands import writable_globs
 
 SAMPLE_PATHS = ("plc-1/a/b", "sim-1/setpoint", "robot-1/joints/1/actual_position", "/".join(["a"] * 40))
-ENV_KEYS = ("GRPC__ADDRESS", "BRIDGE__ID", "DEVICES", "UPLINK__BROKER", "UPLINK__DEADBANDS", "METRICS",
-            "TELEMETRY__MAX_SUBSCRIPTIONS", "DISCOVERY__INTERFACES", "", "GRPC__ADDRESS__X")
+ENV_KEYS = (
+    "GRPC__ADDRESS",
+    "BRIDGE__ID",
+    "DEVICES",
+    "UPLINK__BROKER",
+    "UPLINK__DEADBANDS",
+    "METRICS",
+    "TELEMETRY__MAX_SUBSCRIPTIONS",
+    "DISCOVERY__INTERFACES",
+    "",
+    "GRPC__ADDRESS__X",
+)
 
 
 @cache

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from fuzz.engine import Cursor, instrumented, run, run_async
 
 with instrumented(__name__):
-    from bridge.errors import LinebridgeError
-    from drivers.base import DeviceError, ValueType
-    from drivers.ur import dashboard as dash
-    from drivers.ur.dashboard import COMMANDS, GREETING, MAX_LINE, DashboardClient
-    from drivers.ur.fields import DASHBOARD_SIGNALS
+    from linebridge.drivers.base import DeviceError, ValueType
+    from linebridge.drivers.ur import dashboard as dash
+    from linebridge.drivers.ur.dashboard import COMMANDS, GREETING, MAX_LINE, DashboardClient
+    from linebridge.drivers.ur.fields import DASHBOARD_SIGNALS
+    from linebridge.errors import LinebridgeError
 
-QUERIES = tuple(sorted({c.command for c in COMMANDS if not c.success} | {s.command for s in DASHBOARD_SIGNALS}))
+QUERIES = tuple(
+    sorted({c.command for c in COMMANDS if not c.success} | {s.command for s in DASHBOARD_SIGNALS})
+)
 BOOL_QUERIES = frozenset({"running", "is in remote control"})
 ARGUMENTS = ("", "/programs/pick.urp", "two\nlines", "x" * 300)
 
@@ -107,14 +109,31 @@ def one_input(data: bytes) -> None:
 
 def seeds() -> Iterator[bytes]:
     """Typical replies of an e-Series and a CB3 controller."""
-    replies = ["Robotmode: RUNNING", "Safetystatus: NORMAL", "Safetymode: PROTECTIVE_STOP", "Program running: true",
-               "Robot running: True", "true", "PLAYING /programs/pick.urp", "Loaded program: /programs/x.urp",
-               "No program loaded", "Powering on", "Loading program: /programs/pick.urp", "Stopped",
-               "File not found: x.urp", "Command is not allowed due to safety reasons"]
+    replies = [
+        "Robotmode: RUNNING",
+        "Safetystatus: NORMAL",
+        "Safetymode: PROTECTIVE_STOP",
+        "Program running: true",
+        "Robot running: True",
+        "true",
+        "PLAYING /programs/pick.urp",
+        "Loaded program: /programs/x.urp",
+        "No program loaded",
+        "Powering on",
+        "Loading program: /programs/pick.urp",
+        "Stopped",
+        "File not found: x.urp",
+        "Command is not allowed due to safety reasons",
+    ]
     for reply in replies:
         yield b"\x00" + reply.encode()
     lines = "\n".join([GREETING, *replies]) + "\n"
-    yield b"\x01" + bytes([len(replies)]) + bytes(range(0, 256, 256 // len(replies)))[:len(replies)] + lines.encode()
+    yield (
+        b"\x01"
+        + bytes([len(replies)])
+        + bytes(range(0, 256, 256 // len(replies)))[: len(replies)]
+        + lines.encode()
+    )
     yield b"\x01\x03\x80\x81\x82" + b"x" * (MAX_LINE + 10) + b"\ntrue\n"
 
 

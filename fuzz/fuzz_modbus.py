@@ -14,18 +14,22 @@ from functools import cache
 from fuzz.engine import Cursor, instrumented, run
 
 with instrumented(__name__):
-    from drivers.base import Value, ValueType
-    from drivers.modbus import pdu
-    from drivers.modbus.codec import ByteOrder
-    from drivers.modbus.pdu import FunctionCode, MbapFramer, ModbusException, ProtocolError
-    from drivers.modbus.planner import Limits, ReadBlock, plan_polls
-    from drivers.modbus.poller import decode_block
-    from drivers.modbus.regmap import load_map, shipped_maps
+    from linebridge.drivers.base import Value, ValueType
+    from linebridge.drivers.modbus import pdu
+    from linebridge.drivers.modbus.codec import ByteOrder
+    from linebridge.drivers.modbus.pdu import FunctionCode, MbapFramer, ModbusException, ProtocolError
+    from linebridge.drivers.modbus.planner import Limits, ReadBlock, plan_polls
+    from linebridge.drivers.modbus.poller import decode_block
+    from linebridge.drivers.modbus.regmap import load_map, shipped_maps
 
 INT64 = (-(2**63), 2**63 - 1)  # what an INT column (and the gRPC/Sparkplug int64) can carry
 _PYTHON_TYPE = {ValueType.INT: int, ValueType.DOUBLE: float, ValueType.BOOL: bool, ValueType.STRING: str}
-_READ = {"coil": FunctionCode.READ_COILS, "discrete_input": FunctionCode.READ_DISCRETE_INPUTS,
-         "holding_register": FunctionCode.READ_HOLDING_REGISTERS, "input_register": FunctionCode.READ_INPUT_REGISTERS}
+_READ = {
+    "coil": FunctionCode.READ_COILS,
+    "discrete_input": FunctionCode.READ_DISCRETE_INPUTS,
+    "holding_register": FunctionCode.READ_HOLDING_REGISTERS,
+    "input_register": FunctionCode.READ_INPUT_REGISTERS,
+}
 
 
 def every_type_map() -> dict[str, object]:
@@ -33,20 +37,45 @@ def every_type_map() -> dict[str, object]:
     points: list[dict[str, object]] = []
     address = 0
     for order in ByteOrder:
-        for data_type, size in (("int16", 1), ("uint16", 1), ("int32", 2), ("uint32", 2), ("int64", 4),
-                                ("float32", 2), ("float64", 4), ("string", 3), ("bit", 1)):
+        for data_type, size in (
+            ("int16", 1),
+            ("uint16", 1),
+            ("int32", 2),
+            ("uint32", 2),
+            ("int64", 4),
+            ("float32", 2),
+            ("float64", 4),
+            ("string", 3),
+            ("bit", 1),
+        ):
             extra: dict[str, object] = {"length": 3} if data_type == "string" else {}
             if data_type == "bit":
                 extra = {"bit": address % 16}
-            points.append({"path": f"{order}/{data_type}", "table": "holding_register", "address": address,
-                           "type": data_type, "byte_order": str(order), **extra})
+            points.append(
+                {
+                    "path": f"{order}/{data_type}",
+                    "table": "holding_register",
+                    "address": address,
+                    "type": data_type,
+                    "byte_order": str(order),
+                    **extra,
+                }
+            )
             address += size
             if data_type not in ("string", "bit"):
                 # Whole scales keep integers in an INT column; fractional ones make doubles.
                 for suffix, scale, offset in (("x10", 10, 5), ("x0.1", 0.1, -3.5)):
-                    points.append({"path": f"{order}/{data_type}/{suffix}", "table": "input_register",
-                                   "address": address, "type": data_type, "byte_order": str(order),
-                                   "scale": scale, "offset": offset})
+                    points.append(
+                        {
+                            "path": f"{order}/{data_type}/{suffix}",
+                            "table": "input_register",
+                            "address": address,
+                            "type": data_type,
+                            "byte_order": str(order),
+                            "scale": scale,
+                            "offset": offset,
+                        }
+                    )
                     address += size
     points += [{"path": f"coil/{i}", "table": "coil", "address": 3 * i, "type": "bool"} for i in range(12)]
     points += [{"path": f"di/{i}", "table": "discrete_input", "address": i, "type": "bool"} for i in range(9)]
@@ -66,10 +95,14 @@ def blocks() -> tuple[ReadBlock, ...]:
 
 
 REQUESTS = (
-    pdu.read_request(FunctionCode.READ_COILS, 0, 10), pdu.read_request(FunctionCode.READ_DISCRETE_INPUTS, 7, 1),
-    pdu.read_request(FunctionCode.READ_HOLDING_REGISTERS, 5, 3), pdu.read_request(FunctionCode.READ_INPUT_REGISTERS, 0, 125),
-    pdu.write_coil_request(1, True), pdu.write_register_request(2, b"\x00\x07"),
-    pdu.write_coils_request(0, [True, False, True]), pdu.write_registers_request(0, b"\x00\x01\x00\x02"),
+    pdu.read_request(FunctionCode.READ_COILS, 0, 10),
+    pdu.read_request(FunctionCode.READ_DISCRETE_INPUTS, 7, 1),
+    pdu.read_request(FunctionCode.READ_HOLDING_REGISTERS, 5, 3),
+    pdu.read_request(FunctionCode.READ_INPUT_REGISTERS, 0, 125),
+    pdu.write_coil_request(1, True),
+    pdu.write_register_request(2, b"\x00\x07"),
+    pdu.write_coils_request(0, [True, False, True]),
+    pdu.write_registers_request(0, b"\x00\x01\x00\x02"),
     pdu.mask_write_request(3, 0xFFFB, 4),
 )
 
@@ -80,7 +113,7 @@ def check_framer(stream: bytes, step: int) -> tuple[list[pdu.Frame], bool]:
     frames: list[pdu.Frame] = []
     try:
         for start in range(0, len(stream), max(1, step)):
-            frames += framer.feed(stream[start:start + max(1, step)])
+            frames += framer.feed(stream[start : start + max(1, step)])
     except ProtocolError:
         return frames, True
     assert all(1 <= len(f.pdu) <= pdu.MAX_PDU for f in frames), "frame PDU length outside 1..253"
@@ -115,7 +148,9 @@ def check_block(block: ReadBlock, payload: bytes) -> list[Value]:
     assert len(values) == len(block.points)
     for point, value in zip(block.points, values, strict=True):
         wanted = _PYTHON_TYPE[point.value_type]
-        assert type(value) is wanted, f"{point.label}: {type(value).__name__} in a {point.value_type.name} column"
+        assert type(value) is wanted, (
+            f"{point.label}: {type(value).__name__} in a {point.value_type.name} column"
+        )
         if wanted is int:
             assert INT64[0] <= value <= INT64[1], f"{point.label}: {value} does not fit an int64 column"
     return values

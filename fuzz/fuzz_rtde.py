@@ -18,16 +18,16 @@ from functools import cache
 from fuzz.engine import Cursor, instrumented, run, run_async
 
 with instrumented(__name__):
-    from bridge.errors import LinebridgeError
-    from drivers.base import CommandKind, CommandRequest, Pose, SampleBatch, Signal, ValueType
-    from drivers.ur import rtde
-    from drivers.ur.catalog import OUTPUT_TYPES
-    from drivers.ur.fields import FIELDS, RtdeAddress
-    from drivers.ur.motion import MONITOR_NAMES, MotionTracker, plan_move
-    from drivers.ur.options import UrOptions
-    from drivers.ur.rtde import PackageType, ProtocolError
-    from drivers.ur.rtde_client import RtdeClient
-    from drivers.ur.streaming import PacketBatcher, plan_stream
+    from linebridge.drivers.base import CommandKind, CommandRequest, Pose, SampleBatch, Signal, ValueType
+    from linebridge.drivers.ur import rtde
+    from linebridge.drivers.ur.catalog import OUTPUT_TYPES
+    from linebridge.drivers.ur.fields import FIELDS, RtdeAddress
+    from linebridge.drivers.ur.motion import MONITOR_NAMES, MotionTracker, plan_move
+    from linebridge.drivers.ur.options import UrOptions
+    from linebridge.drivers.ur.rtde import PackageType, ProtocolError
+    from linebridge.drivers.ur.rtde_client import RtdeClient
+    from linebridge.drivers.ur.streaming import PacketBatcher, plan_stream
+    from linebridge.errors import LinebridgeError
 
 INT64 = (-(2**63), 2**63 - 1)
 _PYTHON_TYPE = {ValueType.INT: int, ValueType.DOUBLE: float, ValueType.BOOL: bool}
@@ -74,7 +74,9 @@ class CheckingSink:
         """Aligned columns, int64 timestamps, values of each alias's column type."""
         assert len(batch.aliases) == len(batch.values) == len(batch.timestamps), "columns out of step"
         for alias, value, stamp in zip(batch.aliases, batch.values, batch.timestamps, strict=True):
-            assert type(stamp) is int and INT64[0] <= stamp <= INT64[1], f"timestamp {stamp!r} is not an int64"
+            assert type(stamp) is int and INT64[0] <= stamp <= INT64[1], (
+                f"timestamp {stamp!r} is not an int64"
+            )
             wanted = _PYTHON_TYPE[self.types[alias]]
             assert type(value) is wanted, f"{type(value).__name__} in a {self.types[alias].name} column"
             if wanted is int:
@@ -91,8 +93,14 @@ def stream_signals(mask: int) -> list[Signal]:
     signals = []
     for rtde_field in chosen:
         for element, path in enumerate(rtde_field.paths):
-            signals.append(Signal(path, rtde_field.value_type, address=RtdeAddress(rtde_field.name, element),
-                                  alias=len(signals) + 1))
+            signals.append(
+                Signal(
+                    path,
+                    rtde_field.value_type,
+                    address=RtdeAddress(rtde_field.name, element),
+                    alias=len(signals) + 1,
+                )
+            )
     return signals
 
 
@@ -102,7 +110,7 @@ def check_framer(stream: bytes, step: int) -> tuple[list[tuple[int, bytes]], boo
     packages: list[tuple[int, bytes]] = []
     try:
         for start in range(0, len(stream), max(1, step)):
-            packages += framer.feed(stream[start:start + max(1, step)])
+            packages += framer.feed(stream[start : start + max(1, step)])
     except ProtocolError:
         return packages, True
     assert all(t in PackageType._value2member_map_ for t, _ in packages), "unknown package type passed"
@@ -112,8 +120,13 @@ def check_framer(stream: bytes, step: int) -> tuple[list[tuple[int, bytes]], boo
 
 def check_payload_decoders(payload: bytes) -> None:
     """Every answer decoder on one payload: a value or ProtocolError."""
-    decoders = (rtde.decode_accepted, rtde.decode_urcontrol_version, rtde.decode_setup_outputs_reply,
-                rtde.decode_setup_outputs_request, rtde.decode_text_message)
+    decoders = (
+        rtde.decode_accepted,
+        rtde.decode_urcontrol_version,
+        rtde.decode_setup_outputs_reply,
+        rtde.decode_setup_outputs_request,
+        rtde.decode_text_message,
+    )
     for decode in decoders:
         try:
             decode(payload)
@@ -189,12 +202,15 @@ def one_input(data: bytes) -> None:
 
 # --- seeds: a well-behaved controller -----------------------------------------------------------
 
+
 @cache
 def handshake(names: tuple[str, ...], recipe_id: int = 1) -> bytes:
     """What a controller answers to negotiate, the recipe and start."""
-    return (rtde.accepted(PackageType.REQUEST_PROTOCOL_VERSION, True)
-            + rtde.setup_outputs_reply(recipe_id, [OUTPUT_TYPES[n].name for n in names])
-            + rtde.accepted(PackageType.CONTROL_PACKAGE_START, True))
+    return (
+        rtde.accepted(PackageType.REQUEST_PROTOCOL_VERSION, True)
+        + rtde.setup_outputs_reply(recipe_id, [OUTPUT_TYPES[n].name for n in names])
+        + rtde.accepted(PackageType.CONTROL_PACKAGE_START, True)
+    )
 
 
 def data_packages(names: Sequence[str], rows: int, recipe_id: int = 1) -> bytes:

@@ -15,19 +15,23 @@ from functools import cache
 from fuzz.engine import Cursor, instrumented, run
 
 with instrumented(__name__):
-    from bridge.commands import CommandManager, CommandState
-    from bridge.errors import InvalidArgument
-    from bridge.model import Access, CommandKind, DeviceDescription, DeviceKind, Signal, ValueType
-    from bridge.registry import DeviceRecord, DeviceRegistry
-    from bridge.uplink.cloud_commands import REBIRTH, CloudCommands, decode, writable_globs
-    from bridge.uplink.encoder import DATATYPE, get_value
-    from bridge.uplink.proto import sparkplug_b_pb2 as spb
+    from linebridge.commands.manager import CommandManager, CommandState
+    from linebridge.errors import InvalidArgument
+    from linebridge.model import Access, CommandKind, DeviceDescription, DeviceKind, Signal, ValueType
+    from linebridge.registry import DeviceRecord, DeviceRegistry
+    from linebridge.uplink.cloud_commands import REBIRTH, CloudCommands, decode, writable_globs
+    from linebridge.uplink.encoder import DATATYPE, get_value
+    from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 
 DEVICE = "sim-1"
 _PYTHON_TYPE = {ValueType.INT: int, ValueType.DOUBLE: float, ValueType.BOOL: bool, ValueType.STRING: str}
-SIGNALS = (("setpoint", ValueType.DOUBLE, Access.READ_WRITE), ("count", ValueType.INT, Access.READ_WRITE),
-           ("enabled", ValueType.BOOL, Access.READ_WRITE), ("label", ValueType.STRING, Access.READ_WRITE),
-           ("values/1", ValueType.DOUBLE, Access.READ))
+SIGNALS = (
+    ("setpoint", ValueType.DOUBLE, Access.READ_WRITE),
+    ("count", ValueType.INT, Access.READ_WRITE),
+    ("enabled", ValueType.BOOL, Access.READ_WRITE),
+    ("label", ValueType.STRING, Access.READ_WRITE),
+    ("values/1", ValueType.DOUBLE, Access.READ),
+)
 VERBS = ("DCMD", "NCMD")
 DEVICE_IDS = (DEVICE, "sim-2", "")
 
@@ -39,14 +43,22 @@ class Node:
         self.registry = DeviceRegistry()
         self.registry.add(DeviceRecord(id=DEVICE, driver="sim", endpoint="sim://x"))
         signals = [Signal(path, value_type, access=access) for path, value_type, access in SIGNALS]
-        self.registry.set_description(DEVICE, DeviceDescription(DeviceKind.OTHER, signals=signals,
-                                                                commands=frozenset({CommandKind.WRITE})))
+        self.registry.set_description(
+            DEVICE,
+            DeviceDescription(DeviceKind.OTHER, signals=signals, commands=frozenset({CommandKind.WRITE})),
+        )
         self.manager = CommandManager(self.registry, lambda device_id: None, history=50)
         # Sparkplug aliases as a DBIRTH would give them: 1.. in signal order.
         self.paths = {(DEVICE, index): path for index, (path, _, _) in enumerate(SIGNALS, start=1)}
         self.rebirths = 0
-        self.cloud = CloudCommands(self.manager, self.registry, writable_globs({"sim-*": ["*"]}), self.resolve,
-                                   self.rebirth, lambda: 99)
+        self.cloud = CloudCommands(
+            self.manager,
+            self.registry,
+            writable_globs({"sim-*": ["*"]}),
+            self.resolve,
+            self.rebirth,
+            lambda: 99,
+        )
 
     def resolve(self, device_id: str, metric: spb.Payload.Metric) -> str | None:
         """What the uplink service does: alias via the birth, else the metric name."""
@@ -98,7 +110,9 @@ def check_handle(verb: str, device_id: str, payload: bytes) -> None:
         assert len(state.manager._history) > history or history >= state.manager.history_limit
         newest = next(reversed(state.manager._history.values()))
         if rejected:
-            assert newest.state is CommandState.REJECTED and newest.error_reason, "a rejection without a reason"
+            assert newest.state is CommandState.REJECTED and newest.error_reason, (
+                "a rejection without a reason"
+            )
         for signal, value in newest.request.writes if newest.request is not None else ():
             # The manager resolved the writes: every value has its signal's type.
             assert type(value) is _PYTHON_TYPE[signal.value_type], f"{signal.path} got {value!r}"
@@ -120,10 +134,19 @@ def seeds() -> Iterator[bytes]:
     for index, (path, value_type, _) in enumerate(SIGNALS, start=1):
         by_alias = spb.Payload(timestamp=1, seq=0)
         metric = by_alias.metrics.add(alias=index, datatype=DATATYPE[value_type])
-        field = {ValueType.DOUBLE: "double_value", ValueType.INT: "long_value", ValueType.BOOL: "boolean_value",
-                 ValueType.STRING: "string_value"}[value_type]
-        setattr(metric, field, {ValueType.DOUBLE: 2.5, ValueType.INT: 7, ValueType.BOOL: True,
-                                ValueType.STRING: "from cloud"}[value_type])
+        field = {
+            ValueType.DOUBLE: "double_value",
+            ValueType.INT: "long_value",
+            ValueType.BOOL: "boolean_value",
+            ValueType.STRING: "string_value",
+        }[value_type]
+        setattr(
+            metric,
+            field,
+            {ValueType.DOUBLE: 2.5, ValueType.INT: 7, ValueType.BOOL: True, ValueType.STRING: "from cloud"}[
+                value_type
+            ],
+        )
         yield b"\x00\x00" + by_alias.SerializeToString()
         by_name = spb.Payload()
         by_name.metrics.add().CopyFrom(metric)

@@ -16,15 +16,15 @@ from fuzz.engine import Cursor, chunked, instrumented, run
 with instrumented(__name__):
     from zeroconf import BadTypeInNameException, ServiceInfo
 
-    from bridge.config import DEVICE_ID
-    from bridge.discovery import decode_txt, device_of
-    from bridge.driver_catalog import DriverCatalog
-    from bridge.errors import ConfigError, InvalidArgument
-    from drivers.base import DiscoveredDevice, Driver
-    from drivers.modbus.driver import parse_endpoint as modbus_endpoint
-    from drivers.opcua.driver import opc_tcp_url
-    from drivers.ur.options import UrOptions
-    from drivers.ur.options import parse_endpoint as ur_endpoint
+    from linebridge.config import DEVICE_ID
+    from linebridge.devices.catalog import DriverCatalog
+    from linebridge.devices.discovery import decode_txt, device_of
+    from linebridge.drivers.base import DiscoveredDevice, Driver
+    from linebridge.drivers.modbus.driver import parse_endpoint as modbus_endpoint
+    from linebridge.drivers.opcua.driver import opc_tcp_url
+    from linebridge.drivers.ur.options import UrOptions
+    from linebridge.drivers.ur.options import parse_endpoint as ur_endpoint
+    from linebridge.errors import ConfigError, InvalidArgument
 
 
 @cache
@@ -53,11 +53,14 @@ def announced_at(found: DiscoveredDevice, driver: type[Driver], txt: Mapping[str
     return host.strip("[]"), int(port)
 
 
-def check_service(service_type: str, driver: type[Driver], instance: str, addresses: list[bytes], port: int,
-                  txt: bytes) -> DiscoveredDevice | None:
+def check_service(
+    service_type: str, driver: type[Driver], instance: str, addresses: list[bytes], port: int, txt: bytes
+) -> DiscoveredDevice | None:
     """One announcement through discovery: a device that points where it was announced, or InvalidArgument."""
     try:
-        info = ServiceInfo(service_type, f"{instance}.{service_type}", port=port, addresses=addresses, properties=txt)
+        info = ServiceInfo(
+            service_type, f"{instance}.{service_type}", port=port, addresses=addresses, properties=txt
+        )
     except BadTypeInNameException:
         return None  # Discovery._resolve ignores such a name before resolving it
     for key, value in decode_txt(info.properties).items():
@@ -68,7 +71,9 @@ def check_service(service_type: str, driver: type[Driver], instance: str, addres
         return None
     assert DEVICE_ID.fullmatch(found.device_id), f"device id {found.device_id!r}"
     host, used_port = announced_at(found, driver, decode_txt(info.properties))
-    assert host in info.parsed_addresses() and used_port == port, f"{found.endpoint} is not where it was announced"
+    assert host in info.parsed_addresses() and used_port == port, (
+        f"{found.endpoint} is not where it was announced"
+    )
     try:
         catalog().options(driver.type_name, found.options, "mDNS")
     except ConfigError:
@@ -81,7 +86,9 @@ def one_input(data: bytes) -> None:
     cursor = Cursor(data)
     service_type, driver = cursor.choice(service_types())
     port = cursor.uint(2)
-    addresses = [cursor.take(16 if cursor.byte() & 1 else 4).ljust(4, b"\x00") for _ in range(cursor.byte() % 4)]
+    addresses = [
+        cursor.take(16 if cursor.byte() & 1 else 4).ljust(4, b"\x00") for _ in range(cursor.byte() % 4)
+    ]
     addresses = [a if len(a) in (4, 16) else a[:4] for a in addresses]
     instance = cursor.text() or "x"
     check_service(service_type, driver, instance, addresses, port, cursor.rest())
@@ -94,9 +101,11 @@ def txt_record(**values: str) -> bytes:
 
 def seeds() -> Iterator[bytes]:
     """A well-formed announcement for every driver."""
-    records = {"_modbus._tcp.local.": txt_record(unit="3", map="cell-plc"),
-               "_opcua-tcp._tcp.local.": txt_record(path="/ua/robot", caps="LDS,DA"),
-               "_ur-rtde._tcp.local.": txt_record(dashboard="29999", secondary="30002", name="UR5 cell 7")}
+    records = {
+        "_modbus._tcp.local.": txt_record(unit="3", map="cell-plc"),
+        "_opcua-tcp._tcp.local.": txt_record(path="/ua/robot", caps="LDS,DA"),
+        "_ur-rtde._tcp.local.": txt_record(dashboard="29999", secondary="30002", name="UR5 cell 7"),
+    }
     for index, (service_type, _) in enumerate(service_types()):
         record = records.get(service_type, b"")
         yield bytes([index]) + b"\x13\x88\x01\x00\x7f\x00\x00\x01" + chunked(b"robot-1") + record

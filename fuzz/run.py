@@ -1,7 +1,7 @@
 """Run every fuzz target (or some) for a while; crashes land in fuzz/crashes/, exit status 1 if any.
 
-    python -m fuzz.run                      # every target, 30 s each
-    python -m fuzz.run --seconds 120 --only modbus rtde
+python -m fuzz.run                      # every target, 30 s each
+python -m fuzz.run --seconds 120 --only modbus rtde
 """
 
 from __future__ import annotations
@@ -24,26 +24,46 @@ def run_target(name: str, seconds: int) -> bool:
     corpus.mkdir(parents=True, exist_ok=True)
     crashes.mkdir(exist_ok=True)
     before = set(crashes.iterdir())
-    command = [sys.executable, "-m", f"fuzz.fuzz_{name}", f"-max_total_time={seconds}",
-               f"-artifact_prefix={crashes}/{name}-", *FLAGS, str(corpus)]
+    command = [
+        sys.executable,
+        "-m",
+        f"fuzz.fuzz_{name}",
+        f"-max_total_time={seconds}",
+        f"-artifact_prefix={crashes}/{name}-",
+        *FLAGS,
+        str(corpus),
+    ]
     print(f"== fuzz {name} for {seconds} s", flush=True)
-    result = subprocess.run(command, cwd=HERE.parent, check=False, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, errors="replace")
+    result = subprocess.run(
+        command,
+        cwd=HERE.parent,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
     found = sorted(set(crashes.iterdir()) - before)
     if result.returncode == 0 and not found:
         print(_stats_line(result.stderr), flush=True)
         return True
     print(result.stderr[-4000:], file=sys.stderr)
     for path in found:
-        print(f"   new finding: {path.relative_to(HERE.parent)} "
-              f"(replay: python -m fuzz.fuzz_{name} {path.relative_to(HERE.parent)})", file=sys.stderr)
+        print(
+            f"   new finding: {path.relative_to(HERE.parent)} "
+            f"(replay: python -m fuzz.fuzz_{name} {path.relative_to(HERE.parent)})",
+            file=sys.stderr,
+        )
     return False
 
 
 def _stats_line(stderr: str) -> str:
     """libFuzzer's final counters in one line ("stat::number_of_executed_units: 123" ...)."""
-    stats = dict(line.removeprefix("stat::").split(":", 1) for line in stderr.splitlines()
-                 if line.startswith("stat::") and ":" in line.removeprefix("stat::"))
+    stats = dict(
+        line.removeprefix("stat::").split(":", 1)
+        for line in stderr.splitlines()
+        if line.startswith("stat::") and ":" in line.removeprefix("stat::")
+    )
     runs = stats.get("number_of_executed_units", "?").strip()
     return f"   ok: {runs} inputs, corpus in {(HERE / 'corpus').relative_to(HERE.parent)}"
 
@@ -52,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the chosen targets one after another, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=30, help="fuzzing time per target (default 30)")
-    parser.add_argument("--only", nargs="+", choices=TARGETS, default=list(TARGETS), metavar="TARGET",
-                        help=f"targets to run ({', '.join(TARGETS)})")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=TARGETS,
+        default=list(TARGETS),
+        metavar="TARGET",
+        help=f"targets to run ({', '.join(TARGETS)})",
+    )
     args = parser.parse_args(argv)
     failed = [name for name in args.only if not run_target(name, args.seconds)]
     if failed:

@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from bridge.app import BridgeApp
-from bridge.client import Client
-from bridge.config import parse_config
-from bridge.driver_catalog import DriverCatalog
 from hil_tests.rig import Rig, RigDevice, load_rig
+from linebridge.app import BridgeApp
+from linebridge.client import Client
+from linebridge.config import parse_config
+from linebridge.devices.catalog import DriverCatalog
 from tests.conftest import no_leaked_tasks  # noqa: F401  (the same leak guard as the unit tests)
 
 DEFAULT_RIG = Path(__file__).parent / "rigs" / "simulated-cell.yaml"
@@ -40,8 +40,17 @@ class Simulator:
 
     def start(self) -> None:
         # The ports it got at first start come last, so on a restart they win over "--port 0".
-        cmd = [sys.executable, "-m", "bridge.cli", "sim", self.device.simulator, "--name", self.device.id,
-               *self.device.simulator_args, *self.port_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "linebridge.cli",
+            "sim",
+            self.device.simulator,
+            "--name",
+            self.device.id,
+            *self.device.simulator_args,
+            *self.port_args,
+        ]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + 30
         assert self.process.stdout is not None
@@ -88,20 +97,30 @@ class RigUnderTest:
     real: bool
 
     def config(self, audit_dir: Path) -> Any:
-        static = [{"id": d.id, "driver": d.driver, "endpoint": d.endpoint, "options": d.options}
-                  for d in self.rig.devices if not d.discover]
-        return parse_config({
-            "bridge": {"id": f"hil-{self.rig.name}"},
-            "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
-            "metrics": {"enabled": False},
-            "discovery": {"enabled": any(d.discover for d in self.rig.devices), "interfaces": ["127.0.0.1"],
-                          "advertise": False,
-                          # The rig names its devices: approve those, and nothing else that announces itself.
-                          "auto_approve": [{"name": d.id} for d in self.rig.devices if d.discover]},
-            "sessions": {"backoff_initial_seconds": 0.1, "backoff_max_seconds": 1.0},
-            "devices": static,
-            "audit": {"path": str(audit_dir)},  # commands the suite sends are audited, outside the repo
-        }, f"rig {self.rig.name}", env={})
+        static = [
+            {"id": d.id, "driver": d.driver, "endpoint": d.endpoint, "options": d.options}
+            for d in self.rig.devices
+            if not d.discover
+        ]
+        return parse_config(
+            {
+                "bridge": {"id": f"hil-{self.rig.name}"},
+                "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
+                "metrics": {"enabled": False},
+                "discovery": {
+                    "enabled": any(d.discover for d in self.rig.devices),
+                    "interfaces": ["127.0.0.1"],
+                    "advertise": False,
+                    # The rig names its devices: approve those, and nothing else that announces itself.
+                    "auto_approve": [{"name": d.id} for d in self.rig.devices if d.discover],
+                },
+                "sessions": {"backoff_initial_seconds": 0.1, "backoff_max_seconds": 1.0},
+                "devices": static,
+                "audit": {"path": str(audit_dir)},  # commands the suite sends are audited, outside the repo
+            },
+            f"rig {self.rig.name}",
+            env={},
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bridge.config import describe_validation_error
-from bridge.errors import ConfigError
+from linebridge.config import describe_validation_error
+from linebridge.errors import ConfigError
 
 
 class _Model(BaseModel):

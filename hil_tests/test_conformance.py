@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from bridge.api import pb
-from bridge.client import Sample, value_message, value_of
-from bridge.model import DeviceState
 from hil_tests.rig import RigDevice
+from linebridge.api import pb
+from linebridge.client import Sample, value_message, value_of
+from linebridge.model import DeviceState
 from tests.conftest import wait_for_state
 
 ONLINE = (DeviceState.ONLINE, DeviceState.DEGRADED)
@@ -57,12 +57,20 @@ async def test_write_and_read_back(bridge, client, device):
     await _online(bridge, device)
 
     async def write(value):
-        events = await client.execute(pb.command.ExecuteRequest(device_id=device.id, write=pb.command.WriteAction(
-            writes=[pb.command.SignalWrite(path=check.path, value=value_message(value))])))
+        events = await client.execute(
+            pb.command.ExecuteRequest(
+                device_id=device.id,
+                write=pb.command.WriteAction(
+                    writes=[pb.command.SignalWrite(path=check.path, value=value_message(value))]
+                ),
+            )
+        )
         assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED, events[-1].error.message
 
     await write(check.value)
-    read = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.path}"], from_device=True))
+    read = await client.telemetry.Read(
+        pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.path}"], from_device=True)
+    )
     assert value_of(read.values[0].value) == pytest.approx(check.value)
     if check.restore is not None:
         await write(check.restore)
@@ -73,12 +81,17 @@ async def test_call_method(bridge, client, device):
     if check is None:
         pytest.skip("rig file names no method call for this device")
     await _online(bridge, device)
-    events = await client.execute(pb.command.ExecuteRequest(device_id=device.id, invoke=pb.command.InvokeAction(
-        method=check.method, args=[value_message(a) for a in check.args])))
+    events = await client.execute(
+        pb.command.ExecuteRequest(
+            device_id=device.id,
+            invoke=pb.command.InvokeAction(method=check.method, args=[value_message(a) for a in check.args]),
+        )
+    )
     assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED, events[-1].error.message
     if check.then_path:
-        read = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.then_path}"],
-                                                                    from_device=True))
+        read = await client.telemetry.Read(
+            pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.then_path}"], from_device=True)
+        )
         assert value_of(read.values[0].value) == check.then_value
 
 

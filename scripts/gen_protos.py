@@ -17,7 +17,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "bridge" / "api" / "gen"
-PACKAGE = "bridge.api.gen"
+PACKAGE = "linebridge.api.gen"
 # Compiled from the repository root so its registered name ("bridge/uplink/proto/...") is unique in the
 # process-wide descriptor pool, even next to another Sparkplug library.
 SPARKPLUG = "bridge/uplink/proto/sparkplug_b.proto"

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from bridge.app import BridgeApp
-from bridge.client import Client
-from bridge.config import parse_config
-from bridge.driver_catalog import DriverCatalog
-from bridge.model import DeviceState
+from linebridge.app import BridgeApp
+from linebridge.client import Client
+from linebridge.config import parse_config
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.model import DeviceState
+from tests.mqtt_broker import broker, consumer  # noqa: F401  (fixtures shared by the uplink tests)
 
 OUR_CODE = ("/bridge/", "/drivers/")
 
@@ -52,7 +53,11 @@ def make_config(devices: list[dict[str, Any]] | None = None, **sections: Any) ->
         "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
         "metrics": {"enabled": False},
         "discovery": {"enabled": False},
-        "sessions": {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "connect_timeout_seconds": 3},
+        "sessions": {
+            "backoff_initial_seconds": 0.05,
+            "backoff_max_seconds": 0.2,
+            "connect_timeout_seconds": 3,
+        },
         "devices": devices or [],
         # Off unless a test asks for it: nothing may write into the working directory.
         "audit": {"enabled": False},
@@ -72,7 +77,11 @@ async def start_bridge(catalog: DriverCatalog, tmp_path: Path) -> AsyncIterator[
     apps: list[BridgeApp] = []
 
     async def start(devices: list[dict[str, Any]] | None = None, **sections: Any) -> BridgeApp:
-        sections["audit"] = {"enabled": True, "path": str(tmp_path / f"audit-{len(apps)}"), **sections.get("audit", {})}
+        sections["audit"] = {
+            "enabled": True,
+            "path": str(tmp_path / f"audit-{len(apps)}"),
+            **sections.get("audit", {}),
+        }
         config = make_config(devices, **sections)
         catalog.check(config, "test-config")
         app = BridgeApp(config, catalog)
@@ -116,7 +125,7 @@ async def wait_for_state(app: BridgeApp, device_id: str, *states: DeviceState, t
 @pytest.fixture
 async def ur_sim() -> AsyncIterator[Any]:
     """A UR simulator on free loopback ports, fast state transitions, not advertised."""
-    from drivers.ur.simulator import SimConfig, UrSimulator
+    from linebridge.drivers.ur.simulator import SimConfig, UrSimulator
 
     simulator = UrSimulator(SimConfig(mdns=False, transition_delay=0.01, unlock_delay=0.0))
     await simulator.start()

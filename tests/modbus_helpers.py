@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.base import DriverContext, Quality, SampleBatch, Signal
-from drivers.modbus.driver import ModbusDriver, ModbusOptions
+from linebridge.drivers.base import DriverContext, Quality, SampleBatch, Signal
+from linebridge.drivers.modbus.driver import ModbusDriver, ModbusOptions
 
 HEADER = struct.Struct(">HHHB")
 
@@ -169,14 +169,47 @@ class CollectingSink(Waitable):
 SMALL_MAP: dict[str, Any] = {
     "poll_groups": {"fast": 100},
     "points": [
-        {"path": "a/word", "table": "holding_register", "address": 0, "type": "uint16",
-         "access": "read_write", "poll": "fast"},
-        {"path": "a/float", "table": "holding_register", "address": 1, "type": "float32",
-         "access": "read_write", "poll": "fast"},
-        {"path": "a/flag", "table": "holding_register", "address": 3, "type": "bit", "bit": 2,
-         "access": "read_write", "poll": "fast"},
-        {"path": "a/coil0", "table": "coil", "address": 0, "type": "bool", "access": "read_write", "poll": "fast"},
-        {"path": "a/coil1", "table": "coil", "address": 1, "type": "bool", "access": "read_write", "poll": "fast"},
+        {
+            "path": "a/word",
+            "table": "holding_register",
+            "address": 0,
+            "type": "uint16",
+            "access": "read_write",
+            "poll": "fast",
+        },
+        {
+            "path": "a/float",
+            "table": "holding_register",
+            "address": 1,
+            "type": "float32",
+            "access": "read_write",
+            "poll": "fast",
+        },
+        {
+            "path": "a/flag",
+            "table": "holding_register",
+            "address": 3,
+            "type": "bit",
+            "bit": 2,
+            "access": "read_write",
+            "poll": "fast",
+        },
+        {
+            "path": "a/coil0",
+            "table": "coil",
+            "address": 0,
+            "type": "bool",
+            "access": "read_write",
+            "poll": "fast",
+        },
+        {
+            "path": "a/coil1",
+            "table": "coil",
+            "address": 1,
+            "type": "bool",
+            "access": "read_write",
+            "poll": "fast",
+        },
     ],
 }
 

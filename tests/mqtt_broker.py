@@ -22,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.uplink.mqtt import MqttClient
+from linebridge.uplink.mqtt import MqttClient
 from tests.sparkplug_decoder import DATATYPES, DecodeError, Payload, decode
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
     if found is None:
         pytest.fail("the uplink tests need a real MQTT broker: install it with `apt-get install mosquitto`")
     return found
@@ -49,9 +51,10 @@ class Broker:
         # Unlimited in-flight and queued messages: a QoS 0 birth never overtakes queued QoS 1 data.
         # As root, mosquitto would switch to the "mosquitto" user and lose access to the test's temp files.
         stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
-                               "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n"
-                               + stay + extra_config)
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
+            "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n" + stay + extra_config
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,8 +63,9 @@ class Broker:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         with open(self.log, "ab") as log:
-            return subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log,
-                                    stdin=subprocess.DEVNULL)
+            return subprocess.Popen(
+                [mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
 
     async def start(self) -> None:
         self.process = self._spawn()
@@ -69,7 +73,9 @@ class Broker:
         end = loop.time() + 10
         while loop.time() < end:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}")
+                raise RuntimeError(
+                    f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}"
+                )
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 writer.close()
@@ -147,7 +153,11 @@ class Consumer:
         await asyncio.wait_for(future, 5)
 
     def of(self, verb: str, node: str | None = None, device: str | None = None) -> list[Message]:
-        return [m for m in self.messages if m.verb == verb and node in (None, m.node) and device in (None, m.device)]
+        return [
+            m
+            for m in self.messages
+            if m.verb == verb and node in (None, m.node) and device in (None, m.device)
+        ]
 
     async def wait_for(self, condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
         loop = asyncio.get_running_loop()
@@ -223,7 +233,9 @@ class Consumer:
             return
         for metric in payload.metrics:
             if metric.name is not None or metric.alias not in table or metric.timestamp is None:
-                self.errors.append(f"DATA {node}/{device}: metric must carry a known alias and a timestamp only")
+                self.errors.append(
+                    f"DATA {node}/{device}: metric must carry a known alias and a timestamp only"
+                )
                 continue
             name, datatype = table[metric.alias]
             try:
@@ -260,8 +272,13 @@ async def consumer(broker: Broker) -> AsyncIterator[Consumer]:
 def uplink_section(broker: Broker, outbox_path: Path, **changes: object) -> dict[str, object]:
     """An `uplink:` config section for tests: this broker, quick reconnects, a short latency window."""
     section: dict[str, object] = {
-        "enabled": True, "broker": broker.url, "keepalive_seconds": 5, "connect_timeout_seconds": 3,
-        "reconnect_initial_seconds": 0.05, "reconnect_max_seconds": 0.3, "max_latency_seconds": 0.02,
+        "enabled": True,
+        "broker": broker.url,
+        "keepalive_seconds": 5,
+        "connect_timeout_seconds": 3,
+        "reconnect_initial_seconds": 0.05,
+        "reconnect_max_seconds": 0.3,
+        "max_latency_seconds": 0.02,
         "outbox": {"path": str(outbox_path), "commit_interval_seconds": 0.2},
     }
     for key, value in changes.items():

@@ -9,9 +9,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from drivers.base import DeviceDescription, DriverContext, SampleBatch, Signal, Value
-from drivers.opcua.driver import OpcUaDriver, OpcUaOptions
-from drivers.opcua.simulator import RobotSimulator
+from linebridge.drivers.base import DeviceDescription, DriverContext, SampleBatch, Signal, Value
+from linebridge.drivers.opcua.driver import OpcUaDriver, OpcUaOptions
+from linebridge.drivers.opcua.simulator import RobotSimulator
 
 T = TypeVar("T")
 
@@ -49,8 +49,12 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what:
 
 def make_driver(endpoint: str, device_id: str = "robot-1", **options: Any) -> OpcUaDriver:
     """An OpcUaDriver for `endpoint` with validated options, as the bridge would build it."""
-    ctx = DriverContext(device_id=device_id, endpoint=endpoint, options=OpcUaOptions(**options),
-                        logger=logging.getLogger(f"test.opcua.{device_id}"))
+    ctx = DriverContext(
+        device_id=device_id,
+        endpoint=endpoint,
+        options=OpcUaOptions(**options),
+        logger=logging.getLogger(f"test.opcua.{device_id}"),
+    )
     return OpcUaDriver(ctx)
 
 

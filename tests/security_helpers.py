@@ -11,18 +11,24 @@ from typing import Any
 import grpc
 import pytest
 
-from bridge.app import BridgeApp
-from bridge.client import Client, tls_credentials
-from bridge.security.certs import CertDir
-from bridge.security.tokens import new_token, token_line
+from linebridge.app import BridgeApp
+from linebridge.client import Client, tls_credentials
+from linebridge.security.certs import CertDir
+from linebridge.security.tokens import new_token, token_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def certs_init(directory: Path, *args: str) -> str:
     """Run `linebridge certs init --dir DIRECTORY ARGS...` as a user would; its stdout."""
-    done = subprocess.run([sys.executable, "-m", "bridge.cli", "certs", "init", "--dir", str(directory), *args],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "linebridge.cli", "certs", "init", "--dir", str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -37,15 +43,19 @@ def write_tokens(path: Path, names: list[str]) -> dict[str, str]:
 def mtls_section(pki: CertDir, identities: dict[str, str]) -> dict[str, Any]:
     """The `security` section serving mutual TLS with `pki`'s server certificate and CA."""
     cert, key = pki.server
-    return {"tls": {"cert_file": str(cert), "key_file": str(key), "client_ca_file": str(pki.ca[0])},
-            "identities": identities}
+    return {
+        "tls": {"cert_file": str(cert), "key_file": str(key), "client_ca_file": str(pki.ca[0])},
+        "identities": identities,
+    }
 
 
-def tls_client(app: BridgeApp, ca: Path, cert: Path | None = None, key: Path | None = None,
-               token: str | None = None) -> Client:
+def tls_client(
+    app: BridgeApp, ca: Path, cert: Path | None = None, key: Path | None = None, token: str | None = None
+) -> Client:
     """A client of `app` over TLS trusting `ca`, with a client certificate when given."""
-    credentials = tls_credentials(ca.read_bytes(), cert.read_bytes() if cert else None,
-                                  key.read_bytes() if key else None)
+    credentials = tls_credentials(
+        ca.read_bytes(), cert.read_bytes() if cert else None, key.read_bytes() if key else None
+    )
     return Client(app.api_address, credentials, token=token)
 
 

@@ -12,13 +12,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Sparkplug 3.0, Payloads > Data Types: basic datatypes (the ones a metric value can carry directly)
-DATATYPES = {1: "Int8", 2: "Int16", 3: "Int32", 4: "Int64", 5: "UInt8", 6: "UInt16", 7: "UInt32", 8: "UInt64",
-             9: "Float", 10: "Double", 11: "Boolean", 12: "String", 13: "DateTime", 14: "Text", 15: "UUID",
-             17: "Bytes", 18: "File"}
+DATATYPES = {
+    1: "Int8",
+    2: "Int16",
+    3: "Int32",
+    4: "Int64",
+    5: "UInt8",
+    6: "UInt16",
+    7: "UInt32",
+    8: "UInt64",
+    9: "Float",
+    10: "Double",
+    11: "Boolean",
+    12: "String",
+    13: "DateTime",
+    14: "Text",
+    15: "UUID",
+    17: "Bytes",
+    18: "File",
+}
 # Which Metric.value field each datatype must use (Data Types: "Google Protocol Buffer Type")
-VALUE_FIELD = {"Int8": 10, "Int16": 10, "Int32": 10, "UInt8": 10, "UInt16": 10, "UInt32": 10,
-               "Int64": 11, "UInt64": 11, "DateTime": 11, "Float": 12, "Double": 13, "Boolean": 14,
-               "String": 15, "Text": 15, "UUID": 15, "Bytes": 16, "File": 16}
+VALUE_FIELD = {
+    "Int8": 10,
+    "Int16": 10,
+    "Int32": 10,
+    "UInt8": 10,
+    "UInt16": 10,
+    "UInt32": 10,
+    "Int64": 11,
+    "UInt64": 11,
+    "DateTime": 11,
+    "Float": 12,
+    "Double": 13,
+    "Boolean": 14,
+    "String": 15,
+    "Text": 15,
+    "UUID": 15,
+    "Bytes": 16,
+    "File": 16,
+}
 DATATYPE_ID = {name: number for number, name in DATATYPES.items()}
 
 
@@ -52,12 +84,12 @@ def wire_fields(buf: bytes) -> list[tuple[int, int, Any]]:
         if wire == 0:
             value, pos = read_varint(buf, pos)
         elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
+            value, pos = buf[pos : pos + 8], pos + 8
         elif wire == 2:
             length, pos = read_varint(buf, pos)
-            value, pos = buf[pos:pos + length], pos + length
+            value, pos = buf[pos : pos + length], pos + length
         elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
+            value, pos = buf[pos : pos + 4], pos + 4
         else:
             raise DecodeError(f"unsupported wire type {wire}")
         if pos > len(buf):
@@ -177,8 +209,13 @@ def _len_field(number: int, data: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-def encode_metric(alias: int | None = None, name: str | None = None, datatype: str | None = None,
-                  value: Any = None, value_datatype: str | None = None) -> bytes:
+def encode_metric(
+    alias: int | None = None,
+    name: str | None = None,
+    datatype: str | None = None,
+    value: Any = None,
+    value_datatype: str | None = None,
+) -> bytes:
     """A metric for NCMD/DCMD; `value_datatype` picks the value field (default: `datatype`)."""
     out = b""
     if name is not None:

@@ -9,9 +9,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from bridge.api import pb
-from bridge.client import Sample, value_message, value_of
-from bridge.model import DeviceState
+from linebridge.api import pb
+from linebridge.client import Sample, value_message, value_of
+from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 
 Code = grpc.StatusCode
@@ -19,7 +19,9 @@ Code = grpc.StatusCode
 
 @pytest.fixture
 async def bridge(start_bridge):
-    app = await start_bridge([sim_device("sim-1", signals=4, rate_hz=50), sim_device("sim-2", signals=2, rate_hz=50)])
+    app = await start_bridge(
+        [sim_device("sim-1", signals=4, rate_hz=50), sim_device("sim-2", signals=2, rate_hz=50)]
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     await wait_for_state(app, "sim-2", DeviceState.ONLINE)
     return app
@@ -109,26 +111,41 @@ async def test_unknown_exact_path_is_not_found(bridge, client_for):
 async def test_subscribe_once_ends_after_sync(bridge, client_for):
     client = client_for(bridge)
     await asyncio.sleep(0.1)  # let values arrive
-    updates = [u.WhichOneof("update") async for u in client.telemetry.Subscribe(
-        pb.telemetry.SubscribeRequest(paths=["sim-2/*"], mode=pb.telemetry.SUBSCRIBE_MODE_ONCE))]
+    updates = [
+        u.WhichOneof("update")
+        async for u in client.telemetry.Subscribe(
+            pb.telemetry.SubscribeRequest(paths=["sim-2/*"], mode=pb.telemetry.SUBSCRIBE_MODE_ONCE)
+        )
+    ]
     assert updates == ["catalog", "batch", "sync"]
 
 
 async def test_write_read_back_and_bad_values(bridge, client_for):
     client = client_for(bridge)
-    write = pb.command.ExecuteRequest(device_id="sim-1", write=pb.command.WriteAction(writes=[
-        pb.command.SignalWrite(path="setpoint", value=value_message(12.5)),
-        pb.command.SignalWrite(path="sim-1/enabled", value=value_message(True))]))
+    write = pb.command.ExecuteRequest(
+        device_id="sim-1",
+        write=pb.command.WriteAction(
+            writes=[
+                pb.command.SignalWrite(path="setpoint", value=value_message(12.5)),
+                pb.command.SignalWrite(path="sim-1/enabled", value=value_message(True)),
+            ]
+        ),
+    )
     events = await client.execute(write)
     states = [e.state for e in events]
     assert states[0] == pb.command.COMMAND_STATE_QUEUED and states[-1] == pb.command.COMMAND_STATE_SUCCEEDED
-    read = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=["sim-1/setpoint", "sim-1/enabled"],
-                                                                from_device=True))
+    read = await client.telemetry.Read(
+        pb.telemetry.ReadRequest(paths=["sim-1/setpoint", "sim-1/enabled"], from_device=True)
+    )
     assert [value_of(v.value) for v in read.values] == [12.5, True]
 
     def write_of(path, value):
-        return pb.command.ExecuteRequest(device_id="sim-1", write=pb.command.WriteAction(
-            writes=[pb.command.SignalWrite(path=path, value=value_message(value))]))
+        return pb.command.ExecuteRequest(
+            device_id="sim-1",
+            write=pb.command.WriteAction(
+                writes=[pb.command.SignalWrite(path=path, value=value_message(value))]
+            ),
+        )
 
     assert await _code(client.execute(write_of("setpoint", "fast"))) is Code.INVALID_ARGUMENT
     assert await _code(client.execute(write_of("enabled", 1.5))) is Code.INVALID_ARGUMENT
@@ -142,8 +159,11 @@ async def test_write_read_back_and_bad_values(bridge, client_for):
 
 async def test_invoke_with_typed_arguments(bridge, client_for):
     client = client_for(bridge)
-    events = await client.execute(pb.command.ExecuteRequest(
-        device_id="sim-1", invoke=pb.command.InvokeAction(method="Echo", args=[value_message("hi")])))
+    events = await client.execute(
+        pb.command.ExecuteRequest(
+            device_id="sim-1", invoke=pb.command.InvokeAction(method="Echo", args=[value_message("hi")])
+        )
+    )
     assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED
     assert [value_of(v) for v in events[-1].result] == ["hi"]
     bad = pb.command.ExecuteRequest(device_id="sim-1", invoke=pb.command.InvokeAction(method="Echo", args=[]))
@@ -154,7 +174,9 @@ async def test_invoke_with_typed_arguments(bridge, client_for):
 
 async def test_unsupported_command_kind_and_missing_action(bridge, client_for):
     client = client_for(bridge)
-    move = pb.command.ExecuteRequest(device_id="sim-1", move_joints=pb.command.MoveJointsAction(positions=[0.1] * 6))
+    move = pb.command.ExecuteRequest(
+        device_id="sim-1", move_joints=pb.command.MoveJointsAction(positions=[0.1] * 6)
+    )
     assert await _code(client.execute(move)) is Code.FAILED_PRECONDITION
     assert await _code(client.execute(pb.command.ExecuteRequest(device_id="sim-1"))) is Code.INVALID_ARGUMENT
     listed = await client.commands.ListCommands(pb.command.ListCommandsRequest(device_id="sim-1"))
@@ -165,7 +187,9 @@ async def test_unsupported_command_kind_and_missing_action(bridge, client_for):
 async def test_idempotency_key_runs_once(bridge, client_for):
     client = client_for(bridge)
     driver = bridge.driver_of("sim-1")
-    request = pb.command.ExecuteRequest(device_id="sim-1", idempotency_key="stop-42", stop=pb.command.StopAction())
+    request = pb.command.ExecuteRequest(
+        device_id="sim-1", idempotency_key="stop-42", stop=pb.command.StopAction()
+    )
     first = await client.execute(request)
     second = await client.execute(request)
     assert first[-1].command_id == second[-1].command_id
@@ -177,8 +201,9 @@ async def test_stop_preempts_queued_and_running(bridge, client_for):
     client = client_for(bridge)
 
     def slow(seconds):
-        return pb.command.ExecuteRequest(device_id="sim-1", invoke=pb.command.InvokeAction(
-            method="Slow", args=[value_message(seconds)]))
+        return pb.command.ExecuteRequest(
+            device_id="sim-1", invoke=pb.command.InvokeAction(method="Slow", args=[value_message(seconds)])
+        )
 
     running = client.commands.Execute(slow(5.0))
     assert (await running.read()).state == pb.command.COMMAND_STATE_QUEUED
@@ -199,8 +224,9 @@ async def test_stop_preempts_queued_and_running(bridge, client_for):
 
 async def test_cancel_and_timeout(bridge, client_for):
     client = client_for(bridge)
-    slow = pb.command.ExecuteRequest(device_id="sim-2", invoke=pb.command.InvokeAction(
-        method="Slow", args=[value_message(5.0)]))
+    slow = pb.command.ExecuteRequest(
+        device_id="sim-2", invoke=pb.command.InvokeAction(method="Slow", args=[value_message(5.0)])
+    )
     stream = client.commands.Execute(slow)
     command_id = (await stream.read()).command_id
     await client.commands.Cancel(pb.command.CancelRequest(command_id=command_id))
@@ -209,7 +235,10 @@ async def test_cancel_and_timeout(bridge, client_for):
     events = await client.execute(slow)
     assert events[-1].state == pb.command.COMMAND_STATE_TIMED_OUT
     assert any(e.state == pb.command.COMMAND_STATE_RUNNING and e.progress_message for e in events)
-    assert await _code(client.commands.GetCommand(pb.command.GetCommandRequest(command_id="x"))) is Code.NOT_FOUND
+    assert (
+        await _code(client.commands.GetCommand(pb.command.GetCommandRequest(command_id="x")))
+        is Code.NOT_FOUND
+    )
 
 
 async def test_command_to_offline_device_is_unavailable(start_bridge, client_for):
@@ -230,15 +259,20 @@ async def test_health_reflection_and_info(bridge, client_for):
     reflect = reflection_pb2_grpc.ServerReflectionStub(client.channel)
     replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name async for r in replies for s in r.list_services_response.service}
-    assert {"linebridge.v1.DeviceService", "linebridge.v1.TelemetryService", "linebridge.v1.CommandService",
-            "linebridge.v1.BridgeService", "grpc.health.v1.Health"} <= names
+    assert {
+        "linebridge.v1.DeviceService",
+        "linebridge.v1.TelemetryService",
+        "linebridge.v1.CommandService",
+        "linebridge.v1.BridgeService",
+        "grpc.health.v1.Health",
+    } <= names
     info = await client.bridge.GetInfo(pb.bridge.GetInfoRequest())
     assert info.bridge_id == "test-bridge" and info.devices == 2 and info.devices_online == 2
     assert "sim" in info.drivers and info.samples_in > 0 and not info.warnings
 
 
 async def test_watch_devices_sees_state_changes(bridge, client_for):
-    from drivers.sim.driver import LINKS_DOWN
+    from linebridge.drivers.sim.driver import LINKS_DOWN
 
     client = client_for(bridge)
     stream = client.devices.WatchDevices(pb.device.WatchDevicesRequest(include_existing=True))

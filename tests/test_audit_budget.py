@@ -6,9 +6,9 @@ import os
 
 import grpc
 
-from bridge.api import pb
-from bridge.audit_chain import verify
-from bridge.model import DeviceState
+from linebridge.api import pb
+from linebridge.audit.chain import verify
+from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
 from tests.gates_helpers import events_of, refusal, stop, write
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.audit import AuditConfig, AuditFailure, AuditLog
-from bridge.audit_chain import GENESIS, audit_files, canonical, verify
-from bridge.cli import main
-from bridge.errors import ConfigError
+from linebridge.audit.chain import GENESIS, audit_files, canonical, verify
+from linebridge.audit.log import AuditConfig, AuditFailure, AuditLog
+from linebridge.cli import main
+from linebridge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,14 @@ async def write_log(directory: Path, records: int, **config: object) -> AuditLog
     log = AuditLog(AuditConfig(path=str(directory), **config), directory, "test-bridge")  # type: ignore[arg-type]
     await log.open()
     for n in range(records):
-        seq = log.append({"category": "control_system_event", "type": "command.accepted", "result": "success",
-                          "what": {"device": "robot-1", "action": "write", "arguments": {"n": n}}})
+        seq = log.append(
+            {
+                "category": "control_system_event",
+                "type": "command.accepted",
+                "result": "success",
+                "what": {"device": "robot-1", "action": "write", "arguments": {"n": n}},
+            }
+        )
         await log.durable(seq)
     await log.close()
     return log
@@ -114,7 +120,12 @@ async def test_reopening_continues_the_chain_and_drops_a_torn_record(tmp_path):
 async def test_the_budget_refuses_records_but_keeps_a_reserve(tmp_path):
     log = AuditLog(AuditConfig(path=str(tmp_path), max_total_bytes=16384, reserve_bytes=4096), tmp_path, "b")
     await log.open()
-    body = {"category": "control_system_event", "type": "command.accepted", "result": "success", "pad": "x" * 200}
+    body = {
+        "category": "control_system_event",
+        "type": "command.accepted",
+        "result": "success",
+        "pad": "x" * 200,
+    }
     with pytest.raises(AuditFailure, match=r"audit log full: .* \(audit.max_total_bytes\)"):
         for _ in range(100):
             log.append(body)
@@ -155,8 +166,19 @@ async def test_cli_tail_follows_across_rotation(tmp_path):
     log = AuditLog(AuditConfig(path=str(tmp_path), max_file_bytes=4096), tmp_path, "b")
     await log.open()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", "audit", "tail", "-f", "--json", "-n", "1", str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "linebridge.cli",
+        "audit",
+        "tail",
+        "-f",
+        "--json",
+        "-n",
+        "1",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     try:
         assert process.stdout is not None
         first = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))

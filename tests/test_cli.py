@@ -6,22 +6,25 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bridge.healthcheck import check
-from bridge.model import DeviceState
+from linebridge.cli.healthcheck import check
+from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def run(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode(), err.decode()
 
 
 async def cli(app, *args: str) -> tuple[int, str, str]:
-    return await run(sys.executable, "-m", "bridge.cli", *args[:1], "--target", app.api_address, *args[1:])
+    return await run(
+        sys.executable, "-m", "linebridge.cli", *args[:1], "--target", app.api_address, *args[1:]
+    )
 
 
 async def online_bridge(start_bridge):
@@ -56,22 +59,50 @@ async def test_cli_errors_are_clear(start_bridge):
     assert code == 1 and "NOT_FOUND" in err
     code, _, err = await cli(app, "watch", "sim-1//x", "--count", "1")
     assert code == 1 and "INVALID_ARGUMENT" in err
-    code, _, err = await run(sys.executable, "-m", "bridge.cli", "devices", "--target", "127.0.0.1:1")
+    code, _, err = await run(sys.executable, "-m", "linebridge.cli", "devices", "--target", "127.0.0.1:1")
     assert code == 1 and "cannot reach a bridge at 127.0.0.1:1" in err
 
 
 async def test_examples_run(start_bridge):
     app = await online_bridge(start_bridge)
-    code, out, err = await run(sys.executable, "examples/integrator.py", "--target", app.api_address,
-                               "--path", "sim-1/values/0", "--count", "3")
+    code, out, err = await run(
+        sys.executable,
+        "examples/integrator.py",
+        "--target",
+        app.api_address,
+        "--path",
+        "sim-1/values/0",
+        "--count",
+        "3",
+    )
     assert code == 0, err
     assert "1 device(s)" in out and out.count("sim-1/values/0 = ") == 3
-    code, out, err = await run(sys.executable, "examples/cloud_commander.py", "--target", app.api_address,
-                               "--device", "sim-1", "--method", "Echo", "--arg", "hello", "--key", "k1")
+    code, out, err = await run(
+        sys.executable,
+        "examples/cloud_commander.py",
+        "--target",
+        app.api_address,
+        "--device",
+        "sim-1",
+        "--method",
+        "Echo",
+        "--arg",
+        "hello",
+        "--key",
+        "k1",
+    )
     assert code == 0, err
     assert "QUEUED" in out and "SUCCEEDED" in out and "hello" in out
-    code, out, _ = await run(sys.executable, "examples/cloud_commander.py", "--target", app.api_address,
-                             "--device", "sim-1", "--write", "setpoint=5000")
+    code, out, _ = await run(
+        sys.executable,
+        "examples/cloud_commander.py",
+        "--target",
+        app.api_address,
+        "--device",
+        "sim-1",
+        "--write",
+        "setpoint=5000",
+    )
     assert code == 1 and "FAILED" in out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_config, parse_config
-from bridge.errors import ConfigError
+from linebridge.config import load_config, parse_config
+from linebridge.errors import ConfigError
 
 GOOD = """
 bridge: {id: line-7}
@@ -37,18 +37,26 @@ def test_good_file_and_defaults(tmp_path, catalog):
     assert config.metrics.address == "127.0.0.1:9464"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("grpc: {adress: '127.0.0.1:1'}", "grpc.adress: unknown field (did you mean 'address'?)"),
-    ("devices: [{id: r1, driver: sim, endpoint: x, sampling_intervall: 1}]",
-     "devices[0].sampling_intervall: unknown field (did you mean 'sampling_interval'?)"),
-    ("devices: [{id: Robot 1, driver: sim, endpoint: x}]", "devices[0].id: expected lowercase"),
-    ("grpc: {address: nowhere}", "grpc.address: expected HOST:PORT"),
-    ("devices: [{id: r1, driver: sim}]", "devices[0].endpoint: Field required"),
-    ("devices: [{id: r1, driver: sim, endpoint: a}, {id: r1, driver: sim, endpoint: b}]", "appears more than once"),
-    ("telemetry: {subscriber_queue_samples: ten}", "telemetry.subscriber_queue_samples"),
-    ("- just\n- a list", "expected a mapping at the top level"),
-    ("grpc: {address: [unclosed", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grpc: {adress: '127.0.0.1:1'}", "grpc.adress: unknown field (did you mean 'address'?)"),
+        (
+            "devices: [{id: r1, driver: sim, endpoint: x, sampling_intervall: 1}]",
+            "devices[0].sampling_intervall: unknown field (did you mean 'sampling_interval'?)",
+        ),
+        ("devices: [{id: Robot 1, driver: sim, endpoint: x}]", "devices[0].id: expected lowercase"),
+        ("grpc: {address: nowhere}", "grpc.address: expected HOST:PORT"),
+        ("devices: [{id: r1, driver: sim}]", "devices[0].endpoint: Field required"),
+        (
+            "devices: [{id: r1, driver: sim, endpoint: a}, {id: r1, driver: sim, endpoint: b}]",
+            "appears more than once",
+        ),
+        ("telemetry: {subscriber_queue_samples: ten}", "telemetry.subscriber_queue_samples"),
+        ("- just\n- a list", "expected a mapping at the top level"),
+        ("grpc: {address: [unclosed", "not valid YAML"),
+    ],
+)
 def test_bad_files_name_the_field(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text), env={})
@@ -60,9 +68,12 @@ def test_unknown_driver_and_bad_driver_options(tmp_path, catalog):
     config = load_config(write(tmp_path, "devices: [{id: r1, driver: opcuaa, endpoint: x}]"), env={})
     with pytest.raises(ConfigError, match=r"devices\[0\].driver: unknown driver 'opcuaa' \(known: .*sim"):
         catalog.check(config, "f.yaml")
-    config = load_config(write(tmp_path, "devices: [{id: r1, driver: sim, endpoint: x, options: {signalz: 2}}]"),
-                         env={})
-    with pytest.raises(ConfigError, match=r"devices\[0\].options.signalz: unknown field \(did you mean 'signals'\?\)"):
+    config = load_config(
+        write(tmp_path, "devices: [{id: r1, driver: sim, endpoint: x, options: {signalz: 2}}]"), env={}
+    )
+    with pytest.raises(
+        ConfigError, match=r"devices\[0\].options.signalz: unknown field \(did you mean 'signals'\?\)"
+    ):
         catalog.check(config, "f.yaml")
 
 
@@ -72,8 +83,9 @@ def test_missing_file():
 
 
 def test_env_overrides():
-    config = parse_config({}, env={"LINEBRIDGE__GRPC__ADDRESS": "127.0.0.1:6000", "LINEBRIDGE__BRIDGE__ID": "b9",
-                                   "OTHER": "x"})
+    config = parse_config(
+        {}, env={"LINEBRIDGE__GRPC__ADDRESS": "127.0.0.1:6000", "LINEBRIDGE__BRIDGE__ID": "b9", "OTHER": "x"}
+    )
     assert config.grpc.address == "127.0.0.1:6000" and config.bridge.id == "b9"
     with pytest.raises(ConfigError, match="grpc.adress"):
         parse_config({}, env={"LINEBRIDGE__GRPC__ADRESS": "x"})
@@ -81,11 +93,19 @@ def test_env_overrides():
 
 def test_cli_refuses_to_start_with_a_typo(tmp_path):
     path = write(tmp_path, GOOD.replace("endpoint:", "endpiont:"))
-    result = subprocess.run([sys.executable, "-m", "bridge.cli", "run", "-c", str(path)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "linebridge.cli", "run", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "devices[0].endpiont: unknown field (did you mean 'endpoint'?)" in result.stderr
     assert "Traceback" not in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "bridge.cli", "run", "-c", str(write(tmp_path, GOOD)), "--check"],
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "linebridge.cli", "run", "-c", str(write(tmp_path, GOOD)), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "OK (1 device(s))" in ok.stdout

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from bridge.api import pb
-from bridge.api.convert import batch_update_bytes
-from bridge.client import CatalogDecoder
-from bridge.model import Quality, SampleBatch, ValueType
+from linebridge.api import pb
+from linebridge.api.convert import batch_update_bytes
+from linebridge.client import CatalogDecoder
+from linebridge.model import Quality, SampleBatch, ValueType
 
 TYPES = {1: ValueType.DOUBLE, 2: ValueType.INT, 3: ValueType.BOOL, 4: ValueType.STRING, 5: ValueType.DOUBLE}
 
 
 def decoder() -> CatalogDecoder:
     d = CatalogDecoder()
-    d.apply(pb.telemetry.Catalog(entries=[pb.telemetry.CatalogEntry(alias=a, path=f"dev/s{a}", value_type=int(t))
-                                          for a, t in TYPES.items()]))
+    d.apply(
+        pb.telemetry.Catalog(
+            entries=[
+                pb.telemetry.CatalogEntry(alias=a, path=f"dev/s{a}", value_type=int(t))
+                for a, t in TYPES.items()
+            ]
+        )
+    )
     return d
 
 
@@ -29,14 +35,26 @@ def test_uniform_and_mixed_batches_concatenate():
     data = batch_update_bytes([uniform, mixed], TYPES)
     assert uniform.encoded is not None and mixed.encoded is not None  # cached for the next subscriber
     assert data == uniform.encoded + mixed.encoded
-    assert decode(data) == [("dev/s1", 1.5, 10, 1), ("dev/s5", 2.5, 11, 1), ("dev/s2", 7, 12, 1),
-                            ("dev/s3", True, 12, 1), ("dev/s4", "x", 12, 1), ("dev/s1", 3.5, 13, 1)]
+    assert decode(data) == [
+        ("dev/s1", 1.5, 10, 1),
+        ("dev/s5", 2.5, 11, 1),
+        ("dev/s2", 7, 12, 1),
+        ("dev/s3", True, 12, 1),
+        ("dev/s4", "x", 12, 1),
+        ("dev/s1", 3.5, 13, 1),
+    ]
 
 
 def test_qualities_survive_mixed_groups():
     good = SampleBatch("dev", [1], [1.0], [1], value_type=ValueType.DOUBLE)
-    bad = SampleBatch("dev", [5, 1], [0.0, 2.0], [2, 3], qualities=[int(Quality.BAD), int(Quality.GOOD)],
-                      value_type=ValueType.DOUBLE)
+    bad = SampleBatch(
+        "dev",
+        [5, 1],
+        [0.0, 2.0],
+        [2, 3],
+        qualities=[int(Quality.BAD), int(Quality.GOOD)],
+        value_type=ValueType.DOUBLE,
+    )
     data = batch_update_bytes([good, bad], TYPES)
     assert [q for *_, q in decode(data)] == [1, 3, 1]
     both_bad = batch_update_bytes([bad, bad], TYPES)

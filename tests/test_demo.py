@@ -10,7 +10,7 @@ import sys
 
 import psutil
 
-DEMO = [sys.executable, "-m", "bridge.cli", "demo", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
+DEMO = [sys.executable, "-m", "linebridge.cli", "demo", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
 CELL = {"robot-1": "opcua", "robot-2": "opcua", "robot-3": "opcua", "ur-1": "ur", "plc-1": "modbus"}
 
 
@@ -26,12 +26,15 @@ def sim_pids(text: str) -> list[int]:
 
 
 def gone(pids: list[int]) -> bool:
-    return not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    return not [
+        p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 async def test_demo_discovers_the_cell_and_stops_by_itself():
-    process = await asyncio.create_subprocess_exec(*DEMO, "--duration", "10", stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *DEMO, "--duration", "10", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(process.communicate(), 90)
     text = out.decode()
     assert process.returncode == 0, err.decode()
@@ -44,8 +47,9 @@ async def test_demo_discovers_the_cell_and_stops_by_itself():
 
 async def test_ctrl_c_stops_everything_cleanly():
     # A terminal's Ctrl-C sends SIGINT to the whole foreground process group: bridge and simulators.
-    process = await asyncio.create_subprocess_exec(*DEMO, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    process = await asyncio.create_subprocess_exec(
+        *DEMO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True
+    )
     assert process.stdout is not None
     text = ""
     try:

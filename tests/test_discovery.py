@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 
-from bridge.app import BridgeApp
-from bridge.discovery import decode_txt, instance_of, pick_address
-from bridge.driver_catalog import DriverCatalog
-from bridge.errors import InvalidArgument
-from bridge.model import DeviceState
-from drivers.base import DiscoveredDevice, MdnsMatch, MdnsService
-from drivers.mdns import Advertiser
-from drivers.sim.driver import SimDriver
+from linebridge.app import BridgeApp
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.devices.discovery import decode_txt, instance_of, pick_address
+from linebridge.drivers.base import DiscoveredDevice, MdnsMatch, MdnsService
+from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.sim.driver import SimDriver
+from linebridge.errors import InvalidArgument
+from linebridge.model import DeviceState
 from tests.conftest import make_config, wait_for_state
 
 TEST_TYPE = "_lbtest._tcp.local."
@@ -30,13 +30,24 @@ class AdvertisedSim(SimDriver):
         raw = service.properties.get("signals", "2")
         if not raw.isdigit() or not 1 <= int(raw) <= 100:
             raise InvalidArgument(f"TXT signals={raw!r} is not a number 1-100")
-        return DiscoveredDevice(device_id=service.instance.lower(), endpoint=f"sim://{service.instance}?port={service.port}",
-                                name=service.instance, options={"signals": int(raw)})
+        return DiscoveredDevice(
+            device_id=service.instance.lower(),
+            endpoint=f"sim://{service.instance}?port={service.port}",
+            name=service.instance,
+            options={"signals": int(raw)},
+        )
 
 
 def test_decode_txt_drops_junk():
-    props = {b"path": b"/", b"caps": b"DA", b"bad": b"\xff\xfe", b"\xff": b"x", b"ctl": b"a\x00b", b"flag": None,
-             b"long": b"x" * 300}
+    props = {
+        b"path": b"/",
+        b"caps": b"DA",
+        b"bad": b"\xff\xfe",
+        b"\xff": b"x",
+        b"ctl": b"a\x00b",
+        b"flag": None,
+        b"long": b"x" * 300,
+    }
     assert decode_txt(props) == {"path": "/", "caps": "DA", "flag": ""}
 
 
@@ -49,8 +60,14 @@ def test_pick_address_and_instance():
 
 async def test_discovered_device_dedupes_and_moves():
     catalog = DriverCatalog({"adsim": AdvertisedSim})
-    config = make_config(discovery={"enabled": True, "interfaces": ["127.0.0.1"], "advertise": False,
-                                    "auto_approve": [{"service_type": TEST_TYPE}]})
+    config = make_config(
+        discovery={
+            "enabled": True,
+            "interfaces": ["127.0.0.1"],
+            "advertise": False,
+            "auto_approve": [{"service_type": TEST_TYPE}],
+        }
+    )
     app = BridgeApp(config, catalog)
     await app.start()
     junk = Advertiser(TEST_TYPE, "junk-1", 7001, {"signals": "lots"})

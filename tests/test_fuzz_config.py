@@ -10,20 +10,45 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.config import ENV_PREFIX, load_config, parse_config
-from bridge.errors import ConfigError
-from bridge.paths import compile_glob
 from fuzz import fuzz_config as target
+from linebridge.config import ENV_PREFIX, load_config, parse_config
+from linebridge.errors import ConfigError
+from linebridge.paths import compile_glob
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 SEED = yaml.safe_load(target.SEED_CONFIG)
 SEED_MAP = yaml.safe_load(target.SEED_MAP)
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
-                    st.sampled_from(["127.0.0.1:0", "modbus+tcp://[::1", "mqtt://h:99999", "ABCD", "*", "a/**/b",
-                                     "~nobody-here/m.yaml", "map.yaml", "vfd", "robot-1\n", "Robot 1", "-1", "1e309"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                      max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "127.0.0.1:0",
+            "modbus+tcp://[::1",
+            "mqtt://h:99999",
+            "ABCD",
+            "*",
+            "a/**/b",
+            "~nobody-here/m.yaml",
+            "map.yaml",
+            "vfd",
+            "robot-1\n",
+            "Robot 1",
+            "-1",
+            "1e309",
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -116,15 +141,24 @@ def test_environment_overrides_that_crashed_the_loader(value: str) -> None:
         parse_config({}, "cfg", env={"LINEBRIDGE__BRIDGE__NAME": value})
 
 
-@pytest.mark.parametrize(("map_value", "map_text", "message"), [
-    ("~nobody-here-xyz/m.yaml", b"", "cannot expand the home directory"),
-    ("map.yaml", b"points: " + b"[" * 3000, "nested too deeply"),
-    ("map.yaml", b"\xff points: []", "cannot read YAML"),
-    ("map.yaml", b"points: [{path: a, table: coil, address: 2001-13-45, type: bool}]", "month must be in 1..12"),
-])
+@pytest.mark.parametrize(
+    ("map_value", "map_text", "message"),
+    [
+        ("~nobody-here-xyz/m.yaml", b"", "cannot expand the home directory"),
+        ("map.yaml", b"points: " + b"[" * 3000, "nested too deeply"),
+        ("map.yaml", b"\xff points: []", "cannot read YAML"),
+        (
+            "map.yaml",
+            b"points: [{path: a, table: coil, address: 2001-13-45, type: bool}]",
+            "month must be in 1..12",
+        ),
+    ],
+)
 def test_modbus_map_files_that_crashed_the_loader(map_value: str, map_text: bytes, message: str) -> None:
     """Found by fuzz_config: Path.expanduser raised RuntimeError, PyYAML RecursionError, through the options check."""
-    config = f"devices: [{{id: plc-1, driver: modbus, endpoint: 'modbus://h', options: {{map: '{map_value}'}}}}]"
+    config = (
+        f"devices: [{{id: plc-1, driver: modbus, endpoint: 'modbus://h', options: {{map: '{map_value}'}}}}]"
+    )
     with pytest.raises(ConfigError, match=message):
         (target.workdir() / "map.yaml").write_bytes(map_text)
         target.catalog().check(load_config(_write(config.encode()), env={}), "cfg")

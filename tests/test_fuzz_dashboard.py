@@ -8,15 +8,36 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import LinebridgeError
-from drivers.base import DeviceError, Unavailable
-from drivers.ur.dashboard import GREETING, MAX_LINE, DashboardClient
 from fuzz import fuzz_dashboard as target
+from linebridge.drivers.base import DeviceError, Unavailable
+from linebridge.drivers.ur.dashboard import GREETING, MAX_LINE, DashboardClient
+from linebridge.errors import LinebridgeError
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None)
-WORDS = ["Robotmode:", "Safetystatus:", "Safetymode:", "Program running:", "Robot running:", "Loaded program:",
-         "No program loaded", "PLAYING", "paused", "STOPPED", "true", "False", "Powering on", "Stopped", ":", " ",
-         "RUNNING", "\t", "\r", "\x00", "é", "\ufffd"]
+WORDS = [
+    "Robotmode:",
+    "Safetystatus:",
+    "Safetymode:",
+    "Program running:",
+    "Robot running:",
+    "Loaded program:",
+    "No program loaded",
+    "PLAYING",
+    "paused",
+    "STOPPED",
+    "true",
+    "False",
+    "Powering on",
+    "Stopped",
+    ":",
+    " ",
+    "RUNNING",
+    "\t",
+    "\r",
+    "\x00",
+    "é",
+    "\ufffd",
+]
 replies = st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=5).map("".join)
 lines = st.lists(st.one_of(replies, st.text(max_size=40)), max_size=8).map(lambda ls: "\n".join(ls) + "\n")
 
@@ -65,8 +86,10 @@ def test_an_overlong_line_is_unavailable_not_a_value_error() -> None:
 
 # --- the same over real TCP on loopback, connect() and its greeting check included ------------------
 
+
 async def _over_tcp(greeting: bytes, replies_bytes: bytes, plan: bytes) -> int:
     """A raw server sends a greeting and `replies_bytes` at once (replies queue up), then hangs up."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(greeting + replies_bytes)
         await writer.drain()
@@ -92,8 +115,11 @@ async def _over_tcp(greeting: bytes, replies_bytes: bytes, plan: bytes) -> int:
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
-@given(st.sampled_from([GREETING.encode() + b"\n", b"Connected: something else\n", b"", GREETING.encode()]),
-       lines.map(str.encode), st.binary(min_size=1, max_size=4))
+@given(
+    st.sampled_from([GREETING.encode() + b"\n", b"Connected: something else\n", b"", GREETING.encode()]),
+    lines.map(str.encode),
+    st.binary(min_size=1, max_size=4),
+)
 def test_client_over_real_tcp(greeting: bytes, replies_bytes: bytes, plan: bytes) -> None:
     answered = asyncio.run(_over_tcp(greeting, replies_bytes, plan))
     if not greeting.startswith(GREETING.encode()):

@@ -7,10 +7,10 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import ValueType
-from drivers.modbus import pdu
-from drivers.modbus.regmap import load_map
 from fuzz import fuzz_modbus as target
+from linebridge.drivers.base import ValueType
+from linebridge.drivers.modbus import pdu
+from linebridge.drivers.modbus.regmap import load_map
 
 # Reproducible in CI: a fixed example sequence, no example database, no per-example deadline.
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -71,13 +71,32 @@ def test_seeds_pass() -> None:
 
 # --- regressions found by fuzzing -----------------------------------------------------------------
 
+
 def test_whole_scaled_int64_that_can_overflow_int64_is_a_double_column() -> None:
     """Found by fuzz_modbus: int64 x10 decoded 0x7fff... into 92233720368547758075, which no int64
     column (gRPC int_values, Sparkplug Int64) can carry; such a point is now a DOUBLE signal."""
-    regmap = load_map({"points": [
-        {"path": "big", "table": "input_register", "address": 0, "type": "int64", "scale": 10, "offset": 5},
-        {"path": "small", "table": "input_register", "address": 4, "type": "int16", "scale": 10, "offset": 5},
-    ]})
+    regmap = load_map(
+        {
+            "points": [
+                {
+                    "path": "big",
+                    "table": "input_register",
+                    "address": 0,
+                    "type": "int64",
+                    "scale": 10,
+                    "offset": 5,
+                },
+                {
+                    "path": "small",
+                    "table": "input_register",
+                    "address": 4,
+                    "type": "int16",
+                    "scale": 10,
+                    "offset": 5,
+                },
+            ]
+        }
+    )
     big, small = regmap.compiled
     assert big.value_type is ValueType.DOUBLE and small.value_type is ValueType.INT
     assert big.engineering(2**63 - 1) == float(2**63 - 1) * 10 + 5

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import LinebridgeError
-from drivers.base import CommandKind
-from drivers.ur import rtde
-from drivers.ur.catalog import OUTPUT_TYPES
-from drivers.ur.motion import MONITOR_NAMES, MotionTracker, plan_move
-from drivers.ur.rtde import PackageType, ProtocolError, Recipe, RtdeType
-from drivers.ur.rtde_client import RtdeClient
-from drivers.ur.streaming import PacketBatcher, plan_stream
 from fuzz import fuzz_rtde as target
+from linebridge.drivers.base import CommandKind
+from linebridge.drivers.ur import rtde
+from linebridge.drivers.ur.catalog import OUTPUT_TYPES
+from linebridge.drivers.ur.motion import MONITOR_NAMES, MotionTracker, plan_move
+from linebridge.drivers.ur.rtde import PackageType, ProtocolError, Recipe, RtdeType
+from linebridge.drivers.ur.rtde_client import RtdeClient
+from linebridge.drivers.ur.streaming import PacketBatcher, plan_stream
+from linebridge.errors import LinebridgeError
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
@@ -56,11 +56,16 @@ def sessions(draw: st.DrawFn) -> tuple[int, bytes]:
     names = plan_stream(target.stream_signals(mask)).names
     types = [OUTPUT_TYPES[n].name for n in names]
     if draw(st.booleans()):
-        types[draw(st.integers(0, len(types) - 1))] = draw(st.sampled_from(["NOT_FOUND", "IN_USE", "DOUBLE", "UINT64"]))
-    replies = (rtde.accepted(PackageType.REQUEST_PROTOCOL_VERSION, draw(st.booleans()) or True)
-               + rtde.setup_outputs_reply(draw(st.sampled_from([1, 1, 0, 2])), types)
-               + rtde.accepted(PackageType.CONTROL_PACKAGE_START, True)
-               + draw(data_rows(names)) + draw(st.one_of(st.just(b""), junk_packages())))
+        types[draw(st.integers(0, len(types) - 1))] = draw(
+            st.sampled_from(["NOT_FOUND", "IN_USE", "DOUBLE", "UINT64"])
+        )
+    replies = (
+        rtde.accepted(PackageType.REQUEST_PROTOCOL_VERSION, draw(st.booleans()) or True)
+        + rtde.setup_outputs_reply(draw(st.sampled_from([1, 1, 0, 2])), types)
+        + rtde.accepted(PackageType.CONTROL_PACKAGE_START, True)
+        + draw(data_rows(names))
+        + draw(st.one_of(st.just(b""), junk_packages()))
+    )
     cut = draw(st.one_of(st.none(), st.integers(0, len(replies))))
     return mask, replies[:cut]
 
@@ -108,8 +113,10 @@ def test_seeds_pass() -> None:
 
 # --- the same sessions over real TCP on loopback ----------------------------------------------------
 
+
 async def _over_tcp(replies: bytes, mask: int) -> int:
     """A raw server sends `replies` to a real RtdeClient; returns the samples published."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(replies)
         await writer.drain()
@@ -149,6 +156,7 @@ def test_stream_sessions_over_real_tcp(session: tuple[int, bytes]) -> None:
 
 # --- regressions found by fuzzing -----------------------------------------------------------------
 
+
 def test_uint64_with_bit_63_fits_an_int64_column() -> None:
     """Found by fuzz_rtde: actual_digital_input_bits = 0x9374... decoded to an int above 2**63 - 1,
     which the signal's INT column (gRPC int_values, Sparkplug Int64) cannot carry."""
@@ -157,7 +165,8 @@ def test_uint64_with_bit_63_fits_an_int64_column() -> None:
     assert value == (0x9374 << 48) - (1 << 64) and value < 0
     assert value & (2**64 - 1) == 0x9374 << 48, "the 64 bits are kept"
     replies = target.handshake(("timestamp", "actual_digital_input_bits")) + rtde.encode_package(
-        PackageType.DATA_PACKAGE, b"\x01" + struct.pack(">d", 1.0) + b"\xff" * 8)
+        PackageType.DATA_PACKAGE, b"\x01" + struct.pack(">d", 1.0) + b"\xff" * 8
+    )
     assert asyncio.run(target.stream_session(replies, 1 << 13 | 1)) == 2, "timestamp and the inputs"
 
 
@@ -175,8 +184,12 @@ def test_a_timestamp_that_is_no_controller_uptime_is_a_protocol_error(stamp: flo
         good = recipe.encode_package([1.0] + [0.0] * 6)[3:]
         batcher.on_packets([good])
         with pytest.raises(ProtocolError, match="timestamp"):
-            batcher.on_packets([recipe.encode_package([1.002] + [0.0] * 6)[3:],
-                                recipe.encode_package([stamp] + [0.0] * 6)[3:]])
+            batcher.on_packets(
+                [
+                    recipe.encode_package([1.002] + [0.0] * 6)[3:],
+                    recipe.encode_package([stamp] + [0.0] * 6)[3:],
+                ]
+            )
         batcher.flush()
 
     asyncio.run(scenario())
@@ -185,7 +198,9 @@ def test_a_timestamp_that_is_no_controller_uptime_is_a_protocol_error(stamp: flo
 
 @pytest.mark.parametrize("kind", [CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR])
 @pytest.mark.parametrize("bad", [1e200, math.inf, math.nan])
-def test_monitor_rows_with_huge_or_non_finite_poses_are_protocol_errors(kind: CommandKind, bad: float) -> None:
+def test_monitor_rows_with_huge_or_non_finite_poses_are_protocol_errors(
+    kind: CommandKind, bad: float
+) -> None:
     """Found by fuzz_rtde: a TCP rotation of 1e200 raised OverflowError inside the motion monitor
     (the rotation angle squared its components); inf raised ValueError from math.cos."""
     move = next(m for m in target.MOVES if m.kind is kind)

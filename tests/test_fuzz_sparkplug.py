@@ -6,19 +6,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.commands import CommandState
-from bridge.model import ValueType
-from bridge.uplink.cloud_commands import REBIRTH, decode
-from bridge.uplink.encoder import get_value
-from bridge.uplink.proto import sparkplug_b_pb2 as spb
 from fuzz import fuzz_sparkplug as target
+from linebridge.commands.manager import CommandState
+from linebridge.model import ValueType
+from linebridge.uplink.cloud_commands import REBIRTH, decode
+from linebridge.uplink.encoder import get_value
+from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 NAMES = [path for path, _, _ in target.SIGNALS] + [REBIRTH, "", "sim-1/setpoint", "nope", "values/*"]
 VALUES = {
-    "int_value": st.integers(0, 2**32 - 1), "long_value": st.integers(0, 2**64 - 1),
-    "float_value": st.floats(width=32, allow_nan=True), "double_value": st.floats(allow_nan=True),
-    "boolean_value": st.booleans(), "string_value": st.text(max_size=20), "bytes_value": st.binary(max_size=8),
+    "int_value": st.integers(0, 2**32 - 1),
+    "long_value": st.integers(0, 2**64 - 1),
+    "float_value": st.floats(width=32, allow_nan=True),
+    "double_value": st.floats(allow_nan=True),
+    "boolean_value": st.booleans(),
+    "string_value": st.text(max_size=20),
+    "bytes_value": st.binary(max_size=8),
 }
 
 
@@ -31,8 +35,11 @@ def metrics(draw: st.DrawFn) -> spb.Payload.Metric:
     if draw(st.booleans()):
         metric.alias = draw(st.one_of(st.integers(0, 6), st.just(99), st.integers(0, 2**64 - 1)))
     if draw(st.booleans()):
-        metric.datatype = draw(st.one_of(st.sampled_from([spb.Double, spb.Int64, spb.Boolean, spb.String]),
-                                         st.integers(0, 2**32 - 1)))
+        metric.datatype = draw(
+            st.one_of(
+                st.sampled_from([spb.Double, spb.Int64, spb.Boolean, spb.String]), st.integers(0, 2**32 - 1)
+            )
+        )
     field = draw(st.sampled_from([*VALUES, None]))
     if field is not None:
         setattr(metric, field, draw(VALUES[field]))
@@ -51,7 +58,7 @@ def payloads(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(0, 2))):
         if data:
             data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    return bytes(data[:draw(st.integers(0, len(data)))] if draw(st.integers(0, 5)) == 0 else data)
+    return bytes(data[: draw(st.integers(0, len(data)))] if draw(st.integers(0, 5)) == 0 else data)
 
 
 @FUZZ
@@ -82,6 +89,7 @@ def test_seeds_pass() -> None:
 
 # --- regressions found by fuzzing -----------------------------------------------------------------
 
+
 def _string_metric(raw: bytes) -> bytes:
     """A DCMD for `label` whose string_value (field 15) holds `raw`, encoded by hand (not UTF-8 checked)."""
     metric = b"\x0a\x05label" + b"\x20\x0c" + b"\x7a" + bytes([len(raw)]) + raw  # name, datatype String
@@ -95,7 +103,10 @@ def test_a_non_utf8_string_value_is_refused_not_passed_on_as_bytes() -> None:
     (metric,) = decode(payload).metrics
     with pytest.raises(ValueError, match="not UTF-8"):
         get_value(metric, ValueType.STRING)
-    assert get_value(decode(_string_metric("from cloud ✓".encode())).metrics[0], ValueType.STRING) == "from cloud ✓"
+    assert (
+        get_value(decode(_string_metric("from cloud ✓".encode())).metrics[0], ValueType.STRING)
+        == "from cloud ✓"
+    )
     state = target.node()
     target.check_handle("DCMD", target.DEVICE, payload)
     newest = next(reversed(state.manager._history.values()))

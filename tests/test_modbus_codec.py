@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
-from drivers.base import Access, InvalidArgument, ValueType
-from drivers.modbus.codec import (
+from linebridge.drivers.base import Access, InvalidArgument, ValueType
+from linebridge.drivers.modbus.codec import (
     ByteOrder,
     DataType,
     bytes_to_registers,
@@ -21,28 +21,58 @@ from drivers.modbus.codec import (
     swap_register_bytes,
     unpack_bits,
 )
-from drivers.modbus.points import MapPoint, Table
+from linebridge.drivers.modbus.points import MapPoint, Table
 
 # (type, value, {order: wire bytes}) from the byte names: A is the most significant byte.
 VECTORS = [
     (DataType.INT16, 0x0102, {"ABCD": "0102", "CDAB": "0102", "BADC": "0201", "DCBA": "0201"}),
     (DataType.UINT16, 0xFE01, {"ABCD": "fe01", "CDAB": "fe01", "BADC": "01fe", "DCBA": "01fe"}),
     (DataType.INT16, -2, {"ABCD": "fffe", "CDAB": "fffe", "BADC": "feff", "DCBA": "feff"}),
-    (DataType.INT32, 0x01020304, {"ABCD": "01020304", "CDAB": "03040102", "BADC": "02010403", "DCBA": "04030201"}),
-    (DataType.UINT32, 0xA1B2C3D4, {"ABCD": "a1b2c3d4", "CDAB": "c3d4a1b2", "BADC": "b2a1d4c3", "DCBA": "d4c3b2a1"}),
+    (
+        DataType.INT32,
+        0x01020304,
+        {"ABCD": "01020304", "CDAB": "03040102", "BADC": "02010403", "DCBA": "04030201"},
+    ),
+    (
+        DataType.UINT32,
+        0xA1B2C3D4,
+        {"ABCD": "a1b2c3d4", "CDAB": "c3d4a1b2", "BADC": "b2a1d4c3", "DCBA": "d4c3b2a1"},
+    ),
     (DataType.INT32, -1, {o: "ffffffff" for o in ("ABCD", "CDAB", "BADC", "DCBA")}),
     (DataType.FLOAT32, 1.0, {"ABCD": "3f800000", "CDAB": "00003f80", "BADC": "803f0000", "DCBA": "0000803f"}),
-    (DataType.FLOAT32, -2.5, {"ABCD": "c0200000", "CDAB": "0000c020", "BADC": "20c00000", "DCBA": "000020c0"}),
-    (DataType.INT64, 0x0102030405060708, {"ABCD": "0102030405060708", "CDAB": "0708050603040102",
-                                          "BADC": "0201040306050807", "DCBA": "0807060504030201"}),
-    (DataType.FLOAT64, 1.0, {"ABCD": "3ff0000000000000", "CDAB": "00000000 0000 3ff0",
-                             "BADC": "f03f000000000000", "DCBA": "000000000000f03f"}),
+    (
+        DataType.FLOAT32,
+        -2.5,
+        {"ABCD": "c0200000", "CDAB": "0000c020", "BADC": "20c00000", "DCBA": "000020c0"},
+    ),
+    (
+        DataType.INT64,
+        0x0102030405060708,
+        {
+            "ABCD": "0102030405060708",
+            "CDAB": "0708050603040102",
+            "BADC": "0201040306050807",
+            "DCBA": "0807060504030201",
+        },
+    ),
+    (
+        DataType.FLOAT64,
+        1.0,
+        {
+            "ABCD": "3ff0000000000000",
+            "CDAB": "00000000 0000 3ff0",
+            "BADC": "f03f000000000000",
+            "DCBA": "000000000000f03f",
+        },
+    ),
 ]
 
 
 @pytest.mark.parametrize(("data_type", "value", "wires"), VECTORS)
 @pytest.mark.parametrize("order", list(ByteOrder))
-def test_known_byte_vectors(data_type: DataType, value: float, wires: dict[str, str], order: ByteOrder) -> None:
+def test_known_byte_vectors(
+    data_type: DataType, value: float, wires: dict[str, str], order: ByteOrder
+) -> None:
     codec = register_codec(data_type, order)
     wire = bytes.fromhex(wires[order.value].replace(" ", ""))
     assert codec.encode(value) == wire
@@ -79,28 +109,38 @@ def test_nan_round_trips_bit_exact(order: ByteOrder) -> None:
 
 
 PYMODBUS_TYPES = {
-    DataType.INT32: AsyncModbusTcpClient.DATATYPE.INT32, DataType.UINT32: AsyncModbusTcpClient.DATATYPE.UINT32,
-    DataType.INT64: AsyncModbusTcpClient.DATATYPE.INT64, DataType.FLOAT32: AsyncModbusTcpClient.DATATYPE.FLOAT32,
-    DataType.FLOAT64: AsyncModbusTcpClient.DATATYPE.FLOAT64, DataType.INT16: AsyncModbusTcpClient.DATATYPE.INT16,
+    DataType.INT32: AsyncModbusTcpClient.DATATYPE.INT32,
+    DataType.UINT32: AsyncModbusTcpClient.DATATYPE.UINT32,
+    DataType.INT64: AsyncModbusTcpClient.DATATYPE.INT64,
+    DataType.FLOAT32: AsyncModbusTcpClient.DATATYPE.FLOAT32,
+    DataType.FLOAT64: AsyncModbusTcpClient.DATATYPE.FLOAT64,
+    DataType.INT16: AsyncModbusTcpClient.DATATYPE.INT16,
 }
 
 
 @pytest.mark.parametrize("data_type", list(PYMODBUS_TYPES))
 @pytest.mark.parametrize(("order", "word_order"), [(ByteOrder.ABCD, "big"), (ByteOrder.CDAB, "little")])
 @given(data=st.data())
-def test_agrees_with_pymodbus_converters(data_type: DataType, order: ByteOrder, word_order: str,
-                                         data: st.DataObject) -> None:
+def test_agrees_with_pymodbus_converters(
+    data_type: DataType, order: ByteOrder, word_order: str, data: st.DataObject
+) -> None:
     """pymodbus's word_order="little" is CDAB: an independent oracle for two of the orders."""
     value = data.draw(VALUES[data_type])
-    registers = AsyncModbusTcpClient.convert_to_registers(value, PYMODBUS_TYPES[data_type], word_order=word_order)
+    registers = AsyncModbusTcpClient.convert_to_registers(
+        value, PYMODBUS_TYPES[data_type], word_order=word_order
+    )
     codec = register_codec(data_type, order)
     assert bytes_to_registers(codec.encode(value)) == registers
     assert codec.decode_wire(registers_to_bytes(registers)) == value
 
 
 def test_decode_at_offsets_inside_one_response() -> None:
-    values = [(DataType.UINT16, ByteOrder.BADC, 0xBEEF), (DataType.FLOAT32, ByteOrder.CDAB, 3.5),
-              (DataType.INT64, ByteOrder.DCBA, -123456789012), (DataType.INT32, ByteOrder.ABCD, -7)]
+    values = [
+        (DataType.UINT16, ByteOrder.BADC, 0xBEEF),
+        (DataType.FLOAT32, ByteOrder.CDAB, 3.5),
+        (DataType.INT64, ByteOrder.DCBA, -123456789012),
+        (DataType.INT32, ByteOrder.ABCD, -7),
+    ]
     codecs = [register_codec(t, o) for t, o, _ in values]
     raw = b"".join(c.encode(v) for c, (_, _, v) in zip(codecs, values, strict=True))
     swapped = swap_register_bytes(raw)
@@ -158,11 +198,31 @@ def test_bits_round_trip(bits: list[bool]) -> None:
     assert unpack_bits(pack_bits(bits), len(bits)) == bits
 
 
-def point(data_type: DataType, scale: float = 1.0, offset: float = 0.0, minimum: float | None = None,
-          maximum: float | None = None, length: int = 0) -> MapPoint:
+def point(
+    data_type: DataType,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    length: int = 0,
+) -> MapPoint:
     codec = register_codec(data_type, ByteOrder.ABCD, length=length)
-    return MapPoint(0, "p", Table.HOLDING_REGISTER, 0, codec.registers, data_type, codec, scale, offset,
-                    "u", Access.READ_WRITE, "default", minimum, maximum)
+    return MapPoint(
+        0,
+        "p",
+        Table.HOLDING_REGISTER,
+        0,
+        codec.registers,
+        data_type,
+        codec,
+        scale,
+        offset,
+        "u",
+        Access.READ_WRITE,
+        "default",
+        minimum,
+        maximum,
+    )
 
 
 def test_scaled_integer_becomes_double_and_rounds_cleanly() -> None:
@@ -185,10 +245,18 @@ def test_whole_scale_keeps_integers() -> None:
         counts.raw_for(36)
 
 
-@pytest.mark.parametrize(("data_type", "value"), [
-    (DataType.INT16, 40000), (DataType.INT16, -40000), (DataType.UINT16, -1), (DataType.UINT16, 70000),
-    (DataType.UINT32, 2**32), (DataType.INT32, 2**31), (DataType.FLOAT32, 1e39),
-])
+@pytest.mark.parametrize(
+    ("data_type", "value"),
+    [
+        (DataType.INT16, 40000),
+        (DataType.INT16, -40000),
+        (DataType.UINT16, -1),
+        (DataType.UINT16, 70000),
+        (DataType.UINT32, 2**32),
+        (DataType.INT32, 2**31),
+        (DataType.FLOAT32, 1e39),
+    ],
+)
 def test_values_that_do_not_fit_the_type(data_type: DataType, value: float) -> None:
     with pytest.raises(InvalidArgument, match="does not fit"):
         point(data_type).raw_for(value)
@@ -214,5 +282,9 @@ def test_min_max_and_type_checks() -> None:
 
 
 def test_float32_infinity_is_allowed_without_limits() -> None:
-    assert struct.unpack(">f", point(DataType.FLOAT32).codec.encode(point(DataType.FLOAT32).raw_for(math.inf)))[0] \
+    assert (
+        struct.unpack(">f", point(DataType.FLOAT32).codec.encode(point(DataType.FLOAT32).raw_for(math.inf)))[
+            0
+        ]
         == math.inf
+    )

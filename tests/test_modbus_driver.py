@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
-from drivers.base import (
+from linebridge.drivers.base import (
     CommandKind,
     CommandRequest,
     DeviceError,
@@ -24,9 +24,9 @@ from drivers.base import (
     Unavailable,
     ValueType,
 )
-from drivers.modbus.driver import ModbusDriver, parse_endpoint
-from drivers.modbus.simulator import CellPlcSimulator
-from drivers.modbus.transport import POOL
+from linebridge.drivers.modbus.driver import ModbusDriver, parse_endpoint
+from linebridge.drivers.modbus.simulator import CellPlcSimulator
+from linebridge.drivers.modbus.transport import POOL
 from tests.modbus_helpers import (
     SMALL_MAP,
     CollectingSink,
@@ -91,7 +91,12 @@ async def test_connect_describes_the_plc(sim: CellPlcSimulator, connect: Connect
     by_path = signals_of(driver)
     assert len(by_path) == 17
     speed = by_path["conveyor/speed"]
-    assert (speed.value_type, speed.unit, speed.source_type, speed.address) == (ValueType.DOUBLE, "m/s", "float32", "HR 0")
+    assert (speed.value_type, speed.unit, speed.source_type, speed.address) == (
+        ValueType.DOUBLE,
+        "m/s",
+        "float32",
+        "HR 0",
+    )
     assert all(s.change_detection == "polled-compare" for s in by_path.values())
     assert by_path["conveyor/jam"].access.writable is False
 
@@ -122,7 +127,9 @@ async def test_values_agree_with_a_bare_pymodbus_client(sim: CellPlcSimulator, c
     assert client.convert_from_registers(registers[4:12], client.DATATYPE.STRING) == "WELD-7"
 
 
-async def test_stream_sends_everything_first_then_only_changes(sim: CellPlcSimulator, connect: Connect) -> None:
+async def test_stream_sends_everything_first_then_only_changes(
+    sim: CellPlcSimulator, connect: Connect
+) -> None:
     driver = await connect(sim.endpoint)
     signals = driver.description.signals  # type: ignore[attr-defined]
     by_path = signals_of(driver)
@@ -152,20 +159,32 @@ async def test_stream_sends_everything_first_then_only_changes(sim: CellPlcSimul
 async def test_write_and_read_back_every_kind(sim: CellPlcSimulator, connect: Connect) -> None:
     driver = await connect(sim.endpoint, verify_writes=True)
     by_path = signals_of(driver)
-    writes = [(by_path["conveyor/speed"], 1.25), (by_path["cell/mode"], 1), (by_path["cell/beacon"], True),
-              (by_path["cell/recipe"], "WELD-7"), (by_path["conveyor/running"], False)]
+    writes = [
+        (by_path["conveyor/speed"], 1.25),
+        (by_path["cell/mode"], 1),
+        (by_path["cell/beacon"], True),
+        (by_path["cell/recipe"], "WELD-7"),
+        (by_path["conveyor/running"], False),
+    ]
     result = await driver.execute(CommandRequest(CommandKind.WRITE, writes=writes), lambda *_: None)
     assert result.message == "wrote 5 signal(s)"
     model = sim.models[1]
-    assert (model.speed, model.mode, model.beacon, model.recipe, model.running) == (1.25, 1, True, "WELD-7", False)
+    assert (model.speed, model.mode, model.beacon, model.recipe, model.running) == (
+        1.25,
+        1,
+        True,
+        "WELD-7",
+        False,
+    )
     batch = await driver.read([s for s, _ in writes])
     assert batch.values == [1.25, 1, True, "WELD-7", False]
     await driver.write([(by_path["cell/beacon"], False)])
     assert model.beacon is False
 
 
-async def test_out_of_range_and_read_only_writes_are_refused_before_sending(sim: CellPlcSimulator,
-                                                                            connect: Connect) -> None:
+async def test_out_of_range_and_read_only_writes_are_refused_before_sending(
+    sim: CellPlcSimulator, connect: Connect
+) -> None:
     driver = await connect(sim.endpoint)
     by_path = signals_of(driver)
     connection = POOL.connections()[0]
@@ -212,8 +231,10 @@ async def test_two_units_share_one_connection(sim: CellPlcSimulator, connect: Co
     await second.write([(signals_of(second)["conveyor/speed"], 1.75)])
     assert (sim.models[1].speed, sim.models[2].speed) == (0.5, 1.75)
     sinks = [CollectingSink(), CollectingSink()]
-    tasks = [asyncio.create_task(d.stream(d.description.signals, s, StreamHints()))  # type: ignore[attr-defined]
-             for d, s in zip((first, second), sinks, strict=True)]
+    tasks = [
+        asyncio.create_task(d.stream(d.description.signals, s, StreamHints()))  # type: ignore[attr-defined]
+        for d, s in zip((first, second), sinks, strict=True)
+    ]
     try:
         for sink in sinks:
             await sink.wait_for(lambda sink=sink: len(sink.batches) >= 4)
@@ -229,7 +250,9 @@ async def test_two_units_share_one_connection(sim: CellPlcSimulator, connect: Co
     assert connections[0].closed and not [c for c in POOL.connections() if c.port == sim.port]
 
 
-async def test_unit_missing_behind_the_gateway_is_unavailable(sim: CellPlcSimulator, connect: Connect) -> None:
+async def test_unit_missing_behind_the_gateway_is_unavailable(
+    sim: CellPlcSimulator, connect: Connect
+) -> None:
     with pytest.raises(Unavailable, match="gateway target device failed to respond"):
         await connect(sim.endpoint, unit=9)
 
@@ -249,10 +272,15 @@ async def test_silent_device_goes_offline_and_never_stalls_another(connect: Conn
     await healthy.start()
     regmap = cell_plc_map(poll_groups={"fast": 100, "slow": 300})
     try:
-        drivers = [await connect(quiet.endpoint, "quiet", map=regmap), await connect(healthy.endpoint, "healthy", map=regmap)]
+        drivers = [
+            await connect(quiet.endpoint, "quiet", map=regmap),
+            await connect(healthy.endpoint, "healthy", map=regmap),
+        ]
         sinks = [CollectingSink(), CollectingSink()]
-        tasks = [asyncio.create_task(d.stream(d.description.signals, s, StreamHints()))  # type: ignore[attr-defined]
-                 for d, s in zip(drivers, sinks, strict=True)]
+        tasks = [
+            asyncio.create_task(d.stream(d.description.signals, s, StreamHints()))  # type: ignore[attr-defined]
+            for d, s in zip(drivers, sinks, strict=True)
+        ]
         await sinks[0].wait_for(lambda: len(sinks[0].batches) >= 2)
         quiet.set_responding(False)
         async with asyncio.timeout(10):
@@ -273,13 +301,16 @@ async def test_silent_device_goes_offline_and_never_stalls_another(connect: Conn
 async def test_diagnostics_show_the_poll_plan(sim: CellPlcSimulator, connect: Connect) -> None:
     driver = await connect(sim.endpoint)
     lines = driver.diagnostics()
-    assert lines["poll_plan"].startswith("fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 10 signals)")
+    assert lines["poll_plan"].startswith(
+        "fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 10 signals)"
+    )
     assert lines["requests_per_cycle"] == "6 (one per signal would be 17)"
     assert "shared by 1 device(s)" in lines["connection"]
     assert driver.plan.requests_per_cycle == 6 and driver.plan.naive_requests_per_cycle == 17
 
 
 # --- write function codes, seen from a raw server --------------------------------------------------
+
 
 async def _raw_driver(connect: Connect, respond: Any = None) -> tuple[RawModbusServer, ModbusDriver]:
     server = RawModbusServer(respond) if respond else RawModbusServer()
@@ -353,6 +384,7 @@ async def test_deadband_suppresses_small_changes(connect: Connect) -> None:
 
 # --- discovery and endpoints -----------------------------------------------------------------------
 
+
 def _service(**properties: str) -> MdnsService:
     return MdnsService("_modbus._tcp.local.", "plc-7", "127.0.0.1", 5020, properties)
 
@@ -365,11 +397,18 @@ def test_from_mdns() -> None:
     assert ModbusDriver.discovery[0].service_type == "_modbus._tcp.local."
 
 
-@pytest.mark.parametrize("properties", [
-    {"unit": "x", "map": "cell-plc"}, {"unit": "300", "map": "cell-plc"}, {"unit": "-1", "map": "cell-plc"},
-    {"unit": "1"}, {"unit": "1", "map": "nope"}, {"unit": "1", "map": "../../etc/passwd"},
-    {"unit": "1", "map": "/tmp/x.yaml"},
-])
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"unit": "x", "map": "cell-plc"},
+        {"unit": "300", "map": "cell-plc"},
+        {"unit": "-1", "map": "cell-plc"},
+        {"unit": "1"},
+        {"unit": "1", "map": "nope"},
+        {"unit": "1", "map": "../../etc/passwd"},
+        {"unit": "1", "map": "/tmp/x.yaml"},
+    ],
+)
 def test_from_mdns_rejects_junk(properties: dict[str, str]) -> None:
     with pytest.raises(InvalidArgument):
         ModbusDriver.from_mdns(_service(**properties))
@@ -379,6 +418,12 @@ def test_parse_endpoint() -> None:
     assert parse_endpoint("modbus+tcp://127.0.0.1:5020") == ("127.0.0.1", 5020)
     assert parse_endpoint("modbus://plc.local") == ("plc.local", 502)
     assert parse_endpoint("modbus+tcp://[::1]:1502/") == ("::1", 1502)
-    for bad in ("opc.tcp://127.0.0.1:4840", "modbus+tcp://:502", "modbus+tcp://h:99999", "modbus+tcp://h:1/x", "h:502"):
+    for bad in (
+        "opc.tcp://127.0.0.1:4840",
+        "modbus+tcp://:502",
+        "modbus+tcp://h:99999",
+        "modbus+tcp://h:1/x",
+        "h:502",
+    ):
         with pytest.raises(InvalidArgument):
             parse_endpoint(bad)

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.base import DeviceError, StreamHints, Unavailable
-from drivers.modbus import pdu as mb
-from drivers.modbus.client import UnitClient
-from drivers.modbus.driver import ModbusDriver
-from drivers.modbus.pdu import FunctionCode, MbapFramer, ModbusException, ProtocolError
-from drivers.modbus.points import Table
-from drivers.modbus.transport import ModbusConnection
+from linebridge.drivers.base import DeviceError, StreamHints, Unavailable
+from linebridge.drivers.modbus import pdu as mb
+from linebridge.drivers.modbus.client import UnitClient
+from linebridge.drivers.modbus.driver import ModbusDriver
+from linebridge.drivers.modbus.pdu import FunctionCode, MbapFramer, ModbusException, ProtocolError
+from linebridge.drivers.modbus.points import Table
+from linebridge.drivers.modbus.transport import ModbusConnection
 from tests.modbus_helpers import (
     SMALL_MAP,
     CollectingSink,
@@ -33,13 +33,24 @@ from tests.modbus_helpers import (
 )
 
 
-def _reply(transaction_shift: int = 0, unit_shift: int = 0, protocol: int = 0,
-           pdu: Callable[[Request], bytes] = good_pdu, length: int | None = None,
-           cut: int | None = None) -> Callable[[Request], bytes]:
+def _reply(
+    transaction_shift: int = 0,
+    unit_shift: int = 0,
+    protocol: int = 0,
+    pdu: Callable[[Request], bytes] = good_pdu,
+    length: int | None = None,
+    cut: int | None = None,
+) -> Callable[[Request], bytes]:
     def respond(request: Request) -> bytes:
-        data = frame((request.transaction + transaction_shift) & 0xFFFF, (request.unit + unit_shift) & 0xFF,
-                     pdu(request), protocol, length)
+        data = frame(
+            (request.transaction + transaction_shift) & 0xFFFF,
+            (request.unit + unit_shift) & 0xFF,
+            pdu(request),
+            protocol,
+            length,
+        )
         return data[:cut] if cut is not None else data
+
     return respond
 
 
@@ -72,8 +83,6 @@ MALFORMED = {
 }
 
 
-
-
 @pytest.fixture
 async def raw_pair() -> AsyncIterator[tuple[RawModbusServer, RawModbusServer]]:
     """A device that will misbehave and a healthy one on another connection."""
@@ -93,7 +102,9 @@ async def _connected(endpoint: str, device_id: str, **options: Any) -> ModbusDri
 
 
 @pytest.mark.parametrize("kind", list(MALFORMED))
-async def test_malformed_response_closes_only_that_connection(kind: str, raw_pair: tuple[RawModbusServer, ...]) -> None:
+async def test_malformed_response_closes_only_that_connection(
+    kind: str, raw_pair: tuple[RawModbusServer, ...]
+) -> None:
     bad, healthy = raw_pair
     broken, fine = await _connected(bad.endpoint, "bad"), await _connected(healthy.endpoint, "fine")
     sink = CollectingSink()
@@ -106,7 +117,9 @@ async def test_malformed_response_closes_only_that_connection(kind: str, raw_pai
                 await task
         await bad.events.wait_for(lambda: bad.disconnects == 1)
         assert any(reason for reason in sink.reasons), "the sink is told why data went bad"
-        assert sink.bad_batches() and sink.batches[-1] is sink.bad_batches()[-1], "nothing GOOD after the failure"
+        assert sink.bad_batches() and sink.batches[-1] is sink.bad_batches()[-1], (
+            "nothing GOOD after the failure"
+        )
         # The other connection is untouched and still answers.
         assert healthy.disconnects == 0
         assert len((await fine.read(fine.description.signals)).values) == 5  # type: ignore[attr-defined]
@@ -137,16 +150,28 @@ def _exception(code: int, functions: set[int]) -> Callable[[Request], bytes]:
         if request.function in functions:
             return frame(request.transaction, request.unit, bytes([request.function | 0x80, code]))
         return good_reply(request)
+
     return respond
 
 
-@pytest.mark.parametrize(("code", "text"), [
-    (1, "illegal function"), (2, "illegal data address"), (3, "illegal data value"), (4, "server device failure"),
-    (5, "acknowledge"), (6, "server device busy"), (8, "memory parity error"),
-    (10, "gateway path unavailable"), (11, "gateway target device failed to respond"), (42, "unknown exception code"),
-])
-async def test_write_exception_codes_become_device_errors(code: int, text: str,
-                                                          raw_pair: tuple[RawModbusServer, ...]) -> None:
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (1, "illegal function"),
+        (2, "illegal data address"),
+        (3, "illegal data value"),
+        (4, "server device failure"),
+        (5, "acknowledge"),
+        (6, "server device busy"),
+        (8, "memory parity error"),
+        (10, "gateway path unavailable"),
+        (11, "gateway target device failed to respond"),
+        (42, "unknown exception code"),
+    ],
+)
+async def test_write_exception_codes_become_device_errors(
+    code: int, text: str, raw_pair: tuple[RawModbusServer, ...]
+) -> None:
     bad, _ = raw_pair
     driver = await _connected(bad.endpoint, "dev")
     try:
@@ -176,7 +201,9 @@ async def test_read_exceptions(raw_pair: tuple[RawModbusServer, ...]) -> None:
         await driver.close()
 
 
-async def test_block_exception_marks_only_that_block_bad_and_recovers(raw_pair: tuple[RawModbusServer, ...]) -> None:
+async def test_block_exception_marks_only_that_block_bad_and_recovers(
+    raw_pair: tuple[RawModbusServer, ...],
+) -> None:
     bad, _ = raw_pair
     driver = await _connected(bad.endpoint, "dev")
     by_path = {s.path: s for s in driver.description.signals}  # type: ignore[attr-defined]
@@ -188,7 +215,9 @@ async def test_block_exception_marks_only_that_block_bad_and_recovers(raw_pair: 
         await sink.wait_for(lambda: bool(sink.bad_batches()))
         await asyncio.sleep(0.2)  # several more failing cycles
         assert len(sink.bad_batches()) == 1, "BAD is published once, not every cycle"
-        assert set(sink.bad_batches()[0].aliases) == {by_path[p].alias for p in ("a/word", "a/float", "a/flag")}
+        assert set(sink.bad_batches()[0].aliases) == {
+            by_path[p].alias for p in ("a/word", "a/float", "a/flag")
+        }
         assert "illegal data address" in (sink.reasons[-1] or "")
         assert not task.done(), "a refused block does not take the device offline"
         bad.respond = good_reply
@@ -217,7 +246,9 @@ async def test_gateway_exception_while_polling_is_unavailable(raw_pair: tuple[Ra
         await driver.close()
 
 
-async def test_late_response_is_dropped_and_the_connection_kept(raw_pair: tuple[RawModbusServer, ...]) -> None:
+async def test_late_response_is_dropped_and_the_connection_kept(
+    raw_pair: tuple[RawModbusServer, ...],
+) -> None:
     bad, _ = raw_pair
     delays = [0.3]
 
@@ -245,9 +276,12 @@ async def test_late_response_is_dropped_and_the_connection_kept(raw_pair: tuple[
 # --- fuzzing the pure parsers and the whole client ------------------------------------------------
 
 REQUESTS = [
-    mb.read_request(FunctionCode.READ_COILS, 0, 10), mb.read_request(FunctionCode.READ_HOLDING_REGISTERS, 5, 3),
-    mb.write_coil_request(1, True), mb.write_register_request(2, b"\x00\x07"),
-    mb.write_coils_request(0, [True, False, True]), mb.write_registers_request(0, b"\x00\x01\x00\x02"),
+    mb.read_request(FunctionCode.READ_COILS, 0, 10),
+    mb.read_request(FunctionCode.READ_HOLDING_REGISTERS, 5, 3),
+    mb.write_coil_request(1, True),
+    mb.write_register_request(2, b"\x00\x07"),
+    mb.write_coils_request(0, [True, False, True]),
+    mb.write_registers_request(0, b"\x00\x01\x00\x02"),
     mb.mask_write_request(3, 0xFFFB, 4),
 ]
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.modbus.planner import (
+from linebridge.drivers.modbus.planner import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     Limits,
@@ -16,8 +16,8 @@ from drivers.modbus.planner import (
     plan_blocks,
     plan_polls,
 )
-from drivers.modbus.points import Table
-from drivers.modbus.regmap import load_map
+from linebridge.drivers.modbus.points import Table
+from linebridge.drivers.modbus.regmap import load_map
 
 
 @st.composite
@@ -57,7 +57,9 @@ def _optimal_count(spans: list[tuple[int, int]], max_count: int, gap: int) -> in
 
 @settings(max_examples=300, deadline=None)
 @given(span_sets())
-def test_every_address_once_within_limits_and_fewest_requests(case: tuple[list[tuple[int, int]], int, int]) -> None:
+def test_every_address_once_within_limits_and_fewest_requests(
+    case: tuple[list[tuple[int, int]], int, int],
+) -> None:
     spans, max_count, gap = case
     requests = coalesce(spans, max_count, gap)
     covered: list[int] = [a for start, count in requests for a in range(start, start + count)]
@@ -80,7 +82,10 @@ def test_every_address_once_within_limits_and_fewest_requests(case: tuple[list[t
 
 def test_protocol_limits() -> None:
     assert coalesce([(a, 1) for a in range(MAX_READ_BITS)], MAX_READ_BITS, 0) == [(0, MAX_READ_BITS)]
-    assert coalesce([(a, 1) for a in range(MAX_READ_BITS + 1)], MAX_READ_BITS, 0) == [(0, MAX_READ_BITS), (MAX_READ_BITS, 1)]
+    assert coalesce([(a, 1) for a in range(MAX_READ_BITS + 1)], MAX_READ_BITS, 0) == [
+        (0, MAX_READ_BITS),
+        (MAX_READ_BITS, 1),
+    ]
     assert coalesce([(a, 1) for a in range(126)], MAX_READ_REGISTERS, 0) == [(0, 125), (125, 1)]
     # A float (2 registers) straddling the 125 boundary moves whole into the next request.
     assert coalesce([(0, 124), (124, 2)], MAX_READ_REGISTERS, 0) == [(0, 124), (124, 2)]
@@ -130,8 +135,9 @@ def test_poll_groups_are_planned_separately_and_described() -> None:
     intervals = {n: regmap.group_interval(n) for n in regmap.poll_groups}
     plan = plan_polls(regmap.compiled, intervals, Limits())
     assert [g.name for g in plan.groups] == ["fast", "slow"]
-    assert plan.describe() == ("fast 100 ms: HR 0-2 (1 request for 2 signals); "
-                               "slow 1000 ms: HR 1 (1 request for 1 signal)")
+    assert plan.describe() == (
+        "fast 100 ms: HR 0-2 (1 request for 2 signals); slow 1000 ms: HR 1 (1 request for 1 signal)"
+    )
     assert plan.requests_per_cycle == 2 and plan.naive_requests_per_cycle == 3
     assert plan.requests_per_second == pytest.approx(11.0)
 
@@ -145,7 +151,11 @@ def test_cell_plc_plan() -> None:
 
 
 def test_bits_sharing_a_register_are_read_once() -> None:
-    regmap = _points(*({"path": f"s/{b}", "table": "input_register", "address": 3, "type": "bit", "bit": b}
-                       for b in range(4)))
+    regmap = _points(
+        *(
+            {"path": f"s/{b}", "table": "input_register", "address": 3, "type": "bit", "bit": b}
+            for b in range(4)
+        )
+    )
     blocks = plan_blocks(regmap.compiled, Limits())
     assert [(b.start, b.count, len(b.points)) for b in blocks] == [(3, 1, 4)]

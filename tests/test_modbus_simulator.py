@@ -15,10 +15,10 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from drivers.base import MdnsService
-from drivers.modbus.driver import ModbusDriver
-from drivers.modbus.plc_model import PART_SPACING, CellPlcModel, Mode
-from drivers.modbus.simulator import CellPlcSimulator, bench_map
+from linebridge.drivers.base import MdnsService
+from linebridge.drivers.modbus.driver import ModbusDriver
+from linebridge.drivers.modbus.plc_model import PART_SPACING, CellPlcModel, Mode
+from linebridge.drivers.modbus.simulator import CellPlcSimulator, bench_map
 from tests.modbus_helpers import make_driver, with_aliases
 
 ROOT = Path(__file__).parents[1]
@@ -126,8 +126,9 @@ async def test_serves_the_map_over_modbus(sim: CellPlcSimulator, client: AsyncMo
     assert client.convert_from_registers(holding.registers[4:12], client.DATATYPE.STRING) == "PART-A"
 
 
-async def test_writes_reach_the_model_and_bad_ones_are_refused(sim: CellPlcSimulator,
-                                                               client: AsyncModbusTcpClient) -> None:
+async def test_writes_reach_the_model_and_bad_ones_are_refused(
+    sim: CellPlcSimulator, client: AsyncModbusTcpClient
+) -> None:
     assert not (await client.write_register(2, Mode.MANUAL, device_id=2)).isError()
     assert (sim.models[2].mode, sim.models[1].mode) == (Mode.MANUAL, Mode.AUTO)
     refused = await client.write_register(2, 5, device_id=1)
@@ -163,9 +164,15 @@ async def test_a_muted_plc_stops_answering_and_comes_back(sim: CellPlcSimulator)
 
 async def _start_cli(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.modbus.simulator", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sys.executable,
+        "-m",
+        "linebridge.drivers.modbus.simulator",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -201,8 +208,9 @@ async def test_advertised_over_mdns_and_discoverable() -> None:
         assert await info.async_request(zeroconf.zeroconf, 5000)
         properties = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
         assert properties == {"unit": "4", "map": "cell-plc"} and info.port == simulator.port
-        found = ModbusDriver.from_mdns(MdnsService("_modbus._tcp.local.", name, info.parsed_addresses()[0],
-                                                   info.port or 0, properties))
+        found = ModbusDriver.from_mdns(
+            MdnsService("_modbus._tcp.local.", name, info.parsed_addresses()[0], info.port or 0, properties)
+        )
         driver = make_driver(found.endpoint, found.device_id, **found.options)
         try:
             assert (await driver.connect()).identity == f"modbus:127.0.0.1:{simulator.port}/4"

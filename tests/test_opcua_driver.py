@@ -11,7 +11,7 @@ import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from drivers.base import (
+from linebridge.drivers.base import (
     Access,
     CommandKind,
     DeviceError,
@@ -24,10 +24,10 @@ from drivers.base import (
     Unavailable,
     ValueType,
 )
-from drivers.opcua.conversion import quality_of
-from drivers.opcua.driver import OpcUaDriver, OpcUaOptions, opc_tcp_url
-from drivers.opcua.mapping import generic_path, signal_path
-from drivers.opcua.simulator import SERVICE_TYPE, RobotSimulator
+from linebridge.drivers.opcua.conversion import quality_of
+from linebridge.drivers.opcua.driver import OpcUaDriver, OpcUaOptions, opc_tcp_url
+from linebridge.drivers.opcua.mapping import generic_path, signal_path
+from linebridge.drivers.opcua.simulator import SERVICE_TYPE, RobotSimulator
 from tests.conftest import free_port
 from tests.opcua_helpers import (
     RecordingSink,
@@ -71,39 +71,54 @@ async def stop_task(task: asyncio.Task[None]) -> None:
 
 
 def service(**changes: object) -> MdnsService:
-    fields: dict[str, object] = {"service_type": SERVICE_TYPE, "instance": "Robot 1 (Cell A)",
-                                 "host": "127.0.0.1", "port": 4840, "properties": {"path": "/", "caps": "DA,DI"}}
+    fields: dict[str, object] = {
+        "service_type": SERVICE_TYPE,
+        "instance": "Robot 1 (Cell A)",
+        "host": "127.0.0.1",
+        "port": 4840,
+        "properties": {"path": "/", "caps": "DA,DI"},
+    }
     fields.update(changes)
     return MdnsService(**fields)  # type: ignore[arg-type]
 
 
 # -- discovery, options, mapping (no server) ---------------------------------------------------------
 
+
 def test_from_mdns_builds_device_from_srv_and_txt() -> None:
     device = OpcUaDriver.from_mdns(service())
-    assert (device.device_id, device.endpoint, device.name) == ("robot-1-cell-a", "opc.tcp://127.0.0.1:4840/",
-                                                               "Robot 1 (Cell A)")
-    assert OpcUaDriver.from_mdns(service(properties={"path": "/ua/robot"})).endpoint == \
-        "opc.tcp://127.0.0.1:4840/ua/robot"
+    assert (device.device_id, device.endpoint, device.name) == (
+        "robot-1-cell-a",
+        "opc.tcp://127.0.0.1:4840/",
+        "Robot 1 (Cell A)",
+    )
+    assert (
+        OpcUaDriver.from_mdns(service(properties={"path": "/ua/robot"})).endpoint
+        == "opc.tcp://127.0.0.1:4840/ua/robot"
+    )
     assert OpcUaDriver.from_mdns(service(host="::1", properties={})).endpoint == "opc.tcp://[::1]:4840/"
     assert OpcUaDriver.from_mdns(service(host="robot-1.local.")).endpoint == "opc.tcp://robot-1.local:4840/"
 
 
-@pytest.mark.parametrize("changes", [
-    {"port": 0},
-    {"port": 70000},
-    {"properties": {"path": "ua/robot"}},
-    {"properties": {"path": "/ua robot"}},
-    {"instance": "robot\x00one"},
-    {"instance": "r" * 300},
-    {"properties": {"path": "/" + "x" * 400}},
-    {"properties": {"path": "/", "note": "bell\x07"}},
-    {"properties": {"caps": "DA,NOT-A-CAP"}},
-    {"host": "bad host!"},
-    {"host": ""},
-    {"instance": "   "},
-    {"instance": "***"},
-], ids=lambda c: next(iter(c)) + "=" + repr(next(iter(c.values())))[:20])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"port": 0},
+        {"port": 70000},
+        {"properties": {"path": "ua/robot"}},
+        {"properties": {"path": "/ua robot"}},
+        {"instance": "robot\x00one"},
+        {"instance": "r" * 300},
+        {"properties": {"path": "/" + "x" * 400}},
+        {"properties": {"path": "/", "note": "bell\x07"}},
+        {"properties": {"caps": "DA,NOT-A-CAP"}},
+        {"host": "bad host!"},
+        {"host": ""},
+        {"instance": "   "},
+        {"instance": "***"},
+    ],
+    ids=lambda c: next(iter(c)) + "=" + repr(next(iter(c.values())))[:20],
+)
 def test_from_mdns_rejects_junk(changes: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument):
         OpcUaDriver.from_mdns(service(**changes))
@@ -124,30 +139,44 @@ def test_options_defaults_and_validation() -> None:
 def test_mapping_table_and_generic_fallback() -> None:
     md = ["MotionDeviceSystem", "MotionDevices", "KR10"]
     assert signal_path([*md, "Axes", "A3", "ParameterSet", "ActualPosition"]) == "axes/3/actual_position"
-    assert signal_path([*md, "PowerTrains", "PowerTrain_03", "M3", "ParameterSet", "MotorTemperature"]) == \
-        "axes/3/motor_temperature"
-    assert signal_path(["Cell", "MotionDeviceSystem", "SafetyStates", "S1", "ParameterSet", "EmergencyStop"]) == \
-        "safety/emergency_stop"
+    assert (
+        signal_path([*md, "PowerTrains", "PowerTrain_03", "M3", "ParameterSet", "MotorTemperature"])
+        == "axes/3/motor_temperature"
+    )
+    assert (
+        signal_path(["Cell", "MotionDeviceSystem", "SafetyStates", "S1", "ParameterSet", "EmergencyStop"])
+        == "safety/emergency_stop"
+    )
     assert signal_path(["Line", "PLC 1", "ParameterSet", "CycleTime"]) == "line/plc_1/cycle_time"
     assert generic_path(["IOModule", "DigitalInputs", "DI#7"]) == "io_module/digital_inputs/di_7"
-    assert [quality_of(c) for c in (0, ua.StatusCodes.UncertainLastUsableValue, ua.StatusCodes.BadOutOfRange)] == \
-        [Quality.GOOD, Quality.UNCERTAIN, Quality.BAD]
+    assert [
+        quality_of(c) for c in (0, ua.StatusCodes.UncertainLastUsableValue, ua.StatusCodes.BadOutOfRange)
+    ] == [Quality.GOOD, Quality.UNCERTAIN, Quality.BAD]
 
 
 # -- against the simulator ------------------------------------------------------------------------------
+
 
 async def test_connect_describes_the_robot(driver: OpcUaDriver) -> None:
     description = await driver.connect()
     assert description.kind is DeviceKind.ROBOT
     assert (description.identity, description.name) == ("urn:linebridge:sim:opcua-robot:robot-1", "robot-1")
-    assert (description.vendor, description.model, description.serial_number) == ("Linebridge", "SimArm 6", "SIM-robot-1")
+    assert (description.vendor, description.model, description.serial_number) == (
+        "Linebridge",
+        "SimArm 6",
+        "SIM-robot-1",
+    )
     signals = by_path(description)
     assert len(signals) == len(description.signals), "paths are unique"
     assert all(PATH_SYNTAX.match(path) for path in signals), sorted(signals)
     for path in AXIS_POSITIONS:
         signal = signals[path]
-        assert (signal.value_type, signal.unit, signal.access, signal.source_type) == \
-            (ValueType.DOUBLE, "deg", Access.READ, "Double")
+        assert (signal.value_type, signal.unit, signal.access, signal.source_type) == (
+            ValueType.DOUBLE,
+            "deg",
+            Access.READ,
+            "Double",
+        )
         assert signal.address.startswith("ns=")
     assert signals["axes/2/actual_speed"].unit == "deg/s"
     assert signals["axes/6/motor_temperature"].unit == "degC"
@@ -155,7 +184,11 @@ async def test_connect_describes_the_robot(driver: OpcUaDriver) -> None:
     assert (signals["speed_override"].access, signals["speed_override"].unit) == (Access.READ_WRITE, "%")
     assert signals["program/name"].value_type is ValueType.STRING
     register = signals["motion_device_system/controllers/controller_1/io/register_1"]  # generic fallback
-    assert (register.value_type, register.source_type, register.access) == (ValueType.INT, "Int32", Access.READ_WRITE)
+    assert (register.value_type, register.source_type, register.access) == (
+        ValueType.INT,
+        "Int32",
+        Access.READ_WRITE,
+    )
     assert not any("start_up_time" in path for path in signals), "DateTime has no column and is skipped"
     methods = {m.name: m for m in description.methods}
     assert set(methods) == {"StartProgram", "StopProgram", "MoveToHome", "ResetProtectiveStop"}
@@ -194,8 +227,10 @@ async def test_deadband_hint_reduces_traffic(driver: OpcUaDriver) -> None:
     positions = [by_path(description)[p] for p in AXIS_POSITIONS]
     assign_aliases(positions)
     every, banded = RecordingSink(), RecordingSink()
-    tasks = [asyncio.create_task(driver.stream(positions, every, StreamHints(0.01, 0.0))),
-             asyncio.create_task(driver.stream(positions, banded, StreamHints(0.01, 5.0)))]
+    tasks = [
+        asyncio.create_task(driver.stream(positions, every, StreamHints(0.01, 0.0))),
+        asyncio.create_task(driver.stream(positions, banded, StreamHints(0.01, 5.0))),
+    ]
     try:
         await wait_until(lambda: every.sample_count() >= 300, what="300 samples without deadband")
     finally:
@@ -229,15 +264,22 @@ async def test_write_to_the_wrong_node_type(driver: OpcUaDriver) -> None:
     with pytest.raises(DeviceError, match="axes/1/actual_position: Bad"):  # read-only node
         await driver.write([(signals["axes/1/actual_position"], 1.0)])
     register = signals["motion_device_system/controllers/controller_1/io/register_1"]
-    as_double = Signal("register-as-double", ValueType.DOUBLE, access=Access.READ_WRITE, source_type="Double",
-                       address=register.address)
+    as_double = Signal(
+        "register-as-double",
+        ValueType.DOUBLE,
+        access=Access.READ_WRITE,
+        source_type="Double",
+        address=register.address,
+    )
     with pytest.raises(DeviceError, match="BadTypeMismatch"):
         await driver.write([(as_double, 1.5)])
     with pytest.raises(InvalidArgument, match="Int32"):
         await driver.write([(register, 2**40)])
 
 
-async def test_cancelled_stream_deletes_its_subscription(host: ThreadedSimulator, driver: OpcUaDriver) -> None:
+async def test_cancelled_stream_deletes_its_subscription(
+    host: ThreadedSimulator, driver: OpcUaDriver
+) -> None:
     description = await driver.connect()
     sink = RecordingSink()
     assign_aliases(description.signals)
@@ -259,14 +301,20 @@ async def _subscription_ids(sim: RobotSimulator) -> set[int]:
 async def test_write_then_read_back(driver: OpcUaDriver) -> None:
     signals = by_path(await driver.connect())
     io = "motion_device_system/controllers/controller_1/io/"
-    writes = [(signals["speed_override"], 42.5), (signals[io + "register_1"], -1234),
-              (signals[io + "digital_output_1"], True), (signals["program/name"], "weld-7")]
+    writes = [
+        (signals["speed_override"], 42.5),
+        (signals[io + "register_1"], -1234),
+        (signals[io + "digital_output_1"], True),
+        (signals["program/name"], "weld-7"),
+    ]
     await driver.write(writes)
     batch = await driver.read([s for s, _ in writes])
     assert batch.values == [42.5, -1234, True, "weld-7"]
 
 
-async def test_call_start_program_and_read_program_state(host: ThreadedSimulator, driver: OpcUaDriver) -> None:
+async def test_call_start_program_and_read_program_state(
+    host: ThreadedSimulator, driver: OpcUaDriver
+) -> None:
     description = await driver.connect()
     methods = {m.name: m for m in description.methods}
     state = by_path(description)["program/state"]
@@ -297,7 +345,10 @@ async def test_stop_calls_stop_program(host: ThreadedSimulator, driver: OpcUaDri
 
 async def test_bad_status_degrades_once_and_recovers(host: ThreadedSimulator, driver: OpcUaDriver) -> None:
     signals = by_path(await driver.connect())
-    chosen = [signals["motion_device_system/controllers/controller_1/io/register_1"], signals["axes/1/actual_position"]]
+    chosen = [
+        signals["motion_device_system/controllers/controller_1/io/register_1"],
+        signals["axes/1/actual_position"],
+    ]
     assign_aliases(chosen)
     sink = RecordingSink()
     task = asyncio.create_task(driver.stream(chosen, sink, StreamHints()))
@@ -317,7 +368,9 @@ async def test_bad_status_degrades_once_and_recovers(host: ThreadedSimulator, dr
         await stop_task(task)
 
 
-async def test_server_stopped_mid_stream_raises_unavailable(host: ThreadedSimulator, driver: OpcUaDriver) -> None:
+async def test_server_stopped_mid_stream_raises_unavailable(
+    host: ThreadedSimulator, driver: OpcUaDriver
+) -> None:
     description = await driver.connect()
     assign_aliases(description.signals)
     sink = RecordingSink()

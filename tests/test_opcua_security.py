@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from bridge.model import DeviceState
-from drivers.base import DeviceError, InvalidArgument
-from drivers.opcua.certs import (
+from linebridge.drivers.base import DeviceError, InvalidArgument
+from linebridge.drivers.opcua.certs import (
     application_uri_of,
     client_application_uri,
     der_of,
@@ -36,9 +35,10 @@ from drivers.opcua.certs import (
     self_signed,
     thumbprint,
 )
-from drivers.opcua.driver import OpcUaDriver, OpcUaOptions
-from drivers.opcua.sim_security import SimSecurity
-from drivers.opcua.simulator import _parse_args, security_from_args
+from linebridge.drivers.opcua.driver import OpcUaDriver, OpcUaOptions
+from linebridge.drivers.opcua.sim_security import SimSecurity
+from linebridge.drivers.opcua.simulator import _parse_args, security_from_args
+from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.opcua_helpers import ThreadedSimulator, by_path, make_driver
 
@@ -70,8 +70,12 @@ def strict(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Thre
     """A robot offering one endpoint only and trusting only the module's client certificate."""
     clients = tmp_path_factory.mktemp("strict-trusted-clients")
     shutil.copy(pki / "own/certs/linebridge.der", clients / "bridge.der")
-    security = SimSecurity(cert_dir=tmp_path_factory.mktemp("strict-pki"), policies=("Aes256_Sha256_RsaPss",),
-                           modes=("SignAndEncrypt",), trusted_clients=clients)
+    security = SimSecurity(
+        cert_dir=tmp_path_factory.mktemp("strict-pki"),
+        policies=("Aes256_Sha256_RsaPss",),
+        modes=("SignAndEncrypt",),
+        trusted_clients=clients,
+    )
     host = ThreadedSimulator(name="strict-1", rate_hz=10, security=security)
     host.start()
     yield host
@@ -79,7 +83,9 @@ def strict(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Thre
 
 
 @pytest.fixture(scope="module")
-def trusted(tmp_path_factory: pytest.TempPathFactory, robot: ThreadedSimulator, strict: ThreadedSimulator) -> Path:
+def trusted(
+    tmp_path_factory: pytest.TempPathFactory, robot: ThreadedSimulator, strict: ThreadedSimulator
+) -> Path:
     """A trust folder holding both robots' certificates, one PEM and one DER (both formats are read)."""
     folder = tmp_path_factory.mktemp("trusted")
     assert robot.sim.certificate is not None and strict.sim.certificate is not None
@@ -100,8 +106,12 @@ async def drivers() -> AsyncIterator[list[OpcUaDriver]]:
 
 def secured(made: list[OpcUaDriver], host: ThreadedSimulator, pki: Path, **options: Any) -> OpcUaDriver:
     """A driver for `host` using the module's client certificate, Basic256Sha256/SignAndEncrypt by default."""
-    settings: dict[str, Any] = {"security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt",
-                                "certificate_dir": pki, "request_timeout": 3.0}
+    settings: dict[str, Any] = {
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "certificate_dir": pki,
+        "request_timeout": 3.0,
+    }
     if host.sim.security is not None and host.sim.security.users:
         settings.update(username=USER, password=PASSWORD)
     driver = make_driver(host.sim.endpoint, device_id=host.sim.name, **(settings | options))
@@ -135,8 +145,9 @@ def test_security_options_defaults_and_validation(tmp_path: Path) -> None:
         OpcUaOptions(**sec, username="u")
     options = OpcUaOptions(**sec, username="u", password="hunter2")
     assert "hunter2" not in repr(options) and options.resolve_password() == "hunter2"
-    relative = OpcUaOptions.model_validate({**sec, "certificate_dir": "pki", "trust_dir": "/abs/trust"},
-                                           context={"config_dir": tmp_path})
+    relative = OpcUaOptions.model_validate(
+        {**sec, "certificate_dir": "pki", "trust_dir": "/abs/trust"}, context={"config_dir": tmp_path}
+    )
     assert relative.pki_dir() == tmp_path / "pki" and relative.trusted_dir() == Path("/abs/trust")
     assert OpcUaOptions(**sec, certificate_dir=tmp_path).trusted_dir() == tmp_path / "trusted" / "certs"
 
@@ -170,15 +181,19 @@ def test_client_certificate_profile(pki: Path) -> None:
 # -- secured sessions ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("policy", "mode"), [
-    ("Basic256Sha256", "SignAndEncrypt"),
-    ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
-    ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
-    ("Basic256Sha256", "Sign"),
-    ("Aes256_Sha256_RsaPss", "Sign"),
-])
-async def test_secured_session_with_a_trusted_server(robot: ThreadedSimulator, pki: Path, trusted: Path,
-                                                     drivers: list[OpcUaDriver], policy: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [
+        ("Basic256Sha256", "SignAndEncrypt"),
+        ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+        ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+        ("Aes256_Sha256_RsaPss", "Sign"),
+    ],
+)
+async def test_secured_session_with_a_trusted_server(
+    robot: ThreadedSimulator, pki: Path, trusted: Path, drivers: list[OpcUaDriver], policy: str, mode: str
+) -> None:
     driver = secured(drivers, robot, pki, trust_dir=trusted, security_policy=policy, security_mode=mode)
     description = await driver.connect()
     assert description.identity == robot.sim.application_uri
@@ -190,11 +205,24 @@ async def test_secured_session_with_a_trusted_server(robot: ThreadedSimulator, p
     assert robot.sim.users is not None and robot.sim.users.attempts[-1] == (USER, True)
 
 
-async def test_password_from_the_environment(robot: ThreadedSimulator, pki: Path, trusted: Path,
-                                             drivers: list[OpcUaDriver], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_password_from_the_environment(
+    robot: ThreadedSimulator,
+    pki: Path,
+    trusted: Path,
+    drivers: list[OpcUaDriver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TEST_OPCUA_PASSWORD", PASSWORD)
-    driver = secured(drivers, robot, pki, trust_dir=trusted, password=None, password_env="TEST_OPCUA_PASSWORD",
-                     security_policy="Aes128_Sha256_RsaOaep", security_mode="Sign")
+    driver = secured(
+        drivers,
+        robot,
+        pki,
+        trust_dir=trusted,
+        password=None,
+        password_env="TEST_OPCUA_PASSWORD",
+        security_policy="Aes128_Sha256_RsaOaep",
+        security_mode="Sign",
+    )
     assert (await driver.connect()).identity == robot.sim.application_uri
     monkeypatch.delenv("TEST_OPCUA_PASSWORD")
     await driver.close()
@@ -203,7 +231,8 @@ async def test_password_from_the_environment(robot: ThreadedSimulator, pki: Path
 
 
 async def test_untrusted_server_is_refused_before_any_credentials(
-        robot: ThreadedSimulator, pki: Path, tmp_path: Path, drivers: list[OpcUaDriver]) -> None:
+    robot: ThreadedSimulator, pki: Path, tmp_path: Path, drivers: list[OpcUaDriver]
+) -> None:
     assert robot.sim.users is not None
     attempts = len(robot.sim.users.attempts)
     driver = secured(drivers, robot, pki, trust_dir=tmp_path / "empty-trust")
@@ -219,8 +248,9 @@ async def test_untrusted_server_is_refused_before_any_credentials(
     assert driver.diagnostics()["state"] == "closed"
 
 
-async def test_trust_on_first_use_pins_the_certificate(robot: ThreadedSimulator, pki: Path, tmp_path: Path,
-                                                       drivers: list[OpcUaDriver]) -> None:
+async def test_trust_on_first_use_pins_the_certificate(
+    robot: ThreadedSimulator, pki: Path, tmp_path: Path, drivers: list[OpcUaDriver]
+) -> None:
     trust = tmp_path / "tofu"
     first = secured(drivers, robot, pki, trust_dir=trust, trust_on_first_use=True)
     await first.connect()
@@ -232,8 +262,9 @@ async def test_trust_on_first_use_pins_the_certificate(robot: ThreadedSimulator,
     assert second.diagnostics()["server_certificate"] == f"{server_thumbprint(robot)} (trusted)"
 
 
-async def test_a_changed_certificate_is_refused_even_with_tofu(robot: ThreadedSimulator, pki: Path, tmp_path: Path,
-                                                               drivers: list[OpcUaDriver]) -> None:
+async def test_a_changed_certificate_is_refused_even_with_tofu(
+    robot: ThreadedSimulator, pki: Path, tmp_path: Path, drivers: list[OpcUaDriver]
+) -> None:
     trust = tmp_path / "pinned"
     trust.mkdir()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -246,43 +277,53 @@ async def test_a_changed_certificate_is_refused_even_with_tofu(robot: ThreadedSi
     assert [p.name for p in trust.iterdir()] == ["secure-1-old.der"]
 
 
-async def test_wrong_password_is_refused(robot: ThreadedSimulator, pki: Path, trusted: Path,
-                                         drivers: list[OpcUaDriver]) -> None:
+async def test_wrong_password_is_refused(
+    robot: ThreadedSimulator, pki: Path, trusted: Path, drivers: list[OpcUaDriver]
+) -> None:
     driver = secured(drivers, robot, pki, trust_dir=trusted, password="not-the-password")
     with pytest.raises(DeviceError) as refused:
         await driver.connect()
-    assert str(refused.value) == (f"OPC UA server {robot.sim.application_uri} refused user 'operator': "
-                                  "BadUserAccessDenied")
+    assert str(refused.value) == (
+        f"OPC UA server {robot.sim.application_uri} refused user 'operator': BadUserAccessDenied"
+    )
     assert robot.sim.users is not None and robot.sim.users.attempts[-1] == (USER, False)
 
 
-async def test_anonymous_session_on_a_server_that_requires_users(robot: ThreadedSimulator, pki: Path,
-                                                                 trusted: Path, drivers: list[OpcUaDriver]) -> None:
+async def test_anonymous_session_on_a_server_that_requires_users(
+    robot: ThreadedSimulator, pki: Path, trusted: Path, drivers: list[OpcUaDriver]
+) -> None:
     driver = secured(drivers, robot, pki, trust_dir=trusted, username=None, password=None)
     with pytest.raises(DeviceError, match="does not accept Anonymous sessions.*it takes: UserName"):
         await driver.connect()
 
 
-@pytest.mark.parametrize(("policy", "mode"), [("Basic256Sha256", "SignAndEncrypt"), ("Aes256_Sha256_RsaPss", "Sign"),
-                                              ("None", "None")])
-async def test_policy_mismatch_lists_what_the_server_offers(strict: ThreadedSimulator, pki: Path, trusted: Path,
-                                                            drivers: list[OpcUaDriver], policy: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [("Basic256Sha256", "SignAndEncrypt"), ("Aes256_Sha256_RsaPss", "Sign"), ("None", "None")],
+)
+async def test_policy_mismatch_lists_what_the_server_offers(
+    strict: ThreadedSimulator, pki: Path, trusted: Path, drivers: list[OpcUaDriver], policy: str, mode: str
+) -> None:
     driver = secured(drivers, strict, pki, trust_dir=trusted, security_policy=policy, security_mode=mode)
     with pytest.raises(DeviceError) as refused:
         await driver.connect()
     assert str(refused.value).startswith(
         f"OPC UA server {strict.sim.application_uri} does not offer {policy}/{mode}; "
-        "it offers: Aes256_Sha256_RsaPss/SignAndEncrypt.")
+        "it offers: Aes256_Sha256_RsaPss/SignAndEncrypt."
+    )
 
 
-async def test_client_certificate_created_on_first_start_then_reused(strict: ThreadedSimulator, tmp_path: Path,
-                                                                     drivers: list[OpcUaDriver]) -> None:
+async def test_client_certificate_created_on_first_start_then_reused(
+    strict: ThreadedSimulator, tmp_path: Path, drivers: list[OpcUaDriver]
+) -> None:
     """A fresh bridge makes its certificate; the strict server refuses it until an admin trusts it."""
     assert strict.sim.security is not None and strict.sim.security.trusted_clients is not None
     fresh = tmp_path / "fresh-pki"
     options = {"security_policy": "Aes256_Sha256_RsaPss", "trust_on_first_use": True}
     first = secured(drivers, strict, fresh, **options)
-    with pytest.raises(DeviceError, match="refused the bridge's certificate: BadCertificateUntrusted") as refused:
+    with pytest.raises(
+        DeviceError, match="refused the bridge's certificate: BadCertificateUntrusted"
+    ) as refused:
         await first.connect()
     cert_path = fresh / "own/certs/linebridge.der"
     created = thumbprint(cert_path.read_bytes())
@@ -296,11 +337,19 @@ async def test_client_certificate_created_on_first_start_then_reused(strict: Thr
 
 
 async def test_untrusted_server_takes_the_device_offline_with_the_reason(
-        robot: ThreadedSimulator, pki: Path, tmp_path: Path, start_bridge: BridgeFactory) -> None:
-    options = {"security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt", "certificate_dir": str(pki),
-               "trust_dir": str(tmp_path / "none-trusted"), "username": USER, "password": PASSWORD}
-    app = await start_bridge([{"id": "secure-1", "driver": "opcua", "endpoint": robot.sim.endpoint,
-                               "options": options}])
+    robot: ThreadedSimulator, pki: Path, tmp_path: Path, start_bridge: BridgeFactory
+) -> None:
+    options = {
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "certificate_dir": str(pki),
+        "trust_dir": str(tmp_path / "none-trusted"),
+        "username": USER,
+        "password": PASSWORD,
+    }
+    app = await start_bridge(
+        [{"id": "secure-1", "driver": "opcua", "endpoint": robot.sim.endpoint, "options": options}]
+    )
     await wait_for_state(app, "secure-1", DeviceState.OFFLINE)
     record = app.registry.find("secure-1")
     assert record is not None and "DeviceError" in record.state_reason
@@ -312,24 +361,62 @@ async def test_untrusted_server_takes_the_device_offline_with_the_reason(
 
 def test_cli_security_flags() -> None:
     assert security_from_args(_parse_args(["--name", "r"])) is None
-    security = security_from_args(_parse_args([
-        "--name", "r", "--security-policy", "Aes256_Sha256_RsaPss", "--security-mode", "Sign",
-        "--cert-dir", "/tmp/x", "--user", "a:b:c", "--user", "d:", "--allow-none"]))
+    security = security_from_args(
+        _parse_args(
+            [
+                "--name",
+                "r",
+                "--security-policy",
+                "Aes256_Sha256_RsaPss",
+                "--security-mode",
+                "Sign",
+                "--cert-dir",
+                "/tmp/x",
+                "--user",
+                "a:b:c",
+                "--user",
+                "d:",
+                "--allow-none",
+            ]
+        )
+    )
     assert security is not None
     assert (security.policies, security.modes, dict(security.users)) == (
-        ("Aes256_Sha256_RsaPss",), ("Sign",), {"a": "b:c", "d": ""})
+        ("Aes256_Sha256_RsaPss",),
+        ("Sign",),
+        {"a": "b:c", "d": ""},
+    )
     assert security.cert_dir == Path("/tmp/x") and security.allow_none
     with pytest.raises(ValueError, match="NAME:PASSWORD"):
         security_from_args(_parse_args(["--user", "nopassword"]))
 
 
-async def test_cli_serves_secured_and_prints_its_certificate(tmp_path: Path, drivers: list[OpcUaDriver]) -> None:
+async def test_cli_serves_secured_and_prints_its_certificate(
+    tmp_path: Path, drivers: list[OpcUaDriver]
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.opcua.simulator", "--name", "cli-secure", "--port", "0", "--rate", "5",
-        "--no-mdns", "--security-policy", "Aes128_Sha256_RsaOaep", "--cert-dir", str(tmp_path / "sim"),
-        "--user", f"{USER}:{PASSWORD}", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "linebridge.drivers.opcua.simulator",
+        "--name",
+        "cli-secure",
+        "--port",
+        "0",
+        "--rate",
+        "5",
+        "--no-mdns",
+        "--security-policy",
+        "Aes128_Sha256_RsaOaep",
+        "--cert-dir",
+        str(tmp_path / "sim"),
+        "--user",
+        f"{USER}:{PASSWORD}",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
@@ -337,9 +424,15 @@ async def test_cli_serves_secured_and_prints_its_certificate(tmp_path: Path, dri
         printed = (await asyncio.wait_for(proc.stderr.readline(), timeout=5)).decode()
         sim_cert = thumbprint((tmp_path / "sim/own/certs/linebridge.der").read_bytes())
         assert printed.startswith("server certificate ") and sim_cert in printed
-        driver = make_driver(line.split()[1], security_policy="Aes128_Sha256_RsaOaep", security_mode="SignAndEncrypt",
-                             certificate_dir=tmp_path / "bridge", trust_on_first_use=True, username=USER,
-                             password=PASSWORD)
+        driver = make_driver(
+            line.split()[1],
+            security_policy="Aes128_Sha256_RsaOaep",
+            security_mode="SignAndEncrypt",
+            certificate_dir=tmp_path / "bridge",
+            trust_on_first_use=True,
+            username=USER,
+            password=PASSWORD,
+        )
         drivers.append(driver)
         assert (await driver.connect()).identity == "urn:linebridge:sim:opcua-robot:cli-secure"
         await driver.close()

@@ -14,9 +14,9 @@ from asyncua import Client, ua
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from drivers.opcua.robot_model import AXIS_PROFILES, HOMING_SECONDS, ProgramState, RobotModel
-from drivers.opcua.sim_nodes import UNECE_NS
-from drivers.opcua.simulator import SERVICE_TYPE, RobotSimulator
+from linebridge.drivers.opcua.robot_model import AXIS_PROFILES, HOMING_SECONDS, ProgramState, RobotModel
+from linebridge.drivers.opcua.sim_nodes import UNECE_NS
+from linebridge.drivers.opcua.simulator import SERVICE_TYPE, RobotSimulator
 from tests.opcua_helpers import ThreadedSimulator, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,17 +66,38 @@ async def test_starts_on_free_port_with_robotics_structure(sim: RobotSimulator, 
     server = (await client.get_endpoints())[0].Server
     assert server.ApplicationUri == "urn:linebridge:sim:opcua-robot:sim-test"
     for axis in range(1, 7):
-        position = await node_at(client, "MotionDeviceSystem", "MotionDevices", "MotionDevice_1", "Axes",
-                                 f"Axis_{axis}", "ParameterSet", "ActualPosition")
+        position = await node_at(
+            client,
+            "MotionDeviceSystem",
+            "MotionDevices",
+            "MotionDevice_1",
+            "Axes",
+            f"Axis_{axis}",
+            "ParameterSet",
+            "ActualPosition",
+        )
         units = await client.get_node(position).get_child(["0:EngineeringUnits"])
         eu = await units.read_value()
         assert (eu.NamespaceUri, eu.UnitId, eu.DisplayName.Text) == (UNECE_NS, 0x4444, "deg")  # UNECE "DD"
-    temperature = await node_at(client, "MotionDeviceSystem", "MotionDevices", "MotionDevice_1", "PowerTrains",
-                                "PowerTrain_6", "Motor_6", "ParameterSet", "MotorTemperature")
+    temperature = await node_at(
+        client,
+        "MotionDeviceSystem",
+        "MotionDevices",
+        "MotionDevice_1",
+        "PowerTrains",
+        "PowerTrain_6",
+        "Motor_6",
+        "ParameterSet",
+        "MotorTemperature",
+    )
     assert isinstance(await client.get_node(temperature).read_value(), float)
-    e_stop = await node_at(client, "MotionDeviceSystem", "SafetyStates", "SafetyState", "ParameterSet", "EmergencyStop")
+    e_stop = await node_at(
+        client, "MotionDeviceSystem", "SafetyStates", "SafetyState", "ParameterSet", "EmergencyStop"
+    )
     assert await client.get_node(e_stop).read_value() is False
-    manufacturer = await node_at(client, "MotionDeviceSystem", "MotionDevices", "MotionDevice_1", "Manufacturer")
+    manufacturer = await node_at(
+        client, "MotionDeviceSystem", "MotionDevices", "MotionDevice_1", "Manufacturer"
+    )
     assert (await client.get_node(manufacturer).read_value()).Text == "Linebridge"
 
 
@@ -98,18 +119,25 @@ async def test_joints_move_every_tick(sim: RobotSimulator, client: Client) -> No
     assert any(abs(s) > 0.1 for s in speeds)
 
 
-async def test_program_methods_and_protective_stop(host: ThreadedSimulator, sim: RobotSimulator,
-                                                   client: Client) -> None:
+async def test_program_methods_and_protective_stop(
+    host: ThreadedSimulator, sim: RobotSimulator, client: Client
+) -> None:
     task = client.get_node(sim.node_id("start_program.object"))
     state = client.get_node(sim.node_id("program_state"))
     await task.call_method(sim.node_id("stop_program"))
     assert await state.read_value() == "Stopped"
-    assert await task.call_method(sim.node_id("start_program"), ua.Variant("weld", ua.VariantType.String)) is True
+    assert (
+        await task.call_method(sim.node_id("start_program"), ua.Variant("weld", ua.VariantType.String))
+        is True
+    )
     assert (await state.read_value(), sim.read_value("program_name")) == ("Running", "weld")
 
     await host.run(sim.trigger_protective_stop())
     assert sim.read_value("protective_stop") is True and await state.read_value() == "Stopped"
-    assert await task.call_method(sim.node_id("start_program"), ua.Variant("weld", ua.VariantType.String)) is False
+    assert (
+        await task.call_method(sim.node_id("start_program"), ua.Variant("weld", ua.VariantType.String))
+        is False
+    )
     safety = client.get_node(sim.node_id("reset_protective_stop.object"))
     await safety.call_method(sim.node_id("reset_protective_stop"))
     assert sim.read_value("protective_stop") is False
@@ -196,8 +224,21 @@ async def _first_matching(queue: asyncio.Queue[str], instance: str) -> str:
 async def test_cli_prints_ready_and_exits_cleanly_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.opcua.simulator", "--name", "cli-robot", "--port", "0", "--rate", "20",
-        "--no-mdns", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "linebridge.drivers.opcua.simulator",
+        "--name",
+        "cli-robot",
+        "--port",
+        "0",
+        "--rate",
+        "20",
+        "--no-mdns",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import InvalidArgument
-from bridge.paths import compile_glob, split_path
+from linebridge.errors import InvalidArgument
+from linebridge.paths import compile_glob, split_path
 
 
-@pytest.mark.parametrize(("glob", "path", "expected"), [
-    ("robot-1/*", "robot-1/axes/3/actual_position", True),
-    ("robot-1/*", "robot-2/axes/3/actual_position", False),
-    ("*/axes/*/actual_position", "robot-1/axes/3/actual_position", True),
-    ("*/axes/*/actual_position", "robot-1/axes/3/actual_speed", False),
-    ("*/axes/*/actual_position", "robot-1/axes/3/x/actual_position", False),
-    ("*", "a/b/c", True),
-    ("**/temperature", "a/b/temperature", True),
-    ("**/temperature", "a/temperature", True),
-    ("robot-*/safety/*", "robot-12/safety/emergency_stop", True),
-    ("robot-1/axes/3/actual_position", "robot-1/axes/3/actual_position", True),
-    ("robot-1/axes/3", "robot-1/axes/3/actual_position", False),
-])
+@pytest.mark.parametrize(
+    ("glob", "path", "expected"),
+    [
+        ("robot-1/*", "robot-1/axes/3/actual_position", True),
+        ("robot-1/*", "robot-2/axes/3/actual_position", False),
+        ("*/axes/*/actual_position", "robot-1/axes/3/actual_position", True),
+        ("*/axes/*/actual_position", "robot-1/axes/3/actual_speed", False),
+        ("*/axes/*/actual_position", "robot-1/axes/3/x/actual_position", False),
+        ("*", "a/b/c", True),
+        ("**/temperature", "a/b/temperature", True),
+        ("**/temperature", "a/temperature", True),
+        ("robot-*/safety/*", "robot-12/safety/emergency_stop", True),
+        ("robot-1/axes/3/actual_position", "robot-1/axes/3/actual_position", True),
+        ("robot-1/axes/3", "robot-1/axes/3/actual_position", False),
+    ],
+)
 def test_matching(glob, path, expected):
     assert compile_glob(glob).matches(path) is expected
 

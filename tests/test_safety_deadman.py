@@ -7,17 +7,20 @@ import asyncio
 import grpc
 import pytest
 
-from bridge.api import pb
-from bridge.driver_catalog import DriverCatalog
-from bridge.errors import FailedPrecondition
-from bridge.model import DeviceState, Identity, Role
-from drivers.sim.driver import SimDriver
+from linebridge.api import pb
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.drivers.sim.driver import SimDriver
+from linebridge.errors import FailedPrecondition
+from linebridge.model import DeviceState, Identity, Role
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
 from tests.gates_helpers import ArmDriver, arm_device, audit_records, eventually
 
 ALICE = Identity("alice", Role.OPERATOR, "ipv4:127.0.0.1:4242", "grpc")
-ARM_POLICY = {"motion_enabled": True, "require": {"safety/protective_stop": False},
-              "joint_limits": [[-1.0, 1.0]] * 6}
+ARM_POLICY = {
+    "motion_enabled": True,
+    "require": {"safety/protective_stop": False},
+    "joint_limits": [[-1.0, 1.0]] * 6,
+}
 
 
 @pytest.fixture
@@ -67,7 +70,9 @@ def target(position: float) -> pb.command.JogRequest:
     return pb.command.JogRequest(move_joints=pb.command.MoveJointsAction(positions=[position] * 6))
 
 
-async def test_jog_targets_replace_each_other_and_silence_stops_the_arm(start_bridge: BridgeFactory, client_for):
+async def test_jog_targets_replace_each_other_and_silence_stops_the_arm(
+    start_bridge: BridgeFactory, client_for
+):
     app, arm = await jog_bridge(start_bridge)
     call = client_for(app).commands.Jog()
     await call.write(start(0.5))
@@ -88,7 +93,9 @@ async def test_jog_targets_replace_each_other_and_silence_stops_the_arm(start_br
     await call.write(target(0.3))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call.read()
-    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION and "no longer armed" in info.value.details()
+    assert (
+        info.value.code() is grpc.StatusCode.FAILED_PRECONDITION and "no longer armed" in info.value.details()
+    )
     assert len(arm.executed) == 2
     (tripped,) = audit_records(app, "deadman.tripped")
     assert tripped["reason"] == "heartbeat lapsed" and tripped["who"]["name"] == "local"
@@ -106,7 +113,9 @@ async def test_ending_a_jog_stream_stops_the_arm(start_bridge: BridgeFactory, cl
     assert audit_records(app, "deadman.tripped")[0]["reason"] == "jog stream ended"
 
 
-async def test_a_refused_jog_target_ends_the_stream_and_stops_what_it_moved(start_bridge: BridgeFactory, client_for):
+async def test_a_refused_jog_target_ends_the_stream_and_stops_what_it_moved(
+    start_bridge: BridgeFactory, client_for
+):
     app, arm = await jog_bridge(start_bridge)
     call = client_for(app).commands.Jog()
     await call.write(start(5.0))

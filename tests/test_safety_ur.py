@@ -7,16 +7,20 @@ import math
 
 import grpc
 
-from bridge.api import pb
-from bridge.model import DeviceState
+from linebridge.api import pb
+from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.gates_helpers import audit_records, events_of, eventually, move_joints, refusal
 
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 NO_METADATA: tuple[tuple[str, str], ...] = ()
 # Narrower than the driver's own limits (+-2 pi rad, 1 rad/s), so the bridge's gate is the one that refuses.
-POLICY = {"motion_enabled": True, "require": {"safety/mode": 1, "robot/mode": 7, "status/remote_control": True},
-          "joint_limits": [[-math.pi, math.pi]] * 6, "max_joint_speed": 0.5}
+POLICY = {
+    "motion_enabled": True,
+    "require": {"safety/mode": 1, "robot/mode": 7, "status/remote_control": True},
+    "joint_limits": [[-math.pi, math.pi]] * 6,
+    "max_joint_speed": 0.5,
+}
 
 
 def latest(app, path: str):
@@ -25,17 +29,30 @@ def latest(app, path: str):
 
 
 async def test_ur_motion_waits_for_running_normal_remote_and_stays_inside_the_bridge_limits(
-        start_bridge: BridgeFactory, ur_sim):
-    app = await start_bridge([{"id": "ur-1", "driver": "ur", "endpoint": ur_sim.endpoint,
-                               "options": {"motion_enabled": True, "dashboard_poll_interval": 0.05}}],
-                             policies={"ur-*": POLICY})
+    start_bridge: BridgeFactory, ur_sim
+):
+    app = await start_bridge(
+        [
+            {
+                "id": "ur-1",
+                "driver": "ur",
+                "endpoint": ur_sim.endpoint,
+                "options": {"motion_enabled": True, "dashboard_poll_interval": 0.05},
+            }
+        ],
+        policies={"ur-*": POLICY},
+    )
     await wait_for_state(app, "ur-1", DeviceState.ONLINE)
-    await eventually(lambda: latest(app, "robot/mode") is not None and latest(app, "status/remote_control") is not None,
-                     "the robot's modes on the bus")
+    await eventually(
+        lambda: latest(app, "robot/mode") is not None and latest(app, "status/remote_control") is not None,
+        "the robot's modes on the bus",
+    )
     error = await refusal(app, move_joints("ur-1", HOME), NO_METADATA)  # powered off
     assert error.code() is grpc.StatusCode.FAILED_PRECONDITION and "[require robot/mode]" in error.details()
 
-    release = pb.command.ExecuteRequest(device_id="ur-1", invoke=pb.command.InvokeAction(method="brake_release"))
+    release = pb.command.ExecuteRequest(
+        device_id="ur-1", invoke=pb.command.InvokeAction(method="brake_release")
+    )
     assert (await events_of(app, release, NO_METADATA))[-1].state == pb.command.COMMAND_STATE_SUCCEEDED
     await eventually(lambda: latest(app, "robot/mode") == 7, "robot mode RUNNING on the bus")
 
@@ -56,5 +73,7 @@ async def test_ur_motion_waits_for_running_normal_remote_and_stays_inside_the_br
     error = await refusal(app, move_joints("ur-1", HOME), NO_METADATA)
     assert "[require safety/mode]" in error.details() and len(ur_sim.scripts) == 1
     messages = [r["outcome"]["message"] for r in audit_records(app, "command.rejected")]
-    assert [next(rule for rule in ("robot/mode", "joint_limits", "max_joint_speed", "safety/mode") if rule in m)
-            for m in messages] == ["robot/mode", "joint_limits", "max_joint_speed", "safety/mode"]
+    assert [
+        next(rule for rule in ("robot/mode", "joint_limits", "max_joint_speed", "safety/mode") if rule in m)
+        for m in messages
+    ] == ["robot/mode", "joint_limits", "max_joint_speed", "safety/mode"]

@@ -10,16 +10,16 @@ import sys
 import grpc
 import pytest
 
-from bridge.api import pb
-from bridge.app import BridgeApp
-from bridge.client import Client
-from bridge.driver_catalog import DriverCatalog
-from bridge.errors import ConfigError
-from bridge.model import DeviceState
-from bridge.security.approval import rule_matches
-from bridge.security.config import ApprovalRule
-from drivers.base import MdnsService
-from drivers.mdns import Advertiser
+from linebridge.api import pb
+from linebridge.app import BridgeApp
+from linebridge.client import Client
+from linebridge.devices.approval import rule_matches
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.drivers.base import MdnsService
+from linebridge.drivers.mdns import Advertiser
+from linebridge.errors import ConfigError
+from linebridge.model import DeviceState
+from linebridge.security.config import ApprovalRule
 from tests.conftest import make_config, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
 from tests.test_cli import run
@@ -30,18 +30,21 @@ RUN = secrets.token_hex(3)  # instance names of this run: a parallel run on the 
 ROBOT = MdnsService("_opcua-tcp._tcp.local.", "robot-7", "127.0.0.1", 4840, {"path": "/", "model": "UR10e"})
 
 
-@pytest.mark.parametrize(("rule", "matches"), [
-    ({"service_type": "_opcua-tcp._tcp"}, True),
-    ({"service_type": "_opcua-tcp._tcp.local."}, True),
-    ({"service_type": "_modbus._tcp"}, False),
-    ({"name": "robot-*"}, True),
-    ({"name": "Robot-*"}, False),  # case-sensitive, like the ids the devices get
-    ({"txt": {"MODEL": "UR*"}}, True),  # TXT keys are case-insensitive (RFC 6763 §6.4), values globbed
-    ({"txt": {"model": "KUKA*"}}, False),
-    ({"txt": {"serial": "*"}}, False),  # a key the service does not have
-    ({"service_type": "_opcua-tcp._tcp", "name": "robot-*", "txt": {"path": "/"}}, True),
-    ({"service_type": "_opcua-tcp._tcp", "name": "plc-*"}, False),  # every given field must match
-])
+@pytest.mark.parametrize(
+    ("rule", "matches"),
+    [
+        ({"service_type": "_opcua-tcp._tcp"}, True),
+        ({"service_type": "_opcua-tcp._tcp.local."}, True),
+        ({"service_type": "_modbus._tcp"}, False),
+        ({"name": "robot-*"}, True),
+        ({"name": "Robot-*"}, False),  # case-sensitive, like the ids the devices get
+        ({"txt": {"MODEL": "UR*"}}, True),  # TXT keys are case-insensitive (RFC 6763 §6.4), values globbed
+        ({"txt": {"model": "KUKA*"}}, False),
+        ({"txt": {"serial": "*"}}, False),  # a key the service does not have
+        ({"service_type": "_opcua-tcp._tcp", "name": "robot-*", "txt": {"path": "/"}}, True),
+        ({"service_type": "_opcua-tcp._tcp", "name": "plc-*"}, False),  # every given field must match
+    ],
+)
 def test_rule_matching(rule, matches):
     assert rule_matches(ApprovalRule(**rule), ROBOT) is matches
 
@@ -52,9 +55,16 @@ def test_an_empty_rule_is_a_config_error():
 
 
 async def discovering_bridge(approvals_file: str = "", **security) -> BridgeApp:
-    config = make_config(discovery={"enabled": True, "interfaces": ["127.0.0.1"], "advertise": False,
-                                    "auto_approve": [{"service_type": TEST_TYPE, "name": f"trusted-{RUN}-*"}],
-                                    "approvals_file": approvals_file}, security=security)
+    config = make_config(
+        discovery={
+            "enabled": True,
+            "interfaces": ["127.0.0.1"],
+            "advertise": False,
+            "auto_approve": [{"service_type": TEST_TYPE, "name": f"trusted-{RUN}-*"}],
+            "approvals_file": approvals_file,
+        },
+        security=security,
+    )
     app = BridgeApp(config, DriverCatalog({"adsim": AdvertisedSim}))
     await app.start()
     return app
@@ -70,8 +80,10 @@ async def appears(app: BridgeApp, device_id: str) -> None:
 
 async def test_unmatched_device_waits_for_an_admin(tmp_path):
     tokens = write_tokens(tmp_path / "tokens", ["viewer", "op", "boss"])
-    app = await discovering_bridge(tokens_file=str(tmp_path / "tokens"),
-                                   identities={"token:viewer": "viewer", "token:op": "operator", "token:boss": "admin"})
+    app = await discovering_bridge(
+        tokens_file=str(tmp_path / "tokens"),
+        identities={"token:viewer": "viewer", "token:op": "operator", "token:boss": "admin"},
+    )
     trusted, visitor = f"trusted-{RUN}-1", f"visitor-{RUN}"
     ads = [Advertiser(TEST_TYPE, trusted, 7101, {"signals": "2"}), Advertiser(TEST_TYPE, visitor, 7102, {})]
     clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
@@ -111,8 +123,9 @@ async def test_approval_by_cli_is_kept_across_a_restart(tmp_path):
         app = await discovering_bridge(str(approvals))
         try:
             await appears(app, guest)
-            code, out, err = await run(sys.executable, "-m", "bridge.cli", "approve", guest,
-                                       "--target", app.api_address)
+            code, out, err = await run(
+                sys.executable, "-m", "linebridge.cli", "approve", guest, "--target", app.api_address
+            )
             assert code == 0 and f"{guest}: approved" in out, err
             await wait_for_state(app, guest, DeviceState.ONLINE)
         finally:

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from bridge.api import pb
-from bridge.api.server import check_exposure
-from bridge.app import BridgeApp
-from bridge.client import Client
-from bridge.errors import ConfigError
+from linebridge.api import pb
+from linebridge.api.server import check_exposure
+from linebridge.app import BridgeApp
+from linebridge.client import Client
+from linebridge.errors import ConfigError
 from tests.conftest import make_config
 from tests.test_cli import run
 
@@ -28,7 +28,9 @@ def test_non_loopback_without_tls_is_refused_unless_insecure():
     with pytest.raises(ConfigError, match="without TLS.*--insecure"):
         check_exposure(LINE, insecure=False)
     with pytest.raises(ConfigError, match="without TLS"):
-        check_exposure("0.0.0.0:50051", insecure=False, tls=False, authentication=True)  # tokens in clear text
+        check_exposure(
+            "0.0.0.0:50051", insecure=False, tls=False, authentication=True
+        )  # tokens in clear text
     [warning] = check_exposure(LINE, insecure=True)
     assert "without TLS (--insecure)" in warning and "any host" in warning
 
@@ -45,7 +47,7 @@ async def test_insecure_bridge_warns_at_start_and_in_get_info(catalog, caplog):
         BridgeApp(config, catalog)
     app = BridgeApp(config, catalog, insecure=True)
     app.api.address = "127.0.0.1:0"  # the warning is about the configured address; bind loopback for the test
-    caplog.set_level(logging.WARNING, "bridge.app")
+    caplog.set_level(logging.WARNING, "linebridge.app")
     await app.start()
     try:
         async with Client(f"127.0.0.1:{app.grpc_port}") as client:
@@ -59,7 +61,9 @@ async def test_insecure_bridge_warns_at_start_and_in_get_info(catalog, caplog):
 
 async def test_linebridge_run_refuses_a_line_address_without_tls(tmp_path):
     config = tmp_path / "bridge.yaml"
-    config.write_text(f"grpc:\n  address: {LINE}\nmetrics:\n  enabled: false\ndiscovery:\n  enabled: false\n"
-                      "audit:\n  enabled: false\n")
-    code, _, err = await run(sys.executable, "-m", "bridge.cli", "run", "-c", str(config), timeout=30)
+    config.write_text(
+        f"grpc:\n  address: {LINE}\nmetrics:\n  enabled: false\ndiscovery:\n  enabled: false\n"
+        "audit:\n  enabled: false\n"
+    )
+    code, _, err = await run(sys.executable, "-m", "linebridge.cli", "run", "-c", str(config), timeout=30)
     assert code == 2 and "refusing to serve the gRPC API on 10.20.30.40:50051 without TLS" in err

@@ -8,15 +8,20 @@ import asyncio
 import grpc
 import pytest
 
-from bridge.api import pb
-from bridge.client import Client
-from bridge.model import DeviceState
+from linebridge.api import pb
+from linebridge.client import Client
+from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
 
 Code = grpc.StatusCode
-LIMITS = {"max_subscriptions_per_client": 2, "max_paths_per_subscription": 4, "max_concurrent_streams": 8,
-          "min_ping_interval_seconds": 5, "max_ping_strikes": 1}
+LIMITS = {
+    "max_subscriptions_per_client": 2,
+    "max_paths_per_subscription": 4,
+    "max_concurrent_streams": 8,
+    "min_ping_interval_seconds": 5,
+    "max_ping_strikes": 1,
+}
 
 
 @pytest.fixture
@@ -26,9 +31,14 @@ async def start_limited(start_bridge, tmp_path):
 
     async def start(**limits):
         tokens = write_tokens(tmp_path / "tokens", ["greedy", "modest"])
-        app = await start_bridge([sim_device("sim-1", signals=3, rate_hz=50)], grpc={"limits": {**LIMITS, **limits}},
-                                 security={"tokens_file": str(tmp_path / "tokens"),
-                                           "identities": {"token:greedy": "viewer", "token:modest": "viewer"}})
+        app = await start_bridge(
+            [sim_device("sim-1", signals=3, rate_hz=50)],
+            grpc={"limits": {**LIMITS, **limits}},
+            security={
+                "tokens_file": str(tmp_path / "tokens"),
+                "identities": {"token:greedy": "viewer", "token:modest": "viewer"},
+            },
+        )
         await wait_for_state(app, "sim-1", DeviceState.ONLINE)
         clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
         made.extend(clients.values())
@@ -50,10 +60,14 @@ async def healthy(client: Client) -> None:
 async def test_too_many_paths_is_resource_exhausted(start_limited):
     _, clients, _ = await start_limited()
     paths = [f"sim-1/values/{i}" for i in range(5)]
-    for call in (clients["greedy"].telemetry.Read(pb.telemetry.ReadRequest(paths=paths)),
-                 clients["greedy"].telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=paths)).read()):
+    for call in (
+        clients["greedy"].telemetry.Read(pb.telemetry.ReadRequest(paths=paths)),
+        clients["greedy"].telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=paths)).read(),
+    ):
         error = await rpc_error(call)
-        assert error.code() is Code.RESOURCE_EXHAUSTED and "5 paths in one request; at most 4" in error.details()
+        assert (
+            error.code() is Code.RESOURCE_EXHAUSTED and "5 paths in one request; at most 4" in error.details()
+        )
     await healthy(clients["modest"])
 
 
@@ -82,7 +96,9 @@ async def test_subscriptions_per_client(start_limited):
 
 async def test_message_larger_than_the_limit(start_limited):
     _, clients, _ = await start_limited()
-    huge = pb.device.ListDevicesRequest(id_glob="x" * (1 << 20))  # over the default 1 MB (grpc.max_receive_message_bytes)
+    huge = pb.device.ListDevicesRequest(
+        id_glob="x" * (1 << 20)
+    )  # over the default 1 MB (grpc.max_receive_message_bytes)
     error = await rpc_error(clients["greedy"].devices.ListDevices(huge))
     assert error.code() is Code.RESOURCE_EXHAUSTED
     await healthy(clients["modest"])
@@ -94,9 +110,14 @@ async def test_streams_per_connection_queue_at_the_client_and_spare_others(start
     channel = grpc.aio.insecure_channel(app.api_address, options=[("grpc.use_local_subchannel_pool", 1)])
     auth = (("authorization", f"Bearer {tokens['greedy']}"),)
     try:
-        telemetry, bridge = pb.telemetry_grpc.TelemetryServiceStub(channel), pb.bridge_grpc.BridgeServiceStub(channel)
-        streams = [telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/*"]), metadata=auth)
-                   for _ in range(2)]
+        telemetry, bridge = (
+            pb.telemetry_grpc.TelemetryServiceStub(channel),
+            pb.bridge_grpc.BridgeServiceStub(channel),
+        )
+        streams = [
+            telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/*"]), metadata=auth)
+            for _ in range(2)
+        ]
         for stream in streams:
             await stream.read()
         # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: while both streams are open a third call gets no stream.
@@ -115,12 +136,20 @@ async def test_ping_flood_gets_goaway_and_others_carry_on(start_limited):
     app, clients, tokens = await start_limited()
     # Keepalive pings every 50 ms on an idle stream, far below the 5 s the bridge permits (gRPC A8):
     # after max_ping_strikes the bridge sends GOAWAY ENHANCE_YOUR_CALM and closes the connection.
-    flood = grpc.aio.insecure_channel(app.api_address, options=[
-        ("grpc.keepalive_time_ms", 50), ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0)])
+    flood = grpc.aio.insecure_channel(
+        app.api_address,
+        options=[
+            ("grpc.keepalive_time_ms", 50),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ],
+    )
     try:
         watch = pb.device_grpc.DeviceServiceStub(flood).WatchDevices(
-            pb.device.WatchDevicesRequest(), metadata=(("authorization", f"Bearer {tokens['greedy']}"),), timeout=30)
+            pb.device.WatchDevicesRequest(),
+            metadata=(("authorization", f"Bearer {tokens['greedy']}"),),
+            timeout=30,
+        )
         error = await rpc_error(watch.read())  # no device changes: the stream stays idle until the GOAWAY
     finally:
         await flood.close()

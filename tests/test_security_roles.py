@@ -8,10 +8,10 @@ import json
 import grpc
 import pytest
 
-from bridge.api import pb
-from bridge.api.auth import REQUIRED_ROLE, required_role
-from bridge.client import Client, value_message
-from bridge.model import DeviceState, Role
+from linebridge.api import pb
+from linebridge.api.auth import REQUIRED_ROLE, required_role
+from linebridge.client import Client, value_message
+from linebridge.model import DeviceState, Role
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
 
@@ -23,8 +23,13 @@ ROLES = {"viewer": "viewer", "op": "operator", "boss": "admin"}
 async def secured(start_bridge, tmp_path):
     """A loopback bridge that takes bearer tokens only: viewer, op(erator), boss (admin), and an unmapped one."""
     tokens = write_tokens(tmp_path / "tokens", [*ROLES, "stranger"])
-    app = await start_bridge([sim_device("sim-1", signals=2, rate_hz=50)], security={
-        "tokens_file": str(tmp_path / "tokens"), "identities": {f"token:{n}": r for n, r in ROLES.items()}})
+    app = await start_bridge(
+        [sim_device("sim-1", signals=2, rate_hz=50)],
+        security={
+            "tokens_file": str(tmp_path / "tokens"),
+            "identities": {f"token:{n}": r for n, r in ROLES.items()},
+        },
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
     clients["nobody"] = Client(app.api_address)
@@ -34,8 +39,12 @@ async def secured(start_bridge, tmp_path):
 
 
 def write(value: float) -> pb.command.ExecuteRequest:
-    return pb.command.ExecuteRequest(device_id="sim-1", write=pb.command.WriteAction(
-        writes=[pb.command.SignalWrite(path="setpoint", value=value_message(value))]))
+    return pb.command.ExecuteRequest(
+        device_id="sim-1",
+        write=pb.command.WriteAction(
+            writes=[pb.command.SignalWrite(path="setpoint", value=value_message(value))]
+        ),
+    )
 
 
 def audit_records(app) -> list[dict]:
@@ -44,8 +53,12 @@ def audit_records(app) -> list[dict]:
 
 def test_every_linebridge_rpc_has_an_explicit_role():
     """A new RPC must be placed in the table on purpose; unlisted methods need ADMIN (closed by default)."""
-    for module, service in ((pb.device, "DeviceService"), (pb.telemetry, "TelemetryService"),
-                            (pb.command, "CommandService"), (pb.bridge, "BridgeService")):
+    for module, service in (
+        (pb.device, "DeviceService"),
+        (pb.telemetry, "TelemetryService"),
+        (pb.command, "CommandService"),
+        (pb.bridge, "BridgeService"),
+    ):
         for method in module.DESCRIPTOR.services_by_name[service].methods:
             assert f"/linebridge.v1.{service}/{method.name}" in REQUIRED_ROLE
     assert required_role("/linebridge.v1.BridgeService/SomethingNew") is Role.ADMIN
@@ -58,7 +71,9 @@ async def test_viewer_reads_but_cannot_command_and_nothing_reaches_the_device(se
     assert [d.id for d in await viewer.list_devices()] == ["sim-1"]
     read = await viewer.telemetry.Read(pb.telemetry.ReadRequest(paths=["sim-1/setpoint"]))
     assert read.values[0].path == "sim-1/setpoint"
-    once = [u async for u in viewer.telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/*"], mode=2))]
+    once = [
+        u async for u in viewer.telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/*"], mode=2))
+    ]
     assert once[0].WhichOneof("update") == "catalog"
     assert (await viewer.bridge.GetInfo(pb.bridge.GetInfoRequest())).bridge_id == "test-bridge"
     await viewer.commands.ListCommands(pb.command.ListCommandsRequest())
@@ -83,9 +98,14 @@ async def test_operator_commands_as_itself_but_cannot_approve(secured):
     assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED
     assert app.driver_of("sim-1").state["setpoint"] == 12.5
     spec = app.commands.get(events[-1].command_id).spec
-    assert spec.identity is not None and (spec.identity.name, spec.identity.role) == ("token:op", Role.OPERATOR)
+    assert spec.identity is not None and (spec.identity.name, spec.identity.role) == (
+        "token:op",
+        Role.OPERATOR,
+    )
     assert spec.identity.peer.startswith("ipv4:127.0.0.1:")
-    error = await rpc_error(clients["op"].bridge.ApproveDevice(pb.bridge.ApproveDeviceRequest(device_id="sim-1")))
+    error = await rpc_error(
+        clients["op"].bridge.ApproveDevice(pb.bridge.ApproveDeviceRequest(device_id="sim-1"))
+    )
     assert error.code() is Code.PERMISSION_DENIED and "needs admin" in error.details()
 
 
@@ -107,13 +127,16 @@ async def test_unauthenticated_and_unmapped_callers(secured):
     assert unmapped.code() is Code.PERMISSION_DENIED
     assert unmapped.details().startswith("token:stranger has no role on this bridge")
     health = await clients["nobody"].channel.unary_unary(
-        "/grpc.health.v1.Health/Check", request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=lambda b: b)(_health_request())
+        "/grpc.health.v1.Health/Check",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=lambda b: b,
+    )(_health_request())
     assert health is not None  # liveness probes need no identity
 
 
 def _health_request():
     from grpc_health.v1 import health_pb2
+
     return health_pb2.HealthCheckRequest()
 
 

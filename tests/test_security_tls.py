@@ -14,11 +14,11 @@ import pytest
 import yaml
 from cryptography import x509
 
-from bridge.api import pb
-from bridge.client import value_message
-from bridge.healthcheck import main as healthcheck
-from bridge.model import DeviceState, Role
-from bridge.security.certs import CertDir, Issued, issue
+from linebridge.api import pb
+from linebridge.cli.healthcheck import main as healthcheck
+from linebridge.client import value_message
+from linebridge.model import DeviceState, Role
+from linebridge.security.certs import CertDir, Issued, issue
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import certs_init, mtls_section, rpc_error, tls_client
 from tests.test_cli import run
@@ -44,13 +44,16 @@ async def clients():
     def keep(client):
         made.append(client)
         return client
+
     yield keep
     for client in made:
         await client.close()
 
 
 async def mtls_bridge(start_bridge, lab: CertDir, identities=IDENTITIES):
-    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)], security=mtls_section(lab, identities))
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=20)], security=mtls_section(lab, identities)
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     return app
 
@@ -72,10 +75,14 @@ def test_certs_init_writes_private_keys_for_the_owner_only(pki):
 
 async def test_printed_config_snippet_serves_mutual_tls(pki, start_bridge, clients):
     text = pki["printed"]
-    snippet = text[text.index("security:"):text.index("# and talk")]
+    snippet = text[text.index("security:") : text.index("# and talk")]
     section = yaml.safe_load(snippet)["security"]
-    assert section["identities"] == {"cn:viewer-1": "viewer", "cn:op-1": "operator", "cn:admin-1": "admin",
-                                     "cn:stranger": "viewer"}
+    assert section["identities"] == {
+        "cn:viewer-1": "viewer",
+        "cn:op-1": "operator",
+        "cn:admin-1": "admin",
+        "cn:stranger": "viewer",
+    }
     app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)], security=section)
     devices = await clients(as_client(app, pki["lab"], "admin-1")).list_devices()
     assert [d.id for d in devices] == ["sim-1"]
@@ -84,12 +91,18 @@ async def test_printed_config_snippet_serves_mutual_tls(pki, start_bridge, clien
 async def test_client_certificate_names_the_caller_and_its_role(pki, start_bridge, clients):
     lab = pki["lab"]
     app = await mtls_bridge(start_bridge, lab)
-    write = pb.command.ExecuteRequest(device_id="sim-1", write=pb.command.WriteAction(
-        writes=[pb.command.SignalWrite(path="setpoint", value=value_message(4.0))]))
+    write = pb.command.ExecuteRequest(
+        device_id="sim-1",
+        write=pb.command.WriteAction(
+            writes=[pb.command.SignalWrite(path="setpoint", value=value_message(4.0))]
+        ),
+    )
     viewer = clients(as_client(app, lab, "viewer-1"))
     assert len(await viewer.list_devices()) == 1
     denied = await rpc_error(viewer.execute(write))
-    assert denied.code() is Code.PERMISSION_DENIED and denied.details().startswith("cn:viewer-1 has role viewer")
+    assert denied.code() is Code.PERMISSION_DENIED and denied.details().startswith(
+        "cn:viewer-1 has role viewer"
+    )
     events = await clients(as_client(app, lab, "op-1")).execute(write)
     assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED
     identity = app.commands.get(events[-1].command_id).spec.identity
@@ -115,13 +128,16 @@ async def test_san_uri_identity(pki, start_bridge, clients, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["expired", "other-ca", "no-cert"])
-async def test_bad_client_certificates_are_refused_at_the_handshake(case, pki, start_bridge, clients, tmp_path):
+async def test_bad_client_certificates_are_refused_at_the_handshake(
+    case, pki, start_bridge, clients, tmp_path
+):
     lab: CertDir = pki["lab"]
     app = await mtls_bridge(start_bridge, lab)
     if case == "expired":  # signed by our CA, for the right name, but its validity ended yesterday
         long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
         issue(Issued.load(*lab.ca), "op-1", client=True, days=29, not_before=long_ago).save(
-            tmp_path / "old.pem", tmp_path / "old.key")
+            tmp_path / "old.pem", tmp_path / "old.key"
+        )
         bad = as_client(app, lab, "old", (tmp_path / "old.pem", tmp_path / "old.key"))
     elif case == "other-ca":  # the right name, the wrong issuer
         bad = as_client(app, lab, "op-1", pki["other"].client("op-1"))
@@ -136,7 +152,7 @@ async def test_cli_talks_to_a_mutual_tls_bridge(pki, start_bridge):
     lab: CertDir = pki["lab"]
     app = await mtls_bridge(start_bridge, lab)
     cert, key = lab.client("viewer-1")
-    base = [sys.executable, "-m", "bridge.cli", "devices", "--target", app.api_address]
+    base = [sys.executable, "-m", "linebridge.cli", "devices", "--target", app.api_address]
     code, out, err = await run(*base, "--ca", str(lab.ca[0]), "--cert", str(cert), "--key", str(key))
     assert code == 0 and "sim-1" in out, err
     code, _, err = await run(*base, "--cert", str(cert))
@@ -154,4 +170,6 @@ async def test_healthcheck_over_mutual_tls(pki, start_bridge, monkeypatch):
     assert await asyncio.to_thread(healthcheck, [app.api_address]) == 0
     monkeypatch.delenv("LINEBRIDGE_CERT")
     monkeypatch.delenv("LINEBRIDGE_KEY")
-    assert await asyncio.to_thread(healthcheck, [app.api_address]) == 1  # mutual TLS: no certificate, no session
+    assert (
+        await asyncio.to_thread(healthcheck, [app.api_address]) == 1
+    )  # mutual TLS: no certificate, no session

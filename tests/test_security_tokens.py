@@ -9,13 +9,13 @@ import sys
 import grpc
 import pytest
 
-from bridge.api import pb
-from bridge.api.auth import AuthFailure, bearer_token
-from bridge.client import Client
-from bridge.errors import ConfigError
-from bridge.model import DeviceState
-from bridge.security.certs import CertDir
-from bridge.security.tokens import TokenTable, hash_token, new_token
+from linebridge.api import pb
+from linebridge.api.auth import AuthFailure, bearer_token
+from linebridge.client import Client
+from linebridge.errors import ConfigError
+from linebridge.model import DeviceState
+from linebridge.security.certs import CertDir
+from linebridge.security.tokens import TokenTable, hash_token, new_token
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import certs_init, mtls_section, rpc_error, tls_client, write_tokens
 from tests.test_cli import run
@@ -43,8 +43,13 @@ def test_token_table_parses_hashes_and_rejects_anything_else():
     table = TokenTable.parse(f"# comment\n\nmes {hash_token(token)}  # the MES\n", "tokens")
     assert table.verify(token) == "mes" and table.verify(token + "x") is None and table.verify("") is None
     assert token not in repr(table)  # only hashes are kept
-    for bad in ("mes", f"mes {token}", "mes sha256:abc", f"mes {hash_token(token)} extra",
-                f"a {hash_token('x')}\na {hash_token('y')}"):
+    for bad in (
+        "mes",
+        f"mes {token}",
+        "mes sha256:abc",
+        f"mes {hash_token(token)} extra",
+        f"a {hash_token('x')}\na {hash_token('y')}",
+    ):
         with pytest.raises(ConfigError, match=r"^tokens:\d"):
             TokenTable.parse(bad, "tokens")
 
@@ -62,9 +67,14 @@ def test_bearer_header_parsing():
 async def test_tokens_over_server_tls(start_bridge, lab, tmp_path, closing):
     tokens = write_tokens(tmp_path / "tokens", ["mes", "old"])
     cert, key = lab.server
-    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)], security={
-        "tls": {"cert_file": str(cert), "key_file": str(key)}, "tokens_file": str(tmp_path / "tokens"),
-        "identities": {"token:mes": "viewer"}})
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=20)],
+        security={
+            "tls": {"cert_file": str(cert), "key_file": str(key)},
+            "tokens_file": str(tmp_path / "tokens"),
+            "identities": {"token:mes": "viewer"},
+        },
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     good = closing(tls_client(app, lab.ca[0], token=tokens["mes"]))
     assert [d.id for d in await good.list_devices()] == ["sim-1"]
@@ -73,8 +83,11 @@ async def test_tokens_over_server_tls(start_bridge, lab, tmp_path, closing):
     missing = await rpc_error(closing(tls_client(app, lab.ca[0])).list_devices())
     assert missing.code() is Code.UNAUTHENTICATED and "no credentials" in missing.details()
     malformed = closing(tls_client(app, lab.ca[0]))
-    error = await rpc_error(malformed.devices.ListDevices(pb.device.ListDevicesRequest(),
-                                                          metadata=(("authorization", "Basic Zm9vOmJhcg=="),)))
+    error = await rpc_error(
+        malformed.devices.ListDevices(
+            pb.device.ListDevicesRequest(), metadata=(("authorization", "Basic Zm9vOmJhcg=="),)
+        )
+    )
     assert error.code() is Code.UNAUTHENTICATED
     unmapped = await rpc_error(closing(tls_client(app, lab.ca[0], token=tokens["old"])).list_devices())
     assert unmapped.code() is Code.PERMISSION_DENIED
@@ -85,8 +98,10 @@ async def test_tokens_over_server_tls(start_bridge, lab, tmp_path, closing):
 async def test_token_names_the_caller_on_a_mutual_tls_connection(start_bridge, lab, tmp_path, closing):
     tokens = write_tokens(tmp_path / "tokens", ["line-operator"])
     section = mtls_section(lab, {"cn:hmi": "viewer", "token:line-operator": "operator"})
-    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)],
-                             security={**section, "tokens_file": str(tmp_path / "tokens")})
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=20)],
+        security={**section, "tokens_file": str(tmp_path / "tokens")},
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     cert, key = lab.client("hmi")
     hmi = closing(tls_client(app, lab.ca[0], cert, key))
@@ -99,13 +114,25 @@ async def test_token_names_the_caller_on_a_mutual_tls_connection(start_bridge, l
 
 async def test_token_new_appends_a_hash_and_prints_the_token_once(tmp_path):
     path = tmp_path / "tokens"
-    code, out, err = await run(sys.executable, "-m", "bridge.cli", "token", "new", "mes", "--file", str(path),
-                               "--role", "operator")
+    code, out, err = await run(
+        sys.executable,
+        "-m",
+        "linebridge.cli",
+        "token",
+        "new",
+        "mes",
+        "--file",
+        str(path),
+        "--role",
+        "operator",
+    )
     assert code == 0, err
     token = out.strip().splitlines()[-1]
     assert token.startswith("lbt_") and token not in path.read_text()
     assert TokenTable.load(path).verify(token) == "mes"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert '"token:mes": operator' in out
-    code, _, err = await run(sys.executable, "-m", "bridge.cli", "token", "new", "mes", "--file", str(path))
+    code, _, err = await run(
+        sys.executable, "-m", "linebridge.cli", "token", "new", "mes", "--file", str(path)
+    )
     assert code == 2 and "exists" in err

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bridge.api import pb
-from bridge.client import Sample
-from bridge.model import DeviceState
-from bridge.sessions import Backoff
-from drivers.sim.driver import LINKS_DOWN
+from linebridge.api import pb
+from linebridge.client import Sample
+from linebridge.devices.sessions import Backoff
+from linebridge.drivers.sim.driver import LINKS_DOWN
+from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 
 
@@ -32,7 +32,7 @@ async def test_device_recovers_and_stream_resumes(start_bridge, client_for, capl
             got_before += 1
             if got_before >= 10:
                 break
-    caplog.set_level(logging.INFO, logger="bridge.sessions")
+    caplog.set_level(logging.INFO, logger="linebridge.devices.sessions")
     LINKS_DOWN.add("cut-1")
     try:
         await wait_for_state(app, "cut-1", DeviceState.OFFLINE)
@@ -57,7 +57,9 @@ async def test_device_recovers_and_stream_resumes(start_bridge, client_for, capl
 
 
 async def test_one_failing_device_does_not_disturb_another(start_bridge, client_for):
-    app = await start_bridge([sim_device("bad-1", fail_connect=True), sim_device("good-1", signals=1, rate_hz=200)])
+    app = await start_bridge(
+        [sim_device("bad-1", fail_connect=True), sim_device("good-1", signals=1, rate_hz=200)]
+    )
     await wait_for_state(app, "good-1", DeviceState.ONLINE)
     await wait_for_state(app, "bad-1", DeviceState.OFFLINE)
     client = client_for(app)

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from bridge.errors import InvalidArgument, NotFound, ResourceExhausted
-from bridge.model import DeviceDescription, DeviceKind, SampleBatch, Signal, ValueType
-from bridge.registry import DeviceRecord, DeviceRegistry
-from bridge.telemetry import (
+from linebridge.errors import InvalidArgument, NotFound, ResourceExhausted
+from linebridge.model import DeviceDescription, DeviceKind, SampleBatch, Signal, ValueType
+from linebridge.registry import DeviceRecord, DeviceRegistry
+from linebridge.telemetry.bus import (
     BatchUpdate,
     CatalogUpdate,
     DroppedUpdate,
@@ -56,7 +56,10 @@ async def test_stream_sends_catalog_initial_values_sync_then_batches():
     updates = sub.updates()
     catalog, initial, sync = await take(updates, 3)
     assert isinstance(catalog, CatalogUpdate) and {p for _, p, _ in catalog.entries} == {
-        "r1/axes/1/pos", "r1/axes/2/pos", "r1/temp"}
+        "r1/axes/1/pos",
+        "r1/axes/2/pos",
+        "r1/temp",
+    }
     assert isinstance(initial, BatchUpdate) and initial.batches[0].values == [1.0, 2.0, 3.0]
     assert isinstance(sync, SyncUpdate)
     bus.publish(batch(bus, "r2", [9.0]))  # not selected
@@ -104,7 +107,9 @@ async def test_slow_subscriber_drops_oldest_and_is_told():
 
 async def test_on_change_with_deadband():
     bus = make_bus()
-    sub = bus.subscribe(["r1/temp"], SubscriptionOptions(trigger=Trigger.ON_CHANGE, deadband=0.5, max_latency=0.001))
+    sub = bus.subscribe(
+        ["r1/temp"], SubscriptionOptions(trigger=Trigger.ON_CHANGE, deadband=0.5, max_latency=0.001)
+    )
     updates = sub.updates()
     await take(updates, 2)
     temp = aliases(bus, "r1")[2]

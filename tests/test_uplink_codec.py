@@ -9,14 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.model import Quality, SampleBatch, ValueType
-from bridge.uplink.encoder import TRAILER_RESERVE, SparkplugEncoder, trailer
-from bridge.uplink.rbe import ChangeFilter
-from bridge.uplink.topics import Topics
+from linebridge.model import Quality, SampleBatch, ValueType
+from linebridge.uplink.encoder import TRAILER_RESERVE, SparkplugEncoder, trailer
+from linebridge.uplink.rbe import ChangeFilter
+from linebridge.uplink.topics import Topics
 from tests import sparkplug_decoder as spd
 
 NOW = time.time_ns()
-TYPES = {ValueType.DOUBLE: "Double", ValueType.INT: "Int64", ValueType.BOOL: "Boolean", ValueType.STRING: "String"}
+TYPES = {
+    ValueType.DOUBLE: "Double",
+    ValueType.INT: "Int64",
+    ValueType.BOOL: "Boolean",
+    ValueType.STRING: "String",
+}
 
 
 def encoder_with(types: dict[int, ValueType], max_payload: int = 128 * 1024) -> SparkplugEncoder:
@@ -35,13 +40,21 @@ def decoded(encoder: SparkplugEncoder, batch: SampleBatch, historical: bool = Fa
 
 def test_double_batches_take_the_fast_path_and_decode_with_the_spec_decoder() -> None:
     encoder = encoder_with({1: ValueType.DOUBLE, 2: ValueType.DOUBLE})
-    batch = SampleBatch("d", [1, 2, 1, 2], [0.5, -1.25, math.pi, 1e300], [NOW, NOW, NOW + 10**6, NOW + 10**6],
-                        value_type=ValueType.DOUBLE)
+    batch = SampleBatch(
+        "d",
+        [1, 2, 1, 2],
+        [0.5, -1.25, math.pi, 1e300],
+        [NOW, NOW, NOW + 10**6, NOW + 10**6],
+        value_type=ValueType.DOUBLE,
+    )
     (payload,) = decoded(encoder, batch)
     assert payload.timestamp == 123 and payload.seq == 7
     assert [(m.alias, m.timestamp, m.value(10)) for m in payload.metrics] == [
-        (101, NOW // 10**6, 0.5), (102, NOW // 10**6, -1.25),
-        (101, NOW // 10**6 + 1, math.pi), (102, NOW // 10**6 + 1, 1e300)]
+        (101, NOW // 10**6, 0.5),
+        (102, NOW // 10**6, -1.25),
+        (101, NOW // 10**6 + 1, math.pi),
+        (102, NOW // 10**6 + 1, 1e300),
+    ]
     assert all(m.name is None and not m.is_historical and m.datatype is None for m in payload.metrics)
 
 
@@ -68,10 +81,13 @@ def test_bool_fast_path_and_historical_flag() -> None:
 
 
 def test_payloads_respect_the_size_cap_and_keep_every_sample_in_order() -> None:
-    encoder = encoder_with({a: ValueType.DOUBLE for a in range(1, 51)} | {99: ValueType.STRING}, max_payload=2048)
+    encoder = encoder_with(
+        {a: ValueType.DOUBLE for a in range(1, 51)} | {99: ValueType.STRING}, max_payload=2048
+    )
     n = 50 * 40
-    batch = SampleBatch("d", list(range(1, 51)) * 40, [float(i) for i in range(n)], [NOW] * n,
-                        value_type=ValueType.DOUBLE)
+    batch = SampleBatch(
+        "d", list(range(1, 51)) * 40, [float(i) for i in range(n)], [NOW] * n, value_type=ValueType.DOUBLE
+    )
     strings = SampleBatch("d", [99] * 30, ["x" * 90] * 30, [NOW] * 30)
     payloads = decoded(encoder, batch) + decoded(encoder, strings)
     assert len(payloads) > 10
@@ -109,11 +125,26 @@ def test_as_historical_flags_every_metric_of_a_live_body() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.floats(allow_nan=False), st.integers(-(2**63), 2**63 - 1), st.booleans(),
-                          st.text(max_size=20)), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=False), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.text(max_size=20)
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_any_values_round_trip(values: list[object]) -> None:
-    kinds = [ValueType.BOOL if isinstance(v, bool) else ValueType.INT if isinstance(v, int)
-             else ValueType.DOUBLE if isinstance(v, float) else ValueType.STRING for v in values]
+    kinds = [
+        ValueType.BOOL
+        if isinstance(v, bool)
+        else ValueType.INT
+        if isinstance(v, int)
+        else ValueType.DOUBLE
+        if isinstance(v, float)
+        else ValueType.STRING
+        for v in values
+    ]
     encoder = encoder_with({i + 1: kind for i, kind in enumerate(kinds)}, max_payload=1024)
     batch = SampleBatch("d", list(range(1, len(values) + 1)), list(values), [NOW] * len(values))  # type: ignore[arg-type]
     metrics = [m for p in decoded(encoder, batch) for m in p.metrics]
@@ -121,10 +152,14 @@ def test_any_values_round_trip(values: list[object]) -> None:
 
 
 def test_birth_and_death_bodies() -> None:
-    body = SparkplugEncoder.birth([("a/b", 7, ValueType.INT, -3, 1000), ("c", 8, ValueType.STRING, None, 0)], 2000)
+    body = SparkplugEncoder.birth(
+        [("a/b", 7, ValueType.INT, -3, 1000), ("c", 8, ValueType.STRING, None, 0)], 2000
+    )
     payload = spd.decode(body)
     assert [(m.name, m.alias, m.datatype, m.timestamp) for m in payload.metrics] == [
-        ("a/b", 7, 4, 1000), ("c", 8, 12, 2000)]
+        ("a/b", 7, 4, 1000),
+        ("c", 8, 12, 2000),
+    ]
     assert payload.metrics[0].value() == -3 and payload.metrics[1].is_null
     death = spd.decode(SparkplugEncoder.death(42, 5))
     assert death.seq is None and death.metrics[0].name == "bdSeq" and death.metrics[0].value() == 42
@@ -151,7 +186,12 @@ def test_topics() -> None:
     assert topics.data("") == "spBv1.0/plant/NDATA/line-1"
     assert topics.parse_command("spBv1.0/plant/DCMD/line-1/robot-1") == ("DCMD", "robot-1")
     assert topics.parse_command("spBv1.0/plant/NCMD/line-1") == ("NCMD", "")
-    for other in ("spBv1.0/plant/DCMD/line-2/robot-1", "spBv1.0/other/NCMD/line-1", "spBv1.0/plant/DDATA/line-1/x",
-                  "spBv1.0/plant/DCMD/line-1/a/b", "spBv1.0/plant/DCMD/line-1/"):
+    for other in (
+        "spBv1.0/plant/DCMD/line-2/robot-1",
+        "spBv1.0/other/NCMD/line-1",
+        "spBv1.0/plant/DDATA/line-1/x",
+        "spBv1.0/plant/DCMD/line-1/a/b",
+        "spBv1.0/plant/DCMD/line-1/",
+    ):
         assert topics.parse_command(other) is None
     assert Topics.state("scada") == "spBv1.0/STATE/scada"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.uplink.config import UplinkConfig
-from bridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
-from bridge.uplink.sparkplug import ssl_context
-from tests.mqtt_broker import Broker, broker  # noqa: F401  (fixture)
+from linebridge.uplink.config import UplinkConfig
+from linebridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
+from linebridge.uplink.sparkplug import ssl_context
+from tests.mqtt_broker import Broker
 
 
 class Inbox:
@@ -50,7 +50,8 @@ async def connected(made: list[MqttClient], port: int, name: str, **kwargs: obje
 
 
 async def test_qos1_publish_is_acknowledged_and_delivered_in_order(
-        broker: Broker, clients: list[MqttClient]) -> None:  # noqa: F811
+    broker: Broker, clients: list[MqttClient]
+) -> None:
     inbox = Inbox()
     sub = await connected(clients, broker.port, "sub", on_message=inbox)
     assert await sub.subscribe([("t/#", 1)]) == [1]
@@ -63,7 +64,8 @@ async def test_qos1_publish_is_acknowledged_and_delivered_in_order(
 
 
 async def test_the_will_is_published_on_a_lost_connection_but_not_after_disconnect(
-        broker: Broker, clients: list[MqttClient]) -> None:  # noqa: F811
+    broker: Broker, clients: list[MqttClient]
+) -> None:
     inbox = Inbox()
     sub = await connected(clients, broker.port, "sub", on_message=inbox)
     await sub.subscribe([("will/#", 1)])
@@ -77,7 +79,8 @@ async def test_the_will_is_published_on_a_lost_connection_but_not_after_disconne
 
 
 async def test_a_dying_broker_fails_pending_publishes_and_closes_the_client(
-        broker: Broker, clients: list[MqttClient]) -> None:  # noqa: F811
+    broker: Broker, clients: list[MqttClient]
+) -> None:
     client = await connected(clients, broker.port, "c")
     await broker.kill()
     async with asyncio.timeout(10):
@@ -88,12 +91,24 @@ async def test_a_dying_broker_fails_pending_publishes_and_closes_the_client(
 
 
 def password_file(path: Path, user: str, password: str) -> Path:
-    subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", "-c", str(path),
-                    user, password], check=True, capture_output=True)
+    subprocess.run(
+        [
+            shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd",
+            "-b",
+            "-c",
+            str(path),
+            user,
+            password,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
-async def test_refused_credentials_are_an_error_and_good_ones_connect(tmp_path: Path, clients: list[MqttClient]) -> None:
+async def test_refused_credentials_are_an_error_and_good_ones_connect(
+    tmp_path: Path, clients: list[MqttClient]
+) -> None:
     passwords = password_file(tmp_path / "passwords", "bridge", "s3cret")
     server = Broker(tmp_path, f"password_file {passwords}\n", anonymous=False)
     await server.start()
@@ -115,25 +130,66 @@ def _openssl(*args: str, cwd: Path) -> None:
 def make_pki(directory: Path) -> None:
     """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca",
-             cwd=directory)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        cwd=directory,
+    )
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     for name in ("server", "client"):
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=directory)
+        _openssl(
+            "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            cwd=directory,
+        )
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
 async def test_tls_with_a_client_certificate(tmp_path: Path, clients: list[MqttClient]) -> None:
     make_pki(tmp_path)
-    server = Broker(tmp_path, f"cafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
-                              f"keyfile {tmp_path}/server.key\nrequire_certificate true\n")
+    server = Broker(
+        tmp_path,
+        f"cafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+        f"keyfile {tmp_path}/server.key\nrequire_certificate true\n",
+    )
     await server.start()
     try:
         base = {"broker": f"mqtts://127.0.0.1:{server.port}", "tls": {"ca_file": str(tmp_path / "ca.crt")}}
-        with_cert = UplinkConfig.model_validate(base | {"tls": base["tls"] | {  # type: ignore[operator]
-            "cert_file": str(tmp_path / "client.crt"), "key_file": str(tmp_path / "client.key")}})
+        with_cert = UplinkConfig.model_validate(
+            base
+            | {
+                "tls": base["tls"]
+                | {  # type: ignore[operator]
+                    "cert_file": str(tmp_path / "client.crt"),
+                    "key_file": str(tmp_path / "client.key"),
+                }
+            }
+        )
         client = await connected(clients, server.port, "tls", ssl_context=ssl_context(with_cert))
         future = client.publish("secure", b"hello", qos=1)
         await asyncio.wait_for(future, 5)  # type: ignore[arg-type]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.uplink.config import DropPolicy, OutboxConfig
-from bridge.uplink.outbox import ROW_OVERHEAD, Outbox
+from linebridge.uplink.config import DropPolicy, OutboxConfig
+from linebridge.uplink.outbox import ROW_OVERHEAD, Outbox
 
 
 def config(path: Path, **changes: object) -> OutboxConfig:
@@ -77,10 +77,11 @@ async def test_commits_run_in_the_writer_thread_not_the_event_loop(tmp_path: Pat
 
 @pytest.mark.parametrize("policy", [DropPolicy.DROP_OLDEST, DropPolicy.REJECT_NEWEST])
 async def test_a_full_budget_drops_by_policy_counts_and_logs_once_per_episode(
-        tmp_path: Path, policy: DropPolicy, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, policy: DropPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
     size = 1000 + ROW_OVERHEAD
     outbox = await opened(config(tmp_path / "o.sqlite", budget_bytes=5 * size, policy=policy))
-    caplog.set_level(logging.WARNING, logger="bridge.uplink.outbox")
+    caplog.set_level(logging.WARNING, logger="linebridge.uplink.outbox")
     rows = [outbox.append("dev", bytes([i]) * 1000, 10, True) for i in range(8)]
     assert outbox.messages == 5 and outbox.bytes <= 5 * size
     assert outbox.losses.dropped_messages == 3 and outbox.losses.dropped_samples == 30
@@ -115,7 +116,8 @@ async def test_payloads_older_than_the_age_limit_expire(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", ["garbage", "foreign"])
 async def test_a_corrupt_or_foreign_file_is_moved_aside_with_a_clear_error(
-        tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "o.sqlite"
     if content == "garbage":
         path.write_bytes(b"this is not a database" * 100)
@@ -123,7 +125,7 @@ async def test_a_corrupt_or_foreign_file_is_moved_aside_with_a_clear_error(
         with sqlite3.connect(path) as db:
             db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
             db.execute("INSERT INTO orders VALUES (1, 'keep me')")
-    caplog.set_level(logging.ERROR, logger="bridge.uplink.outbox")
+    caplog.set_level(logging.ERROR, logger="linebridge.uplink.outbox")
     outbox = await opened(config(path))
     assert outbox.moved_aside and exists(outbox.moved_aside)
     message = " ".join(r.getMessage() for r in caplog.records)

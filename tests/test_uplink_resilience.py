@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge.api import pb
-from bridge.app import BridgeApp
-from bridge.client import Client
-from bridge.model import DeviceState, SampleBatch
-from bridge.uplink import Uplink, UplinkState, UplinkStatus
-from drivers.sim.driver import LINKS_DOWN
+from linebridge.api import pb
+from linebridge.app import BridgeApp
+from linebridge.client import Client
+from linebridge.drivers.sim.driver import LINKS_DOWN
+from linebridge.model import DeviceState, SampleBatch
+from linebridge.uplink import Uplink, UplinkState, UplinkStatus
 from tests.conftest import BridgeFactory, free_port, wait_for_state
-from tests.mqtt_broker import Broker, Consumer, Sample, broker, uplink_section  # noqa: F401  (fixture)
+from tests.mqtt_broker import Broker, Consumer, Sample, uplink_section
 
 Identity = tuple[str, str, int, object]
 HOST = "spBv1.0/STATE/scada"
@@ -90,12 +90,17 @@ def _links() -> None:  # type: ignore[misc]
 
 
 async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
-        broker: Broker, start_bridge: BridgeFactory, tmp_path: Path) -> None:  # noqa: F811
+    broker: Broker, start_bridge: BridgeFactory, tmp_path: Path
+) -> None:
     first = Consumer(broker.port, "host-1")
     await first.start()
     await first.publish(HOST, host_online(1), retain=True)
-    app = await start_bridge([], uplink=uplink_section(broker, tmp_path / "o.sqlite", primary_host_id="scada",
-                                                       report_by_exception=False))
+    app = await start_bridge(
+        [],
+        uplink=uplink_section(
+            broker, tmp_path / "o.sqlite", primary_host_id="scada", report_by_exception=False
+        ),
+    )
     uplink = app.uplink
     assert uplink is not None
     production = Production(app)
@@ -106,18 +111,25 @@ async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
     await first.stop()
     await first.wait_for(lambda: uplink.status().state is UplinkState.OFFLINE, what="the uplink notices")
     stored = uplink.status().backlog_samples
-    await first.wait_for(lambda: uplink.status().backlog_samples > stored + 4800, what="a backlog during the outage")
+    await first.wait_for(
+        lambda: uplink.status().backlog_samples > stored + 4800, what="a backlog during the outage"
+    )
     await broker.start()
     second = Consumer(broker.port, "host-2")
     await second.start()
     await second.publish(HOST, host_online(2), retain=True)  # the host is back: the bridge may publish again
-    await second.wait_for(lambda: any(not s.historical for s in second.samples), what="live data after the outage")
+    await second.wait_for(
+        lambda: any(not s.historical for s in second.samples), what="live data after the outage"
+    )
 
     await quiet(app, 2)
     produced = set(production.samples)
     received = [identity(s) for s in first.samples + second.samples]
-    await second.wait_for(lambda: produced <= {identity(s) for s in second.samples + first.samples},
-                          what="every produced sample", timeout=30)
+    await second.wait_for(
+        lambda: produced <= {identity(s) for s in second.samples + first.samples},
+        what="every produced sample",
+        timeout=30,
+    )
     await second.wait_for(lambda: uplink.status().backlog_messages == 0, what="an empty outbox")
     received = [identity(s) for s in first.samples + second.samples]
     status = uplink.status()
@@ -142,12 +154,20 @@ async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
 
 
 async def test_a_full_disk_budget_drops_counts_and_logs_once(
-        broker: Broker, start_bridge: BridgeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    broker: Broker, start_bridge: BridgeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     await broker.kill()  # no broker yet: everything goes to the outbox
-    caplog.set_level(logging.WARNING, logger="bridge.uplink.outbox")
-    app = await start_bridge([], uplink=uplink_section(
-        broker, tmp_path / "o.sqlite", report_by_exception=False, max_payload_bytes=4096,
-        outbox={"budget_bytes": 40_000, "policy": "drop_oldest"}))
+    caplog.set_level(logging.WARNING, logger="linebridge.uplink.outbox")
+    app = await start_bridge(
+        [],
+        uplink=uplink_section(
+            broker,
+            tmp_path / "o.sqlite",
+            report_by_exception=False,
+            max_payload_bytes=4096,
+            outbox={"budget_bytes": 40_000, "policy": "drop_oldest"},
+        ),
+    )
     uplink = app.uplink
     assert uplink is not None
     production = Production(app)
@@ -161,8 +181,10 @@ async def test_a_full_disk_budget_drops_counts_and_logs_once(
     await broker.start()
     listener = Consumer(broker.port, "late")
     await listener.start()
-    await listener.wait_for(lambda: uplink.status().backlog_messages == 0 and uplink.status().state is UplinkState.ONLINE,
-                            what="the backlog drained")
+    await listener.wait_for(
+        lambda: uplink.status().backlog_messages == 0 and uplink.status().state is UplinkState.ONLINE,
+        what="the backlog drained",
+    )
     await listener.stop()
     # Nothing else is lost: what was produced either went to the broker or is counted as dropped.
     status = uplink.status()
@@ -179,23 +201,43 @@ async def until(uplink: Uplink, condition: Callable[[UplinkStatus], bool], timeo
 
 
 def bridge_config(path: Path, grpc_port: int, outbox: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "bridge": {"id": "killed", "log_level": "INFO"},
-        "grpc": {"address": f"127.0.0.1:{grpc_port}", "grace_seconds": 0},
-        "metrics": {"enabled": False},
-        "discovery": {"enabled": False},
-        "devices": [{"id": "sim-1", "driver": "sim", "endpoint": "sim://sim-1",
-                     "options": {"rate_hz": 100, "signals": 6}}],
-        "uplink": {"primary_host_id": "scada", "report_by_exception": False, "reconnect_initial_seconds": 0.05,
-                   "reconnect_max_seconds": 0.3, "outbox": {"path": str(outbox), "commit_interval_seconds": 0.2}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "bridge": {"id": "killed", "log_level": "INFO"},
+                "grpc": {"address": f"127.0.0.1:{grpc_port}", "grace_seconds": 0},
+                "metrics": {"enabled": False},
+                "discovery": {"enabled": False},
+                "devices": [
+                    {
+                        "id": "sim-1",
+                        "driver": "sim",
+                        "endpoint": "sim://sim-1",
+                        "options": {"rate_hz": 100, "signals": 6},
+                    }
+                ],
+                "uplink": {
+                    "primary_host_id": "scada",
+                    "report_by_exception": False,
+                    "reconnect_initial_seconds": 0.05,
+                    "reconnect_max_seconds": 0.3,
+                    "outbox": {"path": str(outbox), "commit_interval_seconds": 0.2},
+                },
+            }
+        )
+    )
     return path
 
 
 def spawn_bridge(config: Path, mqtt: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "-c", str(config), "--mqtt", mqtt],
-                                stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=Path(__file__).parent.parent)
+        return subprocess.Popen(
+            [sys.executable, "-m", "linebridge.cli", "run", "-c", str(config), "--mqtt", mqtt],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).parent.parent,
+        )
 
 
 async def uplink_status(client: Client) -> pb.bridge.GetUplinkStatusResponse:
@@ -206,7 +248,7 @@ async def uplink_status(client: Client) -> pb.bridge.GetUplinkStatusResponse:
             await asyncio.sleep(0.05)
 
 
-async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: Path) -> None:
     consumer = Consumer(broker.port, "host")
     await consumer.start()
     await consumer.publish(HOST, json.dumps({"online": False, "timestamp": 1}).encode(), retain=True)
@@ -233,9 +275,12 @@ async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: P
             resumed = await uplink_status(client)
         assert resumed.backlog_samples >= first.backlog_samples  # the outbox came back
         await consumer.publish(HOST, json.dumps({"online": True, "timestamp": 2}).encode(), retain=True)
-        await consumer.wait_for(lambda: any(not s.historical for s in consumer.samples), what="live data in run 2")
-        await consumer.wait_for(lambda: sum(s.historical for s in consumer.samples) >= first.backlog_samples,
-                                what="run 1's data")
+        await consumer.wait_for(
+            lambda: any(not s.historical for s in consumer.samples), what="live data in run 2"
+        )
+        await consumer.wait_for(
+            lambda: sum(s.historical for s in consumer.samples) >= first.backlog_samples, what="run 1's data"
+        )
         (nbirth,) = consumer.of("NBIRTH", "killed")
         assert nbirth.payload is not None
         assert [m.value() for m in nbirth.payload.metrics if m.name == "bdSeq"] == [(will_bdseq + 1) % 256]
@@ -246,9 +291,13 @@ async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: P
             assert stamps == sorted(stamps)
         assert consumer.errors == []
 
-        output = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bridge.cli", "uplink", "status",
-                                                          "--target", f"127.0.0.1:{port}"],
-                                         capture_output=True, text=True, timeout=30)
+        output = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "linebridge.cli", "uplink", "status", "--target", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert output.returncode == 0 and "uplink: ONLINE" in output.stdout and "backlog:" in output.stdout
     finally:
         await client.close()

@@ -10,15 +10,15 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from bridge.api import pb
-from bridge.app import BridgeApp
-from bridge.cli import _parser, main
-from bridge.cli_client import run_client
-from bridge.client import Client
-from bridge.demo import uplink_line
-from bridge.errors import ConfigError
-from bridge.model import DeviceState
-from bridge.uplink.config import UplinkConfig, with_broker
+from linebridge.api import pb
+from linebridge.app import BridgeApp
+from linebridge.cli.demo import uplink_line
+from linebridge.cli.main import _parser, main
+from linebridge.cli.remote import run_client
+from linebridge.client import Client
+from linebridge.errors import ConfigError
+from linebridge.model import DeviceState
+from linebridge.uplink.config import UplinkConfig, with_broker
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
 
 
@@ -36,8 +36,9 @@ async def cli_status(app: BridgeApp, capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-async def test_disabled_uplink(start_bridge: BridgeFactory, client_for: Callable[[BridgeApp], Client],
-                               capsys: pytest.CaptureFixture[str]) -> None:
+async def test_disabled_uplink(
+    start_bridge: BridgeFactory, client_for: Callable[[BridgeApp], Client], capsys: pytest.CaptureFixture[str]
+) -> None:
     app = await start_bridge([])
     status = await client_for(app).bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
     assert status.state == pb.bridge.UPLINK_STATE_DISABLED
@@ -45,11 +46,22 @@ async def test_disabled_uplink(start_bridge: BridgeFactory, client_for: Callable
 
 
 async def test_without_a_broker_data_buffers_and_every_view_says_so(
-        start_bridge: BridgeFactory, client_for: Callable[[BridgeApp], Client], refusing_port: int,
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    app = await start_bridge([sim_device("sim-1", rate_hz=200, signals=4)], uplink={
-        "enabled": True, "broker": f"mqtt://127.0.0.1:{refusing_port}", "reconnect_initial_seconds": 0.05,
-        "reconnect_max_seconds": 0.2, "outbox": {"path": str(tmp_path / "o.sqlite"), "commit_interval_seconds": 0.1}})
+    start_bridge: BridgeFactory,
+    client_for: Callable[[BridgeApp], Client],
+    refusing_port: int,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = await start_bridge(
+        [sim_device("sim-1", rate_hz=200, signals=4)],
+        uplink={
+            "enabled": True,
+            "broker": f"mqtt://127.0.0.1:{refusing_port}",
+            "reconnect_initial_seconds": 0.05,
+            "reconnect_max_seconds": 0.2,
+            "outbox": {"path": str(tmp_path / "o.sqlite"), "commit_interval_seconds": 0.1},
+        },
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     client = client_for(app)
     first = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
@@ -57,7 +69,9 @@ async def test_without_a_broker_data_buffers_and_every_view_says_so(
     while status.backlog_samples <= first.backlog_samples or not status.last_error:
         status = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest(), timeout=5)
     assert status.state in (pb.bridge.UPLINK_STATE_OFFLINE, pb.bridge.UPLINK_STATE_CONNECTING)
-    assert status.backlog_messages > 0 and status.backlog_bytes > 0 and status.outbox_path.endswith("o.sqlite")
+    assert (
+        status.backlog_messages > 0 and status.backlog_bytes > 0 and status.outbox_path.endswith("o.sqlite")
+    )
     assert status.dropped_samples == 0 and status.published_samples == 0
 
     out = await cli_status(app, capsys)
@@ -69,7 +83,9 @@ async def test_without_a_broker_data_buffers_and_every_view_says_so(
     assert 'linebridge_uplink_lost_samples_total{reason="budget"} 0.0' in scraped
 
 
-def test_mqtt_flag_enables_the_uplink_or_names_the_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mqtt_flag_enables_the_uplink_or_names_the_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     enabled = with_broker(UplinkConfig(), "mqtt://broker.plant:1884")
     assert enabled.enabled and enabled.host == "broker.plant" and enabled.port == 1884
     with pytest.raises(ConfigError, match="--mqtt: expected mqtt://"):

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from drivers.base import DeviceError, InvalidArgument, Unavailable, ValueType
-from drivers.ur import dashboard as dash
-from drivers.ur.dashboard import COMMANDS_BY_METHOD, DashboardClient
+from linebridge.drivers.base import DeviceError, InvalidArgument, Unavailable, ValueType
+from linebridge.drivers.ur import dashboard as dash
+from linebridge.drivers.ur.dashboard import COMMANDS_BY_METHOD, DashboardClient
 
 
 def test_parse_robot_mode_and_safety_status():

@@ -8,7 +8,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from drivers.base import (
+from linebridge.drivers.base import (
     CommandKind,
     CommandRequest,
     DeviceError,
@@ -21,10 +21,10 @@ from drivers.base import (
     StreamHints,
     Unavailable,
 )
-from drivers.ur import catalog, sim_servers
-from drivers.ur.catalog import RobotMode, RuntimeState
-from drivers.ur.driver import UrDriver
-from drivers.ur.options import UrOptions, parse_endpoint
+from linebridge.drivers.ur import catalog, sim_servers
+from linebridge.drivers.ur.catalog import RobotMode, RuntimeState
+from linebridge.drivers.ur.driver import UrDriver
+from linebridge.drivers.ur.options import UrOptions, parse_endpoint
 
 TARGET_Q = [0.3, -1.4, 1.5, -1.6, -1.5, 0.2]
 TARGET_POSE = Pose(-0.40, -0.15, 0.45, 2.2, 2.2, 0.0)
@@ -48,7 +48,9 @@ async def connect(ur_sim):
     drivers = []
 
     async def make(**options) -> tuple[UrDriver, object]:
-        driver = UrDriver(DriverContext("ur-1", ur_sim.endpoint, UrOptions(**options), logging.getLogger("test.ur")))
+        driver = UrDriver(
+            DriverContext("ur-1", ur_sim.endpoint, UrOptions(**options), logging.getLogger("test.ur"))
+        )
         drivers.append(driver)
         description = await driver.connect()
         for alias, signal in enumerate(description.signals, start=1):
@@ -82,17 +84,26 @@ async def test_connect_describes_the_robot(connect, ur_sim):
     driver, description = await connect()
     assert description.kind is DeviceKind.ROBOT
     assert (description.vendor, description.model) == ("Universal Robots", "UR5")
-    assert description.serial_number == ur_sim.info.serial and description.identity == f"ur:{ur_sim.info.serial}"
+    assert (
+        description.serial_number == ur_sim.info.serial and description.identity == f"ur:{ur_sim.info.serial}"
+    )
     paths = {s.path: s for s in description.signals}
     for joint in range(1, 7):
         assert paths[f"joints/{joint}/actual_position"].unit == "rad"
     assert paths["tcp/pose/x"].unit == "m" and paths["tcp/pose/rz"].unit == "rad"
     assert paths["tcp/force/fz"].unit == "N" and "safety/mode" in paths and "program/runtime_state" in paths
     assert paths["status/remote_control"].change_detection == "polled-compare"
-    assert {CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR, CommandKind.RUN_PROGRAM, CommandKind.PAUSE_PROGRAM,
-            CommandKind.STOP, CommandKind.INVOKE} <= description.commands
+    assert {
+        CommandKind.MOVE_JOINTS,
+        CommandKind.MOVE_LINEAR,
+        CommandKind.RUN_PROGRAM,
+        CommandKind.PAUSE_PROGRAM,
+        CommandKind.STOP,
+        CommandKind.INVOKE,
+    } <= description.commands
     assert {"power_on", "brake_release", "unlock_protective_stop", "close_safety_popup"} <= {
-        m.name for m in description.methods}
+        m.name for m in description.methods
+    }
     diagnostics = driver.diagnostics()
     assert diagnostics["controller_version"] == "5.15.0.118022" and diagnostics["rtde_protocol"] == "2"
 
@@ -106,7 +117,9 @@ async def test_stream_batches_packets_without_sequence_gaps(connect):
     with pytest.raises(asyncio.CancelledError):
         await task
     timestamp_alias = next(s.alias for s in description.signals if s.path == "controller/timestamp")
-    stamps = [v for b in sink.batches for a, v in zip(b.aliases, b.values, strict=True) if a == timestamp_alias]
+    stamps = [
+        v for b in sink.batches for a, v in zip(b.aliases, b.values, strict=True) if a == timestamp_alias
+    ]
     steps = {round(b - a, 6) for a, b in zip(stamps, stamps[1:], strict=False)}
     assert len(stamps) > 10 and steps == {0.002}  # every 2 ms controller cycle arrived, in order
     counters = driver.stream_counters()
@@ -120,7 +133,9 @@ async def test_stream_batches_packets_without_sequence_gaps(connect):
 
 async def test_vector_elements_become_signals_with_live_values(connect, ur_sim):
     driver, description = await connect()
-    wanted = [s for s in description.signals if s.path.startswith("joints/") and s.path.endswith("actual_position")]
+    wanted = [
+        s for s in description.signals if s.path.startswith("joints/") and s.path.endswith("actual_position")
+    ]
     wanted += [s for s in description.signals if s.path in ("robot/mode", "program/loaded")]
     batch = await driver.read(wanted)
     assert batch.values[:6] == pytest.approx(list(ur_sim.robot.q))
@@ -134,8 +149,9 @@ async def test_power_brakes_and_program_lifecycle(connect, ur_sim):
     await make_ready(driver, description, ur_sim)
     assert await call(driver, description, "robot_mode") == "RUNNING"
     steps = []
-    result = await driver.execute(CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"),
-                                  lambda p, m: steps.append(p))
+    result = await driver.execute(
+        CommandRequest(CommandKind.RUN_PROGRAM, program="/programs/pick.urp"), lambda p, m: steps.append(p)
+    )
     assert ur_sim.robot.runtime_state == RuntimeState.PLAYING  # SUCCEEDED only once it is running
     assert result.values == ["/programs/pick.urp"] and steps[-1] == 1.0
     await driver.execute(CommandRequest(CommandKind.PAUSE_PROGRAM), noop)
@@ -159,8 +175,10 @@ async def test_move_joints_reaches_the_target(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
     await make_ready(driver, description, ur_sim)
     progress = []
-    result = await driver.execute(CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=1.0),
-                                  lambda p, m: progress.append(p))
+    result = await driver.execute(
+        CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=1.0),
+        lambda p, m: progress.append(p),
+    )
     assert "reached" in result.message
     assert ur_sim.robot.q == pytest.approx(TARGET_Q, abs=1e-6)
     assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
@@ -175,18 +193,41 @@ async def test_move_linear_reaches_the_pose(connect, ur_sim):
     assert pose == pytest.approx([-0.40, -0.15, 0.45, 2.2, 2.2, 0.0], abs=1e-4)
 
 
-@pytest.mark.parametrize("options,request_kwargs,error,rule", [
-    ({}, {"joint_positions": TARGET_Q}, FailedPrecondition, "motion_enabled"),
-    ({"motion_enabled": True}, {"joint_positions": [0, 0, 7.0, 0, 0, 0]}, InvalidArgument, "joint_limits"),
-    ({"motion_enabled": True, "joint_limits": [[-1, 1]] * 6}, {"joint_positions": TARGET_Q}, InvalidArgument,
-     "joint_limits"),
-    ({"motion_enabled": True}, {"joint_positions": TARGET_Q, "speed": 3.0}, InvalidArgument, "max_joint_speed"),
-    ({"motion_enabled": True}, {"joint_positions": TARGET_Q[:5]}, InvalidArgument, "target"),
-    ({"motion_enabled": True}, {"pose": TARGET_POSE, "speed": 1.0}, InvalidArgument, "max_tcp_speed"),
-    ({"motion_enabled": True, "workspace": [[-0.3, 0.3], [-1, 1], [0, 1]]}, {"pose": TARGET_POSE},
-     InvalidArgument, "workspace"),
-])
-async def test_motion_refused_by_configured_rules_with_nothing_sent(connect, ur_sim, options, request_kwargs, error, rule):
+@pytest.mark.parametrize(
+    "options,request_kwargs,error,rule",
+    [
+        ({}, {"joint_positions": TARGET_Q}, FailedPrecondition, "motion_enabled"),
+        (
+            {"motion_enabled": True},
+            {"joint_positions": [0, 0, 7.0, 0, 0, 0]},
+            InvalidArgument,
+            "joint_limits",
+        ),
+        (
+            {"motion_enabled": True, "joint_limits": [[-1, 1]] * 6},
+            {"joint_positions": TARGET_Q},
+            InvalidArgument,
+            "joint_limits",
+        ),
+        (
+            {"motion_enabled": True},
+            {"joint_positions": TARGET_Q, "speed": 3.0},
+            InvalidArgument,
+            "max_joint_speed",
+        ),
+        ({"motion_enabled": True}, {"joint_positions": TARGET_Q[:5]}, InvalidArgument, "target"),
+        ({"motion_enabled": True}, {"pose": TARGET_POSE, "speed": 1.0}, InvalidArgument, "max_tcp_speed"),
+        (
+            {"motion_enabled": True, "workspace": [[-0.3, 0.3], [-1, 1], [0, 1]]},
+            {"pose": TARGET_POSE},
+            InvalidArgument,
+            "workspace",
+        ),
+    ],
+)
+async def test_motion_refused_by_configured_rules_with_nothing_sent(
+    connect, ur_sim, options, request_kwargs, error, rule
+):
     driver, description = await connect(**options)
     await make_ready(driver, description, ur_sim)
     kind = CommandKind.MOVE_LINEAR if "pose" in request_kwargs else CommandKind.MOVE_JOINTS
@@ -219,8 +260,9 @@ async def test_motion_refused_by_robot_state_with_nothing_sent(connect, ur_sim):
 async def test_protective_stop_during_motion_fails_the_command(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
     await make_ready(driver, description, ur_sim)
-    move = asyncio.create_task(driver.execute(
-        CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.2), noop))
+    move = asyncio.create_task(
+        driver.execute(CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.2), noop)
+    )
     for _ in range(300):
         if ur_sim.robot.runtime_state == RuntimeState.PLAYING:
             break
@@ -233,8 +275,9 @@ async def test_protective_stop_during_motion_fails_the_command(connect, ur_sim):
 async def test_cancelled_motion_stops_the_program(connect, ur_sim):
     driver, description = await connect(motion_enabled=True)
     await make_ready(driver, description, ur_sim)
-    move = asyncio.create_task(driver.execute(
-        CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.1), noop))
+    move = asyncio.create_task(
+        driver.execute(CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.1), noop)
+    )
     for _ in range(300):
         if ur_sim.robot.runtime_state == RuntimeState.PLAYING:
             break
@@ -306,8 +349,9 @@ def test_options_validation():
 
 
 def test_from_mdns():
-    service = MdnsService("_ur-rtde._tcp.local.", "ur-7", "127.0.0.1", 30104, {"dashboard": "30105",
-                                                                               "secondary": "30106"})
+    service = MdnsService(
+        "_ur-rtde._tcp.local.", "ur-7", "127.0.0.1", 30104, {"dashboard": "30105", "secondary": "30106"}
+    )
     device = UrDriver.from_mdns(service)
     assert device.device_id == "ur-7"
     assert device.endpoint == "ur://127.0.0.1?rtde=30104&dashboard=30105&secondary=30106"

@@ -12,14 +12,14 @@ import struct
 
 import pytest
 
-from drivers.base import DriverContext, StreamHints, Unavailable
-from drivers.ur import rtde
-from drivers.ur.catalog import OUTPUT_TYPES
-from drivers.ur.driver import UrDriver
-from drivers.ur.options import UrOptions
-from drivers.ur.rtde import PackageType, ProtocolError
-from drivers.ur.rtde_client import RecipeError, RtdeClient
-from drivers.ur.simulator import SimConfig, UrSimulator
+from linebridge.drivers.base import DriverContext, StreamHints, Unavailable
+from linebridge.drivers.ur import rtde
+from linebridge.drivers.ur.catalog import OUTPUT_TYPES
+from linebridge.drivers.ur.driver import UrDriver
+from linebridge.drivers.ur.options import UrOptions
+from linebridge.drivers.ur.rtde import PackageType, ProtocolError
+from linebridge.drivers.ur.rtde_client import RecipeError, RtdeClient
+from linebridge.drivers.ur.simulator import SimConfig, UrSimulator
 
 
 class BrokenRtde:
@@ -110,17 +110,22 @@ async def sim():
 
 
 async def driver_for(sim, rtde_port: int) -> UrDriver:
-    endpoint = f"ur://127.0.0.1?rtde={rtde_port}&dashboard={sim.dashboard_port}&secondary={sim.secondary_port}"
+    endpoint = (
+        f"ur://127.0.0.1?rtde={rtde_port}&dashboard={sim.dashboard_port}&secondary={sim.secondary_port}"
+    )
     return UrDriver(DriverContext("ur-bad", endpoint, UrOptions(timeout=2.0), logging.getLogger("test.ur")))
 
 
-@pytest.mark.parametrize("fault,message", [
-    ("truncated", "connection closed inside a package"),
-    ("size_below_header", "size field 2 is smaller than the 3-byte header"),
-    ("size_mismatch", "data package of 9 bytes"),
-    ("unknown_type", "unknown package type 90"),
-    ("wrong_type", "recipe answer types actual_q as DOUBLE"),
-])
+@pytest.mark.parametrize(
+    "fault,message",
+    [
+        ("truncated", "connection closed inside a package"),
+        ("size_below_header", "size field 2 is smaller than the 3-byte header"),
+        ("size_mismatch", "data package of 9 bytes"),
+        ("unknown_type", "unknown package type 90"),
+        ("wrong_type", "recipe answer types actual_q as DOUBLE"),
+    ],
+)
 async def test_malformed_stream_closes_that_connection_only(sim, fault, message):
     robot = BrokenRtde(fault)
     port = await robot.start()
@@ -148,7 +153,9 @@ async def test_wrong_type_in_probe_fails_connect_clearly(sim):
     port = await robot.start()
     driver = await driver_for(sim, port)
     try:
-        with pytest.raises(ProtocolError, match="recipe answer types actual_q as DOUBLE, documented as VECTOR6D"):
+        with pytest.raises(
+            ProtocolError, match="recipe answer types actual_q as DOUBLE, documented as VECTOR6D"
+        ):
             await driver.connect()
         await driver.close()  # safe after a failed connect
     finally:
@@ -160,7 +167,9 @@ async def test_client_reports_not_found_variables(sim):
     await client.connect()
     try:
         await client.negotiate()
-        with pytest.raises(RecipeError, match="does not know RTDE variable\\(s\\) bogus_a, bogus_b") as caught:
+        with pytest.raises(
+            RecipeError, match="does not know RTDE variable\\(s\\) bogus_a, bogus_b"
+        ) as caught:
             await client.recipe(["timestamp", "bogus_a", "bogus_b"], 125.0)
         assert caught.value.not_found == ("bogus_a", "bogus_b")
         with pytest.raises(RecipeError, match="refused the output recipe at 900 Hz"):

@@ -12,12 +12,12 @@ import sys
 import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
-from drivers.ur.dashboard import GREETING, LOCAL_CONTROL_REPLY
-from drivers.ur.driver import SERVICE_TYPE, UrDriver
-from drivers.ur.kinematics import pose_error, pose_of
-from drivers.ur.options import UrOptions, parse_endpoint
-from drivers.ur.simulator import SimConfig, UrSimulator
+from linebridge.drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
+from linebridge.drivers.ur.dashboard import GREETING, LOCAL_CONTROL_REPLY
+from linebridge.drivers.ur.driver import SERVICE_TYPE, UrDriver
+from linebridge.drivers.ur.kinematics import pose_error, pose_of
+from linebridge.drivers.ur.options import UrOptions, parse_endpoint
+from linebridge.drivers.ur.simulator import SimConfig, UrSimulator
 
 TARGET_Q = (0.4, -1.3, 1.4, -1.6, -1.5, 0.3)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -201,7 +201,9 @@ async def wait_stopped_after_script(ur_sim, count: int = 1):
 async def test_secondary_movej_moves_at_the_commanded_speed(ur_sim):
     await running(ur_sim)
     start_q, start_time = list(ur_sim.robot.q), ur_sim.robot.time
-    await send_script(ur_sim, "def move():\n  movej([" + ", ".join(map(str, TARGET_Q)) + "], a=1.4, v=0.8)\nend\n")
+    await send_script(
+        ur_sim, "def move():\n  movej([" + ", ".join(map(str, TARGET_Q)) + "], a=1.4, v=0.8)\nend\n"
+    )
     await wait_stopped_after_script(ur_sim)
     assert ur_sim.scripts[0].accepted
     assert ur_sim.robot.q == pytest.approx(TARGET_Q, abs=1e-9)
@@ -251,15 +253,25 @@ async def test_advertised_over_mdns_with_ports_in_txt():
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_cli_prints_ready_and_stops_cleanly(signum):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.ur.simulator", "--name", "ur-cli", "--no-mdns",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=REPO_ROOT)
+        sys.executable,
+        "-m",
+        "linebridge.drivers.ur.simulator",
+        "--name",
+        "ur-cli",
+        "--no-mdns",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().strip()
         assert line.startswith("READY ur://127.0.0.1?rtde=")
         address = parse_endpoint(line.split(" ", 1)[1], UrOptions())
-        assert address.host == "127.0.0.1" and 0 not in (address.rtde_port, address.dashboard_port,
-                                                          address.secondary_port)
+        assert address.host == "127.0.0.1" and 0 not in (
+            address.rtde_port,
+            address.dashboard_port,
+            address.secondary_port,
+        )
         reader, writer = await asyncio.open_connection("127.0.0.1", address.dashboard_port)
         assert (await reader.readline()).decode().strip() == GREETING
         writer.close()

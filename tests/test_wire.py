@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.api import pb
-from bridge.api.wire import FAST, encode_fast, wrap_update
-from bridge.model import SampleBatch, ValueType
-from bridge.varint import varint
+from linebridge.api import pb
+from linebridge.api.wire import FAST, encode_fast, wrap_update
+from linebridge.model import SampleBatch, ValueType
+from linebridge.varint import varint
 
 ALIASES = st.integers(min_value=0, max_value=2**32 - 1)
 TIMESTAMPS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -18,7 +18,7 @@ def test_varint_matches_protobuf():
     for value in (0, 1, 127, 128, 300, 16383, 16384, 2**32 - 1, 2**63):
         encoded = pb.telemetry.SampleBatch(aliases=[1] * value if value < 1000 else []).SerializeToString()
         if value < 1000 and value:
-            assert encoded[1:1 + len(varint(value))] == varint(value)
+            assert encoded[1 : 1 + len(varint(value))] == varint(value)
     assert varint(300) == b"\xac\x02"
 
 
@@ -37,8 +37,9 @@ def test_double_batches_round_trip(data):
     assert list(decoded.aliases) == aliases and list(decoded.timestamps) == stamps
     assert list(decoded.double_values) == values
     assert list(decoded.qualities) == (qualities or [])
-    expected = pb.telemetry.SampleBatch(aliases=aliases, timestamps=stamps, double_values=values,
-                                        qualities=qualities or [])
+    expected = pb.telemetry.SampleBatch(
+        aliases=aliases, timestamps=stamps, double_values=values, qualities=qualities or []
+    )
     assert encoded == expected.SerializeToString()  # byte for byte what protobuf writes
 
 
@@ -60,7 +61,7 @@ def test_general_types_take_the_protobuf_path():
 
 
 def test_alias_cache_follows_list_identity():
-    from bridge.api.wire import _aliases
+    from linebridge.api.wire import _aliases
 
     aliases = [300, 301]
     assert _aliases.encode(aliases) is _aliases.encode(aliases)  # reused list: encoded once

@@ -33,9 +33,18 @@ async def run(ctx: Context) -> dict:
         bridge_cpu_per_call_us = (bridge.cpu_seconds() - cpu0) / (count + warmup) * 1e6
     ratio = res["p50_ms"] / base["p50_ms"] if base["p50_ms"] else 0.0
     return {
-        "value": res["p50_ms"], "unit": "ms", "baseline": base["p50_ms"], "ratio": ratio, "target": TARGET,
+        "value": res["p50_ms"],
+        "unit": "ms",
+        "baseline": base["p50_ms"],
+        "ratio": ratio,
+        "target": TARGET,
         "met": res["p50_ms"] <= 2.0 and ratio <= 3.0,
-        "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"], "mean_ms": res["mean_ms"], "max_ms": res["max_ms"],
-        "baseline_p99_ms": base["p99_ms"], "calls": res["count"], "calls_per_s": res["calls_per_s"],
+        "p50_ms": res["p50_ms"],
+        "p99_ms": res["p99_ms"],
+        "mean_ms": res["mean_ms"],
+        "max_ms": res["max_ms"],
+        "baseline_p99_ms": base["p99_ms"],
+        "calls": res["count"],
+        "calls_per_s": res["calls_per_s"],
         "bridge_cpu_us_per_call": bridge_cpu_per_call_us,
     }

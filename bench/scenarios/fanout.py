@@ -19,8 +19,12 @@ SIGNALS, ROWS, SUBSCRIBERS, PROCESSES = 100, 10, 10, 2
 async def rates(ctx: Context, processes: int, per_process: int, label: str) -> tuple[list[float], dict]:
     warmup, duration = ctx.seconds(3, 1), ctx.seconds(10, 3)
     async with Processes() as procs:
-        bridge = await start_bridge(procs, f"{label}bridge", [bench_device(signals=SIGNALS, rows_per_batch=ROWS)])
-        plan = SubscriberPlan(bridge.endpoint, ["bench-1/*"], processes=processes, subs_per_process=per_process)
+        bridge = await start_bridge(
+            procs, f"{label}bridge", [bench_device(signals=SIGNALS, rows_per_batch=ROWS)]
+        )
+        plan = SubscriberPlan(
+            bridge.endpoint, ["bench-1/*"], processes=processes, subs_per_process=per_process
+        )
         win = await measure(procs, [plan], warmup, duration, ctx, bridge, label)
     results = win.results["subscriber"]
     dropped = sum(s["dropped"] for r in results for s in r["subs"])
@@ -34,10 +38,20 @@ async def run(ctx: Context) -> dict:
     value = sum(many) / len(many)
     ratio = value / baseline if baseline else 0.0
     return {
-        "value": value, "unit": "samples/s", "baseline": baseline, "ratio": ratio, "target": TARGET,
-        "met": ratio >= 0.4, "subscribers": len(many), "min_per_subscriber": min(many),
-        "max_per_subscriber": max(many), "aggregate_per_s": sum(many), "dropped": info["dropped"],
-        "bridge_cpu_pct": info.get("cpu_pct"), "machine_cpu_pct": info.get("machine_cpu_pct"),
-        "subscribers_cpu_pct": info["clients_cpu_pct"], "single_bridge_cpu_pct": single_info.get("cpu_pct"),
+        "value": value,
+        "unit": "samples/s",
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": TARGET,
+        "met": ratio >= 0.4,
+        "subscribers": len(many),
+        "min_per_subscriber": min(many),
+        "max_per_subscriber": max(many),
+        "aggregate_per_s": sum(many),
+        "dropped": info["dropped"],
+        "bridge_cpu_pct": info.get("cpu_pct"),
+        "machine_cpu_pct": info.get("machine_cpu_pct"),
+        "subscribers_cpu_pct": info["clients_cpu_pct"],
+        "single_bridge_cpu_pct": single_info.get("cpu_pct"),
         "single_subscriber_cpu_pct": single_info["clients_cpu_pct"],
     }

@@ -1,7 +1,7 @@
 """startup: seconds from process start of a demo-like bridge to gRPC health SERVING; idle RSS with the demo cell.
 
 The demo cell is 3 OPC UA robot simulators (drivers/opcua/simulator.py) in their own processes,
-announced over mDNS on 127.0.0.1. The bridge is the real command, `python -m bridge.cli run -c FILE`,
+announced over mDNS on 127.0.0.1. The bridge is the real command, `python -m linebridge.cli run -c FILE`,
 with discovery on 127.0.0.1 and metrics on, as `linebridge demo` runs it; `discovery.auto_approve`
 names this run's robots, so other people's simulators on 127.0.0.1 wait for approval instead. Time counts from just before
 the spawn to the first SERVING answer of grpc.health.v1 (polled every 5 ms); idle RSS is read once all
@@ -25,8 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.common import free_port, say
 from bench.harness import Context, wait_online
 from bench.procs import Child, ChildFailed, Processes
-from bridge.api import pb
-from bridge.config import DiscoveryConfig
+from linebridge.api import pb
+from linebridge.config import DiscoveryConfig
 
 NAME = "startup"
 TARGET = "<= 1.5 s to SERVING and idle RSS <= 120 MB"
@@ -36,8 +36,8 @@ ROBOTS = 3
 def simulator_args(name: str) -> list[str]:
     """`linebridge sim opcua-robot` when the entry point is installed, else the simulator module itself."""
     if any(ep.name == "opcua-robot" for ep in entry_points(group="linebridge.simulators")):
-        return ["-m", "bridge.cli", "sim", "opcua-robot", "--name", name, "--port", "0"]
-    return ["-m", "drivers.opcua.simulator", "--name", name, "--port", "0"]
+        return ["-m", "linebridge.cli", "sim", "opcua-robot", "--name", name, "--port", "0"]
+    return ["-m", "linebridge.drivers.opcua.simulator", "--name", name, "--port", "0"]
 
 
 async def time_to_serving(child: Child, address: str, timeout: float = 30.0) -> float:
@@ -51,7 +51,9 @@ async def time_to_serving(child: Child, address: str, timeout: float = 30.0) -> 
             _, writer = await asyncio.open_connection(host, int(port))
             writer.close()
             async with grpc.aio.insecure_channel(address) as channel:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return loop.time() - child.started_at
         except (OSError, grpc.aio.AioRpcError):
@@ -66,28 +68,38 @@ def bridge_config(directory: Path, grpc_port: int) -> Path:
     discovery: dict[str, object] = {"enabled": True, "interfaces": ["127.0.0.1"], "advertise": True}
     if "auto_approve" in DiscoveryConfig.model_fields:
         discovery["auto_approve"] = [{"name": f"bench{os.getpid()}-robot-*"}]
-    path.write_text(yaml.safe_dump({
-        "bridge": {"id": f"bench-startup-{os.getpid()}", "log_level": "WARNING"},
-        "grpc": {"address": f"127.0.0.1:{grpc_port}", "grace_seconds": 0.5},
-        "metrics": {"enabled": True, "address": f"127.0.0.1:{free_port()}"},
-        "discovery": discovery,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "bridge": {"id": f"bench-startup-{os.getpid()}", "log_level": "WARNING"},
+                "grpc": {"address": f"127.0.0.1:{grpc_port}", "grace_seconds": 0.5},
+                "metrics": {"enabled": True, "address": f"127.0.0.1:{free_port()}"},
+                "discovery": discovery,
+            }
+        )
+    )
     return path
 
 
 async def one_bridge(procs: Processes, directory: Path, robots: list[str], settle: float, index: int) -> dict:
     port = free_port()
     config = bridge_config(directory, port)
-    child = await procs.start(f"startup-bridge-{index}", "-m", "bridge.cli", "run", "-c", str(config), ready=False)
+    child = await procs.start(
+        f"startup-bridge-{index}", "-m", "linebridge.cli", "run", "-c", str(config), ready=False
+    )
     serving = await time_to_serving(child, f"127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
     await wait_online(f"127.0.0.1:{port}", robots, timeout=60)
     online = loop.time() - child.started_at
     cpu0 = child.cpu_seconds()
     await asyncio.sleep(settle)
-    result = {"serving_s": serving, "online_s": online, "idle_rss_mb": child.rss_mb(),
-              "idle_cpu_pct": 100.0 * (child.cpu_seconds() - cpu0) / settle,
-              "devices_seen": await devices_seen(f"127.0.0.1:{port}")}
+    result = {
+        "serving_s": serving,
+        "online_s": online,
+        "idle_rss_mb": child.rss_mb(),
+        "idle_cpu_pct": 100.0 * (child.cpu_seconds() - cpu0) / settle,
+        "devices_seen": await devices_seen(f"127.0.0.1:{port}"),
+    }
     await procs.stop(child)
     return result
 
@@ -95,13 +107,17 @@ async def one_bridge(procs: Processes, directory: Path, robots: list[str], settl
 async def devices_seen(target: str) -> int:
     """Devices the bridge has: more than ROBOTS means it also found someone else's simulators on 127.0.0.1."""
     async with grpc.aio.insecure_channel(target) as channel:
-        reply = await pb.device_grpc.DeviceServiceStub(channel).ListDevices(pb.device.ListDevicesRequest(omit_signals=True))
+        reply = await pb.device_grpc.DeviceServiceStub(channel).ListDevices(
+            pb.device.ListDevicesRequest(omit_signals=True)
+        )
     return len(reply.devices)
 
 
 async def one_raw(procs: Processes, index: int) -> float:
     port = free_port()
-    child = await procs.start(f"startup-raw-{index}", "-m", "bench.raw_server", "--port", str(port), ready=False)
+    child = await procs.start(
+        f"startup-raw-{index}", "-m", "bench.raw_server", "--port", str(port), ready=False
+    )
     seconds = await time_to_serving(child, f"127.0.0.1:{port}")
     await procs.stop(child)
     return seconds
@@ -123,10 +139,18 @@ async def run(ctx: Context) -> dict:
     if seen > ROBOTS:
         ctx.notes.append(f"the bridge also discovered {seen - ROBOTS} other device(s) announced on 127.0.0.1")
     return {
-        "value": value, "unit": "s", "baseline": baseline, "ratio": value / baseline if baseline else None,
-        "target": TARGET, "met": value <= 1.5 and idle <= 120.0, "idle_rss_mb": idle,
-        "runs": runs, "serving_s_each": [b["serving_s"] for b in bridges],
+        "value": value,
+        "unit": "s",
+        "baseline": baseline,
+        "ratio": value / baseline if baseline else None,
+        "target": TARGET,
+        "met": value <= 1.5 and idle <= 120.0,
+        "idle_rss_mb": idle,
+        "runs": runs,
+        "serving_s_each": [b["serving_s"] for b in bridges],
         "all_online_s": statistics.median(b["online_s"] for b in bridges),
         "idle_cpu_pct": statistics.median(b["idle_cpu_pct"] for b in bridges),
-        "robots": ROBOTS, "devices_seen": seen, "simulator_command": " ".join(simulator_args("NAME")[:4]),
+        "robots": ROBOTS,
+        "devices_seen": seen,
+        "simulator_command": " ".join(simulator_args("NAME")[:4]),
     }

@@ -21,25 +21,48 @@ def met(value: float, ratio: float) -> bool:
 async def run(ctx: Context) -> dict:
     warmup, duration = ctx.seconds(3, 1), ctx.seconds(10, 3)
     async with Processes() as procs:
-        raw = await procs.start("throughput-raw", "-m", "bench.raw_server", "--signals", str(SIGNALS),
-                                "--batch-samples", str(MESSAGE_SAMPLES))
-        base = await measure(procs, [SubscriberPlan(raw.endpoint, ["*"], max_size=MESSAGE_SAMPLES)],
-                             warmup, duration, ctx, label="throughput-raw-")
+        raw = await procs.start(
+            "throughput-raw",
+            "-m",
+            "bench.raw_server",
+            "--signals",
+            str(SIGNALS),
+            "--batch-samples",
+            str(MESSAGE_SAMPLES),
+        )
+        base = await measure(
+            procs,
+            [SubscriberPlan(raw.endpoint, ["*"], max_size=MESSAGE_SAMPLES)],
+            warmup,
+            duration,
+            ctx,
+            label="throughput-raw-",
+        )
     async with Processes() as procs:
-        bridge = await start_bridge(procs, "throughput-bridge", [bench_device(signals=SIGNALS, rows_per_batch=ROWS)])
+        bridge = await start_bridge(
+            procs, "throughput-bridge", [bench_device(signals=SIGNALS, rows_per_batch=ROWS)]
+        )
         plan = SubscriberPlan(bridge.endpoint, ["bench-1/*"], max_size=MESSAGE_SAMPLES)
         win = await measure(procs, [plan], warmup, duration, ctx, bridge, "throughput-")
     raw_sub, sub = base.results["subscriber"][0], win.results["subscriber"][0]
     baseline, value = total_rate([raw_sub])[0], total_rate([sub])[0]
     ratio = value / baseline if baseline else 0.0
     return {
-        "value": value, "unit": "samples/s", "baseline": baseline, "ratio": ratio, "target": TARGET,
+        "value": value,
+        "unit": "samples/s",
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": TARGET,
         "met": met(value, ratio),
-        "samples_per_message": _per_message(sub), "baseline_samples_per_message": _per_message(raw_sub),
+        "samples_per_message": _per_message(sub),
+        "baseline_samples_per_message": _per_message(raw_sub),
         "driver_batch": f"{SIGNALS} signals x {ROWS} rows = {SIGNALS * ROWS} samples",
-        "dropped": sub["subs"][0]["dropped"], "seconds": duration,
-        "bridge_cpu_pct": win.bridge.get("cpu_pct"), "machine_cpu_pct": win.bridge.get("machine_cpu_pct"),
-        "subscriber_cpu_pct": client_cpu([sub]), "baseline_subscriber_cpu_pct": client_cpu([raw_sub]),
+        "dropped": sub["subs"][0]["dropped"],
+        "seconds": duration,
+        "bridge_cpu_pct": win.bridge.get("cpu_pct"),
+        "machine_cpu_pct": win.bridge.get("machine_cpu_pct"),
+        "subscriber_cpu_pct": client_cpu([sub]),
+        "baseline_subscriber_cpu_pct": client_cpu([raw_sub]),
     }
 
 

@@ -35,13 +35,22 @@ BACKLOG, SIGNALS, ROWS, RATE_HZ, RATE_LIMIT = 1_000_000, 1000, 10, 100.0, 100.0
 async def drain(procs: Processes, workdir: Path, index: int) -> dict:
     """One outage: fill the outbox with the broker away, bring the broker back, time the drain."""
     broker = Broker(workdir, free_port())
-    device = bench_device("bench-1", signals=SIGNALS, rows_per_batch=ROWS, rate_hz=RATE_HZ, total_samples=BACKLOG)
-    section = {"enabled": True, "broker": broker.url, "edge_node_id": f"bench-replay-{index}",
-               "reconnect_initial_seconds": 0.2, "reconnect_max_seconds": 1.0,
-               "outbox": {"path": str(workdir / f"outbox-{index}.sqlite")}}
+    device = bench_device(
+        "bench-1", signals=SIGNALS, rows_per_batch=ROWS, rate_hz=RATE_HZ, total_samples=BACKLOG
+    )
+    section = {
+        "enabled": True,
+        "broker": broker.url,
+        "edge_node_id": f"bench-replay-{index}",
+        "reconnect_initial_seconds": 0.2,
+        "reconnect_max_seconds": 1.0,
+        "outbox": {"path": str(workdir / f"outbox-{index}.sqlite")},
+    }
     bridge = await start_bridge(procs, f"replay-bridge-{index}", [device], uplink=section)
     filling = time.time()
-    full = await until(bridge, lambda s: s["uplink"]["backlog_samples"] >= BACKLOG, "holding the backlog", every=0.1)
+    full = await until(
+        bridge, lambda s: s["uplink"]["backlog_samples"] >= BACKLOG, "holding the backlog", every=0.1
+    )
     filled_s = time.time() - filling
     try:
         returned = await broker.start()
@@ -60,20 +69,41 @@ async def drain(procs: Processes, workdir: Path, index: int) -> dict:
     finally:
         await broker.stop()
     up = full["uplink"]
-    return {"drain_s": snap["time"] - returned, "drain_after_connect_s": snap["time"] - (connected or returned),
-            "reconnect_s": (connected or returned) - returned, "messages": up["backlog_messages"],
-            "backlog_bytes": up["backlog_bytes"], "published_samples": snap["uplink"]["published_samples"],
-            "resent_samples": snap["uplink"]["resent_samples"], "dropped": up["dropped_samples"],
-            "fill_s": filled_s, "bridge_cpu_seconds": cpu}
+    return {
+        "drain_s": snap["time"] - returned,
+        "drain_after_connect_s": snap["time"] - (connected or returned),
+        "reconnect_s": (connected or returned) - returned,
+        "messages": up["backlog_messages"],
+        "backlog_bytes": up["backlog_bytes"],
+        "published_samples": snap["uplink"]["published_samples"],
+        "resent_samples": snap["uplink"]["resent_samples"],
+        "dropped": up["dropped_samples"],
+        "fill_s": filled_s,
+        "bridge_cpu_seconds": cpu,
+    }
 
 
 async def baseline(procs: Processes, workdir: Path, messages: int) -> dict:
     broker = Broker(workdir, free_port())
     await broker.start()
     try:
-        child = await procs.start("replay-mqtt-raw-client", "-m", "bench.mqtt_baseline", "--port", str(broker.port),
-                                  "--signals", str(SIGNALS), "--rows", str(ROWS), "--rate", f"{RATE_LIMIT:g}",
-                                  "--messages", str(messages), "--historical", ready=False)
+        child = await procs.start(
+            "replay-mqtt-raw-client",
+            "-m",
+            "bench.mqtt_baseline",
+            "--port",
+            str(broker.port),
+            "--signals",
+            str(SIGNALS),
+            "--rows",
+            str(ROWS),
+            "--rate",
+            f"{RATE_LIMIT:g}",
+            "--messages",
+            str(messages),
+            "--historical",
+            ready=False,
+        )
         return await procs.result(child, timeout=120)
     finally:
         await broker.stop()
@@ -86,18 +116,31 @@ async def run(ctx: Context) -> dict:
             drains = [await drain(procs, Path(tmp), i) for i in range(runs)]
             base = await baseline(procs, Path(tmp), drains[0]["messages"])
     value = statistics.median(d["drain_s"] for d in drains)
-    notes = [] if all(d["published_samples"] == BACKLOG for d in drains) else \
-        [f"published {[d['published_samples'] for d in drains]} samples, expected {BACKLOG} each"]
+    notes = (
+        []
+        if all(d["published_samples"] == BACKLOG for d in drains)
+        else [f"published {[d['published_samples'] for d in drains]} samples, expected {BACKLOG} each"]
+    )
     return {
-        "value": value, "unit": "s", "baseline": base["seconds"], "ratio": value / base["seconds"],
-        "target": TARGET, "met": value <= 10.0,
+        "value": value,
+        "unit": "s",
+        "baseline": base["seconds"],
+        "ratio": value / base["seconds"],
+        "target": TARGET,
+        "met": value <= 10.0,
         "drain_after_connect_s": statistics.median(d["drain_after_connect_s"] for d in drains),
         "reconnect_s": statistics.median(d["reconnect_s"] for d in drains),
-        "drain_s_each": [d["drain_s"] for d in drains], "runs": runs, "backlog_samples": BACKLOG,
-        "backlog_messages": drains[0]["messages"], "backlog_mb": drains[0]["backlog_bytes"] / 2**20,
+        "drain_s_each": [d["drain_s"] for d in drains],
+        "runs": runs,
+        "backlog_samples": BACKLOG,
+        "backlog_messages": drains[0]["messages"],
+        "backlog_mb": drains[0]["backlog_bytes"] / 2**20,
         "rate_limit_floor_s": drains[0]["messages"] / RATE_LIMIT,
-        "baseline_messages": base["messages"], "baseline_samples": base["samples"],
+        "baseline_messages": base["messages"],
+        "baseline_samples": base["samples"],
         "samples_per_s": BACKLOG / statistics.median(d["drain_after_connect_s"] for d in drains),
-        "dropped": sum(d["dropped"] for d in drains), "resent_samples": sum(d["resent_samples"] for d in drains),
-        "fill_s": statistics.median(d["fill_s"] for d in drains), "notes": notes,
+        "dropped": sum(d["dropped"] for d in drains),
+        "resent_samples": sum(d["resent_samples"] for d in drains),
+        "fill_s": statistics.median(d["fill_s"] for d in drains),
+        "notes": notes,
     }

@@ -33,23 +33,57 @@ UNLIMITED_RATE = 1e6  # publishes/s: the token bucket never waits
 HIGH_WATER = {"limited": 200_000, "unlimited": 600_000}
 
 
-async def baseline(procs: Processes, broker: Broker, rate: float, warmup: float, duration: float, label: str) -> dict:
+async def baseline(
+    procs: Processes, broker: Broker, rate: float, warmup: float, duration: float, label: str
+) -> dict:
     start_at = time.time() + 2.0 + warmup  # interpreter start, encoding the payloads, connect
-    child = await procs.start(f"{label}mqtt-raw-client", "-m", "bench.mqtt_baseline", "--port", str(broker.port),
-                              "--signals", str(SIGNALS), "--rows", str(ROWS), "--rate", f"{rate:g}",
-                              "--start-at", f"{start_at:.6f}", "--duration", f"{duration:g}", ready=False)
+    child = await procs.start(
+        f"{label}mqtt-raw-client",
+        "-m",
+        "bench.mqtt_baseline",
+        "--port",
+        str(broker.port),
+        "--signals",
+        str(SIGNALS),
+        "--rows",
+        str(ROWS),
+        "--rate",
+        f"{rate:g}",
+        "--start-at",
+        f"{start_at:.6f}",
+        "--duration",
+        f"{duration:g}",
+        ready=False,
+    )
     return await procs.result(child, timeout=start_at - time.time() + duration + 60)
 
 
-async def bridge_run(procs: Processes, broker: Broker, outbox: Path, ctx: Context, warmup: float, duration: float,
-                     label: str, uplink: dict) -> dict:
+async def bridge_run(
+    procs: Processes,
+    broker: Broker,
+    outbox: Path,
+    ctx: Context,
+    warmup: float,
+    duration: float,
+    label: str,
+    uplink: dict,
+) -> dict:
     """One bridge with the uplink: published samples/s over the window, and what it cost."""
     high_water = HIGH_WATER["unlimited" if uplink else "limited"]
-    device = bench_device("bench-1", signals=SIGNALS, rows_per_batch=ROWS, pace="uplink", high_water=high_water)
-    section = {"enabled": True, "broker": broker.url, "edge_node_id": f"bench-{label.rstrip('-')}",
-               "outbox": {"path": str(outbox)}, **uplink}
+    device = bench_device(
+        "bench-1", signals=SIGNALS, rows_per_batch=ROWS, pace="uplink", high_water=high_water
+    )
+    section = {
+        "enabled": True,
+        "broker": broker.url,
+        "edge_node_id": f"bench-{label.rstrip('-')}",
+        "outbox": {"path": str(outbox)},
+        **uplink,
+    }
     bridge = await start_bridge(procs, f"{label}bridge", [device], uplink=section)
-    await until(bridge, lambda s: s["uplink"]["state"] == ONLINE and s["uplink"]["published_samples"], "publishing")
+    await until(
+        bridge, lambda s: s["uplink"]["state"] == ONLINE and s["uplink"]["published_samples"], "publishing"
+    )
     window = Window(time.time() + warmup, duration)
     broker_cpu0 = broker.cpu_seconds()
     stats = await watch_bridge(bridge, window, ctx, label)
@@ -58,11 +92,17 @@ async def bridge_run(procs: Processes, broker: Broker, outbox: Path, ctx: Contex
     before, after = (s["uplink"] for s in stats["probe"])
     messages = after["published_messages"] - before["published_messages"]
     samples = after["published_samples"] - before["published_samples"]
-    return {"rate": samples / duration, "messages_per_s": messages / duration,
-            "samples_per_payload": samples / messages if messages else 0.0,
-            "backlog_samples_end": after["backlog_samples"], "dropped_samples": after["dropped_samples"],
-            "replayed_messages": after["replayed_messages"] - before["replayed_messages"],
-            "cpu_pct": stats["cpu_pct"], "machine_cpu_pct": stats["machine_cpu_pct"], "broker_cpu_pct": broker_cpu}
+    return {
+        "rate": samples / duration,
+        "messages_per_s": messages / duration,
+        "samples_per_payload": samples / messages if messages else 0.0,
+        "backlog_samples_end": after["backlog_samples"],
+        "dropped_samples": after["dropped_samples"],
+        "replayed_messages": after["replayed_messages"] - before["replayed_messages"],
+        "cpu_pct": stats["cpu_pct"],
+        "machine_cpu_pct": stats["machine_cpu_pct"],
+        "broker_cpu_pct": broker_cpu,
+    }
 
 
 async def run(ctx: Context) -> dict:
@@ -74,10 +114,20 @@ async def run(ctx: Context) -> dict:
             await broker.start()
             try:
                 base = await baseline(procs, broker, 100.0, warmup, duration, "uplink-")
-                bridge = await bridge_run(procs, broker, Path(tmp) / "a.sqlite", ctx, warmup, duration, "uplink-", {})
+                bridge = await bridge_run(
+                    procs, broker, Path(tmp) / "a.sqlite", ctx, warmup, duration, "uplink-", {}
+                )
                 free_base = await baseline(procs, broker, 0, warmup, short, "uplink-unlimited-")
-                free = await bridge_run(procs, broker, Path(tmp) / "b.sqlite", ctx, warmup, short, "uplink-unlimited-",
-                                        {"max_publish_rate": UNLIMITED_RATE})
+                free = await bridge_run(
+                    procs,
+                    broker,
+                    Path(tmp) / "b.sqlite",
+                    ctx,
+                    warmup,
+                    short,
+                    "uplink-unlimited-",
+                    {"max_publish_rate": UNLIMITED_RATE},
+                )
             finally:
                 await broker.stop()
     value = bridge["rate"]
@@ -86,17 +136,28 @@ async def run(ctx: Context) -> dict:
     if bridge["replayed_messages"] or free["replayed_messages"]:
         notes.append("some payloads went through the outbox replay (the live queue was full)")
     return {
-        "value": value, "unit": "samples/s", "baseline": base["rate"], "ratio": ratio, "target": TARGET,
+        "value": value,
+        "unit": "samples/s",
+        "baseline": base["rate"],
+        "ratio": ratio,
+        "target": TARGET,
         "met": value >= 500_000 and ratio >= 0.8,
-        "messages_per_s": bridge["messages_per_s"], "samples_per_payload": bridge["samples_per_payload"],
-        "baseline_messages_per_s": base["messages_per_s"], "baseline_samples_per_payload": base["samples_per_payload"],
-        "payload_bytes": base["payload_bytes"], "max_publish_rate": 100.0,
-        "unlimited_samples_per_s": free["rate"], "unlimited_baseline_samples_per_s": free_base["rate"],
+        "messages_per_s": bridge["messages_per_s"],
+        "samples_per_payload": bridge["samples_per_payload"],
+        "baseline_messages_per_s": base["messages_per_s"],
+        "baseline_samples_per_payload": base["samples_per_payload"],
+        "payload_bytes": base["payload_bytes"],
+        "max_publish_rate": 100.0,
+        "unlimited_samples_per_s": free["rate"],
+        "unlimited_baseline_samples_per_s": free_base["rate"],
         "unlimited_ratio": free["rate"] / free_base["rate"] if free_base["rate"] else None,
-        "unlimited_messages_per_s": free["messages_per_s"], "unlimited_bridge_cpu_pct": free["cpu_pct"],
+        "unlimited_messages_per_s": free["messages_per_s"],
+        "unlimited_bridge_cpu_pct": free["cpu_pct"],
         "unlimited_baseline_client_cpu_pct": free_base.get("window_cpu_pct"),
         "dropped": bridge["dropped_samples"] + free["dropped_samples"],
-        "bridge_cpu_pct": bridge["cpu_pct"], "machine_cpu_pct": bridge["machine_cpu_pct"],
-        "broker_cpu_pct": bridge["broker_cpu_pct"], "baseline_client_cpu_pct": base.get("window_cpu_pct"),
+        "bridge_cpu_pct": bridge["cpu_pct"],
+        "machine_cpu_pct": bridge["machine_cpu_pct"],
+        "broker_cpu_pct": bridge["broker_cpu_pct"],
+        "baseline_client_cpu_pct": base.get("window_cpu_pct"),
         "notes": notes,
     }

@@ -32,9 +32,20 @@ ROBOTS, RATE_HZ, WINDOW_MS = 10, 500.0, 5.0
 
 async def baseline(procs: Processes, endpoints: list[str], warmup: float, duration: float) -> dict:
     start_at = time.time() + 2.0 + warmup  # interpreter start, 10 handshakes
-    child = await procs.start("ur-raw-client", "-m", "bench.ur_baseline", "--endpoints", json.dumps(endpoints),
-                              "--frequency", f"{RATE_HZ:g}", "--start-at", f"{start_at:.6f}",
-                              "--duration", f"{duration:g}", ready=False)
+    child = await procs.start(
+        "ur-raw-client",
+        "-m",
+        "bench.ur_baseline",
+        "--endpoints",
+        json.dumps(endpoints),
+        "--frequency",
+        f"{RATE_HZ:g}",
+        "--start-at",
+        f"{start_at:.6f}",
+        "--duration",
+        f"{duration:g}",
+        ready=False,
+    )
     return await procs.result(child, timeout=start_at - time.time() + duration + 60)
 
 
@@ -52,20 +63,27 @@ def stream_counters(bridge_stats: dict) -> dict[str, int]:
 async def measure_both(ctx: Context, warmup: float, duration: float) -> tuple[dict, Window, dict]:
     """The bare RTDE baseline, then the bridge, against one simulator process; also its RESULT."""
     async with Processes() as procs:
-        sims = await procs.start("ur-sims", "-m", "bench.ur_sims", "--count", str(ROBOTS), "--rate", f"{RATE_HZ:g}")
+        sims = await procs.start(
+            "ur-sims", "-m", "bench.ur_sims", "--count", str(ROBOTS), "--rate", f"{RATE_HZ:g}"
+        )
         endpoints = json.loads(sims.endpoint)
         base = await baseline(procs, endpoints, warmup, ctx.seconds(10, 3))
         devices = [{"id": f"ur-{i}", "driver": "ur", "endpoint": e} for i, e in enumerate(endpoints, 1)]
         bridge = await start_bridge(procs, "ur-bridge", devices, receipt_stamps=True)
         ctx.notes += bridge_notes(bridge)
-        plans = [SubscriberPlan(bridge.endpoint, ["*"], max_latency_ms=WINDOW_MS, latency=True),
-                 SubscriberPlan(bridge.endpoint, ["*/controller/timestamp"], max_latency_ms=WINDOW_MS,
-                                track_period=1.0 / RATE_HZ, name="clock")]
+        plans = [
+            SubscriberPlan(bridge.endpoint, ["*"], max_latency_ms=WINDOW_MS, latency=True),
+            SubscriberPlan(
+                bridge.endpoint,
+                ["*/controller/timestamp"],
+                max_latency_ms=WINDOW_MS,
+                track_period=1.0 / RATE_HZ,
+                name="clock",
+            ),
+        ]
         win = await measure(procs, plans, warmup, duration, ctx, bridge, "ur-")
         sims_result = await procs.finish(sims)
     return base, win, sims_result
-
-
 
 
 async def run(ctx: Context) -> dict:
@@ -82,21 +100,41 @@ async def run(ctx: Context) -> dict:
     if len(tracked) != ROBOTS:
         notes.append(f"clock subscriber saw {len(tracked)} of {ROBOTS} robots")
     if sum(sims["cycles_skipped"]):
-        notes.append(f"simulators skipped {sum(sims['cycles_skipped'])} cycles (their loop fell > 0.5 s behind)")
+        notes.append(
+            f"simulators skipped {sum(sims['cycles_skipped'])} cycles (their loop fell > 0.5 s behind)"
+        )
     return {
-        "value": share, "unit": "share", "baseline": base["delivered_share"],
+        "value": share,
+        "unit": "share",
+        "baseline": base["delivered_share"],
         "ratio": share / base["delivered_share"] if base["delivered_share"] else None,
-        "target": TARGET, "met": expected > 0 and received == expected and len(tracked) == ROBOTS,
-        "delivered_share": share, "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "p999_ms": lat["p999_ms"],
-        "max_ms": lat["max_ms"], "packets_expected": expected, "packets_missing": expected - received,
+        "target": TARGET,
+        "met": expected > 0 and received == expected and len(tracked) == ROBOTS,
+        "delivered_share": share,
+        "p50_ms": lat["p50_ms"],
+        "p99_ms": lat["p99_ms"],
+        "p999_ms": lat["p999_ms"],
+        "max_ms": lat["max_ms"],
+        "packets_expected": expected,
+        "packets_missing": expected - received,
         "repeated_or_out_of_order": sum(t["out_of_order_or_repeated"] for t in tracked.values()),
-        "driver_packets_per_s": counters.get("packets", 0) / duration, "driver_gaps": counters.get("gaps", 0),
-        "driver_late": counters.get("late", 0), "driver_out_of_order": counters.get("out_of_order", 0),
-        "samples_per_s": total_rate([sub])[0], "dropped": sub["subs"][0]["dropped"] + clock["subs"][0]["dropped"],
-        "baseline_packets_per_s": base["packets_per_s"], "baseline_missing": base["missing"],
-        "sim_jitter_p50_ms": base["jitter_p50_ms"], "sim_jitter_p99_ms": base["jitter_p99_ms"],
-        "robots": ROBOTS, "rate_hz": RATE_HZ, "batching_window_ms": WINDOW_MS, "seconds": duration,
-        "bridge_cpu_pct": win.bridge.get("cpu_pct"), "machine_cpu_pct": win.bridge.get("machine_cpu_pct"),
-        "subscriber_cpu_pct": sub.get("window_cpu_pct"), "simulators_cpu_seconds": sims["cpu_seconds"],
+        "driver_packets_per_s": counters.get("packets", 0) / duration,
+        "driver_gaps": counters.get("gaps", 0),
+        "driver_late": counters.get("late", 0),
+        "driver_out_of_order": counters.get("out_of_order", 0),
+        "samples_per_s": total_rate([sub])[0],
+        "dropped": sub["subs"][0]["dropped"] + clock["subs"][0]["dropped"],
+        "baseline_packets_per_s": base["packets_per_s"],
+        "baseline_missing": base["missing"],
+        "sim_jitter_p50_ms": base["jitter_p50_ms"],
+        "sim_jitter_p99_ms": base["jitter_p99_ms"],
+        "robots": ROBOTS,
+        "rate_hz": RATE_HZ,
+        "batching_window_ms": WINDOW_MS,
+        "seconds": duration,
+        "bridge_cpu_pct": win.bridge.get("cpu_pct"),
+        "machine_cpu_pct": win.bridge.get("machine_cpu_pct"),
+        "subscriber_cpu_pct": sub.get("window_cpu_pct"),
+        "simulators_cpu_seconds": sims["cpu_seconds"],
         "notes": notes,
     }

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import grpc
 
-from bridge.api import pb
-from bridge.errors import ConfigError
-from bridge.model import Identity, Role
-from bridge.security.config import SecurityConfig, ServerTls
-from bridge.security.tokens import TokenTable
+from linebridge.api import pb
+from linebridge.errors import ConfigError
+from linebridge.model import Identity, Role
+from linebridge.security.config import SecurityConfig, ServerTls
+from linebridge.security.tokens import TokenTable
 
-_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("linebridge_identity", default=None)
+_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
+    "linebridge_identity", default=None
+)
 
 
 def current_identity() -> Identity | None:
@@ -128,8 +130,12 @@ class Authenticator:
         self.mtls = bool(config.tls.client_ca_file)
         self.tokens = TokenTable.load(resolve(config.tokens_file, base_dir)) if config.tokens_file else None
 
-    def identify(self, auth_context: Mapping[str, Sequence[bytes]], metadata: Sequence[tuple[str, str | bytes]] | None,
-                 peer: str) -> Identity:
+    def identify(
+        self,
+        auth_context: Mapping[str, Sequence[bytes]],
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+        peer: str,
+    ) -> Identity:
         """The caller's identity and role; AuthFailure (UNAUTHENTICATED / PERMISSION_DENIED) otherwise."""
         token = bearer_token(metadata) if self.tokens is not None else None
         if token is not None:
@@ -143,8 +149,10 @@ class Authenticator:
             if names:
                 return self._mapped(names, peer)
         if self.config.authentication:
-            raise AuthFailure(grpc.StatusCode.UNAUTHENTICATED,
-                              "no credentials: this bridge needs a client certificate or 'authorization: Bearer <token>'")
+            raise AuthFailure(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "no credentials: this bridge needs a client certificate or 'authorization: Bearer <token>'",
+            )
         return Identity("local" if peer_is_loopback(peer) else "anonymous", Role.ADMIN, peer, "grpc")
 
     def _mapped(self, names: list[str], peer: str) -> Identity:
@@ -152,16 +160,21 @@ class Authenticator:
             role = self.config.role_of(name)
             if role is not None:
                 return Identity(name, role, peer, "grpc")
-        raise AuthFailure(grpc.StatusCode.PERMISSION_DENIED,
-                          f"{names[0]} has no role on this bridge (an admin can map it under security.identities)")
+        raise AuthFailure(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{names[0]} has no role on this bridge (an admin can map it under security.identities)",
+        )
 
 
 def check_role(identity: Identity, method: str) -> None:
     """PERMISSION_DENIED (as AuthFailure) when the identity's role is below what `method` needs."""
     needed = required_role(method)
     if needed is not None and identity.role < needed:
-        raise AuthFailure(grpc.StatusCode.PERMISSION_DENIED, f"{identity.name} has role {identity.role.name.lower()}; "
-                          f"{short_name(method)} needs {needed.name.lower()}")
+        raise AuthFailure(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{identity.name} has role {identity.role.name.lower()}; "
+            f"{short_name(method)} needs {needed.name.lower()}",
+        )
 
 
 def short_name(method: str) -> str:

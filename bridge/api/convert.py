@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from google.protobuf.duration_pb2 import Duration
 
-from bridge.api import pb
-from bridge.api.wire import encode_fast, wrap_update
-from bridge.commands import CommandEvent, CommandRecord, CommandSpec
-from bridge.errors import InvalidArgument
-from bridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
-from bridge.registry import DeviceRecord
-from bridge.telemetry import (
+from linebridge.api import pb
+from linebridge.api.wire import encode_fast, wrap_update
+from linebridge.commands.manager import CommandEvent, CommandRecord, CommandSpec
+from linebridge.errors import InvalidArgument
+from linebridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
+from linebridge.registry import DeviceRecord
+from linebridge.telemetry.bus import (
     BatchUpdate,
     CatalogUpdate,
     DroppedUpdate,
@@ -24,8 +24,12 @@ from bridge.telemetry import (
 )
 
 _GOOD = int(Quality.GOOD)
-_COLUMN = {ValueType.DOUBLE: "double_values", ValueType.INT: "int_values", ValueType.BOOL: "bool_values",
-           ValueType.STRING: "string_values"}
+_COLUMN = {
+    ValueType.DOUBLE: "double_values",
+    ValueType.INT: "int_values",
+    ValueType.BOOL: "bool_values",
+    ValueType.STRING: "string_values",
+}
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -58,28 +62,49 @@ def duration(value: float) -> Duration:
 
 # -- devices -------------------------------------------------------------------------------------
 def signal_to_pb(signal: Signal) -> pb.device.Signal:
-    return pb.device.Signal(path=signal.path, value_type=int(signal.value_type), unit=signal.unit,
-                            access=int(signal.access), description=signal.description, alias=signal.alias,
-                            source_type=signal.source_type)
+    return pb.device.Signal(
+        path=signal.path,
+        value_type=int(signal.value_type),
+        unit=signal.unit,
+        access=int(signal.access),
+        description=signal.description,
+        alias=signal.alias,
+        source_type=signal.source_type,
+    )
 
 
 def device_to_pb(record: DeviceRecord, with_signals: bool = True) -> pb.device.Device:
     d = record.description
     message = pb.device.Device(
-        id=record.id, name=record.name or record.id, driver=record.driver, endpoint=record.endpoint,
-        state=int(record.state), state_reason=record.state_reason, source=record.source,
+        id=record.id,
+        name=record.name or record.id,
+        driver=record.driver,
+        endpoint=record.endpoint,
+        state=int(record.state),
+        state_reason=record.state_reason,
+        source=record.source,
     )
     message.details.update(record.details)
     if d is not None:
         message.kind = int(d.kind)
         message.vendor, message.model, message.serial_number, message.identity = (
-            d.vendor, d.model, d.serial_number, d.identity)
+            d.vendor,
+            d.model,
+            d.serial_number,
+            d.identity,
+        )
         message.capabilities.commands.extend(sorted(d.commands))
         for m in d.methods:
             message.capabilities.methods.add(
-                name=m.name, description=m.description,
-                inputs=[pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.inputs],
-                outputs=[pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.outputs])
+                name=m.name,
+                description=m.description,
+                inputs=[
+                    pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.inputs
+                ],
+                outputs=[
+                    pb.device.MethodArgument(name=a.name, value_type=int(a.value_type)) for a in m.outputs
+                ],
+            )
     if with_signals:
         message.signals.extend(signal_to_pb(s) for s in record.signals.values())
     return message
@@ -105,8 +130,14 @@ def subscription_options(request: pb.telemetry.SubscribeRequest) -> Subscription
     if request.deadband < 0 or request.deadband != request.deadband:
         raise InvalidArgument("deadband must be a non-negative number")
     return SubscriptionOptions(
-        once=request.mode == 2, trigger=trigger, sample_interval=sample or 1.0, deadband=request.deadband,
-        heartbeat_interval=heartbeat, max_latency=latency, max_size=request.max_batch_size or 10_000)
+        once=request.mode == 2,
+        trigger=trigger,
+        sample_interval=sample or 1.0,
+        deadband=request.deadband,
+        heartbeat_interval=heartbeat,
+        max_latency=latency,
+        max_size=request.max_batch_size or 10_000,
+    )
 
 
 def encode_batches(batches: Sequence[SampleBatch], types: dict[int, ValueType]) -> pb.telemetry.SampleBatch:
@@ -158,16 +189,28 @@ def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.Te
     if isinstance(update, BatchUpdate):
         return batch_update_bytes(update.batches, types)
     if isinstance(update, CatalogUpdate):
-        entries = [pb.telemetry.CatalogEntry(alias=a, path=p, value_type=int(s.value_type), unit=s.unit,
-                                             access=int(s.access), change_detection=s.change_detection)
-                   for a, p, s in update.entries]
-        return pb.telemetry.TelemetryUpdate(catalog=pb.telemetry.Catalog(entries=entries,
-                                                                         removed_aliases=update.removed))
+        entries = [
+            pb.telemetry.CatalogEntry(
+                alias=a,
+                path=p,
+                value_type=int(s.value_type),
+                unit=s.unit,
+                access=int(s.access),
+                change_detection=s.change_detection,
+            )
+            for a, p, s in update.entries
+        ]
+        return pb.telemetry.TelemetryUpdate(
+            catalog=pb.telemetry.Catalog(entries=entries, removed_aliases=update.removed)
+        )
     if isinstance(update, SyncUpdate):
         return pb.telemetry.TelemetryUpdate(sync=pb.telemetry.Sync())
     if isinstance(update, DroppedUpdate):
-        return pb.telemetry.TelemetryUpdate(dropped=pb.telemetry.Dropped(
-            samples=update.samples, total_samples=update.total, reason=update.reason))
+        return pb.telemetry.TelemetryUpdate(
+            dropped=pb.telemetry.Dropped(
+                samples=update.samples, total_samples=update.total, reason=update.reason
+            )
+        )
     assert isinstance(update, HeartbeatUpdate)
     message = pb.telemetry.TelemetryUpdate(heartbeat=pb.telemetry.Heartbeat())
     message.heartbeat.time.FromNanoseconds(update.time_ns)
@@ -183,8 +226,13 @@ def spec_from_pb(request: pb.command.ExecuteRequest, origin: str) -> CommandSpec
     if not request.device_id:
         raise InvalidArgument("ExecuteRequest.device_id is empty")
     timeout = seconds(request.timeout) if request.HasField("timeout") else None
-    spec = CommandSpec(device_id=request.device_id, kind=CommandKind(action),
-                       idempotency_key=request.idempotency_key, timeout=timeout, origin=origin)
+    spec = CommandSpec(
+        device_id=request.device_id,
+        kind=CommandKind(action),
+        idempotency_key=request.idempotency_key,
+        timeout=timeout,
+        origin=origin,
+    )
     if action == "write":
         spec.writes = [(w.path, value_from_pb(w.value)) for w in request.write.writes]
     elif action == "invoke":
@@ -204,8 +252,12 @@ def spec_from_pb(request: pb.command.ExecuteRequest, origin: str) -> CommandSpec
 
 def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
     message = pb.command.CommandEvent(
-        command_id=event.command_id, state=int(event.state), progress=event.progress,
-        progress_message=event.progress_message, result=[value_to_pb(v) for v in event.result])
+        command_id=event.command_id,
+        state=int(event.state),
+        progress=event.progress,
+        progress_message=event.progress_message,
+        result=[value_to_pb(v) for v in event.result],
+    )
     if event.error_reason:
         message.error.reason, message.error.message = event.error_reason, event.error_message
     message.time.FromNanoseconds(event.time_ns)
@@ -214,9 +266,15 @@ def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
 
 def command_to_pb(record: CommandRecord) -> pb.command.Command:
     message = pb.command.Command(
-        command_id=record.id, device_id=record.spec.device_id, idempotency_key=record.spec.idempotency_key,
-        kind=str(record.spec.kind), state=int(record.state), progress=record.progress,
-        progress_message=record.progress_message, result=[value_to_pb(v) for v in record.result])
+        command_id=record.id,
+        device_id=record.spec.device_id,
+        idempotency_key=record.spec.idempotency_key,
+        kind=str(record.spec.kind),
+        state=int(record.state),
+        progress=record.progress,
+        progress_message=record.progress_message,
+        result=[value_to_pb(v) for v in record.result],
+    )
     if record.error_reason:
         message.error.reason, message.error.message = record.error_reason, record.error_message
     message.created.FromNanoseconds(record.created_ns)

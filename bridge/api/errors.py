@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from bridge import errors
+from linebridge import errors
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def status_of(exc: errors.LinebridgeError) -> grpc.StatusCode:
 def grpc_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a servicer method (coroutine or async generator): domain errors abort with their code."""
     if inspect.isasyncgenfunction(method):
+
         @functools.wraps(method)
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
@@ -44,6 +45,7 @@ def grpc_errors(method: Callable[..., Any]) -> Callable[..., Any]:
                     yield item
             except errors.LinebridgeError as exc:
                 await context.abort(status_of(exc), str(exc))
+
         return stream
 
     @functools.wraps(method)
@@ -52,4 +54,5 @@ def grpc_errors(method: Callable[..., Any]) -> Callable[..., Any]:
             return await method(self, request, context)
         except errors.LinebridgeError as exc:
             await context.abort(status_of(exc), str(exc))
+
     return unary

@@ -16,11 +16,11 @@ from typing import Any
 
 import grpc
 
-from bridge.api.auth import OPEN_METHODS, Authenticator, AuthFailure, check_role, set_identity, short_name
-from bridge.api.errors import status_of
-from bridge.api.limits import PATH_METHODS, STREAM_METHODS, StreamLimiter
-from bridge.errors import LinebridgeError
-from bridge.model import Identity
+from linebridge.api.auth import OPEN_METHODS, Authenticator, AuthFailure, check_role, set_identity, short_name
+from linebridge.api.errors import status_of
+from linebridge.api.limits import PATH_METHODS, STREAM_METHODS, StreamLimiter
+from linebridge.errors import LinebridgeError
+from linebridge.model import Identity
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +31,42 @@ DeniedHook = Callable[[Identity | None, str, grpc.StatusCode, str, str], None]
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates and authorises every call except the open health methods."""
 
-    def __init__(self, authenticator: Authenticator, limiter: StreamLimiter, on_denied: DeniedHook | None = None) -> None:
+    def __init__(
+        self, authenticator: Authenticator, limiter: StreamLimiter, on_denied: DeniedHook | None = None
+    ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
         self.on_denied = on_denied
 
-    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
         handler = await continuation(details)
         if handler is None or details.method in OPEN_METHODS:
             return handler
         return self._wrap(handler, details.method)
 
     def _wrap(self, handler: Any, method: str) -> Any:
-        for kind, factory in (("unary_unary", grpc.unary_unary_rpc_method_handler),
-                              ("unary_stream", grpc.unary_stream_rpc_method_handler),
-                              ("stream_unary", grpc.stream_unary_rpc_method_handler),
-                              ("stream_stream", grpc.stream_stream_rpc_method_handler)):
+        for kind, factory in (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        ):
             inner = getattr(handler, kind)
             if inner is not None:
-                wrapped = self._streaming(inner, method) if inspect.isasyncgenfunction(inner) else self._unary(inner, method)
-                return factory(wrapped, request_deserializer=handler.request_deserializer,
-                               response_serializer=handler.response_serializer)
+                wrapped = (
+                    self._streaming(inner, method)
+                    if inspect.isasyncgenfunction(inner)
+                    else self._unary(inner, method)
+                )
+                return factory(
+                    wrapped,
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
         return handler
 
     def _unary(self, inner: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
@@ -60,6 +74,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             with ExitStack() as stack:
                 await self._enter(method, request, context, stack)
                 return await inner(request, context)
+
         return behavior
 
     def _streaming(self, inner: Callable[..., Any], method: str) -> Callable[..., Any]:
@@ -70,21 +85,28 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 async with aclosing(inner(request, context)) as responses:
                     async for item in responses:
                         yield item
+
         return behavior
 
-    async def _enter(self, method: str, request: Any, context: grpc.aio.ServicerContext, stack: ExitStack) -> None:
+    async def _enter(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, stack: ExitStack
+    ) -> None:
         """Admit the call or abort it: UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED."""
         identity: Identity | None = None
         try:
-            identity = self.authenticator.identify(context.auth_context(), context.invocation_metadata(),
-                                                   context.peer() or "")
+            identity = self.authenticator.identify(
+                context.auth_context(), context.invocation_metadata(), context.peer() or ""
+            )
             check_role(identity, method)
             if method in PATH_METHODS:
                 self.limiter.check_paths(request)
             if method in STREAM_METHODS:
                 # Anonymous callers all look alike: count them per connection (peer address and port).
-                stack.enter_context(self.limiter.hold(identity.peer if identity.name in ("local", "anonymous")
-                                                      else identity.name))
+                stack.enter_context(
+                    self.limiter.hold(
+                        identity.peer if identity.name in ("local", "anonymous") else identity.name
+                    )
+                )
         except AuthFailure as exc:
             self._denied(identity, method, exc.code, exc.reason, context)
             await context.abort(exc.code, exc.reason)
@@ -93,11 +115,23 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(status_of(exc), str(exc))
         set_identity(identity)
 
-    def _denied(self, identity: Identity | None, method: str, code: grpc.StatusCode, reason: str,
-                context: grpc.aio.ServicerContext) -> None:
+    def _denied(
+        self,
+        identity: Identity | None,
+        method: str,
+        code: grpc.StatusCode,
+        reason: str,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         peer = context.peer() or ""
-        log.info("denied %s from %s (%s): %s %s", short_name(method), identity.name if identity else peer, peer,
-                 code.name, reason)
+        log.info(
+            "denied %s from %s (%s): %s %s",
+            short_name(method),
+            identity.name if identity else peer,
+            peer,
+            code.name,
+            reason,
+        )
         if self.on_denied is not None:
             try:
                 self.on_denied(identity, method, code, reason, peer)

@@ -7,13 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bridge.errors import ResourceExhausted
-from bridge.security.config import GrpcLimits
+from linebridge.errors import ResourceExhausted
+from linebridge.security.config import GrpcLimits
 
 # Long-lived streams that each hold a queue in the bridge; counted per client.
-STREAM_METHODS = frozenset({"/linebridge.v1.TelemetryService/Subscribe", "/linebridge.v1.DeviceService/WatchDevices"})
+STREAM_METHODS = frozenset(
+    {"/linebridge.v1.TelemetryService/Subscribe", "/linebridge.v1.DeviceService/WatchDevices"}
+)
 # Requests whose `paths` each compile to a glob and are matched against every device.
-PATH_METHODS = frozenset({"/linebridge.v1.TelemetryService/Subscribe", "/linebridge.v1.TelemetryService/Read"})
+PATH_METHODS = frozenset(
+    {"/linebridge.v1.TelemetryService/Subscribe", "/linebridge.v1.TelemetryService/Read"}
+)
 
 
 def server_options(limits: GrpcLimits, max_receive_bytes: int) -> list[tuple[str, Any]]:
@@ -42,7 +46,9 @@ class StreamLimiter:
     def hold(self, client: str) -> Iterator[None]:
         limit = self.limits.max_subscriptions_per_client
         if self.open[client] >= limit:
-            raise ResourceExhausted(f"{client} already has {limit} open subscription streams (the limit per client)")
+            raise ResourceExhausted(
+                f"{client} already has {limit} open subscription streams (the limit per client)"
+            )
         self.open[client] += 1
         try:
             yield

@@ -10,17 +10,17 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from bridge.api import pb
-from bridge.api.auth import Authenticator, server_credentials
-from bridge.api.convert import serialize_update
-from bridge.api.interceptor import AuthInterceptor
-from bridge.api.limits import StreamLimiter, server_options
-from bridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
-from bridge.errors import ConfigError
+from linebridge.api import pb
+from linebridge.api.auth import Authenticator, server_credentials
+from linebridge.api.convert import serialize_update
+from linebridge.api.interceptor import AuthInterceptor
+from linebridge.api.limits import StreamLimiter, server_options
+from linebridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
+from linebridge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bridge.app import BridgeApp
-    from bridge.config import Config
+    from linebridge.app import BridgeApp
+    from linebridge.config import Config
 
 SERVICE_NAMES = (
     pb.device.DESCRIPTOR.services_by_name["DeviceService"].full_name,
@@ -39,32 +39,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(address: str, insecure: bool, tls: bool = False, authentication: bool = False) -> list[str]:
+def check_exposure(
+    address: str, insecure: bool, tls: bool = False, authentication: bool = False
+) -> list[str]:
     """Refuse a non-loopback address without TLS and authentication unless insecure; return the warnings."""
     host = address.rpartition(":")[0]
     if is_loopback(host) or (tls and authentication):
         return []
-    missing = "TLS" if not tls else "client authentication (security.tls.client_ca_file or security.tokens_file)"
+    missing = (
+        "TLS" if not tls else "client authentication (security.tls.client_ca_file or security.tokens_file)"
+    )
     if not insecure:
-        raise ConfigError(f"refusing to serve the gRPC API on {address} without {missing}: anyone on that network "
-                          "could command devices. Bind 127.0.0.1, configure security.tls (see `linebridge certs "
-                          "init`), or pass --insecure (grpc.insecure: true) to accept the risk")
+        raise ConfigError(
+            f"refusing to serve the gRPC API on {address} without {missing}: anyone on that network "
+            "could command devices. Bind 127.0.0.1, configure security.tls (see `linebridge certs "
+            "init`), or pass --insecure (grpc.insecure: true) to accept the risk"
+        )
     if authentication:
-        return [f"gRPC API served on {address} without TLS (--insecure): credentials and commands cross the "
-                "network in clear text"]
-    return [f"gRPC API served on {address} without {missing} (--insecure): any host that reaches it can command "
-            "devices"]
+        return [
+            f"gRPC API served on {address} without TLS (--insecure): credentials and commands cross the "
+            "network in clear text"
+        ]
+    return [
+        f"gRPC API served on {address} without {missing} (--insecure): any host that reaches it can command "
+        "devices"
+    ]
 
 
 def add_telemetry_service(servicer: TelemetryService, server: grpc.aio.Server) -> None:
     """Register TelemetryService by hand: Subscribe's serializer lets pre-encoded batches through."""
     handlers = {
         "Subscribe": grpc.unary_stream_rpc_method_handler(
-            servicer.Subscribe, request_deserializer=pb.telemetry.SubscribeRequest.FromString,
-            response_serializer=serialize_update),
+            servicer.Subscribe,
+            request_deserializer=pb.telemetry.SubscribeRequest.FromString,
+            response_serializer=serialize_update,
+        ),
         "Read": grpc.unary_unary_rpc_method_handler(
-            servicer.Read, request_deserializer=pb.telemetry.ReadRequest.FromString,
-            response_serializer=pb.telemetry.ReadResponse.SerializeToString),
+            servicer.Read,
+            request_deserializer=pb.telemetry.ReadRequest.FromString,
+            response_serializer=pb.telemetry.ReadResponse.SerializeToString,
+        ),
     }
     name = pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
@@ -81,7 +95,8 @@ class ApiServer:
         self.auth = AuthInterceptor(Authenticator(config.security, config.base_dir), self.limiter)
         self.server = grpc.aio.server(
             interceptors=[self.auth],
-            options=server_options(config.grpc.limits, config.grpc.max_receive_message_bytes))
+            options=server_options(config.grpc.limits, config.grpc.max_receive_message_bytes),
+        )
         pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(app), self.server)
         add_telemetry_service(TelemetryService(app), self.server)
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
@@ -89,8 +104,13 @@ class ApiServer:
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.server)
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
         self.port = 0
 
     async def start(self) -> int:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from bridge import __version__
-from bridge.api import pb
-from bridge.api.auth import current_identity
-from bridge.api.convert import (
+from linebridge import __version__
+from linebridge.api import pb
+from linebridge.api.auth import current_identity
+from linebridge.api.convert import (
     command_to_pb,
     device_to_pb,
     duration,
@@ -24,14 +24,14 @@ from bridge.api.convert import (
     update_to_pb,
     value_to_pb,
 )
-from bridge.api.errors import grpc_errors
-from bridge.commands import CommandEvent
-from bridge.errors import InvalidArgument, Unavailable
-from bridge.jog import JogSession
-from bridge.registry import DeviceEvent, DeviceRecord
+from linebridge.api.errors import grpc_errors
+from linebridge.commands.jog import JogSession
+from linebridge.commands.manager import CommandEvent
+from linebridge.errors import InvalidArgument, Unavailable
+from linebridge.registry import DeviceEvent, DeviceRecord
 
 if TYPE_CHECKING:
-    from bridge.app import BridgeApp as Bridge
+    from linebridge.app import BridgeApp as Bridge
 
 _EVENT = {DeviceEvent.ADDED: 1, DeviceEvent.CHANGED: 2, DeviceEvent.REMOVED: 3}
 
@@ -48,9 +48,15 @@ class DeviceService(pb.device_grpc.DeviceServiceServicer):
 
     @grpc_errors
     async def ListDevices(self, request, context):  # noqa: N802
-        records = [r for r in self.registry if not request.id_glob or fnmatch.fnmatchcase(r.id, request.id_glob)]
+        records = [
+            r for r in self.registry if not request.id_glob or fnmatch.fnmatchcase(r.id, request.id_glob)
+        ]
         return pb.device.ListDevicesResponse(
-            devices=[device_to_pb(r, with_signals=not request.omit_signals) for r in sorted(records, key=lambda r: r.id)])
+            devices=[
+                device_to_pb(r, with_signals=not request.omit_signals)
+                for r in sorted(records, key=lambda r: r.id)
+            ]
+        )
 
     @grpc_errors
     async def GetDevice(self, request, context):  # noqa: N802
@@ -121,7 +127,9 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
                 raise Unavailable(f"device {device_id!r} is not online")
             batch = await driver.read(signals)
             qualities = batch.qualities or [1] * len(batch.aliases)
-            out.update(zip(batch.aliases, zip(batch.values, batch.timestamps, qualities, strict=True), strict=True))
+            out.update(
+                zip(batch.aliases, zip(batch.values, batch.timestamps, qualities, strict=True), strict=True)
+            )
         return out
 
 
@@ -162,12 +170,16 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
             raise InvalidArgument("a Jog stream starts with `start` (device and deadman interval)")
         start = first.start
         interval = seconds(start.deadman_interval) if start.HasField("deadman_interval") else None
-        session = JogSession(self.commands, start.device_id, current_identity(), interval, f"jog:{peer_of(context)}")
+        session = JogSession(
+            self.commands, start.device_id, current_identity(), interval, f"jog:{peer_of(context)}"
+        )
         try:
             async for request in request_iterator:
                 step = request.WhichOneof("step")
                 if step in ("move_joints", "move_linear"):
-                    target = pb.command.ExecuteRequest(device_id=start.device_id, **{step: getattr(request, step)})
+                    target = pb.command.ExecuteRequest(
+                        device_id=start.device_id, **{step: getattr(request, step)}
+                    )
                     record = session.target(spec_from_pb(target, origin=session.origin))
                     yield pb.command.JogResponse(event=event_to_pb(CommandEvent.of(record)))
                 elif step == "heartbeat":
@@ -189,10 +201,18 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
         b = self.bridge
         devices = list(b.registry)
         response = pb.bridge.GetInfoResponse(
-            version=__version__, bridge_id=b.config.bridge.id, uptime=duration(time.monotonic() - b.started_monotonic),
-            devices=len(devices), devices_online=sum(1 for d in devices if d.available),
-            subscribers=len(b.bus.subscriptions), samples_in=b.bus.samples_in, samples_out=b.bus.samples_out,
-            samples_dropped=b.bus.samples_dropped, drivers=b.drivers.names(), warnings=b.warnings)
+            version=__version__,
+            bridge_id=b.config.bridge.id,
+            uptime=duration(time.monotonic() - b.started_monotonic),
+            devices=len(devices),
+            devices_online=sum(1 for d in devices if d.available),
+            subscribers=len(b.bus.subscriptions),
+            samples_in=b.bus.samples_in,
+            samples_out=b.bus.samples_out,
+            samples_dropped=b.bus.samples_dropped,
+            drivers=b.drivers.names(),
+            warnings=b.warnings,
+        )
         response.started.FromNanoseconds(b.started_ns)
         return response
 
@@ -200,15 +220,31 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
     async def GetUplinkStatus(self, request, context):  # noqa: N802
         s = self.bridge.uplink_status()
         return pb.bridge.GetUplinkStatusResponse(
-            state=int(s.state), broker=s.broker, group_id=s.group_id, edge_node_id=s.edge_node_id,
-            primary_host_id=s.primary_host_id, last_error=s.last_error, backlog_messages=s.backlog_messages,
-            backlog_bytes=s.backlog_bytes, backlog_samples=s.backlog_samples, oldest_age=duration(s.oldest_age_seconds),
-            dropped_messages=s.dropped_messages, dropped_samples=s.dropped_samples,
-            expired_messages=s.expired_messages, expired_samples=s.expired_samples,
-            published_messages=s.published_messages, published_samples=s.published_samples,
-            replayed_messages=s.replayed_messages, commands_accepted=s.commands_accepted,
-            commands_rejected=s.commands_rejected, outbox_path=s.outbox_path, resent_samples=s.resent_samples)
+            state=int(s.state),
+            broker=s.broker,
+            group_id=s.group_id,
+            edge_node_id=s.edge_node_id,
+            primary_host_id=s.primary_host_id,
+            last_error=s.last_error,
+            backlog_messages=s.backlog_messages,
+            backlog_bytes=s.backlog_bytes,
+            backlog_samples=s.backlog_samples,
+            oldest_age=duration(s.oldest_age_seconds),
+            dropped_messages=s.dropped_messages,
+            dropped_samples=s.dropped_samples,
+            expired_messages=s.expired_messages,
+            expired_samples=s.expired_samples,
+            published_messages=s.published_messages,
+            published_samples=s.published_samples,
+            replayed_messages=s.replayed_messages,
+            commands_accepted=s.commands_accepted,
+            commands_rejected=s.commands_rejected,
+            outbox_path=s.outbox_path,
+            resent_samples=s.resent_samples,
+        )
 
     @grpc_errors
     async def ApproveDevice(self, request, context):  # noqa: N802
-        return pb.bridge.ApproveDeviceResponse(device=device_to_pb(await self.bridge.approve(request.device_id)))
+        return pb.bridge.ApproveDeviceResponse(
+            device=device_to_pb(await self.bridge.approve(request.device_id))
+        )

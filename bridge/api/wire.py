@@ -13,9 +13,9 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 
-from bridge.api import pb
-from bridge.model import SampleBatch, ValueType
-from bridge.varint import varint
+from linebridge.api import pb
+from linebridge.model import SampleBatch, ValueType
+from linebridge.varint import varint
 
 # Field tags (field number << 3 | wire type 2, length-delimited) of linebridge.v1.SampleBatch.
 _TAG_ALIASES = b"\x0a"
@@ -70,8 +70,14 @@ def encode_fast(batch: SampleBatch) -> bytes | None:
     else:
         values = _field(_TAG_BOOLS, bytes(batch.values))  # packed bools are one byte each
     qualities = b"" if batch.qualities is None else _field(_TAG_QUALITIES, bytes(batch.qualities))
-    return b"".join((_aliases.encode(batch.aliases), _field(_TAG_TIMESTAMPS, _timestamps(batch.timestamps)),
-                     values, qualities))
+    return b"".join(
+        (
+            _aliases.encode(batch.aliases),
+            _field(_TAG_TIMESTAMPS, _timestamps(batch.timestamps)),
+            values,
+            qualities,
+        )
+    )
 
 
 def _timestamps(stamps: list[int]) -> bytes:

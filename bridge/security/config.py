@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bridge.model import Role
+from linebridge.model import Role
 
 # Identity keys in `security.identities`: how a caller was recognised, then its name.
 IDENTITY_KEY = re.compile(r"^(cn|uri|dns|token):\S.*$")
@@ -54,7 +54,9 @@ class SecurityConfig(_Model):
     def _identities(cls, value: dict[str, str]) -> dict[str, str]:
         for key, role in value.items():
             if not IDENTITY_KEY.match(key):
-                raise ValueError(f"identity {key!r}: expected 'cn:NAME', 'uri:URI', 'dns:NAME' or 'token:NAME'")
+                raise ValueError(
+                    f"identity {key!r}: expected 'cn:NAME', 'uri:URI', 'dns:NAME' or 'token:NAME'"
+                )
             if role not in ROLE_NAMES:
                 raise ValueError(f"identity {key!r}: role {role!r} is not one of {', '.join(ROLE_NAMES)}")
         return value
@@ -96,7 +98,9 @@ class ApprovalRule(_Model):
     @model_validator(mode="after")
     def _something(self) -> ApprovalRule:
         if not (self.service_type or self.name or self.txt):
-            raise ValueError("an auto_approve rule needs service_type, name or txt (name: '*' approves everything)")
+            raise ValueError(
+                "an auto_approve rule needs service_type, name or txt (name: '*' approves everything)"
+            )
         return self
 
     @field_validator("txt")

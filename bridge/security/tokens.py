@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.errors import ConfigError
+from linebridge.errors import ConfigError
 
 TOKEN_PREFIX = "lbt_"  # recognisable in logs and by secret scanners
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")

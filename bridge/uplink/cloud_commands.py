@@ -15,14 +15,14 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from bridge.commands import CommandManager, CommandRecord, CommandSpec
-from bridge.errors import InvalidArgument, LinebridgeError, NotFound, PermissionDenied
-from bridge.model import CommandKind, Identity, Role, Signal
-from bridge.paths import PathGlob, compile_glob
-from bridge.registry import DeviceRegistry
-from bridge.uplink.config import UplinkConfig
-from bridge.uplink.encoder import DATATYPE, get_value
-from bridge.uplink.proto import sparkplug_b_pb2 as spb
+from linebridge.commands.manager import CommandManager, CommandRecord, CommandSpec
+from linebridge.errors import InvalidArgument, LinebridgeError, NotFound, PermissionDenied
+from linebridge.model import CommandKind, Identity, Role, Signal
+from linebridge.paths import PathGlob, compile_glob
+from linebridge.registry import DeviceRegistry
+from linebridge.uplink.config import UplinkConfig
+from linebridge.uplink.encoder import DATATYPE, get_value
+from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def record_rejection(manager: CommandManager, spec: CommandSpec, error: Linebrid
 
 def cloud_identity(config: UplinkConfig) -> Identity:
     """Who cloud commands act as: the Sparkplug host application (or group), with `uplink.command_role`."""
-    return Identity(f"sparkplug:{config.primary_host_id or config.group_id}", config.command_role, via="sparkplug")
+    return Identity(
+        f"sparkplug:{config.primary_host_id or config.group_id}", config.command_role, via="sparkplug"
+    )
 
 
 def writable_globs(table: dict[str, list[str]]) -> list[PathGlob]:
@@ -62,9 +64,16 @@ def decode(payload: bytes) -> spb.Payload:
 class CloudCommands:
     """Turns command messages from the broker into commands, or into recorded rejections."""
 
-    def __init__(self, manager: CommandManager, registry: DeviceRegistry, writable: list[PathGlob],
-                 resolve: Resolver, rebirth: Callable[[], None], rebirth_alias: Callable[[], int],
-                 identity: Identity = CLOUD) -> None:
+    def __init__(
+        self,
+        manager: CommandManager,
+        registry: DeviceRegistry,
+        writable: list[PathGlob],
+        resolve: Resolver,
+        rebirth: Callable[[], None],
+        rebirth_alias: Callable[[], int],
+        identity: Identity = CLOUD,
+    ) -> None:
         self.manager, self.registry, self.writable = manager, registry, writable
         self.identity = identity
         self._resolve, self._rebirth, self._rebirth_alias = resolve, rebirth, rebirth_alias
@@ -79,8 +88,12 @@ class CloudCommands:
             self._device_command(device_id, payload, topic)
 
     def _device_command(self, device_id: str, payload: bytes, topic: str) -> None:
-        spec = CommandSpec(device_id, CommandKind.WRITE, origin=f"sparkplug:{topic}",
-                           identity=dataclasses.replace(self.identity, peer=topic))
+        spec = CommandSpec(
+            device_id,
+            CommandKind.WRITE,
+            origin=f"sparkplug:{topic}",
+            identity=dataclasses.replace(self.identity, peer=topic),
+        )
         try:
             message = decode(payload)
             record = self.registry.find(device_id)
@@ -88,10 +101,14 @@ class CloudCommands:
                 raise NotFound(f"unknown device {device_id!r}")
             for metric in message.metrics:
                 spec.writes.append(self._write_of(device_id, record.signals, metric))
-            denied = [p for p, _ in spec.writes if not any(g.matches(f"{device_id}/{p}") for g in self.writable)]
+            denied = [
+                p for p, _ in spec.writes if not any(g.matches(f"{device_id}/{p}") for g in self.writable)
+            ]
             if denied:
-                raise PermissionDenied(f"cloud commands may not write {', '.join(f'{device_id}/{p}' for p in denied)}"
-                                       " (not in uplink.cloud_writable)")
+                raise PermissionDenied(
+                    f"cloud commands may not write {', '.join(f'{device_id}/{p}' for p in denied)}"
+                    " (not in uplink.cloud_writable)"
+                )
         except LinebridgeError as exc:
             self.rejected += 1
             rejected = record_rejection(self.manager, spec, exc)
@@ -106,7 +123,9 @@ class CloudCommands:
         self.accepted += 1
         log.info("uplink: DCMD on %s became command %s", topic, accepted.id)
 
-    def _write_of(self, device_id: str, signals: dict[str, Signal], metric: spb.Payload.Metric) -> tuple[str, object]:
+    def _write_of(
+        self, device_id: str, signals: dict[str, Signal], metric: spb.Payload.Metric
+    ) -> tuple[str, object]:
         path = self._resolve(device_id, metric)
         signal = signals.get(path) if path is not None else None
         if signal is None:
@@ -114,8 +133,10 @@ class CloudCommands:
             raise InvalidArgument(f"device {device_id!r} has no metric with {which}")
         expected = DATATYPE[signal.value_type]
         if metric.HasField("datatype") and metric.datatype != expected:
-            raise InvalidArgument(f"{device_id}/{path} is {spb.DataType.Name(expected)}, the command sent "
-                                  f"datatype {metric.datatype}")
+            raise InvalidArgument(
+                f"{device_id}/{path} is {spb.DataType.Name(expected)}, the command sent "
+                f"datatype {metric.datatype}"
+            )
         try:
             return path, get_value(metric, signal.value_type)
         except ValueError as exc:
@@ -125,7 +146,9 @@ class CloudCommands:
         try:
             message = decode(payload)
             for metric in message.metrics:
-                if metric.name != REBIRTH and not (metric.HasField("alias") and metric.alias == self._rebirth_alias()):
+                if metric.name != REBIRTH and not (
+                    metric.HasField("alias") and metric.alias == self._rebirth_alias()
+                ):
                     raise NotFound(f"the edge node has no writable metric {metric.name or metric.alias!r}")
                 if metric.WhichOneof("value") != "boolean_value":
                     raise InvalidArgument(f"{REBIRTH} takes a Boolean")

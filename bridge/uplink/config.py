@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bridge.errors import ConfigError, InvalidArgument
-from bridge.model import Role
-from bridge.paths import compile_glob
-from bridge.policy import RoleName
+from linebridge.commands.policy import RoleName
+from linebridge.errors import ConfigError, InvalidArgument
+from linebridge.model import Role
+from linebridge.paths import compile_glob
 
 # Sparkplug 3.0, Topics (group_id, edge_node_id): ids are UTF-8 strings without the MQTT wildcards and the topic separator.
 _SPARKPLUG_ID = re.compile(r"^[^/+#]+$")

@@ -15,13 +15,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
-from bridge.model import Quality, SampleBatch, Value, ValueType
-from bridge.uplink.proto import sparkplug_b_pb2 as spb
-from bridge.varint import varint
+from linebridge.model import Quality, SampleBatch, Value, ValueType
+from linebridge.uplink.proto import sparkplug_b_pb2 as spb
+from linebridge.varint import varint
 
 # Sparkplug 3.0, Payloads > Data Types: for our value types
-DATATYPE = {ValueType.DOUBLE: spb.Double, ValueType.INT: spb.Int64, ValueType.BOOL: spb.Boolean,
-            ValueType.STRING: spb.String}
+DATATYPE = {
+    ValueType.DOUBLE: spb.Double,
+    ValueType.INT: spb.Int64,
+    ValueType.BOOL: spb.Boolean,
+    ValueType.STRING: spb.String,
+}
 VALUE_TYPE = {v: k for k, v in DATATYPE.items()}
 # Sparkplug 3.0, Payloads > Quality Codes (the 'Quality' property): BAD 0, GOOD 192, STALE 500
 QUALITY_CODE = {int(Quality.BAD): 0, int(Quality.UNCERTAIN): 500}
@@ -115,8 +119,10 @@ class SparkplugEncoder:
             value_size = 9 if value_type is ValueType.DOUBLE else 2
             # metric = 0x12 LEN | alias | [is_historical] | 0x18 ts(6 bytes) | value
             live = len(head) + 7 + value_size
-            fast = (b"\x12" + varint(live) + head + b"\x18",
-                    b"\x12" + varint(live + 2) + head + b"\x28\x01\x18")
+            fast = (
+                b"\x12" + varint(live) + head + b"\x18",
+                b"\x12" + varint(live + 2) + head + b"\x28\x01\x18",
+            )
             self._live[registry_alias], self._hist[registry_alias] = fast
         else:
             self._live.pop(registry_alias, None)
@@ -165,10 +171,17 @@ class SparkplugEncoder:
             return None
         table = self._hist if historical else self._live
         aliases = set(batch.aliases)
-        if not aliases <= table.keys() or min(batch.timestamps) < _TS_MIN * 1_000_000 \
-                or max(batch.timestamps) >= _TS_MAX * 1_000_000:
+        if (
+            not aliases <= table.keys()
+            or min(batch.timestamps) < _TS_MIN * 1_000_000
+            or max(batch.timestamps) >= _TS_MAX * 1_000_000
+        ):
             return None
-        widest = max(map(len, map(table.__getitem__, aliases))) + 6 + (9 if batch.value_type is ValueType.DOUBLE else 2)
+        widest = (
+            max(map(len, map(table.__getitem__, aliases)))
+            + 6
+            + (9 if batch.value_type is ValueType.DOUBLE else 2)
+        )
         return table, widest
 
     @staticmethod
@@ -183,11 +196,15 @@ class SparkplugEncoder:
         else:
             times = {t: varint(t // 1_000_000) for t in set(stamps)}
             encoded = map(_BOOL.__getitem__, values)  # type: ignore[arg-type]
-        return b"".join(chain.from_iterable(zip(map(table.__getitem__, aliases), map(times.__getitem__, stamps),
-                                                encoded, strict=True)))
+        return b"".join(
+            chain.from_iterable(
+                zip(map(table.__getitem__, aliases), map(times.__getitem__, stamps), encoded, strict=True)
+            )
+        )
 
-    def _encode_slow(self, batch: SampleBatch, start: int, room: int, historical: bool,
-                     limit: int = 1 << 62) -> tuple[bytes, int]:
+    def _encode_slow(
+        self, batch: SampleBatch, start: int, room: int, historical: bool, limit: int = 1 << 62
+    ) -> tuple[bytes, int]:
         """Per-sample encoding (any type, qualities); stops before `room` bytes would be exceeded."""
         out: list[bytes] = []
         size = 0
@@ -200,8 +217,12 @@ class SparkplugEncoder:
                 self.unknown_samples += 1
                 i += 1
                 continue
-            body = definition.head + (b"\x28\x01" if historical else b"") \
-                + b"\x18" + varint(max(0, batch.timestamps[i]) // 1_000_000)
+            body = (
+                definition.head
+                + (b"\x28\x01" if historical else b"")
+                + b"\x18"
+                + varint(max(0, batch.timestamps[i]) // 1_000_000)
+            )
             quality = qualities[i] if qualities is not None else Quality.GOOD
             if quality != Quality.GOOD:
                 body += _quality_field(quality)
@@ -237,14 +258,18 @@ class SparkplugEncoder:
 
     # -- births, deaths, replay --------------------------------------------------------------
     @staticmethod
-    def birth(metrics: Sequence[tuple[str, int, ValueType, Value | None, int]], timestamp_ms: int,
-              extra: Sequence[spb.Payload.Metric] = ()) -> bytes:
+    def birth(
+        metrics: Sequence[tuple[str, int, ValueType, Value | None, int]],
+        timestamp_ms: int,
+        extra: Sequence[spb.Payload.Metric] = (),
+    ) -> bytes:
         """NBIRTH/DBIRTH body: every metric with name, alias, datatype, timestamp and current value."""
         payload = spb.Payload()
         payload.metrics.extend(extra)
         for name, alias, value_type, value, stamp_ms in metrics:
-            metric = payload.metrics.add(name=name, alias=alias, timestamp=stamp_ms or timestamp_ms,
-                                         datatype=DATATYPE[value_type])
+            metric = payload.metrics.add(
+                name=name, alias=alias, timestamp=stamp_ms or timestamp_ms, datatype=DATATYPE[value_type]
+            )
             set_value(metric, value_type, value)
         return payload.SerializeToString()
 
@@ -280,12 +305,18 @@ def set_value(metric: spb.Payload.Metric, value_type: ValueType, value: Value | 
 
 def get_value(metric: spb.Payload.Metric, value_type: ValueType) -> Value:
     """The value of a command metric, which must use the field its datatype calls for."""
-    expected = {ValueType.DOUBLE: "double_value", ValueType.INT: "long_value",
-                ValueType.BOOL: "boolean_value", ValueType.STRING: "string_value"}[value_type]
+    expected = {
+        ValueType.DOUBLE: "double_value",
+        ValueType.INT: "long_value",
+        ValueType.BOOL: "boolean_value",
+        ValueType.STRING: "string_value",
+    }[value_type]
     present = metric.WhichOneof("value")
     if present != expected or metric.is_null:
-        raise ValueError(f"expected {spb.DataType.Name(DATATYPE[value_type])} in {expected}, got "
-                         f"{'null' if metric.is_null else present or 'no value'}")
+        raise ValueError(
+            f"expected {spb.DataType.Name(DATATYPE[value_type])} in {expected}, got "
+            f"{'null' if metric.is_null else present or 'no value'}"
+        )
     value = getattr(metric, expected)
     if isinstance(value, bytes):  # Sparkplug's .proto is proto2: upb hands back a non-UTF-8 string as bytes
         raise ValueError(f"{expected} is not UTF-8 text")

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.varint import varint
+from linebridge.varint import varint
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,20 @@ def _packet(kind: int, flags: int, body: bytes) -> bytes:
 class MqttClient:
     """One MQTT connection; callbacks and futures resolve on the event loop that connected it."""
 
-    def __init__(self, host: str, port: int, client_id: str, *, keepalive: int = 30, username: str = "",
-                 password: str = "", ssl_context: ssl.SSLContext | None = None, will: Will | None = None,
-                 on_message: MessageHandler | None = None, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        keepalive: int = 30,
+        username: str = "",
+        password: str = "",
+        ssl_context: ssl.SSLContext | None = None,
+        will: Will | None = None,
+        on_message: MessageHandler | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
         self.keepalive, self.username, self.password = keepalive, username, password
         self.ssl_context, self.will, self.on_message = ssl_context, will, on_message
@@ -96,8 +107,11 @@ class MqttClient:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             self._reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, ssl=self.ssl_context,
-                server_hostname=self.host if self.ssl_context is not None else None)
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
+                server_hostname=self.host if self.ssl_context is not None else None,
+            )
             try:
                 self._writer.write(self._connect_packet())
                 kind, _flags, body = await self._read_packet()
@@ -107,8 +121,10 @@ class MqttClient:
         if kind != CONNACK or len(body) != 2 or body[1] != 0:
             self._writer.transport.abort()
             code = body[1] if kind == CONNACK and len(body) == 2 else -1
-            raise MqttError(f"broker {self.host}:{self.port} refused the connection: "
-                            f"{_CONNACK_REASONS.get(code, f'unexpected answer (packet type {kind})')}")
+            raise MqttError(
+                f"broker {self.host}:{self.port} refused the connection: "
+                f"{_CONNACK_REASONS.get(code, f'unexpected answer (packet type {kind})')}"
+            )
         self._received_at = loop.time()
         self.closed = loop.create_future()
         self._spawn(self._read_loop(), "mqtt-read")
@@ -169,7 +185,9 @@ class MqttClient:
         task.add_done_callback(self._tasks.discard)
 
     # -- publish / subscribe -----------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> asyncio.Future[object] | None:
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
+    ) -> asyncio.Future[object] | None:
         """Queue a PUBLISH; for QoS 1 returns a future that resolves on PUBACK (§4.3.2)."""
         if not self.connected or self._writer is None:
             raise ConnectionLost("not connected")
@@ -250,10 +268,10 @@ class MqttClient:
     def _incoming(self, flags: int, body: bytes) -> None:
         qos = flags >> 1 & 0x03
         (length,) = struct.unpack_from("!H", body)
-        topic = body[2:2 + length].decode("utf-8", "replace")
+        topic = body[2 : 2 + length].decode("utf-8", "replace")
         offset = 2 + length
         if qos:
-            packet_id = body[offset:offset + 2]
+            packet_id = body[offset : offset + 2]
             offset += 2
             assert self._writer is not None
             self._writer.write(_packet(PUBACK, 0, packet_id))

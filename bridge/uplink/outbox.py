@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge.uplink.config import DropPolicy, OutboxConfig
+from linebridge.uplink.config import DropPolicy, OutboxConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class Losses:
 class Outbox:
     """The queue of payloads not yet acknowledged by the broker, oldest first."""
 
-    def __init__(self, config: OutboxConfig, path: Path | None = None,
-                 before_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, config: OutboxConfig, path: Path | None = None, before_commit: Callable[[], None] | None = None
+    ) -> None:
         self.config = config
         self.path = path or Path(config.path)
         self._before_commit = before_commit  # e.g. seal open bodies, so they make this commit
@@ -113,8 +114,12 @@ class Outbox:
         self.expire(time.time_ns() // 1_000_000)
         self._committer = asyncio.create_task(self._commit_loop(), name="uplink-outbox-commit")
         if rows:
-            log.info("uplink outbox %s: resuming with %d payloads (%d samples) not yet delivered",
-                     self.path, len(rows), self.samples)
+            log.info(
+                "uplink outbox %s: resuming with %d payloads (%d samples) not yet delivered",
+                self.path,
+                len(rows),
+                self.samples,
+            )
 
     async def close(self) -> None:
         """Commit what is pending and close the file. Idempotent."""
@@ -127,8 +132,9 @@ class Outbox:
             await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
 
-    def _open_sync(self) -> tuple[list[tuple[int, int, int, int, str]], list[tuple[str, str, int, int]],
-                                  list[tuple[str, str]]]:
+    def _open_sync(
+        self,
+    ) -> tuple[list[tuple[int, int, int, int, str]], list[tuple[str, str, int, int]], list[tuple[str, str]]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._connect_checked()
@@ -136,7 +142,9 @@ class Outbox:
             self._move_aside(str(exc))
             self._db = self._connect_checked()
         db = self._db
-        rows = db.execute("SELECT id, length(body), samples, created_ms, device FROM outbox ORDER BY id").fetchall()
+        rows = db.execute(
+            "SELECT id, length(body), samples, created_ms, device FROM outbox ORDER BY id"
+        ).fetchall()
         aliases = db.execute("SELECT device, path, alias, datatype FROM aliases").fetchall()
         meta = db.execute("SELECT key, value FROM meta").fetchall()
         return rows, aliases, meta
@@ -172,8 +180,13 @@ class Outbox:
             if source.exists():
                 os.replace(source, f"{target}{suffix}")
         self.moved_aside = str(target)
-        log.error("uplink outbox %s is unusable (%s): moved it to %s and started a new one; "
-                  "the data in it was not sent", self.path, reason, target)
+        log.error(
+            "uplink outbox %s is unusable (%s): moved it to %s and started a new one; "
+            "the data in it was not sent",
+            self.path,
+            reason,
+            target,
+        )
 
     def _close_sync(self) -> None:
         if self._db is not None:
@@ -184,8 +197,9 @@ class Outbox:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # -- the queue (event loop side, never blocks) -------------------------------------------
-    def append(self, device_id: str, body: bytes, samples: int, historical: bool,
-               created_ms: int | None = None) -> Row | None:
+    def append(
+        self, device_id: str, body: bytes, samples: int, historical: bool, created_ms: int | None = None
+    ) -> Row | None:
         """Queue a payload; None when the budget is full and the policy rejects the newest."""
         now_ms = time.time_ns() // 1_000_000
         self.expire(now_ms)
@@ -214,8 +228,12 @@ class Outbox:
             self._deletes.append(row_id)
         if self._episode and self.bytes < 0.9 * self.config.budget_bytes:
             self._episode = False
-            log.info("uplink outbox has room again (%d of %d bytes); %d samples dropped so far", self.bytes,
-                     self.config.budget_bytes, self.losses.dropped_samples)
+            log.info(
+                "uplink outbox has room again (%d of %d bytes); %d samples dropped so far",
+                self.bytes,
+                self.config.budget_bytes,
+                self.losses.dropped_samples,
+            )
 
     def holds(self, row_id: int) -> bool:
         """Whether the payload is still queued (not acknowledged, dropped or expired)."""
@@ -267,22 +285,28 @@ class Outbox:
             losses.expired_messages += 1
             losses.expired_samples += entry[1]
             if not self._episode:
-                log.warning("uplink outbox: dropping payloads older than %g s (the age limit)",
-                            self.config.max_age_seconds)
+                log.warning(
+                    "uplink outbox: dropping payloads older than %g s (the age limit)",
+                    self.config.max_age_seconds,
+                )
         else:
             losses.dropped_messages += 1
             losses.dropped_samples += entry[1]
             if not self._episode:
-                log.warning("uplink outbox full (%d bytes budget): dropping the oldest data until there is room",
-                            self.config.budget_bytes)
+                log.warning(
+                    "uplink outbox full (%d bytes budget): dropping the oldest data until there is room",
+                    self.config.budget_bytes,
+                )
         self._episode = True
 
     def _lost_newest(self, samples: int) -> None:
         self.losses.dropped_messages += 1
         self.losses.dropped_samples += samples
         if not self._episode:
-            log.warning("uplink outbox full (%d bytes budget): rejecting new data until there is room",
-                        self.config.budget_bytes)
+            log.warning(
+                "uplink outbox full (%d bytes budget): rejecting new data until there is room",
+                self.config.budget_bytes,
+            )
         self._episode = True
 
     # -- aliases and counters persisted with the payloads ------------------------------------
@@ -316,7 +340,9 @@ class Outbox:
         except sqlite3.Error as exc:  # disk full, I/O error: keep the data in memory and retry
             self.write_errors += 1
             if self.write_errors == 1:
-                log.error("uplink outbox %s: cannot write (%s); keeping data in memory and retrying", self.path, exc)
+                log.error(
+                    "uplink outbox %s: cannot write (%s); keeping data in memory and retrying", self.path, exc
+                )
             for row in inserts:
                 if row.id in self._index:
                     self._inserts.setdefault(row.id, row)
@@ -328,16 +354,23 @@ class Outbox:
                 log.info("uplink outbox %s: writing again", self.path)
             self.write_errors = 0
 
-    def _commit_sync(self, inserts: list[Row], deletes: list[int], aliases: list[tuple[str, str, int, int]],
-                     meta: list[tuple[str, str]]) -> None:
+    def _commit_sync(
+        self,
+        inserts: list[Row],
+        deletes: list[int],
+        aliases: list[tuple[str, str, int, int]],
+        meta: list[tuple[str, str]],
+    ) -> None:
         db = self._db
         assert db is not None
         db.execute("BEGIN")
         try:
             db.executemany("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)", aliases)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
-            db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
-                           [(r.id, r.device_id, r.created_ms, r.samples, int(r.historical), r.body) for r in inserts])
+            db.executemany(
+                "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.id, r.device_id, r.created_ms, r.samples, int(r.historical), r.body) for r in inserts],
+            )
             db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in deletes])
             db.execute("COMMIT")
         except BaseException:
@@ -363,5 +396,6 @@ class Outbox:
         assert self._db is not None
         cursor = self._db.execute(
             "SELECT id, device, body, samples, created_ms, historical FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit))
+            (after_id, limit),
+        )
         return [Row(i, d, b, s, c, bool(h)) for i, d, b, s, c, h in cursor]

@@ -14,10 +14,10 @@ from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
-from bridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
-from bridge.uplink.mqtt import MqttClient, MqttError
-from bridge.uplink.outbox import Outbox, Row
-from bridge.uplink.topics import Topics
+from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
+from linebridge.uplink.mqtt import MqttClient, MqttError
+from linebridge.uplink.outbox import Outbox, Row
+from linebridge.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,11 @@ class Publisher:
 
     def accepts_live(self, device_id: str) -> bool:
         """Whether new data of this device can go out live now (else it is stored as historical)."""
-        return self.client is not None and (not device_id or device_id in self._born) \
+        return (
+            self.client is not None
+            and (not device_id or device_id in self._born)
             and len(self._live) < self.live_limit
+        )
 
     def push(self, row: Row) -> None:
         """Queue a stored payload to go out live."""
@@ -238,8 +241,11 @@ class Publisher:
                 await self.limiter.acquire()
                 if item.verb == "NBIRTH":
                     self._seq = 0  # Sparkplug 3.0, Payloads > NBIRTH: seq 0
-                topic = self.topics.node(item.verb) if item.verb == "NBIRTH" \
+                topic = (
+                    self.topics.node(item.verb)
+                    if item.verb == "NBIRTH"
                     else self.topics.device(item.verb, item.device_id)
+                )
                 client.publish(topic, item.body + trailer(now_ms(), self._take_seq()), qos=0)
             elif self._sendable(item):
                 while client.inflight >= self.max_inflight:
@@ -268,7 +274,9 @@ class Publisher:
                 body = SparkplugEncoder.as_historical(body)
             if row.id in self._unacked_sent:
                 self.traffic.resent_samples += row.samples
-        future = client.publish(self.topics.data(row.device_id), body + trailer(now_ms(), self._take_seq()), qos=1)
+        future = client.publish(
+            self.topics.data(row.device_id), body + trailer(now_ms(), self._take_seq()), qos=1
+        )
         self._unacked_sent.add(row.id)
         assert future is not None
         future.add_done_callback(partial(self._acked, row))

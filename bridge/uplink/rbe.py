@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import compress
 from operator import ne
 
-from bridge.model import SampleBatch, Value
+from linebridge.model import SampleBatch, Value
 
 _MISSING = object()
 
@@ -70,9 +70,15 @@ class ChangeFilter:
         for alias, value in zip(batch.aliases, batch.values, strict=True):
             old = last.get(alias, _MISSING)
             band = deadbands.get(alias, 0.0)
-            changed = old is _MISSING or (old != value and not (
-                band and type(value) in (int, float) and type(old) in (int, float)
-                and abs(value - old) <= band))  # type: ignore[operator]
+            changed = old is _MISSING or (
+                old != value
+                and not (
+                    band
+                    and type(value) in (int, float)
+                    and type(old) in (int, float)
+                    and abs(value - old) <= band
+                )
+            )  # type: ignore[operator]
             if changed:
                 last[alias] = value
             mask.append(changed)

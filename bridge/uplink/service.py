@@ -9,21 +9,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.commands import CommandManager
-from bridge.model import SampleBatch, ValueType
-from bridge.paths import compile_glob
-from bridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
-from bridge.telemetry import TelemetryBus
-from bridge.uplink.cloud_commands import REBIRTH, CloudCommands, cloud_identity, writable_globs
-from bridge.uplink.config import UplinkConfig
-from bridge.uplink.encoder import DATATYPE, Sealed, SparkplugEncoder, now_ms
-from bridge.uplink.outbox import Outbox
-from bridge.uplink.proto import sparkplug_b_pb2 as spb
-from bridge.uplink.publisher import Publisher, Transient
-from bridge.uplink.rbe import ChangeFilter
-from bridge.uplink.sparkplug import EdgeNode
-from bridge.uplink.status import UplinkStatus
-from bridge.uplink.topics import Topics
+from linebridge.commands.manager import CommandManager
+from linebridge.model import SampleBatch, ValueType
+from linebridge.paths import compile_glob
+from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.telemetry.bus import TelemetryBus
+from linebridge.uplink.cloud_commands import REBIRTH, CloudCommands, cloud_identity, writable_globs
+from linebridge.uplink.config import UplinkConfig
+from linebridge.uplink.encoder import DATATYPE, Sealed, SparkplugEncoder, now_ms
+from linebridge.uplink.outbox import Outbox
+from linebridge.uplink.proto import sparkplug_b_pb2 as spb
+from linebridge.uplink.publisher import Publisher, Transient
+from linebridge.uplink.rbe import ChangeFilter
+from linebridge.uplink.sparkplug import EdgeNode
+from linebridge.uplink.status import UplinkStatus
+from linebridge.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,38 @@ class _Born:
 class Uplink:
     """Sparkplug B edge node of one bridge, lossless up to its outbox budget."""
 
-    def __init__(self, config: UplinkConfig, bridge_id: str, registry: DeviceRegistry, bus: TelemetryBus,
-                 commands: CommandManager, base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: UplinkConfig,
+        bridge_id: str,
+        registry: DeviceRegistry,
+        bus: TelemetryBus,
+        commands: CommandManager,
+        base_dir: Path | None = None,
+    ) -> None:
         self.config, self.registry, self.bus = config, registry, bus
         self.topics = Topics(config.group_id, config.edge_node_id or bridge_id)
         path = Path(config.outbox.path)  # relative to the config file's folder, like other paths in it
-        self.outbox = Outbox(config.outbox, base_dir / path if base_dir is not None and not path.is_absolute() else path,
-                             before_commit=self._seal_historical)
+        self.outbox = Outbox(
+            config.outbox,
+            base_dir / path if base_dir is not None and not path.is_absolute() else path,
+            before_commit=self._seal_historical,
+        )
         self.encoder = SparkplugEncoder(config.max_payload_bytes)
         self.changes = ChangeFilter() if config.report_by_exception else None
         self.publisher = Publisher(self.outbox, self.topics, config.max_publish_rate, config.max_inflight)
-        self.cloud = CloudCommands(commands, registry, writable_globs(config.cloud_writable), self._resolve,
-                                   self._rebirth, lambda: self.outbox.alias("", REBIRTH, spb.Boolean),
-                                   cloud_identity(config))
-        self.node = EdgeNode(config, self.topics, self.outbox, self.publisher, self._device_births, self.cloud.handle)
+        self.cloud = CloudCommands(
+            commands,
+            registry,
+            writable_globs(config.cloud_writable),
+            self._resolve,
+            self._rebirth,
+            lambda: self.outbox.alias("", REBIRTH, spb.Boolean),
+            cloud_identity(config),
+        )
+        self.node = EdgeNode(
+            config, self.topics, self.outbox, self.publisher, self._device_births, self.cloud.handle
+        )
         self._deadbands = [(compile_glob(g), band) for g, band in config.deadbands.items()]
         self._described: dict[str, _Born] = {}
         self._paths: dict[tuple[str, int], str] = {}  # (device, Sparkplug alias) -> signal path
@@ -67,8 +85,13 @@ class Uplink:
             self._device_changed(DeviceEvent.CHANGED, record)
         self._flusher = asyncio.create_task(self._flush_loop(), name="uplink-flush")
         self.node.start()
-        log.info("uplink: Sparkplug edge node %s/%s via %s (outbox %s)", self.topics.group_id,
-                 self.topics.edge_node_id, self.config.broker, self.outbox.path)
+        log.info(
+            "uplink: Sparkplug edge node %s/%s via %s (outbox %s)",
+            self.topics.group_id,
+            self.topics.edge_node_id,
+            self.config.broker,
+            self.outbox.path,
+        )
 
     async def stop(self) -> None:
         """Stop taking data, store what is open, say goodbye to the broker, close the outbox. Idempotent."""
@@ -150,7 +173,9 @@ class Uplink:
             self._paths[(record.id, alias)] = path
             if self.changes is not None:
                 numeric = signal.value_type in (ValueType.DOUBLE, ValueType.INT)
-                self.changes.set_deadband(signal.alias, self._deadband(f"{record.id}/{path}") if numeric else 0.0)
+                self.changes.set_deadband(
+                    signal.alias, self._deadband(f"{record.id}/{path}") if numeric else 0.0
+                )
 
     def _deadband(self, full_path: str) -> float:
         for glob, band in self._deadbands:
@@ -200,15 +225,28 @@ class Uplink:
         outbox, traffic, node = self.outbox, self.publisher.traffic, self.node
         oldest = outbox.oldest if outbox.messages else None  # also read from the metrics thread: no mutation
         return UplinkStatus(
-            state=node.state, broker=self.config.broker, group_id=self.topics.group_id,
-            edge_node_id=self.topics.edge_node_id, primary_host_id=self.config.primary_host_id,
-            last_error=node.last_error, backlog_messages=outbox.messages, backlog_bytes=outbox.bytes,
+            state=node.state,
+            broker=self.config.broker,
+            group_id=self.topics.group_id,
+            edge_node_id=self.topics.edge_node_id,
+            primary_host_id=self.config.primary_host_id,
+            last_error=node.last_error,
+            backlog_messages=outbox.messages,
+            backlog_bytes=outbox.bytes,
             backlog_samples=outbox.samples,
             oldest_age_seconds=max(0.0, time.time() - oldest / 1000) if oldest is not None else 0.0,
-            dropped_messages=outbox.losses.dropped_messages, dropped_samples=outbox.losses.dropped_samples,
-            expired_messages=outbox.losses.expired_messages, expired_samples=outbox.losses.expired_samples,
-            published_messages=traffic.published_messages, published_samples=traffic.published_samples,
-            replayed_messages=traffic.replayed_messages, resent_samples=traffic.resent_samples,
-            commands_accepted=self.cloud.accepted, commands_rejected=self.cloud.rejected,
-            connects=node.connects, bdseq=max(0, node.bdseq), outbox_path=str(outbox.path),
-            outbox_moved_aside=outbox.moved_aside)
+            dropped_messages=outbox.losses.dropped_messages,
+            dropped_samples=outbox.losses.dropped_samples,
+            expired_messages=outbox.losses.expired_messages,
+            expired_samples=outbox.losses.expired_samples,
+            published_messages=traffic.published_messages,
+            published_samples=traffic.published_samples,
+            replayed_messages=traffic.replayed_messages,
+            resent_samples=traffic.resent_samples,
+            commands_accepted=self.cloud.accepted,
+            commands_rejected=self.cloud.rejected,
+            connects=node.connects,
+            bdseq=max(0, node.bdseq),
+            outbox_path=str(outbox.path),
+            outbox_moved_aside=outbox.moved_aside,
+        )

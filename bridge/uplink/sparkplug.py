@@ -15,17 +15,17 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from bridge import __version__
-from bridge.model import ValueType
-from bridge.sessions import Backoff
-from bridge.uplink.config import UplinkConfig
-from bridge.uplink.encoder import SparkplugEncoder, now_ms
-from bridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
-from bridge.uplink.outbox import Outbox
-from bridge.uplink.proto import sparkplug_b_pb2 as spb
-from bridge.uplink.publisher import Publisher, Transient
-from bridge.uplink.status import UplinkState
-from bridge.uplink.topics import Topics
+from linebridge import __version__
+from linebridge.devices.sessions import Backoff
+from linebridge.model import ValueType
+from linebridge.uplink.config import UplinkConfig
+from linebridge.uplink.encoder import SparkplugEncoder, now_ms
+from linebridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
+from linebridge.uplink.outbox import Outbox
+from linebridge.uplink.proto import sparkplug_b_pb2 as spb
+from linebridge.uplink.publisher import Publisher, Transient
+from linebridge.uplink.status import UplinkState
+from linebridge.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,15 @@ def ssl_context(config: UplinkConfig) -> ssl.SSLContext | None:
 class EdgeNode:
     """Owns the MQTT connection of the bridge's Sparkplug edge node."""
 
-    def __init__(self, config: UplinkConfig, topics: Topics, outbox: Outbox, publisher: Publisher,
-                 device_births: Callable[[], list[Transient]], on_command: CommandHandler) -> None:
+    def __init__(
+        self,
+        config: UplinkConfig,
+        topics: Topics,
+        outbox: Outbox,
+        publisher: Publisher,
+        device_births: Callable[[], list[Transient]],
+        on_command: CommandHandler,
+    ) -> None:
         self.config, self.topics, self.outbox, self.publisher = config, topics, outbox, publisher
         self._device_births, self._on_command = device_births, on_command
         self.client_id = config.client_id or f"linebridge-{topics.edge_node_id}"
@@ -113,17 +120,28 @@ class EdgeNode:
     def _failed(self, exc: BaseException, failures: int) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if not self._stopping and failures == 0:  # a failure once, its recovery once
-            log.warning("uplink to %s unavailable: %s (buffering to the outbox, retrying with backoff)",
-                        self.config.broker, self.last_error)
+            log.warning(
+                "uplink to %s unavailable: %s (buffering to the outbox, retrying with backoff)",
+                self.config.broker,
+                self.last_error,
+            )
 
     async def _session(self) -> None:
         self.bdseq = (self.bdseq + 1) % 256
         self.outbox.set_meta("bdseq", str(self.bdseq))
         will = Will(self.topics.node("NDEATH"), SparkplugEncoder.death(self.bdseq, now_ms()), qos=1)
         client = self._client = MqttClient(
-            self.config.host, self.config.port, self.client_id, keepalive=self.config.keepalive_seconds,
-            username=self.config.username, password=self.config.password, ssl_context=self._ssl, will=will,
-            on_message=self._on_message, connect_timeout=self.config.connect_timeout_seconds)
+            self.config.host,
+            self.config.port,
+            self.client_id,
+            keepalive=self.config.keepalive_seconds,
+            username=self.config.username,
+            password=self.config.password,
+            ssl_context=self._ssl,
+            will=will,
+            on_message=self._on_message,
+            connect_timeout=self.config.connect_timeout_seconds,
+        )
         self.state = UplinkState.CONNECTING
         # Sparkplug 3.0, Edge Node Session Establishment: a new session waits for the host's STATE on
         # this server, never a remembered one.
@@ -142,8 +160,10 @@ class EdgeNode:
             self.publisher.begin(client, [self._nbirth(), *self._device_births()])
             self.state = UplinkState.ONLINE
             await self._until_host_offline(client)
-            log.warning("uplink: primary host %s went offline; leaving the server and holding data",
-                        self.config.primary_host_id)
+            log.warning(
+                "uplink: primary host %s went offline; leaving the server and holding data",
+                self.config.primary_host_id,
+            )
             await self._goodbye(client)
         finally:
             await self.publisher.end()
@@ -176,7 +196,9 @@ class EdgeNode:
         """Sparkplug 3.0, Edge Node Session Termination: an intentional disconnect publishes NDEATH, then DISCONNECT."""
         await self.publisher.end()  # nothing may follow the NDEATH
         try:
-            future = client.publish(self.topics.node("NDEATH"), SparkplugEncoder.death(self.bdseq, now_ms()), qos=1)
+            future = client.publish(
+                self.topics.node("NDEATH"), SparkplugEncoder.death(self.bdseq, now_ms()), qos=1
+            )
             if future is not None:
                 await asyncio.wait_for(future, GOODBYE_TIMEOUT)
         except (ConnectionLost, OSError, TimeoutError):
@@ -188,8 +210,13 @@ class EdgeNode:
         bdseq = spb.Payload.Metric(name="bdSeq", timestamp=stamp, datatype=spb.Int64, long_value=self.bdseq)
         metrics = [
             (REBIRTH, self.outbox.alias("", REBIRTH, spb.Boolean), ValueType.BOOL, False, stamp),
-            ("Properties/Linebridge Version", self.outbox.alias("", "Properties/Linebridge Version", spb.String),
-             ValueType.STRING, __version__, stamp),
+            (
+                "Properties/Linebridge Version",
+                self.outbox.alias("", "Properties/Linebridge Version", spb.String),
+                ValueType.STRING,
+                __version__,
+                stamp,
+            ),
         ]
         return Transient("NBIRTH", "", SparkplugEncoder.birth(metrics, stamp, extra=[bdseq]))
 
@@ -217,6 +244,10 @@ class EdgeNode:
             return  # an older STATE than one already seen (host STATE messages are ordered by timestamp)
         self._host_stamp = max(self._host_stamp, stamp)
         if online != self.host_online:
-            log.info("uplink: primary host %s is %s", self.config.primary_host_id, "online" if online else "offline")
+            log.info(
+                "uplink: primary host %s is %s",
+                self.config.primary_host_id,
+                "online" if online else "offline",
+            )
             self.host_online = online
             self._host_changed.set()

@@ -38,7 +38,12 @@ class Topics:
     def parse_command(self, topic: str) -> tuple[str, str] | None:
         """("NCMD", "") or ("DCMD", device id) for our command topics, else None."""
         parts = topic.split("/")
-        if len(parts) < 4 or parts[0] != NAMESPACE or parts[1] != self.group_id or parts[3] != self.edge_node_id:
+        if (
+            len(parts) < 4
+            or parts[0] != NAMESPACE
+            or parts[1] != self.group_id
+            or parts[3] != self.edge_node_id
+        ):
             return None
         if parts[2] == "NCMD" and len(parts) == 4:
             return "NCMD", ""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from drivers.base import Unavailable
-from drivers.modbus import pdu
-from drivers.modbus.pdu import FunctionCode, ProtocolError
-from drivers.modbus.points import Table
-from drivers.modbus.transport import ModbusConnection
+from linebridge.drivers.base import Unavailable
+from linebridge.drivers.modbus import pdu
+from linebridge.drivers.modbus.pdu import FunctionCode, ProtocolError
+from linebridge.drivers.modbus.points import Table
+from linebridge.drivers.modbus.transport import ModbusConnection
 
 READ_FUNCTION = {
     Table.COIL: FunctionCode.READ_COILS,

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from drivers.base import InvalidArgument, Value, ValueType
+from linebridge.drivers.base import InvalidArgument, Value, ValueType
 
 
 class DataType(StrEnum):
@@ -112,7 +112,7 @@ class RegisterCodec:
         buf = swapped if self.swap else raw
         assert buf is not None
         if self.packer is None:  # string: register order is character order
-            text = buf[offset:offset + self.size].split(b"\x00", 1)[0]
+            text = buf[offset : offset + self.size].split(b"\x00", 1)[0]
             return text.decode("utf-8", errors="replace")
         value = self.packer.unpack_from(buf, offset)[0]
         if self.data_type is DataType.BIT:
@@ -128,7 +128,9 @@ class RegisterCodec:
         if self.packer is None:
             data = str(value).encode("utf-8")
             if len(data) > self.size:
-                raise InvalidArgument(f"string of {len(data)} bytes does not fit in {self.registers} registers")
+                raise InvalidArgument(
+                    f"string of {len(data)} bytes does not fit in {self.registers} registers"
+                )
             data = data.ljust(self.size, b"\x00")
         elif self.data_type is DataType.BIT:
             raise InvalidArgument("a bit is written with a mask, not encoded as a register")
@@ -137,8 +139,9 @@ class RegisterCodec:
         return swap_register_bytes(data) if self.swap else data
 
 
-def register_codec(data_type: DataType, order: ByteOrder = ByteOrder.ABCD, length: int = 0,
-                   bit: int = 0) -> RegisterCodec:
+def register_codec(
+    data_type: DataType, order: ByteOrder = ByteOrder.ABCD, length: int = 0, bit: int = 0
+) -> RegisterCodec:
     """The codec of a register-table data type; `length` counts registers (strings only)."""
     info = TYPES[data_type]
     if data_type is DataType.BOOL:

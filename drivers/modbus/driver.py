@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from drivers.base import (
+from linebridge.drivers.base import (
     BatchSink,
     CommandKind,
     DeviceDescription,
@@ -30,14 +30,14 @@ from drivers.base import (
     Value,
     batch_of,
 )
-from drivers.modbus.client import UnitClient
-from drivers.modbus.pdu import ModbusException
-from drivers.modbus.planner import Limits, PollPlan, plan_blocks, plan_polls
-from drivers.modbus.points import MapPoint
-from drivers.modbus.poller import GroupPoller, Health, decode_block
-from drivers.modbus.regmap import RegisterMap, is_map_name, load_map, shipped_maps
-from drivers.modbus.transport import POOL, ModbusConnection
-from drivers.modbus.writer import execute_writes, plan_writes
+from linebridge.drivers.modbus.client import UnitClient
+from linebridge.drivers.modbus.pdu import ModbusException
+from linebridge.drivers.modbus.planner import Limits, PollPlan, plan_blocks, plan_polls
+from linebridge.drivers.modbus.points import MapPoint
+from linebridge.drivers.modbus.poller import GroupPoller, Health, decode_block
+from linebridge.drivers.modbus.regmap import RegisterMap, is_map_name, load_map, shipped_maps
+from linebridge.drivers.modbus.transport import POOL, ModbusConnection
+from linebridge.drivers.modbus.writer import execute_writes, plan_writes
 
 DEFAULT_PORT = 502  # IANA "mbap"
 SCHEMES = ("modbus+tcp", "modbus")
@@ -69,7 +69,9 @@ class ModbusOptions(DriverOptions):
     def _fits_requests(self) -> ModbusOptions:
         for point in self.map.compiled:
             if not point.table.is_bits and point.count > self.max_registers:
-                raise ValueError(f"{point.label}: {point.count} registers exceed max_registers {self.max_registers}")
+                raise ValueError(
+                    f"{point.label}: {point.count} registers exceed max_registers {self.max_registers}"
+                )
         return self
 
     @property
@@ -128,19 +130,26 @@ class ModbusDriver(Driver):
         try:
             unit = int(props.get("unit", "1"))
         except ValueError:
-            raise InvalidArgument(f"{service.instance}: TXT unit={props.get('unit')!r} is not a number") from None
+            raise InvalidArgument(
+                f"{service.instance}: TXT unit={props.get('unit')!r} is not a number"
+            ) from None
         if not 0 <= unit <= 255:
             raise InvalidArgument(f"{service.instance}: TXT unit={unit} is outside 0..255")
         map_name = props.get("map", "")
         # Only shipped maps: a name announced on the network must never select a local file.
         if not is_map_name(map_name):
-            raise InvalidArgument(f"{service.instance}: TXT map={map_name!r} is not a shipped map "
-                                  f"({', '.join(shipped_maps())})")
+            raise InvalidArgument(
+                f"{service.instance}: TXT map={map_name!r} is not a shipped map ({', '.join(shipped_maps())})"
+            )
         if not 0 < service.port < 65536 or not service.host:
             raise InvalidArgument(f"{service.instance}: bad address {service.host}:{service.port}")
         host = f"[{service.host}]" if ":" in service.host else service.host
-        return DiscoveredDevice(device_id=service.instance, endpoint=f"modbus+tcp://{host}:{service.port}",
-                                name=service.instance, options={"unit": unit, "map": map_name})
+        return DiscoveredDevice(
+            device_id=service.instance,
+            endpoint=f"modbus+tcp://{host}:{service.port}",
+            name=service.instance,
+            options={"unit": unit, "map": map_name},
+        )
 
     async def connect(self) -> DeviceDescription:
         """Open (or share) the connection, probe the device with one read, describe it."""
@@ -153,7 +162,9 @@ class ModbusDriver(Driver):
         info = self._map.device
         writable = any(p.access.writable for p in self._map.compiled)
         return DeviceDescription(
-            kind=info.device_kind, vendor=info.vendor, model=info.model,
+            kind=info.device_kind,
+            vendor=info.vendor,
+            model=info.model,
             identity=f"modbus:{host}:{port}/{self.options.unit}",
             signals=[p.signal() for p in self._map.compiled],
             commands=frozenset({CommandKind.WRITE}) if writable else frozenset(),
@@ -195,8 +206,10 @@ class ModbusDriver(Driver):
         self.ctx.logger.debug("modbus poll plan: %s", self.plan.describe())
         by_path = {s.path: s for s in signals}
         health = Health(sink, self.ctx.logger)
-        pollers = [GroupPoller(self.device_id, group, by_path, client, self.options.timeout, hints.deadband, health)
-                   for group in self.plan.groups]
+        pollers = [
+            GroupPoller(self.device_id, group, by_path, client, self.options.timeout, hints.deadband, health)
+            for group in self.plan.groups
+        ]
         if not pollers:
             await asyncio.Event().wait()  # nothing to poll: idle until cancelled
         await _first_error([poller.run(sink) for poller in pollers])
@@ -227,13 +240,17 @@ class ModbusDriver(Driver):
             "unit": str(self.options.unit),
             "map": f"{len(self._points)} signals; {info.vendor} {info.model}".strip(),
             "poll_plan": self.plan.describe(),
-            "requests_per_cycle": (f"{self.plan.requests_per_cycle} "
-                                   f"(one per signal would be {self.plan.naive_requests_per_cycle})"),
+            "requests_per_cycle": (
+                f"{self.plan.requests_per_cycle} "
+                f"(one per signal would be {self.plan.naive_requests_per_cycle})"
+            ),
         }
         connection = self._connection
         if connection is not None:
             stats = connection.stats
-            lines["connection"] = (f"{connection.address} shared by {connection.refs} device(s); "
-                                   f"{stats.requests} requests, {stats.timeouts} timeouts, "
-                                   f"{stats.late_responses} late responses")
+            lines["connection"] = (
+                f"{connection.address} shared by {connection.refs} device(s); "
+                f"{stats.requests} requests, {stats.timeouts} timeouts, "
+                f"{stats.late_responses} late responses"
+            )
         return lines

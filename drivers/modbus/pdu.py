@@ -11,8 +11,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from drivers.base import DeviceError
-from drivers.modbus.codec import pack_bits
+from linebridge.drivers.base import DeviceError
+from linebridge.drivers.modbus.codec import pack_bits
 
 MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length (unit + PDU), unit id
 MAX_PDU = 253  # §4.1: 256-byte RS485 ADU minus address and CRC
@@ -105,7 +105,7 @@ class MbapFramer:
             total = MBAP.size - 1 + length
             if len(self._buffer) < total:
                 break
-            frames.append(Frame(transaction, unit, bytes(self._buffer[MBAP.size:total])))
+            frames.append(Frame(transaction, unit, bytes(self._buffer[MBAP.size : total])))
             del self._buffer[:total]
         return frames
 
@@ -133,7 +133,9 @@ def write_coils_request(address: int, values: list[bool]) -> bytes:
 
 def write_registers_request(address: int, data: bytes) -> bytes:
     """FC16: consecutive registers from their wire bytes (§6.12)."""
-    return struct.pack(">BHHB", FunctionCode.WRITE_MULTIPLE_REGISTERS, address, len(data) // 2, len(data)) + data
+    return (
+        struct.pack(">BHHB", FunctionCode.WRITE_MULTIPLE_REGISTERS, address, len(data) // 2, len(data)) + data
+    )
 
 
 def mask_write_request(address: int, and_mask: int, or_mask: int) -> bytes:
@@ -169,8 +171,11 @@ def check_response(request: bytes, response: bytes, context: str = "") -> bytes:
             raise ProtocolError(f"byte count {got} with {len(response) - 2} data bytes, expected {expected}")
         return response[2:]
     # Write responses echo the request: FC5/6/22 entirely, FC15/16 address and quantity (§6.5-6.16).
-    echo = request[:5] if function in (FunctionCode.WRITE_MULTIPLE_COILS,
-                                       FunctionCode.WRITE_MULTIPLE_REGISTERS) else request
+    echo = (
+        request[:5]
+        if function in (FunctionCode.WRITE_MULTIPLE_COILS, FunctionCode.WRITE_MULTIPLE_REGISTERS)
+        else request
+    )
     if response != echo:
         raise ProtocolError(f"write response {response.hex()} does not echo the request {echo.hex()}")
     return b""

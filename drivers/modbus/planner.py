@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from drivers.modbus.points import MapPoint, Table
+from linebridge.drivers.modbus.points import MapPoint, Table
 
 MAX_READ_BITS = 2000  # §6.1, §6.2: quantity of coils / inputs 1..2000
 MAX_READ_REGISTERS = 125  # §6.3, §6.4: quantity of registers 1..125
@@ -90,8 +90,10 @@ class GroupPlan:
         """One line, e.g. "fast 100 ms: HR 0-11, coil 0-3 (2 requests for 9 signals)"."""
         blocks = ", ".join(b.label for b in self.blocks)
         requests, signals = len(self.blocks), self.point_count
-        return (f"{self.name} {self.interval * 1000:g} ms: {blocks} ({requests} request{_s(requests)} "
-                f"for {signals} signal{_s(signals)})")
+        return (
+            f"{self.name} {self.interval * 1000:g} ms: {blocks} ({requests} request{_s(requests)} "
+            f"for {signals} signal{_s(signals)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,8 @@ def plan_polls(points: Sequence[MapPoint], intervals: dict[str, float], limits: 
     by_group: dict[str, list[MapPoint]] = defaultdict(list)
     for point in points:
         by_group[point.group].append(point)
-    groups = [GroupPlan(name, intervals[name], tuple(plan_blocks(by_group[name], limits)))
-              for name in sorted(by_group, key=lambda n: (intervals[n], n))]
+    groups = [
+        GroupPlan(name, intervals[name], tuple(plan_blocks(by_group[name], limits)))
+        for name in sorted(by_group, key=lambda n: (intervals[n], n))
+    ]
     return PollPlan(tuple(groups))

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from drivers.base import Value
+from linebridge.drivers.base import Value
 
 PART_SPACING = 0.4  # m of belt between two parts
 JAM_PROBABILITY = 0.03  # per part
@@ -73,15 +73,23 @@ class CellPlcModel:
     def values(self) -> dict[str, Value]:
         """Every signal of the cell-plc map by path."""
         return {
-            "conveyor/running": self.running, "conveyor/jam_reset": self.jam_reset,
-            "safety/light_curtain_clear": self.light_curtain_clear, "safety/door_closed": self.door_closed,
-            "conveyor/jam": self.jam, "conveyor/part_present": self.part_present,
-            "conveyor/speed": self.speed, "cell/mode": self.mode, "cell/beacon": self.beacon,
-            "cell/recipe": self.recipe, "conveyor/part_count": self.part_count,
+            "conveyor/running": self.running,
+            "conveyor/jam_reset": self.jam_reset,
+            "safety/light_curtain_clear": self.light_curtain_clear,
+            "safety/door_closed": self.door_closed,
+            "conveyor/jam": self.jam,
+            "conveyor/part_present": self.part_present,
+            "conveyor/speed": self.speed,
+            "cell/mode": self.mode,
+            "cell/beacon": self.beacon,
+            "cell/recipe": self.recipe,
+            "conveyor/part_count": self.part_count,
             "cell/cycle_time": round(self.cycle_time, 2),
             "conveyor/motor_temperature": round(self.motor_temperature, 1),
             "cell/ready": self.mode == Mode.AUTO and self.safety_ok and not self.jam,
-            "cell/fault": self.jam, "cell/uptime": int(self.uptime), "conveyor/distance": self.distance,
+            "cell/fault": self.jam,
+            "cell/uptime": int(self.uptime),
+            "conveyor/distance": self.distance,
         }
 
     def check(self, path: str, value: Value) -> int | None:

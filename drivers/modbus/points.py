@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from drivers.base import Access, InvalidArgument, Signal, Value, ValueType
-from drivers.modbus.codec import TYPES, DataType, RegisterCodec, TypeInfo
+from linebridge.drivers.base import Access, InvalidArgument, Signal, Value, ValueType
+from linebridge.drivers.modbus.codec import TYPES, DataType, RegisterCodec, TypeInfo
 
 
 class Table(StrEnum):
@@ -35,8 +35,12 @@ class Table(StrEnum):
         return _SHORT[self]
 
 
-_SHORT = {Table.COIL: "coil", Table.DISCRETE_INPUT: "DI", Table.INPUT_REGISTER: "IR",
-          Table.HOLDING_REGISTER: "HR"}
+_SHORT = {
+    Table.COIL: "coil",
+    Table.DISCRETE_INPUT: "DI",
+    Table.INPUT_REGISTER: "IR",
+    Table.HOLDING_REGISTER: "HR",
+}
 
 
 def _decimals(number: float) -> int:
@@ -93,8 +97,11 @@ class MapPoint:
     def value_type(self) -> ValueType:
         """Column type of the engineering value: scaled integers stay INT only if whole and within int64."""
         info = TYPES[self.data_type]
-        if info.value_type is ValueType.INT and not (_integral(self.scale) and _integral(self.offset)
-                                                     and _fits_int64(info, int(self.scale), int(self.offset))):
+        if info.value_type is ValueType.INT and not (
+            _integral(self.scale)
+            and _integral(self.offset)
+            and _fits_int64(info, int(self.scale), int(self.offset))
+        ):
             return ValueType.DOUBLE
         return info.value_type
 
@@ -143,9 +150,13 @@ class MapPoint:
         if math.isnan(value) and (self.minimum is not None or self.maximum is not None):
             raise InvalidArgument(f"{self.path}: NaN is outside the allowed range")
         if self.minimum is not None and value < self.minimum:
-            raise InvalidArgument(f"{self.path}: {value} is below the minimum {self.minimum} {self.unit}".rstrip())
+            raise InvalidArgument(
+                f"{self.path}: {value} is below the minimum {self.minimum} {self.unit}".rstrip()
+            )
         if self.maximum is not None and value > self.maximum:
-            raise InvalidArgument(f"{self.path}: {value} is above the maximum {self.maximum} {self.unit}".rstrip())
+            raise InvalidArgument(
+                f"{self.path}: {value} is above the maximum {self.maximum} {self.unit}".rstrip()
+            )
 
     def _integer_raw(self, value: float, raw: float) -> int:
         if not math.isfinite(raw):

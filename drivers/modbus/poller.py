@@ -8,11 +8,11 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from drivers.base import BatchSink, Quality, SampleBatch, Signal, Unavailable, Value
-from drivers.modbus.client import UnitClient
-from drivers.modbus.codec import swap_register_bytes
-from drivers.modbus.pdu import ModbusException
-from drivers.modbus.planner import GroupPlan, ReadBlock
+from linebridge.drivers.base import BatchSink, Quality, SampleBatch, Signal, Unavailable, Value
+from linebridge.drivers.modbus.client import UnitClient
+from linebridge.drivers.modbus.codec import swap_register_bytes
+from linebridge.drivers.modbus.pdu import ModbusException
+from linebridge.drivers.modbus.planner import GroupPlan, ReadBlock
 
 _UNSET: object = object()
 # A silent device must be reported within 3 poll periods: the next request starts within one
@@ -66,8 +66,16 @@ class Health:
 class GroupPoller:
     """Polls one group; the first cycle publishes every value, later cycles only the changed ones."""
 
-    def __init__(self, device_id: str, plan: GroupPlan, signals: Mapping[str, Signal], client: UnitClient,
-                 timeout: float, deadband: float, health: Health) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        plan: GroupPlan,
+        signals: Mapping[str, Signal],
+        client: UnitClient,
+        timeout: float,
+        deadband: float,
+        health: Health,
+    ) -> None:
         self.plan = plan
         self._device_id = device_id
         self._client = client
@@ -114,8 +122,15 @@ class GroupPoller:
         if aliases:
             sink.publish(SampleBatch(self._device_id, aliases, values, stamps, None, self._value_type))
 
-    def _collect(self, index: int, decoded: list[Value], stamp: int, aliases: list[int],
-                 values: list[Value], stamps: list[int]) -> None:
+    def _collect(
+        self,
+        index: int,
+        decoded: list[Value],
+        stamp: int,
+        aliases: list[int],
+        values: list[Value],
+        stamps: list[int],
+    ) -> None:
         last = self._last[index]
         block_aliases = self._aliases[index]
         before = len(aliases)
@@ -134,7 +149,12 @@ class GroupPoller:
     def _changed(self, value: Value, previous: object) -> bool:
         if value == previous:
             return False
-        if isinstance(value, float) and math.isnan(value) and isinstance(previous, float) and math.isnan(previous):
+        if (
+            isinstance(value, float)
+            and math.isnan(value)
+            and isinstance(previous, float)
+            and math.isnan(previous)
+        ):
             return False
         if self._deadband > 0 and isinstance(value, int | float) and not isinstance(value, bool):
             return abs(value - previous) > self._deadband  # type: ignore[operator]
@@ -168,5 +188,13 @@ class GroupPoller:
                     last[i] = _UNSET
         if aliases:
             count = len(aliases)
-            sink.publish(SampleBatch(self._device_id, aliases, values, [time.time_ns()] * count,
-                                     [int(Quality.BAD)] * count, self._value_type))
+            sink.publish(
+                SampleBatch(
+                    self._device_id,
+                    aliases,
+                    values,
+                    [time.time_ns()] * count,
+                    [int(Quality.BAD)] * count,
+                    self._value_type,
+                )
+            )

@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.base import Access, DeviceKind
-from drivers.modbus.codec import TYPES, ByteOrder, DataType, register_codec
-from drivers.modbus.points import MapPoint, Table
+from linebridge.drivers.base import Access, DeviceKind
+from linebridge.drivers.modbus.codec import TYPES, ByteOrder, DataType, register_codec
+from linebridge.drivers.modbus.points import MapPoint, Table
 
 MAPS_DIR = Path(__file__).with_name("maps")
 MAX_ADDRESS = 65535
@@ -149,9 +149,20 @@ def _compile(index: int, spec: PointSpec, regmap: RegisterMap) -> tuple[MapPoint
         codec = register_codec(data_type, order, spec.length or 0, spec.bit or 0)
     count = 1 if codec is None else codec.registers
     point = MapPoint(
-        index=index, path=spec.path, table=table, address=spec.address, count=count,
-        data_type=data_type, codec=codec, scale=spec.scale, offset=spec.offset, unit=spec.unit,
-        access=_ACCESS[spec.access], group=spec.poll, minimum=spec.min, maximum=spec.max,
+        index=index,
+        path=spec.path,
+        table=table,
+        address=spec.address,
+        count=count,
+        data_type=data_type,
+        codec=codec,
+        scale=spec.scale,
+        offset=spec.offset,
+        unit=spec.unit,
+        access=_ACCESS[spec.access],
+        group=spec.poll,
+        minimum=spec.min,
+        maximum=spec.max,
         description=spec.description,
     )
     if point.end - 1 > MAX_ADDRESS:
@@ -177,7 +188,12 @@ def _entry_errors(spec: PointSpec, regmap: RegisterMap) -> list[str]:
 
 def _identity_errors(spec: PointSpec, regmap: RegisterMap) -> list[str]:
     errors = []
-    if not spec.path or spec.path != spec.path.strip() or spec.path.startswith("/") or spec.path.endswith("/"):
+    if (
+        not spec.path
+        or spec.path != spec.path.strip()
+        or spec.path.startswith("/")
+        or spec.path.endswith("/")
+    ):
         errors.append(f"path {spec.path!r} must be non-empty without leading/trailing '/' or spaces")
     if not 0 <= spec.address <= MAX_ADDRESS:
         errors.append(f"address {spec.address} is outside 0..{MAX_ADDRESS}")
@@ -198,10 +214,14 @@ def _shape_errors(spec: PointSpec, table: Table, data_type: DataType) -> list[st
     """Type/table fit, string length, bit number, scaling of non-numbers."""
     errors = []
     if table.is_bits != (data_type is DataType.BOOL):
-        errors.append(f"type {data_type} does not fit a {table}: bit tables hold bool, registers hold the rest")
+        errors.append(
+            f"type {data_type} does not fit a {table}: bit tables hold bool, registers hold the rest"
+        )
     if data_type is DataType.STRING:
         if spec.length is None or not 1 <= spec.length <= MAX_STRING_REGISTERS:
-            errors.append(f"a string needs a length of 1..{MAX_STRING_REGISTERS} registers, got {spec.length}")
+            errors.append(
+                f"a string needs a length of 1..{MAX_STRING_REGISTERS} registers, got {spec.length}"
+            )
     elif spec.length is not None:
         errors.append("length only applies to type string")
     if data_type is DataType.BIT:
@@ -220,7 +240,9 @@ def _duplicate_errors(specs: list[PointSpec]) -> list[str]:
     errors = []
     for index, spec in enumerate(specs):
         if spec.path in first:
-            errors.append(f"entry {index} ({spec.path}): duplicate path, first used by entry {first[spec.path]}")
+            errors.append(
+                f"entry {index} ({spec.path}): duplicate path, first used by entry {first[spec.path]}"
+            )
         else:
             first[spec.path] = index
     return errors
@@ -235,8 +257,10 @@ def overlap_errors(points: list[MapPoint]) -> list[str]:
         if point.data_type is DataType.BIT and point.codec is not None:
             used = bits_seen.setdefault((point.table, point.address), {})
             if point.codec.bit in used:
-                errors.append(f"{point.label}: bit {point.codec.bit} of {point.table} {point.address} "
-                              f"is already used by {used[point.codec.bit].label}")
+                errors.append(
+                    f"{point.label}: bit {point.codec.bit} of {point.table} {point.address} "
+                    f"is already used by {used[point.codec.bit].label}"
+                )
             shared = bool(used)
             used.setdefault(point.codec.bit, point)
             if shared:
@@ -252,8 +276,10 @@ def _span_overlaps(ordered: list[MapPoint]) -> list[str]:
     last: MapPoint | None = None
     for point in ordered:
         if last is not None and point.address < last.end:
-            errors.append(f"{point.label}: {point.table} {point.address} overlaps {last.label} "
-                          f"({last.address}..{last.end - 1})")
+            errors.append(
+                f"{point.label}: {point.table} {point.address} overlaps {last.label} "
+                f"({last.address}..{last.end - 1})"
+            )
         if last is None or point.end > last.end:
             last = point
     return errors
@@ -285,8 +311,9 @@ def load_map(source: str | Mapping[str, Any] | RegisterMap, base_dir: Path | Non
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.is_file():
-            raise ValueError(f"map {source!r} is neither a shipped map ({', '.join(shipped_maps())}) "
-                             f"nor a readable file")
+            raise ValueError(
+                f"map {source!r} is neither a shipped map ({', '.join(shipped_maps())}) nor a readable file"
+            )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, a date like 2001-13-45

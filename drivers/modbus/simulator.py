@@ -1,6 +1,6 @@
 """Simulated robot cell PLC: the cell-plc register map served over Modbus TCP (pymodbus server).
 
-Run alone with `linebridge sim modbus-plc` (or `python -m drivers.modbus.simulator`); tests use
+Run alone with `linebridge sim modbus-plc` (or `python -m linebridge.drivers.modbus.simulator`); tests use
 CellPlcSimulator in-process. One TCP port can serve several unit ids, like a gateway; requests for
 any other unit get exception 11 (gateway target failed to respond).
 """
@@ -18,20 +18,29 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from drivers.mdns import Advertiser
-from drivers.modbus.codec import DataType, bytes_to_registers, registers_to_bytes
-from drivers.modbus.plc_model import CellPlcModel
-from drivers.modbus.points import MapPoint, Table
-from drivers.modbus.regmap import load_map
-from drivers.simkit import serve_until_signalled
+from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.modbus.codec import DataType, bytes_to_registers, registers_to_bytes
+from linebridge.drivers.modbus.plc_model import CellPlcModel
+from linebridge.drivers.modbus.points import MapPoint, Table
+from linebridge.drivers.modbus.regmap import load_map
+from linebridge.drivers.simkit import serve_until_signalled
 
 MAP_NAME = "cell-plc"
 SERVICE_TYPE = "_modbus._tcp.local."
 TICK = 0.05  # s per PLC scan
 BENCH_BASE = 100  # first input register of the optional benchmark block
-_TABLE_OF_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
-                      3: Table.HOLDING_REGISTER, 6: Table.HOLDING_REGISTER, 16: Table.HOLDING_REGISTER,
-                      22: Table.HOLDING_REGISTER, 23: Table.HOLDING_REGISTER, 4: Table.INPUT_REGISTER}
+_TABLE_OF_FUNCTION = {
+    1: Table.COIL,
+    5: Table.COIL,
+    15: Table.COIL,
+    2: Table.DISCRETE_INPUT,
+    3: Table.HOLDING_REGISTER,
+    6: Table.HOLDING_REGISTER,
+    16: Table.HOLDING_REGISTER,
+    22: Table.HOLDING_REGISTER,
+    23: Table.HOLDING_REGISTER,
+    4: Table.INPUT_REGISTER,
+}
 # pymodbus SimDevice takes the non-shared tables in this order.
 _SIM_ORDER = (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING_REGISTER, Table.INPUT_REGISTER)
 
@@ -50,17 +59,27 @@ def _set_bit(registers: list[int], index: int, bit: int, on: object) -> None:
 
 def bench_map(count: int, interval_ms: int = 100) -> dict[str, object]:
     """An inline map of the benchmark block (`count` uint16 input registers that change every scan)."""
-    points = [{"path": f"bench/r{i}", "table": "input_register", "address": BENCH_BASE + i, "type": "uint16"}
-              for i in range(count)]
-    return {"device": {"kind": "plc", "vendor": "Linebridge", "model": "Cell PLC (simulated)"},
-            "poll_groups": {"default": interval_ms}, "points": points}
+    points = [
+        {"path": f"bench/r{i}", "table": "input_register", "address": BENCH_BASE + i, "type": "uint16"}
+        for i in range(count)
+    ]
+    return {
+        "device": {"kind": "plc", "vendor": "Linebridge", "model": "Cell PLC (simulated)"},
+        "poll_groups": {"default": interval_ms},
+        "points": points,
+    }
 
 
 class UnitImage:
     """One unit id: its PLC model and the register image pymodbus serves, synced by the action hook."""
 
-    def __init__(self, model: CellPlcModel, points: Sequence[MapPoint], responding: asyncio.Event,
-                 bench_registers: int = 0) -> None:
+    def __init__(
+        self,
+        model: CellPlcModel,
+        points: Sequence[MapPoint],
+        responding: asyncio.Event,
+        bench_registers: int = 0,
+    ) -> None:
         self.model = model
         self._responding = responding
         self._points = {table: [p for p in points if p.table is table] for table in Table}
@@ -79,8 +98,15 @@ class UnitImage:
                 blocks.append([SimData(0, count=size, values=0, datatype=SimType.REGISTERS)])
         return SimDevice(unit, simdata=tuple(blocks), action=self.action)  # type: ignore[arg-type]
 
-    async def action(self, function_code: int, start: int, address: int, count: int,
-                     registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+    async def action(
+        self,
+        function_code: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         """pymodbus hook before every access: render the model on reads, check and apply writes."""
         await self._responding.wait()  # a muted PLC never answers
         table = _TABLE_OF_FUNCTION.get(function_code)
@@ -95,7 +121,7 @@ class UnitImage:
         if table is Table.INPUT_REGISTER and self._bench:
             scan = round(self.model.uptime / TICK)
             offset = BENCH_BASE - start
-            registers[offset:offset + self._bench] = [(scan + i) & 0xFFFF for i in range(self._bench)]
+            registers[offset : offset + self._bench] = [(scan + i) & 0xFFFF for i in range(self._bench)]
         values = self.model.values()
         for point in self._points[table]:
             value = values[point.path]
@@ -108,18 +134,21 @@ class UnitImage:
                 assert point.codec is not None
                 wire = point.codec.encode(_raw(point, value))  # type: ignore[arg-type]
                 offset = point.address - start
-                registers[offset:offset + point.count] = bytes_to_registers(wire)
+                registers[offset : offset + point.count] = bytes_to_registers(wire)
 
-    def _apply(self, table: Table, start: int, address: int, registers: list[int],
-               written: list) -> ExcCodes | None:
+    def _apply(
+        self, table: Table, start: int, address: int, registers: list[int], written: list
+    ) -> ExcCodes | None:
         image = list(registers)
         if table.is_bits:
             bits = [bool((r >> i) & 1) for r in image for i in range(16)]
-            bits[address - start * 16:address - start * 16 + len(written)] = written
+            bits[address - start * 16 : address - start * 16 + len(written)] = written
             changed = [(p, bits[p.address - start * 16]) for p in self._touched(table, address, len(written))]
         else:
-            image[address - start:address - start + len(written)] = written
-            changed = [(p, self._decode(p, image, start)) for p in self._touched(table, address, len(written))]
+            image[address - start : address - start + len(written)] = written
+            changed = [
+                (p, self._decode(p, image, start)) for p in self._touched(table, address, len(written))
+            ]
         for point, value in changed:
             if (code := self.model.check(point.path, value)) is not None:
                 return ExcCodes(code)
@@ -128,8 +157,11 @@ class UnitImage:
         return None
 
     def _touched(self, table: Table, address: int, count: int) -> list[MapPoint]:
-        return [p for p in self._points[table]
-                if p.access.writable and p.address < address + count and address < p.end]
+        return [
+            p
+            for p in self._points[table]
+            if p.access.writable and p.address < address + count and address < p.end
+        ]
 
     @staticmethod
     def _decode(point: MapPoint, image: list[int], start: int) -> object:
@@ -137,16 +169,25 @@ class UnitImage:
         offset = point.address - start
         if point.data_type is DataType.BIT:
             return bool((image[offset] >> point.codec.bit) & 1)
-        value = point.codec.decode_wire(registers_to_bytes(image[offset:offset + point.count]))
+        value = point.codec.decode_wire(registers_to_bytes(image[offset : offset + point.count]))
         return point.engineering(value)
 
 
 class CellPlcSimulator:
     """A cell PLC on a TCP port (127.0.0.1, port 0 picks a free one): `await start()`, `await stop()`."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, units: Sequence[int] = (1,),
-                 name: str = "plc-1", seed: int = 0, mdns: bool = False, tick: float = TICK,
-                 bench_registers: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        units: Sequence[int] = (1,),
+        name: str = "plc-1",
+        seed: int = 0,
+        mdns: bool = False,
+        tick: float = TICK,
+        bench_registers: int = 0,
+    ) -> None:
         self.host, self.name, self.tick = host, name, tick
         self.bench_registers = bench_registers
         self.units = tuple(units)
@@ -180,18 +221,28 @@ class CellPlcSimulator:
     async def start(self) -> None:
         """Listen, start the PLC scan and (optionally) advertise over mDNS."""
         points = load_map(MAP_NAME).compiled
-        devices = [UnitImage(self.models[u], points, self._responding, self.bench_registers).sim_device(u)
-                   for u in self.units]
+        devices = [
+            UnitImage(self.models[u], points, self._responding, self.bench_registers).sim_device(u)
+            for u in self.units
+        ]
         if 0 not in self.units:  # pymodbus routes unknown unit ids to device 0
-            devices.append(SimDevice(0, simdata=[SimData(0, count=1, datatype=SimType.REGISTERS)],
-                                     action=_gateway_no_response))
+            devices.append(
+                SimDevice(
+                    0, simdata=[SimData(0, count=1, datatype=SimType.REGISTERS)], action=_gateway_no_response
+                )
+            )
         self._server = ModbusTcpServer(devices, address=(self.host, self._requested_port))
         await self._server.serve_forever(background=True)
         self._port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._tick_task = asyncio.create_task(self._scan(), name=f"plc-scan {self.name}")
         if self._mdns:
-            self._advertiser = Advertiser(SERVICE_TYPE, self.name, self._port,
-                                          {"unit": str(self.units[0]), "map": MAP_NAME}, host=self.host)
+            self._advertiser = Advertiser(
+                SERVICE_TYPE,
+                self.name,
+                self._port,
+                {"unit": str(self.units[0]), "map": MAP_NAME},
+                host=self.host,
+            )
             await self._advertiser.start()
 
     async def _scan(self) -> None:
@@ -230,8 +281,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unit", type=int, action="append", help="unit id to serve (repeatable; default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated randomness")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
-    parser.add_argument("--bench-registers", type=int, default=0,
-                        help=f"extra input registers from {BENCH_BASE} that change every scan (benchmarks)")
+    parser.add_argument(
+        "--bench-registers",
+        type=int,
+        default=0,
+        help=f"extra input registers from {BENCH_BASE} that change every scan (benchmarks)",
+    )
     args = parser.parse_args(argv)
     args.unit = args.unit or [1]
     if any(not 0 <= u <= 255 for u in args.unit):
@@ -242,8 +297,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    sim = CellPlcSimulator(host=args.host, port=args.port, units=args.unit, name=args.name,
-                           seed=args.seed, mdns=not args.no_mdns, bench_registers=args.bench_registers)
+    sim = CellPlcSimulator(
+        host=args.host,
+        port=args.port,
+        units=args.unit,
+        name=args.name,
+        seed=args.seed,
+        mdns=not args.no_mdns,
+        bench_registers=args.bench_registers,
+    )
     return await serve_until_signalled(sim, "modbus-plc")
 
 

@@ -17,8 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import cast
 
-from drivers.base import Unavailable
-from drivers.modbus.pdu import Frame, MbapFramer, ProtocolError, encode_frame
+from linebridge.drivers.base import Unavailable
+from linebridge.drivers.modbus.pdu import Frame, MbapFramer, ProtocolError, encode_frame
 
 log = logging.getLogger(__name__)
 _RECENT_KEPT = 32  # transaction ids whose late or repeated responses are dropped, not fatal
@@ -50,8 +50,11 @@ class _Protocol(asyncio.Protocol):
         self._owner.received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._owner.fail(f"{self._owner.address} closed the connection" if exc is None
-                         else f"connection to {self._owner.address} broke: {exc}")
+        self._owner.fail(
+            f"{self._owner.address} closed the connection"
+            if exc is None
+            else f"connection to {self._owner.address} broke: {exc}"
+        )
 
 
 class ModbusConnection:
@@ -160,7 +163,11 @@ class ModbusConnection:
             return
         if frame.transaction in self._recent:
             self.stats.late_responses += 1
-            log.debug("dropped a late or repeated response (transaction %d) from %s", frame.transaction, self.address)
+            log.debug(
+                "dropped a late or repeated response (transaction %d) from %s",
+                frame.transaction,
+                self.address,
+            )
             return
         raise ProtocolError(f"unexpected transaction id {frame.transaction}")
 

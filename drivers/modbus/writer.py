@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from drivers.base import DeviceError, InvalidArgument, Value
-from drivers.modbus.client import UnitClient
-from drivers.modbus.codec import DataType, unpack_bits
-from drivers.modbus.pdu import WRITE_MAX_COILS, WRITE_MAX_REGISTERS, ModbusException
-from drivers.modbus.points import MapPoint, Table
+from linebridge.drivers.base import DeviceError, InvalidArgument, Value
+from linebridge.drivers.modbus.client import UnitClient
+from linebridge.drivers.modbus.codec import DataType, unpack_bits
+from linebridge.drivers.modbus.pdu import WRITE_MAX_COILS, WRITE_MAX_REGISTERS, ModbusException
+from linebridge.drivers.modbus.points import MapPoint, Table
 
 _ILLEGAL_FUNCTION = 1
 
@@ -52,7 +52,12 @@ def plan_writes(items: Sequence[tuple[MapPoint, Value]]) -> list[_Run]:
 def _add(runs: list[_Run], point: MapPoint, raw: Value) -> None:
     last = runs[-1] if runs else None
     if point.table is Table.COIL:
-        if last is None or last.kind != "coils" or last.end != point.address or len(last.coils) >= WRITE_MAX_COILS:
+        if (
+            last is None
+            or last.kind != "coils"
+            or last.end != point.address
+            or len(last.coils) >= WRITE_MAX_COILS
+        ):
             last = _Run("coils", point.address)
             runs.append(last)
         last.coils.append(bool(raw))
@@ -67,8 +72,12 @@ def _add(runs: list[_Run], point: MapPoint, raw: Value) -> None:
     else:
         assert point.codec is not None
         data = point.codec.encode(raw)
-        if (last is None or last.kind != "registers" or last.end != point.address
-                or (len(last.data) + len(data)) // 2 > WRITE_MAX_REGISTERS):
+        if (
+            last is None
+            or last.kind != "registers"
+            or last.end != point.address
+            or (len(last.data) + len(data)) // 2 > WRITE_MAX_REGISTERS
+        ):
             last = _Run("registers", point.address)
             runs.append(last)
         last.data += data
@@ -115,8 +124,10 @@ async def _verify(client: UnitClient, run: _Run, timeout: float) -> None:
         held = f"{register:#06x}"
         ok = register & ~run.and_mask & 0xFFFF == run.or_mask & ~run.and_mask & 0xFFFF
     if not ok:
-        raise DeviceError(f"read-back of {', '.join(run.paths)} does not match what was written "
-                          f"(device holds {_show(held)})")
+        raise DeviceError(
+            f"read-back of {', '.join(run.paths)} does not match what was written "
+            f"(device holds {_show(held)})"
+        )
 
 
 def _show(held: object) -> str:

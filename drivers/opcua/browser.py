@@ -14,9 +14,9 @@ from asyncua import ua
 from asyncua.client.ua_session import UaSession
 from asyncua.ua.uaprotocol_auto import Argument as ArgumentBase  # decoded Arguments are this class
 
-from drivers.base import Access, MethodArg, MethodSpec, Signal
-from drivers.opcua.conversion import BUILTIN_MAX_ID, UA_TYPES, UaType, plain
-from drivers.opcua.mapping import (
+from linebridge.drivers.base import Access, MethodArg, MethodSpec, Signal
+from linebridge.drivers.opcua.conversion import BUILTIN_MAX_ID, UA_TYPES, UaType, plain
+from linebridge.drivers.opcua.mapping import (
     IDENTITY_RULES,
     compile_pattern,
     generic_path,
@@ -63,8 +63,9 @@ class Catalog:
 class AddressSpaceBrowser:
     """Browses below `root` up to `max_depth` levels / `max_nodes` nodes through one session."""
 
-    def __init__(self, session: UaSession, root: ua.NodeId, max_depth: int, max_nodes: int,
-                 logger: logging.Logger) -> None:
+    def __init__(
+        self, session: UaSession, root: ua.NodeId, max_depth: int, max_nodes: int, logger: logging.Logger
+    ) -> None:
         self._session = session
         self._root = root
         self._max_depth = max_depth
@@ -89,9 +90,12 @@ class AddressSpaceBrowser:
         self._methods(catalog, methods, values, types)
         return catalog
 
-    async def _read_all(self, variables: Sequence[BrowsedNode], methods: Sequence[BrowsedNode],
-                        identity: Sequence[BrowsedNode]
-                        ) -> tuple[dict[ua.NodeId, list[ua.DataValue]], dict[ua.NodeId, object]]:
+    async def _read_all(
+        self,
+        variables: Sequence[BrowsedNode],
+        methods: Sequence[BrowsedNode],
+        identity: Sequence[BrowsedNode],
+    ) -> tuple[dict[ua.NodeId, list[ua.DataValue]], dict[ua.NodeId, object]]:
         """One read for everything: variable attributes, property values, method descriptions.
 
         Returns the variables' attribute DataValues and the plain values of properties and methods
@@ -125,7 +129,9 @@ class AddressSpaceBrowser:
                     seen.add(node.node_id)
                     found.append(node)
                     if len(found) >= self._max_nodes:
-                        self._log.warning("browse stopped at max_nodes=%d; some signals are missing", self._max_nodes)
+                        self._log.warning(
+                            "browse stopped at max_nodes=%d; some signals are missing", self._max_nodes
+                        )
                         return found, True
                     if not node.is_property:
                         next_frontier.append((node.node_id, node.names))
@@ -146,7 +152,9 @@ class AddressSpaceBrowser:
         return found
 
     @staticmethod
-    def _identity(identity_nodes: list[tuple[str, BrowsedNode]], values: dict[ua.NodeId, object]) -> dict[str, str]:
+    def _identity(
+        identity_nodes: list[tuple[str, BrowsedNode]], values: dict[ua.NodeId, object]
+    ) -> dict[str, str]:
         identity: dict[str, str] = {}
         for name, node in identity_nodes:
             value = plain(values.get(node.node_id))
@@ -154,12 +162,18 @@ class AddressSpaceBrowser:
                 identity[name] = str(value)
         return identity
 
-    async def _resolve_types(self, attributes: dict[ua.NodeId, list[ua.DataValue]],
-                             values: dict[ua.NodeId, object]) -> dict[ua.NodeId, UaType | None]:
+    async def _resolve_types(
+        self, attributes: dict[ua.NodeId, list[ua.DataValue]], values: dict[ua.NodeId, object]
+    ) -> dict[ua.NodeId, UaType | None]:
         """UaType of every DataType in use; derived types are walked up their HasSubtype chain."""
         wanted = {_value(attrs[0]) for attrs in attributes.values()}
-        wanted |= {arg.DataType for v in values.values() if isinstance(v, list)
-                   for arg in v if isinstance(arg, ArgumentBase)}
+        wanted |= {
+            arg.DataType
+            for v in values.values()
+            if isinstance(v, list)
+            for arg in v
+            if isinstance(arg, ArgumentBase)
+        }
         resolved: dict[ua.NodeId, UaType | None] = {}
         pending: dict[ua.NodeId, ua.NodeId] = {}  # original -> current ancestor
         for dtype in wanted:
@@ -167,8 +181,11 @@ class AddressSpaceBrowser:
                 pending[dtype] = dtype
         for _ in range(_SUPERTYPE_DEPTH):
             for original, current in list(pending.items()):
-                if current.NamespaceIndex == 0 and isinstance(current.Identifier, int) and (
-                        current.Identifier in UA_TYPES or current.Identifier <= BUILTIN_MAX_ID):
+                if (
+                    current.NamespaceIndex == 0
+                    and isinstance(current.Identifier, int)
+                    and (current.Identifier in UA_TYPES or current.Identifier <= BUILTIN_MAX_ID)
+                ):
                     resolved[original] = UA_TYPES.get(current.Identifier)
                     del pending[original]
             if not pending:
@@ -183,8 +200,13 @@ class AddressSpaceBrowser:
         resolved.update(dict.fromkeys(pending))
         return resolved
 
-    def _signals(self, variables: Sequence[BrowsedNode], attributes: dict[ua.NodeId, list[ua.DataValue]],
-                 values: dict[ua.NodeId, object], types: dict[ua.NodeId, UaType | None]) -> list[Signal]:
+    def _signals(
+        self,
+        variables: Sequence[BrowsedNode],
+        attributes: dict[ua.NodeId, list[ua.DataValue]],
+        values: dict[ua.NodeId, object],
+        types: dict[ua.NodeId, UaType | None],
+    ) -> list[Signal]:
         signals: list[Signal] = []
         used: set[str] = set()
         for node in variables:
@@ -195,22 +217,31 @@ class AddressSpaceBrowser:
                 continue
             units = self._child(node, "EngineeringUnits")
             eu = values.get(units.node_id) if units is not None else None
-            signals.append(Signal(
-                path=_unique(signal_path(node.names), generic_path(node.names), used),
-                value_type=ua_type.value_type,
-                unit=eu.DisplayName.Text or "" if isinstance(eu, ua.EUInformation) else "",
-                access=access,
-                description=description.Text or "" if isinstance(description, ua.LocalizedText) else "",
-                source_type=ua_type.name,
-                address=node.node_id.to_string(),
-            ))
+            signals.append(
+                Signal(
+                    path=_unique(signal_path(node.names), generic_path(node.names), used),
+                    value_type=ua_type.value_type,
+                    unit=eu.DisplayName.Text or "" if isinstance(eu, ua.EUInformation) else "",
+                    access=access,
+                    description=description.Text or "" if isinstance(description, ua.LocalizedText) else "",
+                    source_type=ua_type.name,
+                    address=node.node_id.to_string(),
+                )
+            )
         return signals
 
-    def _methods(self, catalog: Catalog, methods: Sequence[BrowsedNode], values: dict[ua.NodeId, object],
-                 types: dict[ua.NodeId, UaType | None]) -> None:
+    def _methods(
+        self,
+        catalog: Catalog,
+        methods: Sequence[BrowsedNode],
+        values: dict[ua.NodeId, object],
+        types: dict[ua.NodeId, UaType | None],
+    ) -> None:
         names = [m.names[-1] for m in methods]
         for node in methods:
-            inputs_raw, outputs_raw = (self._argument_list(node, prop, values) for prop in _ARGUMENT_PROPERTIES)
+            inputs_raw, outputs_raw = (
+                self._argument_list(node, prop, values) for prop in _ARGUMENT_PROPERTIES
+            )
             inputs = [_argument(a, types) for a in inputs_raw]
             outputs = [out for out in (_argument(a, types) for a in outputs_raw) if out is not None]
             if any(i is None for i in inputs):
@@ -218,17 +249,22 @@ class AddressSpaceBrowser:
                 continue
             usable = [i for i in inputs if i is not None]
             # The browse name, unless two objects offer a method of that name.
-            name = node.names[-1] if names.count(node.names[-1]) == 1 else \
-                f"{generic_path(node.names[:-1])}/{node.names[-1]}"
+            name = (
+                node.names[-1]
+                if names.count(node.names[-1]) == 1
+                else f"{generic_path(node.names[:-1])}/{node.names[-1]}"
+            )
             method_id = node.node_id.to_string()
             catalog.method_inputs[method_id] = tuple(ua_type for _, ua_type in usable)
-            catalog.methods.append(MethodSpec(
-                name=name,
-                inputs=tuple(arg for arg, _ in usable),
-                outputs=tuple(arg for arg, _ in outputs),
-                description=str(plain(values.get(node.node_id)) or ""),
-                address=(node.parent.to_string(), method_id),
-            ))
+            catalog.methods.append(
+                MethodSpec(
+                    name=name,
+                    inputs=tuple(arg for arg, _ in usable),
+                    outputs=tuple(arg for arg, _ in outputs),
+                    description=str(plain(values.get(node.node_id)) or ""),
+                    address=(node.parent.to_string(), method_id),
+                )
+            )
 
     def _argument_list(self, method: BrowsedNode, prop: str, values: dict[ua.NodeId, object]) -> list[object]:
         node = self._child(method, prop)
@@ -236,13 +272,14 @@ class AddressSpaceBrowser:
         return value if isinstance(value, list) else []
 
 
-async def browse(session: UaSession, node_ids: Sequence[ua.NodeId],
-                 describe: Callable[[ua.NodeId], ua.BrowseDescription]) -> list[list[ua.ReferenceDescription]]:
+async def browse(
+    session: UaSession, node_ids: Sequence[ua.NodeId], describe: Callable[[ua.NodeId], ua.BrowseDescription]
+) -> list[list[ua.ReferenceDescription]]:
     """References of every node (following continuation points), one Browse per CHUNK nodes."""
     out: list[list[ua.ReferenceDescription]] = []
     for start in range(0, len(node_ids), CHUNK):
         params = ua.BrowseParameters()
-        params.NodesToBrowse = [describe(nid) for nid in node_ids[start:start + CHUNK]]
+        params.NodesToBrowse = [describe(nid) for nid in node_ids[start : start + CHUNK]]
         for result in await session.browse(params):
             refs = list(result.References)
             point = result.ContinuationPoint
@@ -254,31 +291,41 @@ async def browse(session: UaSession, node_ids: Sequence[ua.NodeId],
     return out
 
 
-async def read_attributes(session: UaSession, requests: Sequence[tuple[ua.NodeId, ua.AttributeIds]]
-                          ) -> list[ua.DataValue]:
+async def read_attributes(
+    session: UaSession, requests: Sequence[tuple[ua.NodeId, ua.AttributeIds]]
+) -> list[ua.DataValue]:
     """Read (node, attribute) pairs, CHUNK per Read request."""
     out: list[ua.DataValue] = []
     for start in range(0, len(requests), CHUNK):
         params = ua.ReadParameters()
         params.TimestampsToReturn = ua.TimestampsToReturn.Neither
-        params.NodesToRead = [ua.ReadValueId(NodeId=nid, AttributeId=attr) for nid, attr in requests[start:start + CHUNK]]
+        params.NodesToRead = [
+            ua.ReadValueId(NodeId=nid, AttributeId=attr) for nid, attr in requests[start : start + CHUNK]
+        ]
         out.extend(await session.read(params))
     return out
 
 
 def _forward_hierarchical(node_id: ua.NodeId) -> ua.BrowseDescription:
     return ua.BrowseDescription(
-        NodeId=node_id, BrowseDirection=ua.BrowseDirection.Forward,
-        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences), IncludeSubtypes=True,
+        NodeId=node_id,
+        BrowseDirection=ua.BrowseDirection.Forward,
+        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
+        IncludeSubtypes=True,
         NodeClassMask=ua.NodeClass.Object | ua.NodeClass.Variable | ua.NodeClass.Method,
-        ResultMask=ua.BrowseResultMask.All)
+        ResultMask=ua.BrowseResultMask.All,
+    )
 
 
 def _supertype(node_id: ua.NodeId) -> ua.BrowseDescription:
     return ua.BrowseDescription(
-        NodeId=node_id, BrowseDirection=ua.BrowseDirection.Inverse,
-        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasSubtype), IncludeSubtypes=False,
-        NodeClassMask=ua.NodeClass.DataType, ResultMask=ua.BrowseResultMask.All)
+        NodeId=node_id,
+        BrowseDirection=ua.BrowseDirection.Inverse,
+        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasSubtype),
+        IncludeSubtypes=False,
+        NodeClassMask=ua.NodeClass.DataType,
+        ResultMask=ua.BrowseResultMask.All,
+    )
 
 
 def _plain_id(expanded: ua.NodeId) -> ua.NodeId:
@@ -338,4 +385,3 @@ def _unique(preferred: str, fallback: str, used: set[str]) -> str:
         number += 1
     used.add(f"{fallback}_{number}")
     return f"{fallback}_{number}"
-

@@ -50,7 +50,7 @@ def client_application_uri() -> str:
 def thumbprint(cert_der: bytes) -> str:
     """SHA-256 thumbprint of a DER certificate, upper-case hex with colons (as `openssl x509 -fingerprint`)."""
     digest = hashlib.sha256(cert_der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def first_certificate(data: bytes) -> bytes:
@@ -59,9 +59,9 @@ def first_certificate(data: bytes) -> bytes:
         raise ValueError("not a DER certificate")
     length = data[1]
     if length < 0x80:
-        return data[:2 + length]
+        return data[: 2 + length]
     size = length & 0x7F
-    return data[:2 + size + int.from_bytes(data[2:2 + size], "big")]
+    return data[: 2 + size + int.from_bytes(data[2 : 2 + size], "big")]
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
@@ -86,8 +86,9 @@ def application_uri_of(cert: x509.Certificate) -> str:
     return uris[0] if uris else ""
 
 
-def ensure_certificate(folder: Path, application_uri: str, common_name: str,
-                       hosts: tuple[str, ...] = ()) -> CertificateFiles:
+def ensure_certificate(
+    folder: Path, application_uri: str, common_name: str, hosts: tuple[str, ...] = ()
+) -> CertificateFiles:
     """Load the key+certificate under `folder`, creating them first if missing (blocking: run in a thread)."""
     cert_path, key_path = folder / OWN_CERT, folder / OWN_KEY
     with _create_lock:
@@ -95,8 +96,13 @@ def ensure_certificate(folder: Path, application_uri: str, common_name: str,
             _create(cert_path, key_path, application_uri, common_name, hosts or (socket.gethostname(),))
     cert = x509.load_der_x509_certificate(cert_path.read_bytes())
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey) or key.public_key().public_numbers() != cert.public_key().public_numbers():
-        raise ValueError(f"{key_path} is not the private key of {cert_path}; remove both to create a new pair")
+    if (
+        not isinstance(key, rsa.RSAPrivateKey)
+        or key.public_key().public_numbers() != cert.public_key().public_numbers()
+    ):
+        raise ValueError(
+            f"{key_path} is not the private key of {cert_path}; remove both to create a new pair"
+        )
     return CertificateFiles(cert_path, key_path, application_uri_of(cert), thumbprint(der_of(cert)))
 
 
@@ -105,39 +111,65 @@ def _create(cert_path: Path, key_path: Path, uri: str, common_name: str, hosts: 
     cert = self_signed(key, uri, common_name, hosts)
     for path in (cert_path, key_path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     # The key is created 0600 from the start (never world-readable, not even between write and chmod).
     _write_new(key_path, key_pem, 0o600)
     # The certificate is written last: its presence means the pair is complete.
     _write_new(cert_path, der_of(cert), 0o644)
 
 
-def self_signed(key: rsa.RSAPrivateKey, uri: str, common_name: str, hosts: tuple[str, ...],
-                not_before: datetime.datetime | None = None, validity: datetime.timedelta = VALIDITY,
-                ) -> x509.Certificate:
+def self_signed(
+    key: rsa.RSAPrivateKey,
+    uri: str,
+    common_name: str,
+    hosts: tuple[str, ...],
+    not_before: datetime.datetime | None = None,
+    validity: datetime.timedelta = VALIDITY,
+) -> x509.Certificate:
     """A self-signed application instance certificate for `uri` and `hosts` (names or IP addresses)."""
     start = not_before or datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)  # clock skew
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Linebridge")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Linebridge"),
+        ]
+    )
     alt: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
     for host in dict.fromkeys(hosts):
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
-    usage = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
-                          data_encipherment=True, key_agreement=False, key_cert_sign=True, crl_sign=False,
-                          encipher_only=False, decipher_only=False)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(start)
-               .not_valid_after(start + validity)
-               .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(usage, critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                     ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=True,
+        data_encipherment=True,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + validity)
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
     return builder.sign(key, hashes.SHA256())
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from asyncua import ua
 
-from drivers.base import InvalidArgument, Quality, Value, ValueType
+from linebridge.drivers.base import InvalidArgument, Quality, Value, ValueType
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,18 @@ UA_TYPES_BY_NAME: dict[str, UaType] = {t.name: t for t in UA_TYPES.values()}
 # Number, Enumeration, ...): a supertype walk for a derived DataType ends at one of them.
 BUILTIN_MAX_ID = 29
 
-ZERO: dict[ValueType, Value] = {ValueType.DOUBLE: 0.0, ValueType.INT: 0, ValueType.BOOL: False, ValueType.STRING: ""}
-PY_TYPE: dict[ValueType, type] = {ValueType.DOUBLE: float, ValueType.INT: int, ValueType.BOOL: bool,
-                                  ValueType.STRING: str}
+ZERO: dict[ValueType, Value] = {
+    ValueType.DOUBLE: 0.0,
+    ValueType.INT: 0,
+    ValueType.BOOL: False,
+    ValueType.STRING: "",
+}
+PY_TYPE: dict[ValueType, type] = {
+    ValueType.DOUBLE: float,
+    ValueType.INT: int,
+    ValueType.BOOL: bool,
+    ValueType.STRING: str,
+}
 
 # OPC 10000-4 §7.39: the two top bits of a StatusCode are its severity (Good, Uncertain, Bad, Bad).
 _SEVERITY_QUALITY = (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD, Quality.BAD)
@@ -116,8 +125,12 @@ def encode(value: Value, ua_type: UaType) -> ua.Variant:
         value = int(value)
     else:
         value = float(value)
-    if ua_type.low is not None and ua_type.high is not None and math.isfinite(value) \
-            and not ua_type.low <= value <= ua_type.high:
+    if (
+        ua_type.low is not None
+        and ua_type.high is not None
+        and math.isfinite(value)
+        and not ua_type.low <= value <= ua_type.high
+    ):
         raise InvalidArgument(f"{value!r} does not fit in {ua_type.name} [{ua_type.low:g}, {ua_type.high:g}]")
     return ua.Variant(value, ua_type.variant)
 

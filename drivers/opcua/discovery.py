@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from drivers.base import DiscoveredDevice, InvalidArgument, MdnsService
+from linebridge.drivers.base import DiscoveredDevice, InvalidArgument, MdnsService
 
 MAX_INSTANCE = 63  # DNS-SD instance names are one DNS label: at most 63 bytes (RFC 6763 §4.1.1)
 MAX_TXT_VALUE = 255  # one TXT string is at most 255 bytes (RFC 6763 §6.1)
@@ -20,8 +20,10 @@ def device_from_service(service: MdnsService) -> DiscoveredDevice:
     instance = _text("instance name", service.instance, MAX_INSTANCE)
     host = _host(service.host)
     port = _port(service.port)
-    properties = {_text("TXT key", k, MAX_TXT_VALUE): _text(f"TXT {k!r}", v, MAX_TXT_VALUE, allow_empty=True)
-                  for k, v in service.properties.items()}
+    properties = {
+        _text("TXT key", k, MAX_TXT_VALUE): _text(f"TXT {k!r}", v, MAX_TXT_VALUE, allow_empty=True)
+        for k, v in service.properties.items()
+    }
     path = properties.get("path", "/") or "/"
     if not path.startswith("/") or any(c.isspace() for c in path):
         raise InvalidArgument(f"mDNS TXT path must start with '/' and contain no spaces, got {path!r}")
@@ -32,7 +34,9 @@ def device_from_service(service: MdnsService) -> DiscoveredDevice:
     if not device_id:
         raise InvalidArgument(f"mDNS instance name {instance!r} leaves no usable device id")
     authority = f"[{host}]" if ":" in host else host
-    return DiscoveredDevice(device_id=device_id, endpoint=f"opc.tcp://{authority}:{port}{path}", name=instance)
+    return DiscoveredDevice(
+        device_id=device_id, endpoint=f"opc.tcp://{authority}:{port}{path}", name=instance
+    )
 
 
 def _text(what: str, value: object, limit: int, allow_empty: bool = False) -> str:

@@ -14,7 +14,7 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.client.ua_session import UaSession
 
-from drivers.base import (
+from linebridge.drivers.base import (
     BatchSink,
     CommandKind,
     DeviceDescription,
@@ -36,9 +36,9 @@ from drivers.base import (
     Unsupported,
     Value,
 )
-from drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
-from drivers.opcua.certs import client_application_uri
-from drivers.opcua.conversion import (
+from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
+from linebridge.drivers.opcua.certs import client_application_uri
+from linebridge.drivers.opcua.conversion import (
     UA_TYPES_BY_NAME,
     ZERO,
     decode,
@@ -48,11 +48,11 @@ from drivers.opcua.conversion import (
     status_name,
     timestamp_ns,
 )
-from drivers.opcua.discovery import device_from_service
-from drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
-from drivers.opcua.options import OpcUaOptions
-from drivers.opcua.security import SecuritySetup, explain_refusals, prepare
-from drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+from linebridge.drivers.opcua.discovery import device_from_service
+from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
+from linebridge.drivers.opcua.options import OpcUaOptions
+from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
+from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
 
 
 class _PublishCrashFilter(logging.Filter):
@@ -75,14 +75,26 @@ for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
 DEFAULT_PORT = 4840  # IANA-registered opc.tcp port (OPC 10000-6 §7.2)
 # Service results that mean the session or the transport is gone rather than the request refused.
-_LINK_STATUS = frozenset({
-    ua.StatusCodes.BadTimeout, ua.StatusCodes.BadSessionIdInvalid, ua.StatusCodes.BadSessionClosed,
-    ua.StatusCodes.BadSecureChannelClosed, ua.StatusCodes.BadConnectionClosed,
-    ua.StatusCodes.BadCommunicationError, ua.StatusCodes.BadServerNotConnected, ua.StatusCodes.BadServerHalted,
-    ua.StatusCodes.BadShutdown, ua.StatusCodes.BadNoCommunication, ua.StatusCodes.BadSecureChannelIdInvalid,
-})
-_SERVER_INFO = (ua.ObjectIds.Server_ServerArray, ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
-                ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName)
+_LINK_STATUS = frozenset(
+    {
+        ua.StatusCodes.BadTimeout,
+        ua.StatusCodes.BadSessionIdInvalid,
+        ua.StatusCodes.BadSessionClosed,
+        ua.StatusCodes.BadSecureChannelClosed,
+        ua.StatusCodes.BadConnectionClosed,
+        ua.StatusCodes.BadCommunicationError,
+        ua.StatusCodes.BadServerNotConnected,
+        ua.StatusCodes.BadServerHalted,
+        ua.StatusCodes.BadShutdown,
+        ua.StatusCodes.BadNoCommunication,
+        ua.StatusCodes.BadSecureChannelIdInvalid,
+    }
+)
+_SERVER_INFO = (
+    ua.ObjectIds.Server_ServerArray,
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -145,8 +157,11 @@ class OpcUaDriver(Driver):
         """Choose the endpoint, vet the server certificate, open a session, browse and describe the device."""
         await self.close()
         options = self.options
-        client = Client(opc_tcp_url(self.ctx.endpoint), timeout=options.request_timeout,
-                        watchdog_intervall=options.watchdog_interval)
+        client = Client(
+            opc_tcp_url(self.ctx.endpoint),
+            timeout=options.request_timeout,
+            watchdog_intervall=options.watchdog_interval,
+        )
         client.name = client.description = f"Linebridge {self.device_id}"
         client.application_uri = client_application_uri()
         client.session_timeout = int(options.session_timeout * 1000)
@@ -198,10 +213,20 @@ class OpcUaDriver(Driver):
         """One subscription for `signals`; raises Unavailable when the link breaks."""
         client = self._require()
         options = self.options
-        settings = SubscriptionSettings(options.publishing_interval, options.keepalive_interval,
-                                        options.request_timeout)
-        stream = SubscriptionStream(client.uaclient.session, self.device_id, signals, sink, hints, settings,
-                                    lambda s: node_id_of(s.address), self._link_down, self.ctx.logger)
+        settings = SubscriptionSettings(
+            options.publishing_interval, options.keepalive_interval, options.request_timeout
+        )
+        stream = SubscriptionStream(
+            client.uaclient.session,
+            self.device_id,
+            signals,
+            sink,
+            hints,
+            settings,
+            lambda s: node_id_of(s.address),
+            self._link_down,
+            self.ctx.logger,
+        )
         self._streams.add(stream)
         try:
             with self._errors("stream from"):
@@ -217,8 +242,13 @@ class OpcUaDriver(Driver):
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Current values of `signals`, one Read request."""
         session = self._session()
-        params = ua.ReadParameters(TimestampsToReturn=ua.TimestampsToReturn.Both, NodesToRead=[
-            ua.ReadValueId(NodeId=node_id_of(s.address), AttributeId=ua.AttributeIds.Value) for s in signals])
+        params = ua.ReadParameters(
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+            NodesToRead=[
+                ua.ReadValueId(NodeId=node_id_of(s.address), AttributeId=ua.AttributeIds.Value)
+                for s in signals
+            ],
+        )
         with self._errors("read from"):
             results = await session.read(params) if signals else []
         values: list[Value] = []
@@ -231,20 +261,32 @@ class OpcUaDriver(Driver):
             qualities.append(quality.value)
         kinds = {s.value_type for s in signals}
         return SampleBatch(
-            device_id=self.device_id, aliases=[s.alias for s in signals], values=values,
+            device_id=self.device_id,
+            aliases=[s.alias for s in signals],
+            values=values,
             timestamps=[timestamp_ns(d) for d in results],
             qualities=None if all(q == Quality.GOOD for q in qualities) else qualities,
-            value_type=kinds.pop() if len(kinds) == 1 else None)
+            value_type=kinds.pop() if len(kinds) == 1 else None,
+        )
 
     async def write(self, writes: Sequence[tuple[Signal, Value]]) -> None:
         """Write every value as its node's exact data type, in one Write request."""
         session = self._session()
-        items = [ua.WriteValue(NodeId=node_id_of(s.address), AttributeId=ua.AttributeIds.Value,
-                               Value=ua.DataValue(_variant(s, v), StatusCode=None)) for s, v in writes]
+        items = [
+            ua.WriteValue(
+                NodeId=node_id_of(s.address),
+                AttributeId=ua.AttributeIds.Value,
+                Value=ua.DataValue(_variant(s, v), StatusCode=None),
+            )
+            for s, v in writes
+        ]
         with self._errors("write to"):
             results = await session.write(ua.WriteParameters(NodesToWrite=items)) if items else []
-        refused = [f"{s.path}: {status_name(r.value)}" for (s, _), r in zip(writes, results, strict=True)
-                   if not r.is_good()]
+        refused = [
+            f"{s.path}: {status_name(r.value)}"
+            for (s, _), r in zip(writes, results, strict=True)
+            if not r.is_good()
+        ]
         if refused:
             raise DeviceError(f"{self.device_id} refused the write of {'; '.join(refused)}")
 
@@ -256,14 +298,21 @@ class OpcUaDriver(Driver):
         if input_types is None:
             raise NotFound(f"method {method.name} is not offered by {self.device_id}")
         if len(args) != len(input_types):
-            raise InvalidArgument(f"method {method.name} takes {len(input_types)} argument(s), got {len(args)}")
-        variants = [_encode_arg(method, i, a, t) for i, (a, t) in enumerate(zip(args, input_types, strict=True))]
+            raise InvalidArgument(
+                f"method {method.name} takes {len(input_types)} argument(s), got {len(args)}"
+            )
+        variants = [
+            _encode_arg(method, i, a, t) for i, (a, t) in enumerate(zip(args, input_types, strict=True))
+        ]
         request = ua.CallMethodRequest(ObjectId=object_id, MethodId=method_id, InputArguments=variants)
         with self._errors(f"call {method.name} on"):
             result = (await session.call([request]))[0]
         if not result.StatusCode.is_good():
-            details = [f"{method.inputs[i].name}: {status_name(s.value)}"
-                       for i, s in enumerate(result.InputArgumentResults or []) if not s.is_good()]
+            details = [
+                f"{method.inputs[i].name}: {status_name(s.value)}"
+                for i, s in enumerate(result.InputArgumentResults or [])
+                if not s.is_good()
+            ]
             suffix = f" ({', '.join(details)})" if details else ""
             raise DeviceError(f"method {method.name} failed: {result.StatusCode.name}{suffix}")
         progress(1.0, "done")
@@ -277,8 +326,13 @@ class OpcUaDriver(Driver):
 
     async def _describe(self, client: Client) -> DeviceDescription:
         options = self.options
-        browser = AddressSpaceBrowser(client.uaclient.session, ua.NodeId.from_string(options.browse_root),
-                                      options.max_browse_depth, options.max_nodes, self.ctx.logger)
+        browser = AddressSpaceBrowser(
+            client.uaclient.session,
+            ua.NodeId.from_string(options.browse_root),
+            options.max_browse_depth,
+            options.max_nodes,
+            self.ctx.logger,
+        )
         catalog = await browser.catalog()
         uri, name, vendor, product = await self._server_info(client)
         self._catalog = catalog
@@ -296,13 +350,18 @@ class OpcUaDriver(Driver):
             vendor=catalog.identity.get("vendor", vendor),
             model=catalog.identity.get("model", product),
             serial_number=catalog.identity.get("serial_number", ""),
-            identity=uri, name=name, signals=catalog.signals, methods=catalog.methods,
-            commands=frozenset(commands))
+            identity=uri,
+            name=name,
+            signals=catalog.signals,
+            methods=catalog.methods,
+            commands=frozenset(commands),
+        )
 
     async def _server_info(self, client: Client) -> tuple[str, str, str, str]:
         """ApplicationUri, ApplicationName, BuildInfo manufacturer and product name of the server."""
-        data = await read_attributes(client.uaclient.session,
-                                     [(ua.NodeId(i), ua.AttributeIds.Value) for i in _SERVER_INFO])
+        data = await read_attributes(
+            client.uaclient.session, [(ua.NodeId(i), ua.AttributeIds.Value) for i in _SERVER_INFO]
+        )
         raw = [d.Value.Value if d.Value is not None and d.StatusCode.is_good() else None for d in data]
         # OPC 10000-5 §6.3.1: ServerArray[0] is this server's ApplicationUri.
         uri = str(raw[0][0]) if isinstance(raw[0], list) and raw[0] else ""
@@ -372,4 +431,3 @@ def _method_address(method: MethodSpec) -> tuple[ua.NodeId, ua.NodeId]:
     if not isinstance(address, tuple | list) or len(address) != 2:
         raise InvalidArgument(f"method {method.name} has no (object, method) NodeId address")
     return node_id_of(address[0]), node_id_of(address[1])
-

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.base import DeviceKind
+from linebridge.drivers.base import DeviceKind
 
 
 @functools.cache
@@ -87,7 +87,11 @@ class IdentityRule:
 IDENTITY_RULES: tuple[IdentityRule, ...] = tuple(
     IdentityRule(name, f"**/{collection}/*/{browse_name}")
     for collection in ("MotionDevices", "Controllers")
-    for name, browse_name in (("vendor", "Manufacturer"), ("model", "Model"), ("serial_number", "SerialNumber"))
+    for name, browse_name in (
+        ("vendor", "Manufacturer"),
+        ("model", "Model"),
+        ("serial_number", "SerialNumber"),
+    )
 )
 
 
@@ -122,7 +126,7 @@ def join_browse_path(names: Sequence[str]) -> str:
 
 
 def snake_case(name: str) -> str:
-    """"ActualPosition" -> "actual_position", "IO" -> "io", "Axis 1" -> "axis_1"; only [a-z0-9_.-]."""
+    """ "ActualPosition" -> "actual_position", "IO" -> "io", "Axis 1" -> "axis_1"; only [a-z0-9_.-]."""
     text = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", name)).lower()
     return _NOT_ALLOWED.sub("_", text).strip("_") or "_"
 

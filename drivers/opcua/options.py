@@ -29,7 +29,7 @@ from typing import Literal
 from asyncua import ua
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from drivers.base import DriverOptions
+from linebridge.drivers.base import DriverOptions
 
 SecurityPolicyName = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
 SecurityModeName = Literal["None", "Sign", "SignAndEncrypt"]
@@ -47,7 +47,9 @@ def default_state_dir() -> Path:
 class OpcUaOptions(DriverOptions):
     """Options of the opcua driver; the defaults suit an mDNS-discovered OPC 40010 robot without security."""
 
-    browse_root: str = Field("i=85", description="NodeId to browse from; 'Objects' or i=85 is the Objects folder")
+    browse_root: str = Field(
+        "i=85", description="NodeId to browse from; 'Objects' or i=85 is the Objects folder"
+    )
     max_browse_depth: int = Field(12, ge=1, le=64, description="levels below browse_root")
     max_nodes: int = Field(20_000, ge=1, le=1_000_000, description="stop browsing after this many nodes")
     request_timeout: float = Field(4.0, gt=0, le=300, description="seconds per OPC UA request")
@@ -59,12 +61,20 @@ class OpcUaOptions(DriverOptions):
     session_timeout: float = Field(60.0, ge=1, le=3600, description="server-side session timeout, s")
     security_policy: SecurityPolicyName = Field("None", description="OPC UA security policy")
     security_mode: SecurityModeName = Field("None", description="message security mode")
-    certificate_dir: Path | None = Field(None, description="client key+certificate folder (default: state dir/pki)")
-    trust_dir: Path | None = Field(None, description="trusted server certificates (default: certificate_dir/trusted/certs)")
-    trust_on_first_use: bool = Field(False, description="trust an unknown server certificate once, then pin it")
+    certificate_dir: Path | None = Field(
+        None, description="client key+certificate folder (default: state dir/pki)"
+    )
+    trust_dir: Path | None = Field(
+        None, description="trusted server certificates (default: certificate_dir/trusted/certs)"
+    )
+    trust_on_first_use: bool = Field(
+        False, description="trust an unknown server certificate once, then pin it"
+    )
     username: str | None = Field(None, min_length=1, description="user name for the session")
     password: SecretStr | None = Field(None, description="password for username")
-    password_env: str | None = Field(None, min_length=1, description="environment variable holding the password")
+    password_env: str | None = Field(
+        None, min_length=1, description="environment variable holding the password"
+    )
 
     @field_validator("browse_root")
     @classmethod
@@ -74,7 +84,9 @@ class OpcUaOptions(DriverOptions):
         try:
             ua.NodeId.from_string(value)
         except Exception:
-            raise ValueError(f"expected a NodeId such as 'i=85' or 'ns=2;s=Robot' (or 'Objects'), got {value!r}") from None
+            raise ValueError(
+                f"expected a NodeId such as 'i=85' or 'ns=2;s=Robot' (or 'Objects'), got {value!r}"
+            ) from None
         return value
 
     @field_validator("certificate_dir", "trust_dir")
@@ -89,10 +101,14 @@ class OpcUaOptions(DriverOptions):
     @model_validator(mode="after")
     def _check_security(self) -> OpcUaOptions:
         if self.security_policy != "None" and self.security_mode == "None":
-            raise ValueError(f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt")
+            raise ValueError(
+                f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt"
+            )
         if self.security_policy == "None" and self.security_mode != "None":
-            raise ValueError(f"security_mode {self.security_mode} needs a security_policy: Basic256Sha256, "
-                             "Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss")
+            raise ValueError(
+                f"security_mode {self.security_mode} needs a security_policy: Basic256Sha256, "
+                "Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss"
+            )
         if self.password is not None and self.password_env is not None:
             raise ValueError("give password or password_env, not both")
         if self.username is None and (self.password is not None or self.password_env is not None):
@@ -100,8 +116,10 @@ class OpcUaOptions(DriverOptions):
         if self.username is not None and self.password is None and self.password_env is None:
             raise ValueError(f"username {self.username!r} needs password or password_env")
         if self.security_policy == "None" and (self.username is not None or self.trust_on_first_use):
-            raise ValueError("username/password and trust_on_first_use need a security_policy and security_mode: "
-                             "without them the password would cross the network unprotected")
+            raise ValueError(
+                "username/password and trust_on_first_use need a security_policy and security_mode: "
+                "without them the password would cross the network unprotected"
+            )
         return self
 
     @property

@@ -93,9 +93,12 @@ class RobotModel:
         self._theta += dtheta
         theta = self._theta
         self.positions = [
-            p.home + p.amplitude * (math.sin(p.rate * theta + p.phase) - math.sin(p.phase)) for p in AXIS_PROFILES
+            p.home + p.amplitude * (math.sin(p.rate * theta + p.phase) - math.sin(p.phase))
+            for p in AXIS_PROFILES
         ]
-        self.speeds = [p.amplitude * p.rate * math.cos(p.rate * theta + p.phase) * scale for p in AXIS_PROFILES]
+        self.speeds = [
+            p.amplitude * p.rate * math.cos(p.rate * theta + p.phase) * scale for p in AXIS_PROFILES
+        ]
 
     def _step_homing(self, dt: float) -> None:
         assert self._homing_from is not None
@@ -114,7 +117,8 @@ class RobotModel:
     def _step_thermal(self, dt: float) -> None:
         k = min(dt / THERMAL_TAU_S, 1.0)
         self.temperatures = [
-            t + (AMBIENT_C + 0.15 * abs(v) - t) * k for t, v in zip(self.temperatures, self.speeds, strict=True)
+            t + (AMBIENT_C + 0.15 * abs(v) - t) * k
+            for t, v in zip(self.temperatures, self.speeds, strict=True)
         ]
 
     def start_program(self, name: str) -> bool:

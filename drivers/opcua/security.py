@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from asyncua import Client, ua
 from asyncua.crypto import security_policies as sp
 
-from drivers.base import DeviceError, InvalidArgument
-from drivers.opcua.certs import (
+from linebridge.drivers.base import DeviceError, InvalidArgument
+from linebridge.drivers.opcua.certs import (
     CertificateFiles,
     client_application_uri,
     ensure_certificate,
     first_certificate,
     thumbprint,
 )
-from drivers.opcua.options import OpcUaOptions
-from drivers.opcua.trust import TrustList
+from linebridge.drivers.opcua.options import OpcUaOptions
+from linebridge.drivers.opcua.trust import TrustList
 
 # Config names -> asyncua policy classes; the names are the URI fragments of OPC 10000-7 policies.
 POLICIES: dict[str, type[sp.SecurityPolicy]] = {
@@ -41,19 +41,33 @@ MODES: dict[str, ua.MessageSecurityMode] = {
     "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt,
 }
 # ActivateSession results that mean "these credentials are not accepted" (OPC 10000-4 §5.6.3).
-_USER_REFUSED = frozenset({
-    ua.StatusCodes.BadUserAccessDenied, ua.StatusCodes.BadIdentityTokenInvalid,
-    ua.StatusCodes.BadIdentityTokenRejected, ua.StatusCodes.BadUserSignatureInvalid,
-})
+_USER_REFUSED = frozenset(
+    {
+        ua.StatusCodes.BadUserAccessDenied,
+        ua.StatusCodes.BadIdentityTokenInvalid,
+        ua.StatusCodes.BadIdentityTokenRejected,
+        ua.StatusCodes.BadUserSignatureInvalid,
+    }
+)
 # OpenSecureChannel/CreateSession results that mean "the server does not accept the bridge's certificate".
-_CERT_REFUSED = frozenset({
-    ua.StatusCodes.BadCertificateUntrusted, ua.StatusCodes.BadSecurityChecksFailed,
-    ua.StatusCodes.BadCertificateInvalid, ua.StatusCodes.BadCertificateUriInvalid,
-    ua.StatusCodes.BadCertificateTimeInvalid, ua.StatusCodes.BadCertificateRevoked,
-    ua.StatusCodes.BadCertificateUseNotAllowed, ua.StatusCodes.BadCertificateHostNameInvalid,
-})
-_TOKEN_NAMES = {ua.UserTokenType.Anonymous: "Anonymous", ua.UserTokenType.UserName: "UserName",
-                ua.UserTokenType.Certificate: "Certificate", ua.UserTokenType.IssuedToken: "IssuedToken"}
+_CERT_REFUSED = frozenset(
+    {
+        ua.StatusCodes.BadCertificateUntrusted,
+        ua.StatusCodes.BadSecurityChecksFailed,
+        ua.StatusCodes.BadCertificateInvalid,
+        ua.StatusCodes.BadCertificateUriInvalid,
+        ua.StatusCodes.BadCertificateTimeInvalid,
+        ua.StatusCodes.BadCertificateRevoked,
+        ua.StatusCodes.BadCertificateUseNotAllowed,
+        ua.StatusCodes.BadCertificateHostNameInvalid,
+    }
+)
+_TOKEN_NAMES = {
+    ua.UserTokenType.Anonymous: "Anonymous",
+    ua.UserTokenType.UserName: "UserName",
+    ua.UserTokenType.Certificate: "Certificate",
+    ua.UserTokenType.IssuedToken: "IssuedToken",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +84,7 @@ class SecuritySetup:
 
 
 def policy_label(policy_uri: str, mode: ua.MessageSecurityMode) -> str:
-    """"Basic256Sha256/SignAndEncrypt" for a policy URI and a mode."""
+    """ "Basic256Sha256/SignAndEncrypt" for a policy URI and a mode."""
     return f"{policy_uri.rsplit('#', 1)[-1]}/{mode.name.rstrip('_')}"
 
 
@@ -83,8 +97,12 @@ async def prepare(client: Client, options: OpcUaOptions, timeout: float) -> Secu
     endpoints = await asyncio.wait_for(client.connect_and_get_server_endpoints(), timeout)
     endpoint = choose_endpoint(endpoints, options)
     server = endpoint.Server
-    setup = SecuritySetup(server.ApplicationUri or "", server.ApplicationName.Text or "",
-                          f"{options.security_policy}/{options.security_mode}", options.username)
+    setup = SecuritySetup(
+        server.ApplicationUri or "",
+        server.ApplicationName.Text or "",
+        f"{options.security_policy}/{options.security_mode}",
+        options.username,
+    )
     if not options.secured:
         return setup
     if not endpoint.ServerCertificate:
@@ -93,32 +111,44 @@ async def prepare(client: Client, options: OpcUaOptions, timeout: float) -> Secu
         cert_der = first_certificate(endpoint.ServerCertificate)
     except ValueError as exc:
         raise DeviceError(f"OPC UA server {setup.server_uri} sent an unreadable certificate: {exc}") from None
-    trust_list = TrustList(options.trusted_dir(), options.pki_dir() / "rejected" / "certs", options.trust_on_first_use)
+    trust_list = TrustList(
+        options.trusted_dir(), options.pki_dir() / "rejected" / "certs", options.trust_on_first_use
+    )
     try:
         trust = await asyncio.to_thread(trust_list.check, cert_der, setup.server_uri)
     except OSError as exc:  # an unreadable trust folder is a setup fault, not an offline device
         raise DeviceError(f"cannot use the OPC UA trust list {trust_list.trust_dir}: {exc}") from None
     own = await asyncio.to_thread(client_certificate, options)
     client.application_uri = own.application_uri  # must equal the URI in our certificate (Part 4 §5.6.2)
-    await client.set_security(POLICIES[options.security_policy], own.cert_path, own.key_path,
-                              server_certificate=cert_der, mode=MODES[options.security_mode])
+    await client.set_security(
+        POLICIES[options.security_policy],
+        own.cert_path,
+        own.key_path,
+        server_certificate=cert_der,
+        mode=MODES[options.security_mode],
+    )
     if options.username is not None and password is not None:
         client.set_user(options.username)
         client.set_password(password)
-    return SecuritySetup(setup.server_uri, setup.server_name, setup.label, options.username,
-                         thumbprint(cert_der), trust, own)
+    return SecuritySetup(
+        setup.server_uri, setup.server_name, setup.label, options.username, thumbprint(cert_der), trust, own
+    )
 
 
 def client_certificate(options: OpcUaOptions) -> CertificateFiles:
     """The bridge's client certificate under certificate_dir, created on first use (blocking)."""
     folder = options.pki_dir()
     try:
-        return ensure_certificate(folder, client_application_uri(), f"Linebridge bridge@{socket.gethostname()}")
+        return ensure_certificate(
+            folder, client_application_uri(), f"Linebridge bridge@{socket.gethostname()}"
+        )
     except (OSError, ValueError) as exc:
         raise DeviceError(f"cannot use the OPC UA client certificate in {folder}: {exc}") from None
 
 
-def choose_endpoint(endpoints: Sequence[ua.EndpointDescription], options: OpcUaOptions) -> ua.EndpointDescription:
+def choose_endpoint(
+    endpoints: Sequence[ua.EndpointDescription], options: OpcUaOptions
+) -> ua.EndpointDescription:
     """The endpoint with the configured policy and mode that takes the configured identity; DeviceError if none."""
     policy_uri, mode = POLICIES[options.security_policy].URI, MODES[options.security_mode]
     usable = [e for e in endpoints if e.EndpointUrl.startswith("opc.tcp")]
@@ -126,17 +156,28 @@ def choose_endpoint(endpoints: Sequence[ua.EndpointDescription], options: OpcUaO
     match = next((e for e in usable if e.SecurityPolicyUri == policy_uri and e.SecurityMode == mode), None)
     if match is None:
         offers = ", ".join(dict.fromkeys(policy_label(e.SecurityPolicyUri, e.SecurityMode) for e in usable))
-        raise DeviceError(f"OPC UA server {server_uri} does not offer {policy_label(policy_uri, mode)}; "
-                          f"it offers: {offers or 'nothing over opc.tcp'}. Set security_policy and "
-                          "security_mode to one of these")
+        raise DeviceError(
+            f"OPC UA server {server_uri} does not offer {policy_label(policy_uri, mode)}; "
+            f"it offers: {offers or 'nothing over opc.tcp'}. Set security_policy and "
+            "security_mode to one of these"
+        )
     wanted = ua.UserTokenType.Anonymous if options.username is None else ua.UserTokenType.UserName
     tokens = [t.TokenType for t in match.UserIdentityTokens or []]
     if tokens and wanted not in tokens:
         takes = ", ".join(_TOKEN_NAMES.get(t, str(t)) for t in tokens)
-        hint = "remove username" if wanted != ua.UserTokenType.Anonymous else (
-            "set username and password" if options.secured else "set a security policy, username and password")
-        raise DeviceError(f"OPC UA server {server_uri} does not accept {_TOKEN_NAMES[wanted]} sessions on "
-                          f"{policy_label(policy_uri, mode)}; it takes: {takes} ({hint})")
+        hint = (
+            "remove username"
+            if wanted != ua.UserTokenType.Anonymous
+            else (
+                "set username and password"
+                if options.secured
+                else "set a security policy, username and password"
+            )
+        )
+        raise DeviceError(
+            f"OPC UA server {server_uri} does not accept {_TOKEN_NAMES[wanted]} sessions on "
+            f"{policy_label(policy_uri, mode)}; it takes: {takes} ({hint})"
+        )
     return match
 
 
@@ -155,5 +196,6 @@ def explain_refusals(setup: SecuritySetup) -> Iterator[None]:
         if code in _CERT_REFUSED and own is not None:
             raise DeviceError(
                 f"OPC UA server {setup.server_uri} refused the bridge's certificate: {name}. Add {own.cert_path} "
-                f"(SHA-256 {own.thumbprint}) to the server's trusted clients") from exc
+                f"(SHA-256 {own.thumbprint}) to the server's trusted clients"
+            ) from exc
         raise

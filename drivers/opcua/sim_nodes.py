@@ -15,7 +15,7 @@ from asyncua import Node, Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AttributeService
 
-from drivers.opcua.robot_model import AXIS_COUNT
+from linebridge.drivers.opcua.robot_model import AXIS_COUNT
 
 DI_NS = "http://opcfoundation.org/UA/DI/"
 ROBOTICS_NS = "http://opcfoundation.org/UA/Robotics/"
@@ -24,13 +24,35 @@ UNECE_NS = "http://www.opcfoundation.org/UA/units/un/cefact"
 ROOT = "MotionDeviceSystem"
 
 _DI_NAMES = frozenset({"ParameterSet", "Manufacturer", "Model", "SerialNumber", "ProductCode"})
-_ROBOTICS_NAMES = frozenset({
-    "MotionDeviceSystem", "MotionDevices", "Controllers", "SafetyStates", "Axes", "PowerTrains",
-    "TaskControls", "ActualPosition", "ActualSpeed", "MotorTemperature", "SpeedOverride", "OnPath",
-    "InControl", "OperationalMode", "EmergencyStop", "ProtectiveStop", "ExecutionMode",
-    "TaskProgramLoaded", "MotionDeviceCategory", "MotionProfile", "StartUpTime", "TotalPowerOnTime",
-})
-_FOLDERS = frozenset({"MotionDevices", "Controllers", "SafetyStates", "Axes", "PowerTrains", "TaskControls", "IO"})
+_ROBOTICS_NAMES = frozenset(
+    {
+        "MotionDeviceSystem",
+        "MotionDevices",
+        "Controllers",
+        "SafetyStates",
+        "Axes",
+        "PowerTrains",
+        "TaskControls",
+        "ActualPosition",
+        "ActualSpeed",
+        "MotorTemperature",
+        "SpeedOverride",
+        "OnPath",
+        "InControl",
+        "OperationalMode",
+        "EmergencyStop",
+        "ProtectiveStop",
+        "ExecutionMode",
+        "TaskProgramLoaded",
+        "MotionDeviceCategory",
+        "MotionProfile",
+        "StartUpTime",
+        "TotalPowerOnTime",
+    }
+)
+_FOLDERS = frozenset(
+    {"MotionDevices", "Controllers", "SafetyStates", "Axes", "PowerTrains", "TaskControls", "IO"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +123,34 @@ V = ua.VariantType
 def variable_specs(serial: str, started: datetime) -> tuple[VariableSpec, ...]:
     """The simulator's variables; `serial` distinguishes robots of one line."""
     identity = (
-        VariableSpec("md_manufacturer", f"{MD}/Manufacturer", V.LocalizedText, ua.LocalizedText("Linebridge"), is_property=True),
-        VariableSpec("md_model", f"{MD}/Model", V.LocalizedText, ua.LocalizedText("SimArm 6"), is_property=True),
+        VariableSpec(
+            "md_manufacturer",
+            f"{MD}/Manufacturer",
+            V.LocalizedText,
+            ua.LocalizedText("Linebridge"),
+            is_property=True,
+        ),
+        VariableSpec(
+            "md_model", f"{MD}/Model", V.LocalizedText, ua.LocalizedText("SimArm 6"), is_property=True
+        ),
         VariableSpec("md_serial", f"{MD}/SerialNumber", V.String, serial, is_property=True),
         VariableSpec("md_product", f"{MD}/ProductCode", V.String, "SA6-900", is_property=True),
         # OPC 40010 MotionDeviceCategoryEnumeration: 1 = ARTICULATED_ROBOT
         VariableSpec("md_category", f"{MD}/MotionDeviceCategory", V.Int32, 1, is_property=True),
-        VariableSpec("ctrl_manufacturer", f"{CTRL}/Manufacturer", V.LocalizedText, ua.LocalizedText("Linebridge"), is_property=True),
-        VariableSpec("ctrl_model", f"{CTRL}/Model", V.LocalizedText, ua.LocalizedText("SimController"), is_property=True),
+        VariableSpec(
+            "ctrl_manufacturer",
+            f"{CTRL}/Manufacturer",
+            V.LocalizedText,
+            ua.LocalizedText("Linebridge"),
+            is_property=True,
+        ),
+        VariableSpec(
+            "ctrl_model",
+            f"{CTRL}/Model",
+            V.LocalizedText,
+            ua.LocalizedText("SimController"),
+            is_property=True,
+        ),
         VariableSpec("ctrl_serial", f"{CTRL}/SerialNumber", V.String, f"{serial}-C", is_property=True),
     )
     axes = tuple(
@@ -117,20 +159,48 @@ def variable_specs(serial: str, started: datetime) -> tuple[VariableSpec, ...]:
         for spec in (
             # OPC 40010 AxisMotionProfileEnumeration: 1 = ROTARY
             VariableSpec(f"profile_{n}", f"{MD}/Axes/Axis_{n}/MotionProfile", V.Int32, 1, is_property=True),
-            VariableSpec(f"position_{n}", f"{MD}/Axes/Axis_{n}/ParameterSet/ActualPosition", V.Double, 0.0, DEGREE),
-            VariableSpec(f"speed_{n}", f"{MD}/Axes/Axis_{n}/ParameterSet/ActualSpeed", V.Double, 0.0, DEGREE_PER_SECOND),
-            VariableSpec(f"temperature_{n}", f"{MD}/PowerTrains/PowerTrain_{n}/Motor_{n}/ParameterSet/MotorTemperature",
-                         V.Double, 30.0, CELSIUS),
+            VariableSpec(
+                f"position_{n}", f"{MD}/Axes/Axis_{n}/ParameterSet/ActualPosition", V.Double, 0.0, DEGREE
+            ),
+            VariableSpec(
+                f"speed_{n}", f"{MD}/Axes/Axis_{n}/ParameterSet/ActualSpeed", V.Double, 0.0, DEGREE_PER_SECOND
+            ),
+            VariableSpec(
+                f"temperature_{n}",
+                f"{MD}/PowerTrains/PowerTrain_{n}/Motor_{n}/ParameterSet/MotorTemperature",
+                V.Double,
+                30.0,
+                CELSIUS,
+            ),
         )
     )
     rest = (
-        VariableSpec("speed_override", f"{MD}/ParameterSet/SpeedOverride", V.Double, 100.0, PERCENT,
-                     writable=True, eu_range=(0.0, 100.0)),
+        VariableSpec(
+            "speed_override",
+            f"{MD}/ParameterSet/SpeedOverride",
+            V.Double,
+            100.0,
+            PERCENT,
+            writable=True,
+            eu_range=(0.0, 100.0),
+        ),
         VariableSpec("on_path", f"{MD}/ParameterSet/OnPath", V.Boolean, True),
         VariableSpec("in_control", f"{MD}/ParameterSet/InControl", V.Boolean, True),
-        VariableSpec("start_up_time", f"{CTRL}/ParameterSet/StartUpTime", V.DateTime, started, datatype=ua.ObjectIds.UtcTime),
-        VariableSpec("power_on_time", f"{CTRL}/ParameterSet/TotalPowerOnTime", V.Double, 0.0, MILLISECOND,
-                     datatype=ua.ObjectIds.Duration),
+        VariableSpec(
+            "start_up_time",
+            f"{CTRL}/ParameterSet/StartUpTime",
+            V.DateTime,
+            started,
+            datatype=ua.ObjectIds.UtcTime,
+        ),
+        VariableSpec(
+            "power_on_time",
+            f"{CTRL}/ParameterSet/TotalPowerOnTime",
+            V.Double,
+            0.0,
+            MILLISECOND,
+            datatype=ua.ObjectIds.Duration,
+        ),
         VariableSpec("program_name", f"{TASK}/ParameterSet/ProgramName", V.String, "demo", writable=True),
         VariableSpec("program_state", f"{TASK}/ParameterSet/ProgramState", V.String, "Running"),
         VariableSpec("program_loaded", f"{TASK}/ParameterSet/TaskProgramLoaded", V.Boolean, True),
@@ -148,7 +218,8 @@ def variable_specs(serial: str, started: datetime) -> tuple[VariableSpec, ...]:
 
 METHODS: tuple[MethodSpecSim, ...] = (
     MethodSpecSim(
-        "start_program", f"{TASK}/StartProgram",
+        "start_program",
+        f"{TASK}/StartProgram",
         inputs=(ArgumentSpec("ProgramName", V.String, "program to start; empty starts ProgramName"),),
         outputs=(ArgumentSpec("Started", V.Boolean, "false while a safety stop or homing is active"),),
     ),
@@ -240,15 +311,26 @@ class NodeTree:
         if spec.writable:
             await node.set_writable()
         if spec.unit is not None:
-            eu = ua.EUInformation(NamespaceUri=UNECE_NS, UnitId=spec.unit.unit_id,
-                                  DisplayName=ua.LocalizedText(spec.unit.display),
-                                  Description=ua.LocalizedText(spec.unit.description))
-            await node.add_property(self._id(f"{spec.path}/EngineeringUnits"), ua.QualifiedName("EngineeringUnits", 0),
-                                    ua.Variant(eu, V.ExtensionObject), datatype=ua.ObjectIds.EUInformation)
+            eu = ua.EUInformation(
+                NamespaceUri=UNECE_NS,
+                UnitId=spec.unit.unit_id,
+                DisplayName=ua.LocalizedText(spec.unit.display),
+                Description=ua.LocalizedText(spec.unit.description),
+            )
+            await node.add_property(
+                self._id(f"{spec.path}/EngineeringUnits"),
+                ua.QualifiedName("EngineeringUnits", 0),
+                ua.Variant(eu, V.ExtensionObject),
+                datatype=ua.ObjectIds.EUInformation,
+            )
         if spec.eu_range is not None:
             eu_range = ua.Range(Low=spec.eu_range[0], High=spec.eu_range[1])
-            await node.add_property(self._id(f"{spec.path}/EURange"), ua.QualifiedName("EURange", 0),
-                                    ua.Variant(eu_range, V.ExtensionObject), datatype=ua.ObjectIds.Range)
+            await node.add_property(
+                self._id(f"{spec.path}/EURange"),
+                ua.QualifiedName("EURange", 0),
+                ua.Variant(eu_range, V.ExtensionObject),
+                datatype=ua.ObjectIds.Range,
+            )
         return node
 
     async def _add_method(self, spec: MethodSpecSim, callback: Any) -> None:
@@ -262,5 +344,9 @@ class NodeTree:
 
 
 def _argument(spec: ArgumentSpec) -> ua.Argument:
-    return ua.Argument(Name=spec.name, DataType=ua.NodeId(spec.vtype.value), ValueRank=-1,
-                       Description=ua.LocalizedText(spec.description))
+    return ua.Argument(
+        Name=spec.name,
+        DataType=ua.NodeId(spec.vtype.value),
+        ValueRank=-1,
+        Description=ua.LocalizedText(spec.description),
+    )

@@ -15,8 +15,8 @@ from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 
-from drivers.opcua.certs import CertificateFiles, der_of, ensure_certificate, thumbprint
-from drivers.opcua.trust import TrustList
+from linebridge.drivers.opcua.certs import CertificateFiles, der_of, ensure_certificate, thumbprint
+from linebridge.drivers.opcua.trust import TrustList
 
 ALL_POLICIES = ("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
 ALL_MODES = ("Sign", "SignAndEncrypt")
@@ -43,7 +43,9 @@ class SimSecurity:
     allow_none: bool = False  # also offer the unsecured endpoint
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.policies if p not in ALL_POLICIES] + [m for m in self.modes if m not in ALL_MODES]
+        unknown = [p for p in self.policies if p not in ALL_POLICIES] + [
+            m for m in self.modes if m not in ALL_MODES
+        ]
         if unknown or not self.policies or not self.modes:
             raise ValueError(f"unknown or missing security policy/mode: {unknown or 'none given'}")
 
@@ -60,27 +62,34 @@ class SimUserManager:
         self._users = dict(users)
         self.attempts: list[tuple[str | None, bool]] = []
 
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
-                 certificate: Any = None) -> User | None:
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
         """asyncua's user manager hook: a User when the credentials match, None to refuse."""
         if not self._users:
             accepted = True  # no users configured: anonymous robot, as without security
         else:
             expected = self._users.get(username or "")
-            accepted = expected is not None and hmac.compare_digest(expected.encode(), (password or "").encode())
+            accepted = expected is not None and hmac.compare_digest(
+                expected.encode(), (password or "").encode()
+            )
         self.attempts.append((username, accepted))
         return User(role=UserRole.User, name=username) if accepted else None
 
 
-async def secure_server(server: Server, security: SimSecurity, application_uri: str, name: str,
-                        host: str) -> tuple[CertificateFiles, SimUserManager]:
+async def secure_server(
+    server: Server, security: SimSecurity, application_uri: str, name: str, host: str
+) -> tuple[CertificateFiles, SimUserManager]:
     """Load (or create) the server certificate and configure endpoints, identity tokens and users."""
     hosts = tuple(dict.fromkeys((host, "localhost", socket.gethostname())))
-    own = await asyncio.to_thread(ensure_certificate, security.cert_dir, application_uri,
-                                  f"Linebridge robot simulator {name}", hosts)
+    own = await asyncio.to_thread(
+        ensure_certificate, security.cert_dir, application_uri, f"Linebridge robot simulator {name}", hosts
+    )
     if own.application_uri != application_uri:
-        raise ValueError(f"{own.cert_path} is the certificate of {own.application_uri}, not {application_uri}; "
-                         "give each simulated robot its own certificate folder")
+        raise ValueError(
+            f"{own.cert_path} is the certificate of {own.application_uri}, not {application_uri}; "
+            "give each simulated robot its own certificate folder"
+        )
     await server.load_certificate(str(own.cert_path))
     await server.load_private_key(str(own.key_path))
     server.set_security_policy(security.endpoint_types())

@@ -1,6 +1,6 @@
 """OPC UA robot simulator: an asyncua server shaped like OPC 40010 (Robotics), moving a six-axis arm.
 
-Run it with `linebridge sim opcua-robot --name robot-1 --port 0` (or `python -m drivers.opcua.simulator`);
+Run it with `linebridge sim opcua-robot --name robot-1 --port 0` (or `python -m linebridge.drivers.opcua.simulator`);
 it prints `READY opc.tcp://127.0.0.1:<port>/` once it serves and stops cleanly on SIGINT/SIGTERM.
 
 Secured: `--security-policy P` / `--security-mode M` (repeatable; every policy x mode given is offered,
@@ -24,13 +24,19 @@ from pathlib import Path
 
 from asyncua import Server, ua
 
-from drivers.mdns import Advertiser
-from drivers.opcua.certs import CertificateFiles
-from drivers.opcua.options import default_state_dir
-from drivers.opcua.robot_model import AXIS_COUNT, RobotModel
-from drivers.opcua.sim_nodes import NodeTree, variable_specs
-from drivers.opcua.sim_security import ALL_MODES, ALL_POLICIES, SimSecurity, SimUserManager, secure_server
-from drivers.simkit import serve_until_signalled
+from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.opcua.certs import CertificateFiles
+from linebridge.drivers.opcua.options import default_state_dir
+from linebridge.drivers.opcua.robot_model import AXIS_COUNT, RobotModel
+from linebridge.drivers.opcua.sim_nodes import NodeTree, variable_specs
+from linebridge.drivers.opcua.sim_security import (
+    ALL_MODES,
+    ALL_POLICIES,
+    SimSecurity,
+    SimUserManager,
+    secure_server,
+)
+from linebridge.drivers.simkit import serve_until_signalled
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
 # OPC 10000-12 Annex D capability identifiers: current data (DA), Device Integration model (DI).
@@ -56,8 +62,15 @@ class _TickValue(ua.DataValue):
 class RobotSimulator:
     """One simulated robot served over OPC UA; `await start()`, `await stop()`, restartable on its port."""
 
-    def __init__(self, name: str = "robot-1", host: str = "127.0.0.1", port: int = 0,
-                 rate_hz: float = 100.0, advertise: bool = False, security: SimSecurity | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "robot-1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_hz: float = 100.0,
+        advertise: bool = False,
+        security: SimSecurity | None = None,
+    ) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.name = name
@@ -115,8 +128,9 @@ class RobotSimulator:
         await self._sync_state()
         self._tick_task = asyncio.create_task(self._run(), name=f"opcua-sim-{self.name}")
         if self.advertise:
-            self._advertiser = Advertiser(SERVICE_TYPE, self.name, self.port,
-                                          {"path": "/", "caps": CAPABILITIES}, host=self.host)
+            self._advertiser = Advertiser(
+                SERVICE_TYPE, self.name, self.port, {"path": "/", "caps": CAPABILITIES}, host=self.host
+            )
             await self._advertiser.start()
 
     async def stop(self) -> None:
@@ -137,24 +151,30 @@ class RobotSimulator:
         await server.init()  # ~1 s: asyncua loads the standard address space in a thread
         server.set_server_name(self.name)
         await server.set_application_uri(self.application_uri)
-        await server.set_build_info(PRODUCT_URI, "Linebridge", "Linebridge OPC UA robot simulator",
-                                    "1.0", "1", self._started_at)
+        await server.set_build_info(
+            PRODUCT_URI, "Linebridge", "Linebridge OPC UA robot simulator", "1.0", "1", self._started_at
+        )
         if self.security is None:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
             server.set_identity_tokens([ua.AnonymousIdentityToken])
         else:
-            self.certificate, self.users = await secure_server(server, self.security, self.application_uri,
-                                                               self.name, self.host)
+            self.certificate, self.users = await secure_server(
+                server, self.security, self.application_uri, self.name, self.host
+            )
         # asyncua's clock task sleeps 1 s between updates and stop() waits for it; the tick loop
         # keeps ServerStatus/CurrentTime fresh instead, so stop() is immediate.
         server.disable_clock()
         tree = NodeTree(server)
-        await tree.build(f"SIM-{self.name}", self._started_at, {
-            "start_program": self._start_program,
-            "stop_program": self._stop_program,
-            "move_to_home": self._move_to_home,
-            "reset_protective_stop": self._reset_protective_stop,
-        })
+        await tree.build(
+            f"SIM-{self.name}",
+            self._started_at,
+            {
+                "start_program": self._start_program,
+                "stop_program": self._stop_program,
+                "move_to_home": self._move_to_home,
+                "reset_protective_stop": self._reset_protective_stop,
+            },
+        )
         self._server, self._tree = server, tree
         return server
 
@@ -186,8 +206,9 @@ class RobotSimulator:
         variant = ua.Variant() if ua.StatusCode(status).is_bad() else ua.Variant(value, self._vtypes[key])
         now = datetime.now(UTC)
         await self._server.write_attribute_value(
-            self.node_id(key), ua.DataValue(variant, StatusCode=ua.StatusCode(status), SourceTimestamp=now,
-                                            ServerTimestamp=now))
+            self.node_id(key),
+            ua.DataValue(variant, StatusCode=ua.StatusCode(status), SourceTimestamp=now, ServerTimestamp=now),
+        )
 
     def read_value(self, key: str) -> object:
         """The current value of a variable by key."""
@@ -236,16 +257,18 @@ class RobotSimulator:
         write = self._server.write_attribute_value
         for prefix, values in columns:
             for axis in range(AXIS_COUNT):
-                data = _TickValue(ua.Variant(values[axis], ua.VariantType.Double), SourceTimestamp=now,
-                                  ServerTimestamp=now)
+                data = _TickValue(
+                    ua.Variant(values[axis], ua.VariantType.Double), SourceTimestamp=now, ServerTimestamp=now
+                )
                 await write(ids[f"{prefix}{axis + 1}"], data)
 
     async def _publish_clock(self) -> None:
         assert self._server is not None
         now = datetime.now(UTC)
-        await self._server.write_attribute_value(ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime),
-                                                 ua.DataValue(ua.Variant(now, ua.VariantType.DateTime),
-                                                              SourceTimestamp=now, ServerTimestamp=now))
+        await self._server.write_attribute_value(
+            ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime),
+            ua.DataValue(ua.Variant(now, ua.VariantType.DateTime), SourceTimestamp=now, ServerTimestamp=now),
+        )
         elapsed_ms = (now - self._started_at).total_seconds() * 1000.0
         await self.set_value("power_on_time", elapsed_ms)
 
@@ -294,7 +317,9 @@ class RobotSimulator:
         await self._sync_state()
         return []
 
-    async def _reset_protective_stop(self, _parent: ua.NodeId, *args: ua.Variant) -> list[ua.Variant] | ua.StatusCode:
+    async def _reset_protective_stop(
+        self, _parent: ua.NodeId, *args: ua.Variant
+    ) -> list[ua.Variant] | ua.StatusCode:
         if args:
             return ua.StatusCode(ua.StatusCodes.BadTooManyArguments)
         self.model.reset_protective_stop()
@@ -303,31 +328,52 @@ class RobotSimulator:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="linebridge sim opcua-robot",
-                                     description="OPC UA (OPC 40010 Robotics) robot simulator")
-    parser.add_argument("--name", default="robot-1", help="robot name: mDNS instance and ApplicationUri suffix")
+    parser = argparse.ArgumentParser(
+        prog="linebridge sim opcua-robot", description="OPC UA (OPC 40010 Robotics) robot simulator"
+    )
+    parser.add_argument(
+        "--name", default="robot-1", help="robot name: mDNS instance and ApplicationUri suffix"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
     parser.add_argument("--rate", type=float, default=100.0, help="joint update rate in Hz")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
     secured = parser.add_argument_group("security (any flag but --allow-none serves secured endpoints)")
-    secured.add_argument("--security-policy", action="append", choices=ALL_POLICIES,
-                         help="offer this policy (repeatable; default: all three when secured)")
-    secured.add_argument("--security-mode", action="append", choices=ALL_MODES,
-                         help="offer this mode (repeatable; default: Sign and SignAndEncrypt)")
-    secured.add_argument("--cert-dir", type=Path, help="server key+certificate folder, created on first start "
-                         "(default: <state dir>/sim/<name>/pki)")
-    secured.add_argument("--user", action="append", metavar="NAME:PASSWORD",
-                         help="require this user (repeatable); without --user sessions are anonymous")
-    secured.add_argument("--trust-client-dir", type=Path,
-                         help="accept only client certificates found in this folder")
+    secured.add_argument(
+        "--security-policy",
+        action="append",
+        choices=ALL_POLICIES,
+        help="offer this policy (repeatable; default: all three when secured)",
+    )
+    secured.add_argument(
+        "--security-mode",
+        action="append",
+        choices=ALL_MODES,
+        help="offer this mode (repeatable; default: Sign and SignAndEncrypt)",
+    )
+    secured.add_argument(
+        "--cert-dir",
+        type=Path,
+        help="server key+certificate folder, created on first start (default: <state dir>/sim/<name>/pki)",
+    )
+    secured.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME:PASSWORD",
+        help="require this user (repeatable); without --user sessions are anonymous",
+    )
+    secured.add_argument(
+        "--trust-client-dir", type=Path, help="accept only client certificates found in this folder"
+    )
     secured.add_argument("--allow-none", action="store_true", help="also offer the unsecured endpoint")
     return parser.parse_args(argv)
 
 
 def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
     """The SimSecurity the CLI flags ask for, or None when no security flag was given."""
-    if not (args.security_policy or args.security_mode or args.cert_dir or args.user or args.trust_client_dir):
+    if not (
+        args.security_policy or args.security_mode or args.cert_dir or args.user or args.trust_client_dir
+    ):
         return None
     users = {}
     for entry in args.user or []:
@@ -335,19 +381,28 @@ def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
         if not sep or not name:
             raise ValueError(f"--user takes NAME:PASSWORD, got {entry!r}")
         users[name] = password
-    return SimSecurity(cert_dir=args.cert_dir or default_state_dir() / "sim" / args.name / "pki",
-                       policies=tuple(dict.fromkeys(args.security_policy or ALL_POLICIES)),
-                       modes=tuple(dict.fromkeys(args.security_mode or ALL_MODES)),
-                       users=users, trusted_clients=args.trust_client_dir, allow_none=args.allow_none)
+    return SimSecurity(
+        cert_dir=args.cert_dir or default_state_dir() / "sim" / args.name / "pki",
+        policies=tuple(dict.fromkeys(args.security_policy or ALL_POLICIES)),
+        modes=tuple(dict.fromkeys(args.security_mode or ALL_MODES)),
+        users=users,
+        trusted_clients=args.trust_client_dir,
+        allow_none=args.allow_none,
+    )
 
 
 async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
-    sim = RobotSimulator(args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security)
+    sim = RobotSimulator(
+        args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security
+    )
 
     def announce_certificate() -> None:
         if sim.certificate is not None:  # stderr: stdout carries only the READY line
-            print(f"server certificate {sim.certificate.cert_path} (SHA-256 {sim.certificate.thumbprint})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"server certificate {sim.certificate.cert_path} (SHA-256 {sim.certificate.thumbprint})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return await serve_until_signalled(sim, "opcua-robot", announce_certificate)
 

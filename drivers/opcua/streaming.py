@@ -18,18 +18,29 @@ from dataclasses import dataclass
 from asyncua import ua
 from asyncua.client.ua_session import UaSession
 
-from drivers.base import BatchSink, Quality, SampleBatch, Signal, StreamHints, Unavailable, Value, ValueType
-from drivers.opcua.conversion import ZERO, decode, quality_of, status_name, timestamp_ns
+from linebridge.drivers.base import (
+    BatchSink,
+    Quality,
+    SampleBatch,
+    Signal,
+    StreamHints,
+    Unavailable,
+    Value,
+    ValueType,
+)
+from linebridge.drivers.opcua.conversion import ZERO, decode, quality_of, status_name, timestamp_ns
 
 MAX_QUEUE_SIZE = 1000
 CHUNK = 500
 # Filters a server may refuse (OPC 10000-4 §7.22.2): the item is retried without a deadband.
-_FILTER_REFUSALS = frozenset({
-    ua.StatusCodes.BadMonitoredItemFilterUnsupported,
-    ua.StatusCodes.BadFilterNotAllowed,
-    ua.StatusCodes.BadDeadbandFilterInvalid,
-    ua.StatusCodes.BadMonitoredItemFilterInvalid,
-})
+_FILTER_REFUSALS = frozenset(
+    {
+        ua.StatusCodes.BadMonitoredItemFilterUnsupported,
+        ua.StatusCodes.BadFilterNotAllowed,
+        ua.StatusCodes.BadDeadbandFilterInvalid,
+        ua.StatusCodes.BadMonitoredItemFilterInvalid,
+    }
+)
 _NUMERIC = (ValueType.DOUBLE, ValueType.INT)
 
 
@@ -45,9 +56,18 @@ class SubscriptionSettings:
 class SubscriptionStream:
     """Streams `signals` into `sink` until the link breaks (raises Unavailable) or it is cancelled."""
 
-    def __init__(self, session: UaSession, device_id: str, signals: Sequence[Signal], sink: BatchSink,
-                 hints: StreamHints, settings: SubscriptionSettings, node_id: Callable[[Signal], ua.NodeId],
-                 link_down: Callable[[], str | None], logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        session: UaSession,
+        device_id: str,
+        signals: Sequence[Signal],
+        sink: BatchSink,
+        hints: StreamHints,
+        settings: SubscriptionSettings,
+        node_id: Callable[[Signal], ua.NodeId],
+        link_down: Callable[[], str | None],
+        logger: logging.Logger,
+    ) -> None:
         self._session = session
         self._device_id = device_id
         self._signals = list(signals)
@@ -74,7 +94,9 @@ class SubscriptionStream:
         try:
             await self._create()
             while True:
-                done, _ = await asyncio.wait([self._lost], timeout=min(0.5, self._settings.keepalive_interval))
+                done, _ = await asyncio.wait(
+                    [self._lost], timeout=min(0.5, self._settings.keepalive_interval)
+                )
                 reason = self._lost.result() if done else self._health()
                 if reason is not None:
                     raise Unavailable(f"OPC UA stream of {self._device_id} stopped: {reason}")
@@ -102,8 +124,12 @@ class SubscriptionStream:
         keepalive = max(1, math.ceil(settings.keepalive_interval / settings.publishing_interval))
         params = ua.CreateSubscriptionParameters(
             RequestedPublishingInterval=settings.publishing_interval * 1000.0,
-            RequestedLifetimeCount=keepalive * 10, RequestedMaxKeepAliveCount=keepalive,
-            MaxNotificationsPerPublish=0, PublishingEnabled=True, Priority=0)
+            RequestedLifetimeCount=keepalive * 10,
+            RequestedMaxKeepAliveCount=keepalive,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
         result = await self._session.create_subscription(params, self._on_publish)
         self.subscription_id = result.SubscriptionId
         revised = result.RevisedPublishingInterval * result.RevisedMaxKeepAliveCount / 1000.0
@@ -124,10 +150,12 @@ class SubscriptionStream:
         """Create monitored items for `handles`; return the refused ones with their status."""
         refused: dict[int, int] = {}
         for start in range(0, len(handles), CHUNK):
-            chunk = handles[start:start + CHUNK]
+            chunk = handles[start : start + CHUNK]
             params = ua.CreateMonitoredItemsParameters(
-                SubscriptionId=self.subscription_id, TimestampsToReturn=ua.TimestampsToReturn.Both,
-                ItemsToCreate=[self._item(h, with_filter) for h in chunk])
+                SubscriptionId=self.subscription_id,
+                TimestampsToReturn=ua.TimestampsToReturn.Both,
+                ItemsToCreate=[self._item(h, with_filter) for h in chunk],
+            )
             results = await self._session.create_monitored_items(params)
             for handle, result in zip(chunk, results, strict=True):
                 if not result.StatusCode.is_good():
@@ -140,15 +168,26 @@ class SubscriptionStream:
         per_publish = self._settings.publishing_interval / sampling if sampling > 0 else MAX_QUEUE_SIZE
         deadband = None
         if with_filter and hints.deadband > 0 and self._types[handle] in _NUMERIC:
-            deadband = ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValue,
-                                           DeadbandType=ua.DeadbandType.Absolute, DeadbandValue=hints.deadband)
+            deadband = ua.DataChangeFilter(
+                Trigger=ua.DataChangeTrigger.StatusValue,
+                DeadbandType=ua.DeadbandType.Absolute,
+                DeadbandValue=hints.deadband,
+            )
         # Queue every sample taken between two publishes, so sampled data is not thinned to the last.
         parameters = ua.MonitoringParameters(
-            ClientHandle=handle, SamplingInterval=sampling * 1000.0, Filter=deadband,
-            QueueSize=min(MAX_QUEUE_SIZE, math.ceil(per_publish) + 1), DiscardOldest=True)
+            ClientHandle=handle,
+            SamplingInterval=sampling * 1000.0,
+            Filter=deadband,
+            QueueSize=min(MAX_QUEUE_SIZE, math.ceil(per_publish) + 1),
+            DiscardOldest=True,
+        )
         return ua.MonitoredItemCreateRequest(
-            ItemToMonitor=ua.ReadValueId(NodeId=self._node_id(self._signals[handle]), AttributeId=ua.AttributeIds.Value),
-            MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=parameters)
+            ItemToMonitor=ua.ReadValueId(
+                NodeId=self._node_id(self._signals[handle]), AttributeId=ua.AttributeIds.Value
+            ),
+            MonitoringMode=ua.MonitoringMode.Reporting,
+            RequestedParameters=parameters,
+        )
 
     def _on_publish(self, result: ua.PublishResult) -> None:
         """Session publish-loop callback: one call per PublishResponse."""
@@ -194,9 +233,16 @@ class SubscriptionStream:
             kinds.add(kind)
         if aliases:
             self.batches += 1
-            self._sink.publish(SampleBatch(
-                device_id=self._device_id, aliases=aliases, values=values, timestamps=stamps,
-                qualities=None if all_good else qualities, value_type=kinds.pop() if len(kinds) == 1 else None))
+            self._sink.publish(
+                SampleBatch(
+                    device_id=self._device_id,
+                    aliases=aliases,
+                    values=values,
+                    timestamps=stamps,
+                    qualities=None if all_good else qualities,
+                    value_type=kinds.pop() if len(kinds) == 1 else None,
+                )
+            )
         self._report_degraded()
 
     def _report_degraded(self) -> None:
@@ -209,7 +255,9 @@ class SubscriptionStream:
             self._sink.degraded(None)
             return
         handle, status = next(iter(self._bad.items()))
-        self._sink.degraded(f"{len(self._bad)} signal(s) bad, e.g. {self._signals[handle].path}: {status_name(status)}")
+        self._sink.degraded(
+            f"{len(self._bad)} signal(s) bad, e.g. {self._signals[handle].path}: {status_name(status)}"
+        )
 
     async def _delete(self) -> None:
         """Best effort: the link may already be gone, and cancellation must not wait long."""
@@ -218,6 +266,7 @@ class SubscriptionStream:
             return
         subscription_id, self.subscription_id = self.subscription_id, None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._session.delete_subscriptions([subscription_id]),
-                                   self._settings.request_timeout)
+            await asyncio.wait_for(
+                self._session.delete_subscriptions([subscription_id]), self._settings.request_timeout
+            )
         self._session._subscription_callbacks.pop(subscription_id, None)  # asyncua keeps it on failure

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from drivers.base import DeviceError
-from drivers.opcua.certs import application_uri_of, der_of, load_certificate, thumbprint
+from linebridge.drivers.base import DeviceError
+from linebridge.drivers.opcua.certs import application_uri_of, der_of, load_certificate, thumbprint
 
 CERT_SUFFIXES = frozenset({".der", ".cer", ".crt", ".pem"})
 _FILE_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
@@ -80,16 +80,20 @@ class TrustList:
             raise DeviceError(
                 f"OPC UA server {cert_uri} presented a CHANGED certificate (SHA-256 {print_}); the trusted one "
                 f"is {changed[0].path} (SHA-256 {changed[0].thumbprint}). If the server was really re-keyed, "
-                f"replace that file with the new certificate; otherwise something is impersonating the server")
+                f"replace that file with the new certificate; otherwise something is impersonating the server"
+            )
         if self.trust_on_first_use:
             path = self._store(self.trust_dir, cert_uri, print_, der_of(cert))
-            log.warning("trusting OPC UA server %s on first use (SHA-256 %s), stored as %s", cert_uri, print_, path)
+            log.warning(
+                "trusting OPC UA server %s on first use (SHA-256 %s), stored as %s", cert_uri, print_, path
+            )
             return "trusted on first use"
         rejected = self._store(self.rejected_dir, cert_uri, print_, der_of(cert))
         raise DeviceError(
             f"OPC UA server {cert_uri} is not trusted: its certificate (SHA-256 {print_}) is not in the trust "
             f"list {self.trust_dir}. After checking the thumbprint on the server, copy {rejected} into "
-            f"{self.trust_dir} to trust it, or set trust_on_first_use: true")
+            f"{self.trust_dir} to trust it, or set trust_on_first_use: true"
+        )
 
     @staticmethod
     def _store(folder: Path, uri: str, print_: str, data: bytes) -> Path:
@@ -108,10 +112,15 @@ def _check_identity(cert: x509.Certificate, cert_uri: str, server_uri: str, prin
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise DeviceError(
             f"OPC UA server {server_uri} presented a certificate (SHA-256 {print_}) valid only from "
-            f"{cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}: BadCertificateTimeInvalid")
+            f"{cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}: BadCertificateTimeInvalid"
+        )
     if not cert_uri:
-        raise DeviceError(f"OPC UA server {server_uri} presented a certificate (SHA-256 {print_}) without an "
-                          "ApplicationUri in its SubjectAltName: BadCertificateUriInvalid")
+        raise DeviceError(
+            f"OPC UA server {server_uri} presented a certificate (SHA-256 {print_}) without an "
+            "ApplicationUri in its SubjectAltName: BadCertificateUriInvalid"
+        )
     if server_uri and cert_uri != server_uri:
-        raise DeviceError(f"OPC UA server {server_uri} presented a certificate for {cert_uri} (SHA-256 {print_}): "
-                          "BadCertificateUriInvalid")
+        raise DeviceError(
+            f"OPC UA server {server_uri} presented a certificate for {cert_uri} (SHA-256 {print_}): "
+            "BadCertificateUriInvalid"
+        )

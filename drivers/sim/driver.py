@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from drivers.base import (
+from linebridge.drivers.base import (
     Access,
     BatchSink,
     CommandKind,
@@ -78,14 +78,23 @@ class SimDriver(Driver):
             Signal("counter", ValueType.INT),
         ]
         methods = [
-            MethodSpec("Echo", (MethodArg("text", ValueType.STRING),), (MethodArg("text", ValueType.STRING),)),
+            MethodSpec(
+                "Echo", (MethodArg("text", ValueType.STRING),), (MethodArg("text", ValueType.STRING),)
+            ),
             MethodSpec("Slow", (MethodArg("seconds", ValueType.DOUBLE),), ()),
             MethodSpec("Fail", (), ()),
         ]
-        return DeviceDescription(kind=DeviceKind.OTHER, vendor="Linebridge", model="Synthetic",
-                                 serial_number=self.name, identity=f"sim:{self.name}", name=self.name,
-                                 signals=signals, methods=methods,
-                                 commands=frozenset({CommandKind.WRITE, CommandKind.INVOKE, CommandKind.STOP}))
+        return DeviceDescription(
+            kind=DeviceKind.OTHER,
+            vendor="Linebridge",
+            model="Synthetic",
+            serial_number=self.name,
+            identity=f"sim:{self.name}",
+            name=self.name,
+            signals=signals,
+            methods=methods,
+            commands=frozenset({CommandKind.WRITE, CommandKind.INVOKE, CommandKind.STOP}),
+        )
 
     async def close(self) -> None:
         self.connected = False
@@ -96,8 +105,10 @@ class SimDriver(Driver):
         aliases = [s.alias for s in waves] * rows
         # Value columns are computed once for a cycle of batches, so the driver itself costs next
         # to nothing per batch and measurements see the bridge, not math.sin.
-        cycle = [[math.sin((step * rows + row) * 0.01 + i) for row in range(rows) for i in range(len(waves))]
-                 for step in range(_CYCLE)]
+        cycle = [
+            [math.sin((step * rows + row) * 0.01 + i) for row in range(rows) for i in range(len(waves))]
+            for step in range(_CYCLE)
+        ]
         period = rows / self.options.rate_hz if self.options.rate_hz else 0.0
         step = 0
         next_at = time.monotonic()
@@ -105,8 +116,15 @@ class SimDriver(Driver):
             self._check_link()
             values = cycle[step % _CYCLE]
             step += 1
-            sink.publish(SampleBatch(self.device_id, aliases, values, [time.time_ns()] * len(aliases),
-                                     value_type=ValueType.DOUBLE))
+            sink.publish(
+                SampleBatch(
+                    self.device_id,
+                    aliases,
+                    values,
+                    [time.time_ns()] * len(aliases),
+                    value_type=ValueType.DOUBLE,
+                )
+            )
             if period:
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -6,7 +6,7 @@ controller does); the driver's signal table (fields.py) is checked against it in
 
 from __future__ import annotations
 
-from drivers.ur.rtde import RtdeType
+from linebridge.drivers.ur.rtde import RtdeType
 
 _D, _V6, _V3 = RtdeType.DOUBLE, RtdeType.VECTOR6D, RtdeType.VECTOR3D
 
@@ -100,8 +100,18 @@ class RobotMode:
     RUNNING = 7
     UPDATING_FIRMWARE = 8
 
-    NAMES = {-1: "NO_CONTROLLER", 0: "DISCONNECTED", 1: "CONFIRM_SAFETY", 2: "BOOTING", 3: "POWER_OFF",
-             4: "POWER_ON", 5: "IDLE", 6: "BACKDRIVE", 7: "RUNNING", 8: "UPDATING_FIRMWARE"}
+    NAMES = {
+        -1: "NO_CONTROLLER",
+        0: "DISCONNECTED",
+        1: "CONFIRM_SAFETY",
+        2: "BOOTING",
+        3: "POWER_OFF",
+        4: "POWER_ON",
+        5: "IDLE",
+        6: "BACKDRIVE",
+        7: "RUNNING",
+        8: "UPDATING_FIRMWARE",
+    }
 
 
 class SafetyMode:
@@ -117,8 +127,17 @@ class SafetyMode:
     VIOLATION = 8
     FAULT = 9
 
-    NAMES = {1: "NORMAL", 2: "REDUCED", 3: "PROTECTIVE_STOP", 4: "RECOVERY", 5: "SAFEGUARD_STOP",
-             6: "SYSTEM_EMERGENCY_STOP", 7: "ROBOT_EMERGENCY_STOP", 8: "VIOLATION", 9: "FAULT"}
+    NAMES = {
+        1: "NORMAL",
+        2: "REDUCED",
+        3: "PROTECTIVE_STOP",
+        4: "RECOVERY",
+        5: "SAFEGUARD_STOP",
+        6: "SYSTEM_EMERGENCY_STOP",
+        7: "ROBOT_EMERGENCY_STOP",
+        8: "VIOLATION",
+        9: "FAULT",
+    }
 
 
 class RuntimeState:

@@ -10,12 +10,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from drivers.base import DeviceError, InvalidArgument, MethodArg, MethodSpec, Unavailable, ValueType
-from drivers.ur.netio import close_writer
+from linebridge.drivers.base import (
+    DeviceError,
+    InvalidArgument,
+    MethodArg,
+    MethodSpec,
+    Unavailable,
+    ValueType,
+)
+from linebridge.drivers.ur.netio import close_writer
 
 GREETING = "Connected: Universal Robots Dashboard Server"
-LOCAL_CONTROL_REPLY = ("Command is not allowed due to safety reasons, please switch robot to Remote Control "
-                       "mode and reconnect to port 29999")
+LOCAL_CONTROL_REPLY = (
+    "Command is not allowed due to safety reasons, please switch robot to Remote Control "
+    "mode and reconnect to port 29999"
+)
 MAX_LINE = 4096
 
 
@@ -47,22 +56,36 @@ class DashboardCommand:
 COMMANDS: tuple[DashboardCommand, ...] = (
     DashboardCommand("power_on", "power on", "power on the arm", ("Powering on",)),
     DashboardCommand("power_off", "power off", "power off the arm", ("Powering off",)),
-    DashboardCommand("brake_release", "brake release", "release the brakes (powers on first)", ("Brake releasing",)),
-    DashboardCommand("load_program", "load {arg}", "load a program (.urp)", ("Loading program",), arg="program"),
+    DashboardCommand(
+        "brake_release", "brake release", "release the brakes (powers on first)", ("Brake releasing",)
+    ),
+    DashboardCommand(
+        "load_program", "load {arg}", "load a program (.urp)", ("Loading program",), arg="program"
+    ),
     DashboardCommand("play", "play", "start the loaded program", ("Starting program",)),
     DashboardCommand("pause", "pause", "pause the running program", ("Pausing program",)),
     DashboardCommand("stop_program", "stop", "stop the running program", ("Stopped",)),
-    DashboardCommand("unlock_protective_stop", "unlock protective stop", "release a protective stop",
-                     ("Protective stop releasing",)),
-    DashboardCommand("close_safety_popup", "close safety popup", "close the safety popup", ("closing safety popup",)),
+    DashboardCommand(
+        "unlock_protective_stop",
+        "unlock protective stop",
+        "release a protective stop",
+        ("Protective stop releasing",),
+    ),
+    DashboardCommand(
+        "close_safety_popup", "close safety popup", "close the safety popup", ("closing safety popup",)
+    ),
     DashboardCommand("close_popup", "close popup", "close the information popup", ("closing popup",)),
     DashboardCommand("robot_mode", "robotmode", "robot mode (POWER_OFF, IDLE, RUNNING ...)"),
     DashboardCommand("safety_status", "safetystatus", "safety status (NORMAL, PROTECTIVE_STOP ...)"),
     DashboardCommand("program_state", "programState", "program state and loaded program"),
     DashboardCommand("loaded_program", "get loaded program", "path of the loaded program"),
     DashboardCommand("running", "running", "whether a program is running", output=ValueType.BOOL),
-    DashboardCommand("remote_control", "is in remote control", "whether the robot is in remote control",
-                     output=ValueType.BOOL),
+    DashboardCommand(
+        "remote_control",
+        "is in remote control",
+        "whether the robot is in remote control",
+        output=ValueType.BOOL,
+    ),
 )
 
 COMMANDS_BY_METHOD = {c.method: c for c in COMMANDS}
@@ -79,6 +102,7 @@ def method_specs() -> list[MethodSpec]:
 
 
 # --- reply parsing ---------------------------------------------------------------------------
+
 
 def check_success(command: DashboardCommand, reply: str) -> str:
     """Return the reply if it is the documented success wording; raise DeviceError with it otherwise."""
@@ -153,6 +177,7 @@ def parse_query(command: str, reply: str) -> str | bool:
 
 # --- client ----------------------------------------------------------------------------------
 
+
 class DashboardClient:
     """One Dashboard connection; requests are serialised (one reply line per command)."""
 
@@ -167,7 +192,8 @@ class DashboardClient:
         """Open the connection and check the controller's greeting."""
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=MAX_LINE), self.timeout)
+                asyncio.open_connection(self.host, self.port, limit=MAX_LINE), self.timeout
+            )
         except (OSError, TimeoutError) as exc:
             raise Unavailable(f"dashboard {self.host}:{self.port} unreachable: {exc}") from exc
         greeting = await self._read_line()
@@ -218,7 +244,9 @@ class DashboardClient:
         try:
             line = await asyncio.wait_for(self._reader.readline(), self.timeout)
         except TimeoutError:
-            raise Unavailable(f"dashboard {self.host}:{self.port} did not answer in {self.timeout} s") from None
+            raise Unavailable(
+                f"dashboard {self.host}:{self.port} did not answer in {self.timeout} s"
+            ) from None
         except (OSError, ValueError) as exc:  # ValueError: line longer than MAX_LINE
             raise Unavailable(f"dashboard connection broke: {exc}") from exc
         if not line.endswith(b"\n"):

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Coroutine, Sequence
 
-from drivers.base import (
+from linebridge.drivers.base import (
     Access,
     BatchSink,
     CommandKind,
@@ -36,9 +36,9 @@ from drivers.base import (
     Value,
     batch_of,
 )
-from drivers.ur import dashboard as dash
-from drivers.ur.catalog import OUTPUT_TYPES
-from drivers.ur.fields import (
+from linebridge.drivers.ur import dashboard as dash
+from linebridge.drivers.ur.catalog import OUTPUT_TYPES
+from linebridge.drivers.ur.fields import (
     DASHBOARD_SIGNALS,
     FIELDS,
     FIELDS_BY_NAME,
@@ -47,16 +47,38 @@ from drivers.ur.fields import (
     RtdeAddress,
     RtdeField,
 )
-from drivers.ur.motion import MONITOR_NAMES, MotionTarget, MotionTracker, check_ready, plan_move, send_script
-from drivers.ur.options import DASHBOARD_PORT, SECONDARY_PORT, UrAddress, UrOptions, _port, parse_endpoint
-from drivers.ur.rtde import NOT_FOUND, ProtocolError, Recipe, parse_type
-from drivers.ur.rtde_client import RtdeClient
-from drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
+from linebridge.drivers.ur.motion import (
+    MONITOR_NAMES,
+    MotionTarget,
+    MotionTracker,
+    check_ready,
+    plan_move,
+    send_script,
+)
+from linebridge.drivers.ur.options import (
+    DASHBOARD_PORT,
+    SECONDARY_PORT,
+    UrAddress,
+    UrOptions,
+    _port,
+    parse_endpoint,
+)
+from linebridge.drivers.ur.rtde import NOT_FOUND, ProtocolError, Recipe, parse_type
+from linebridge.drivers.ur.rtde_client import RtdeClient
+from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
 
 SERVICE_TYPE = "_ur-rtde._tcp.local."  # Linebridge's own convention; UR controllers do not advertise
 CB_SERIES_MAX_HZ = 125.0
-COMMANDS = frozenset({CommandKind.INVOKE, CommandKind.STOP, CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR,
-                      CommandKind.RUN_PROGRAM, CommandKind.PAUSE_PROGRAM})
+COMMANDS = frozenset(
+    {
+        CommandKind.INVOKE,
+        CommandKind.STOP,
+        CommandKind.MOVE_JOINTS,
+        CommandKind.MOVE_LINEAR,
+        CommandKind.RUN_PROGRAM,
+        CommandKind.PAUSE_PROGRAM,
+    }
+)
 _CMD = dash.COMMANDS_BY_METHOD
 _POLL = 0.05  # seconds between Dashboard polls while waiting for a program state
 
@@ -71,7 +93,9 @@ class UrDriver(Driver):
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
         options = ctx.options
-        self.options = options if isinstance(options, UrOptions) else UrOptions.model_validate(options.model_dump())
+        self.options = (
+            options if isinstance(options, UrOptions) else UrOptions.model_validate(options.model_dump())
+        )
         self.log = ctx.logger
         self.address: UrAddress | None = None
         self._dashboard: dash.DashboardClient | None = None
@@ -100,7 +124,9 @@ class UrDriver(Driver):
         await self.close()
         self.address = parse_endpoint(self.ctx.endpoint, self.options)
         try:
-            self._dashboard = dash.DashboardClient(self.address.host, self.address.dashboard_port, self.options.timeout)
+            self._dashboard = dash.DashboardClient(
+                self.address.host, self.address.dashboard_port, self.options.timeout
+            )
             await self._dashboard.connect()
             model = await self._dashboard.request("get robot model")
             serial = await self._dashboard.request("get serial number")
@@ -111,9 +137,15 @@ class UrDriver(Driver):
             await self.close()
             raise
         return DeviceDescription(
-            kind=DeviceKind.ROBOT, vendor="Universal Robots", model=model, serial_number=serial,
-            identity=f"ur:{serial}" if serial else "", signals=self._signals(fields, polled),
-            methods=dash.method_specs(), commands=COMMANDS)
+            kind=DeviceKind.ROBOT,
+            vendor="Universal Robots",
+            model=model,
+            serial_number=serial,
+            identity=f"ur:{serial}" if serial else "",
+            signals=self._signals(fields, polled),
+            methods=dash.method_specs(),
+            commands=COMMANDS,
+        )
 
     async def _probe_rtde(self) -> list[RtdeField]:
         """Negotiate v2, read the controller version, ask for every table variable; drop NOT_FOUND ones."""
@@ -128,21 +160,27 @@ class UrDriver(Driver):
             await client.close()
         self._info["controller_version"] = f"{major}.{minor}.{bugfix}.{build}"
         if major < 5 and self._frequency > CB_SERIES_MAX_HZ:
-            self.log.info("CB-series controller %s: RTDE limited to %g Hz", self._info["controller_version"],
-                          CB_SERIES_MAX_HZ)
+            self.log.info(
+                "CB-series controller %s: RTDE limited to %g Hz",
+                self._info["controller_version"],
+                CB_SERIES_MAX_HZ,
+            )
             self._frequency = CB_SERIES_MAX_HZ
         supported, missing = [], []
         for rtde_field, type_name in zip(FIELDS, type_names, strict=True):
             if type_name == NOT_FOUND:
                 missing.append(rtde_field.name)
             elif parse_type(type_name) is not rtde_field.rtde_type:
-                raise ProtocolError(f"recipe answer types {rtde_field.name} as {type_name}, "
-                                    f"documented as {rtde_field.rtde_type.name}")
+                raise ProtocolError(
+                    f"recipe answer types {rtde_field.name} as {type_name}, "
+                    f"documented as {rtde_field.rtde_type.name}"
+                )
             else:
                 supported.append(rtde_field)
         if missing:
-            self.log.warning("controller does not know RTDE variable(s) %s; their signals are left out",
-                             ", ".join(missing))
+            self.log.warning(
+                "controller does not know RTDE variable(s) %s; their signals are left out", ", ".join(missing)
+            )
         self._info["unsupported_variables"] = ", ".join(missing) or "-"
         return supported
 
@@ -159,13 +197,32 @@ class UrDriver(Driver):
         return usable
 
     def _signals(self, fields: list[RtdeField], polled: list[DashboardSignal]) -> list[Signal]:
-        signals = [Signal(path, f.value_type, unit, Access.READ, f.description, f.rtde_type.name,
-                          RtdeAddress(f.name, element))
-                   for f in fields
-                   for element, (path, unit) in enumerate(zip(f.paths, f.units, strict=True))]
-        signals += [Signal(d.path, d.value_type, "", Access.READ, d.description, "dashboard",
-                           DashboardQuery(d.command), change_detection="polled-compare")
-                    for d in polled]
+        signals = [
+            Signal(
+                path,
+                f.value_type,
+                unit,
+                Access.READ,
+                f.description,
+                f.rtde_type.name,
+                RtdeAddress(f.name, element),
+            )
+            for f in fields
+            for element, (path, unit) in enumerate(zip(f.paths, f.units, strict=True))
+        ]
+        signals += [
+            Signal(
+                d.path,
+                d.value_type,
+                "",
+                Access.READ,
+                d.description,
+                "dashboard",
+                DashboardQuery(d.command),
+                change_detection="polled-compare",
+            )
+            for d in polled
+        ]
         return signals
 
     async def close(self) -> None:
@@ -187,8 +244,14 @@ class UrDriver(Driver):
     def stream_counters(self) -> dict[str, int]:
         """Counters of the current (or last) stream: packets, batches, samples, gaps, late, out_of_order."""
         c = self._counters
-        return {"packets": c.packets, "batches": c.batches, "samples": c.samples, "gaps": c.gaps,
-                "late": c.late, "out_of_order": c.out_of_order}
+        return {
+            "packets": c.packets,
+            "batches": c.batches,
+            "samples": c.samples,
+            "gaps": c.gaps,
+            "late": c.late,
+            "out_of_order": c.out_of_order,
+        }
 
     # --- telemetry ---------------------------------------------------------------------------
 
@@ -218,11 +281,19 @@ class UrDriver(Driver):
         try:
             await client.connect()
             await client.negotiate()
-            recipe = await client.recipe(plan.names, self._frequency,
-                                         {n: FIELDS_BY_NAME[n].rtde_type for n in plan.names})
-            batcher = PacketBatcher(self.device_id, plan, recipe, sink, 1.0 / self._frequency,
-                                    self.options.batch_window, self.options.batch_max_packets,
-                                    self.options.late_threshold)
+            recipe = await client.recipe(
+                plan.names, self._frequency, {n: FIELDS_BY_NAME[n].rtde_type for n in plan.names}
+            )
+            batcher = PacketBatcher(
+                self.device_id,
+                plan,
+                recipe,
+                sink,
+                1.0 / self._frequency,
+                self.options.batch_window,
+                self.options.batch_max_packets,
+                self.options.late_threshold,
+            )
             self._counters = batcher.counters
             await client.start()
             while True:
@@ -274,7 +345,9 @@ class UrDriver(Driver):
 
     async def call(self, method: MethodSpec, args: Sequence[Value], progress: ProgressFn) -> list[Value]:
         """Run a Dashboard command; actions return the controller's reply, queries their value."""
-        command = method.address if isinstance(method.address, dash.DashboardCommand) else _CMD.get(method.name)
+        command = (
+            method.address if isinstance(method.address, dash.DashboardCommand) else _CMD.get(method.name)
+        )
         if command is None:
             raise NotFound(f"UR robot has no method {method.name!r}")
         argument = str(args[0]) if command.arg and args else ""
@@ -322,8 +395,10 @@ class UrDriver(Driver):
                 return program
             if asyncio.get_running_loop().time() > deadline:
                 safety = await dashboard.request("safetystatus")
-                raise DeviceError(f"program {program} is {state}, not {wanted}, "
-                                       f"{self.options.program_start_timeout:g} s after the request ({safety})")
+                raise DeviceError(
+                    f"program {program} is {state}, not {wanted}, "
+                    f"{self.options.program_start_timeout:g} s after the request ({safety})"
+                )
             await asyncio.sleep(_POLL)
 
     async def _move(self, target: MotionTarget, progress: ProgressFn) -> CommandResult:
@@ -336,7 +411,9 @@ class UrDriver(Driver):
             recipe = await self._start_recipe(monitor, MONITOR_NAMES, self.options.monitor_frequency)
             first = recipe.decode((await monitor.receive())[-1])
             tracker = MotionTracker(target, self.options, first, loop.time())
-            await send_script(self.address.host, self.address.secondary_port, target.script(), self.options.timeout)
+            await send_script(
+                self.address.host, self.address.secondary_port, target.script(), self.options.timeout
+            )
             progress(0.0, f"{target.kind.value} sent")
             reported = loop.time()
             while True:

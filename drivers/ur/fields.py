@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.base import ValueType
-from drivers.ur.rtde import RtdeType
+from linebridge.drivers.base import ValueType
+from linebridge.drivers.ur.rtde import RtdeType
 
 _POSE_AXES = ("x", "y", "z", "rx", "ry", "rz")
 _POSE_UNITS = ("m", "m", "m", "rad", "rad", "rad")
@@ -50,7 +50,9 @@ def _joints(name: str, leaf: str, unit: str, description: str) -> RtdeField:
     return RtdeField(name, RtdeType.VECTOR6D, ValueType.DOUBLE, paths, (unit,) * 6, description)
 
 
-def _vector(name: str, prefix: str, axes: tuple[str, ...], units: tuple[str, ...], description: str) -> RtdeField:
+def _vector(
+    name: str, prefix: str, axes: tuple[str, ...], units: tuple[str, ...], description: str
+) -> RtdeField:
     paths = tuple(f"{prefix}/{axis}" for axis in axes)
     return RtdeField(name, RtdeType.VECTOR6D, ValueType.DOUBLE, paths, units, description)
 
@@ -67,19 +69,57 @@ FIELDS: tuple[RtdeField, ...] = (
     _joints("actual_qd", "actual_speed", "rad/s", "actual joint speed"),
     _joints("actual_current", "actual_current", "A", "actual joint current"),
     _joints("joint_temperatures", "temperature", "degC", "joint temperature"),
-    _vector("actual_TCP_pose", "tcp/pose", _POSE_AXES, _POSE_UNITS, "actual TCP pose (position, rotation vector)"),
+    _vector(
+        "actual_TCP_pose", "tcp/pose", _POSE_AXES, _POSE_UNITS, "actual TCP pose (position, rotation vector)"
+    ),
     _vector("actual_TCP_speed", "tcp/speed", _POSE_AXES, _SPEED_UNITS, "actual TCP speed"),
     _vector("actual_TCP_force", "tcp/force", _WRENCH_AXES, _WRENCH_UNITS, "generalized force at the TCP"),
     _scalar("robot_mode", RtdeType.INT32, "robot/mode", "", "robot mode (7 = RUNNING)"),
-    _scalar("safety_mode", RtdeType.INT32, "safety/mode", "", "safety mode (1 = NORMAL, 3 = PROTECTIVE_STOP)"),
-    _scalar("runtime_state", RtdeType.UINT32, "program/runtime_state", "", "program state (1 STOPPED, 2 PLAYING, 4 PAUSED)"),
-    _scalar("speed_scaling", RtdeType.DOUBLE, "robot/speed_scaling", "", "speed scaling of the trajectory limiter"),
+    _scalar(
+        "safety_mode", RtdeType.INT32, "safety/mode", "", "safety mode (1 = NORMAL, 3 = PROTECTIVE_STOP)"
+    ),
+    _scalar(
+        "runtime_state",
+        RtdeType.UINT32,
+        "program/runtime_state",
+        "",
+        "program state (1 STOPPED, 2 PLAYING, 4 PAUSED)",
+    ),
+    _scalar(
+        "speed_scaling", RtdeType.DOUBLE, "robot/speed_scaling", "", "speed scaling of the trajectory limiter"
+    ),
     _scalar("actual_digital_input_bits", RtdeType.UINT64, "io/digital_inputs", "", "digital inputs bit mask"),
-    _scalar("actual_digital_output_bits", RtdeType.UINT64, "io/digital_outputs", "", "digital outputs bit mask"),
-    _scalar("standard_analog_input0", RtdeType.DOUBLE, "io/analog_inputs/0", "", "standard analog input 0 (A or V)"),
-    _scalar("standard_analog_input1", RtdeType.DOUBLE, "io/analog_inputs/1", "", "standard analog input 1 (A or V)"),
-    _scalar("standard_analog_output0", RtdeType.DOUBLE, "io/analog_outputs/0", "", "standard analog output 0 (A or V)"),
-    _scalar("standard_analog_output1", RtdeType.DOUBLE, "io/analog_outputs/1", "", "standard analog output 1 (A or V)"),
+    _scalar(
+        "actual_digital_output_bits", RtdeType.UINT64, "io/digital_outputs", "", "digital outputs bit mask"
+    ),
+    _scalar(
+        "standard_analog_input0",
+        RtdeType.DOUBLE,
+        "io/analog_inputs/0",
+        "",
+        "standard analog input 0 (A or V)",
+    ),
+    _scalar(
+        "standard_analog_input1",
+        RtdeType.DOUBLE,
+        "io/analog_inputs/1",
+        "",
+        "standard analog input 1 (A or V)",
+    ),
+    _scalar(
+        "standard_analog_output0",
+        RtdeType.DOUBLE,
+        "io/analog_outputs/0",
+        "",
+        "standard analog output 0 (A or V)",
+    ),
+    _scalar(
+        "standard_analog_output1",
+        RtdeType.DOUBLE,
+        "io/analog_outputs/1",
+        "",
+        "standard analog output 1 (A or V)",
+    ),
 )
 
 FIELDS_BY_NAME: dict[str, RtdeField] = {f.name: f for f in FIELDS}
@@ -96,8 +136,14 @@ class DashboardSignal:
 
 
 DASHBOARD_SIGNALS: tuple[DashboardSignal, ...] = (
-    DashboardSignal("status/remote_control", "is in remote control", ValueType.BOOL,
-                    "robot is in remote control (commands over the network allowed)"),
+    DashboardSignal(
+        "status/remote_control",
+        "is in remote control",
+        ValueType.BOOL,
+        "robot is in remote control (commands over the network allowed)",
+    ),
     DashboardSignal("program/loaded", "get loaded program", ValueType.STRING, "path of the loaded program"),
-    DashboardSignal("program/state", "programState", ValueType.STRING, "program state (STOPPED, PLAYING, PAUSED)"),
+    DashboardSignal(
+        "program/state", "programState", ValueType.STRING, "program state (STOPPED, PLAYING, PAUSED)"
+    ),
 )

@@ -35,7 +35,9 @@ def forward(q: Sequence[float]) -> tuple[list[float], Matrix]:
         ct, st, ca, sa = math.cos(theta), math.sin(theta), math.cos(alpha), math.sin(alpha)
         link = [[ct, -st * ca, st * sa], [st, ct * ca, -ct * sa], [0.0, sa, ca]]
         offset = (a * ct, a * st, d)
-        pos = [pos[i] + rot[i][0] * offset[0] + rot[i][1] * offset[1] + rot[i][2] * offset[2] for i in range(3)]
+        pos = [
+            pos[i] + rot[i][0] * offset[0] + rot[i][1] * offset[1] + rot[i][2] * offset[2] for i in range(3)
+        ]
         rot = _matmul(rot, link)
     return pos, rot
 
@@ -66,9 +68,11 @@ def rotvec_to_matrix(rv: Sequence[float]) -> Matrix:
     x, y, z = (v / angle for v in rv)
     c, s = math.cos(angle), math.sin(angle)
     t = 1.0 - c
-    return [[t * x * x + c, t * x * y - s * z, t * x * z + s * y],
-            [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
-            [t * x * z - s * y, t * y * z + s * x, t * z * z + c]]
+    return [
+        [t * x * x + c, t * x * y - s * z, t * x * z + s * y],
+        [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
+        [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
+    ]
 
 
 def pose_of(q: Sequence[float]) -> Pose:
@@ -111,8 +115,13 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     return x
 
 
-def inverse(target: Sequence[float], seed: Sequence[float], iterations: int = 200,
-            tolerance: float = 1e-7, damping: float = 0.01) -> list[float] | None:
+def inverse(
+    target: Sequence[float],
+    seed: Sequence[float],
+    iterations: int = 200,
+    tolerance: float = 1e-7,
+    damping: float = 0.01,
+) -> list[float] | None:
     """Joint positions reaching pose `target`, starting from `seed`; None when it does not converge."""
     t_pos, t_rot = target[:3], rotvec_to_matrix(target[3:])
     q = list(seed)
@@ -128,8 +137,13 @@ def inverse(target: Sequence[float], seed: Sequence[float], iterations: int = 20
             p_pos, p_rot = forward(probe)
             shifted = _task_error(p_pos, p_rot, t_pos, t_rot)
             jacobian_t.append([(error[i] - shifted[i]) / 1e-6 for i in range(6)])
-        jjt = [[sum(jacobian_t[k][i] * jacobian_t[k][j] for k in range(6)) + (damping ** 2 if i == j else 0.0)
-                for j in range(6)] for i in range(6)]
+        jjt = [
+            [
+                sum(jacobian_t[k][i] * jacobian_t[k][j] for k in range(6)) + (damping**2 if i == j else 0.0)
+                for j in range(6)
+            ]
+            for i in range(6)
+        ]
         x = _solve(jjt, error)
         q = [q[j] + sum(jacobian_t[j][i] * x[i] for i in range(6)) for j in range(6)]
     return None

@@ -10,7 +10,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from drivers.base import (
+from linebridge.drivers.base import (
     CommandKind,
     CommandRequest,
     DeviceError,
@@ -18,13 +18,13 @@ from drivers.base import (
     InvalidArgument,
     Unavailable,
 )
-from drivers.ur import script
-from drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
-from drivers.ur.dashboard import DashboardClient
-from drivers.ur.kinematics import pose_error
-from drivers.ur.netio import close_writer
-from drivers.ur.options import UrOptions
-from drivers.ur.rtde import ProtocolError
+from linebridge.drivers.ur import script
+from linebridge.drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
+from linebridge.drivers.ur.dashboard import DashboardClient
+from linebridge.drivers.ur.kinematics import pose_error
+from linebridge.drivers.ur.netio import close_writer
+from linebridge.drivers.ur.options import UrOptions
+from linebridge.drivers.ur.rtde import ProtocolError
 
 # The monitor recipe; the tracker reads rows by these positions (0 is the recipe id).
 MONITOR_NAMES = ("timestamp", "actual_q", "actual_TCP_pose", "runtime_state", "safety_mode", "robot_mode")
@@ -74,18 +74,34 @@ def _six(values: list[float], what: str) -> tuple[float, ...]:
 def plan_move(request: CommandRequest, options: UrOptions) -> MotionTarget:
     """Validate a move command against the device options; raise before anything is sent."""
     if not options.motion_enabled:
-        raise _refuse("motion_enabled", "motion is disabled for this device (set motion_enabled: true in its "
-                      "options)", FailedPrecondition)
+        raise _refuse(
+            "motion_enabled",
+            "motion is disabled for this device (set motion_enabled: true in its options)",
+            FailedPrecondition,
+        )
     if request.kind is CommandKind.MOVE_JOINTS:
         target = _six(request.joint_positions, "joint_positions")
         for joint, (value, (low, high)) in enumerate(zip(target, options.joint_limits, strict=True), start=1):
             if not low <= value <= high:
-                raise _refuse("joint_limits", f"joint {joint} target {value:.4f} rad is outside "
-                              f"[{low:.4f}, {high:.4f}]")
-        speed = _limit(request.speed, options.default_joint_speed, options.max_joint_speed,
-                       "max_joint_speed", "joint speed", "rad/s")
-        acceleration = _limit(request.acceleration, options.default_joint_acceleration,
-                              options.max_joint_acceleration, "max_joint_acceleration", "joint acceleration", "rad/s^2")
+                raise _refuse(
+                    "joint_limits", f"joint {joint} target {value:.4f} rad is outside [{low:.4f}, {high:.4f}]"
+                )
+        speed = _limit(
+            request.speed,
+            options.default_joint_speed,
+            options.max_joint_speed,
+            "max_joint_speed",
+            "joint speed",
+            "rad/s",
+        )
+        acceleration = _limit(
+            request.acceleration,
+            options.default_joint_acceleration,
+            options.max_joint_acceleration,
+            "max_joint_acceleration",
+            "joint acceleration",
+            "rad/s^2",
+        )
         return MotionTarget(request.kind, target, speed, acceleration)
     if request.pose is None:
         raise _refuse("target", "move_linear needs a pose")
@@ -94,26 +110,45 @@ def plan_move(request: CommandRequest, options: UrOptions) -> MotionTarget:
     for axis, value, (low, high) in zip("xyz", target, options.workspace or (), strict=False):
         if not low <= value <= high:
             raise _refuse("workspace", f"{axis} = {value:.4f} m is outside [{low:.4f}, {high:.4f}]")
-    speed = _limit(request.speed, options.default_tcp_speed, options.max_tcp_speed, "max_tcp_speed", "TCP speed", "m/s")
-    acceleration = _limit(request.acceleration, options.default_tcp_acceleration, options.max_tcp_acceleration,
-                          "max_tcp_acceleration", "TCP acceleration", "m/s^2")
+    speed = _limit(
+        request.speed, options.default_tcp_speed, options.max_tcp_speed, "max_tcp_speed", "TCP speed", "m/s"
+    )
+    acceleration = _limit(
+        request.acceleration,
+        options.default_tcp_acceleration,
+        options.max_tcp_acceleration,
+        "max_tcp_acceleration",
+        "TCP acceleration",
+        "m/s^2",
+    )
     return MotionTarget(request.kind, target, speed, acceleration)
 
 
 async def check_ready(dashboard: DashboardClient) -> None:
     """Ask the controller whether motion may start: remote control, NORMAL safety, RUNNING, no program."""
     if not await dashboard.query("is in remote control"):
-        raise _refuse("remote_control", "the robot is in local control; switch the teach pendant to Remote Control",
-                      FailedPrecondition)
+        raise _refuse(
+            "remote_control",
+            "the robot is in local control; switch the teach pendant to Remote Control",
+            FailedPrecondition,
+        )
     safety = await dashboard.query("safetystatus")
     if safety != "NORMAL":
-        raise _refuse("safety_mode", f"safety status is {safety}, motion needs NORMAL "
-                      "(inspect the cause, then unlock the protective stop)", FailedPrecondition)
+        raise _refuse(
+            "safety_mode",
+            f"safety status is {safety}, motion needs NORMAL "
+            "(inspect the cause, then unlock the protective stop)",
+            FailedPrecondition,
+        )
     mode = await dashboard.query("robotmode")
     if mode != "RUNNING":
-        raise _refuse("robot_mode", f"robot mode is {mode}; power on and release the brakes first", FailedPrecondition)
+        raise _refuse(
+            "robot_mode", f"robot mode is {mode}; power on and release the brakes first", FailedPrecondition
+        )
     if await dashboard.query("running"):
-        raise _refuse("program_running", "a program is running; stop it or wait for it to end", FailedPrecondition)
+        raise _refuse(
+            "program_running", "a program is running; stop it or wait for it to end", FailedPrecondition
+        )
 
 
 async def send_script(host: str, port: int, text: str, timeout: float) -> None:
@@ -131,7 +166,7 @@ async def send_script(host: str, port: int, text: str, timeout: float) -> None:
 
 def _checked(row: tuple) -> tuple:
     """A monitor row whose joint positions and TCP pose are finite: NaN or inf is no robot state."""
-    if not all(map(math.isfinite, row[_Q.start:_POSE.stop])):
+    if not all(map(math.isfinite, row[_Q.start : _POSE.stop])):
         raise ProtocolError("monitor row holds a non-finite joint position or TCP pose")
     return row
 
@@ -155,7 +190,9 @@ class MotionTracker:
         if self.target.kind is CommandKind.MOVE_JOINTS:
             return self.remaining(row) <= self.options.joint_tolerance
         position, orientation = pose_error(row[_POSE], self.target.target)
-        return position <= self.options.position_tolerance and orientation <= self.options.orientation_tolerance
+        return (
+            position <= self.options.position_tolerance and orientation <= self.options.orientation_tolerance
+        )
 
     def progress(self, row: tuple) -> float:
         """Share of the distance covered, 0..1."""
@@ -168,7 +205,9 @@ class MotionTracker:
             name = SafetyMode.NAMES.get(row[_SAFETY], str(row[_SAFETY]))
             raise DeviceError(f"motion aborted: safety mode became {name}")
         if row[_MODE] != RobotMode.RUNNING:
-            raise DeviceError(f"motion aborted: robot mode became {RobotMode.NAMES.get(row[_MODE], row[_MODE])}")
+            raise DeviceError(
+                f"motion aborted: robot mode became {RobotMode.NAMES.get(row[_MODE], row[_MODE])}"
+            )
         if row[_RUNTIME] in _ACTIVE:
             self.started = True
         elif row[_RUNTIME] == RuntimeState.STOPPED:
@@ -177,6 +216,8 @@ class MotionTracker:
             if self.started:
                 raise DeviceError(f"program stopped {self.remaining(row):.4f} from the target")
         if not self.started and now - self.sent_at > self.options.motion_start_timeout:
-            raise DeviceError(f"the controller did not start the motion within {self.options.motion_start_timeout:g} s "
-                              "(script not accepted?)")
+            raise DeviceError(
+                f"the controller did not start the motion within {self.options.motion_start_timeout:g} s "
+                "(script not accepted?)"
+            )
         return False

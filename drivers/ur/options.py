@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, model_validator
 
-from drivers.base import DriverOptions, InvalidArgument
+from linebridge.drivers.base import DriverOptions, InvalidArgument
 
 RTDE_PORT, DASHBOARD_PORT, SECONDARY_PORT = 30004, 29999, 30002
 _TWO_PI = 2 * math.pi
@@ -24,9 +24,13 @@ class UrOptions(DriverOptions):
     timeout: float = Field(5.0, gt=0, description="connect and reply timeout")
     # RTDE output rate: 500 Hz on e-Series, at most 125 Hz on CB-series; lower rates are fine.
     frequency: float = Field(500.0, gt=0, le=500)
-    batch_window: float = Field(0.004, gt=0, le=1.0, description="max age of a packet before its batch is published")
+    batch_window: float = Field(
+        0.004, gt=0, le=1.0, description="max age of a packet before its batch is published"
+    )
     batch_max_packets: int = Field(10, ge=1, le=1000)
-    late_threshold: float = Field(0.05, gt=0, description="delay beyond the best seen that counts a packet as late")
+    late_threshold: float = Field(
+        0.05, gt=0, description="delay beyond the best seen that counts a packet as late"
+    )
     dashboard_poll_interval: float = Field(1.0, gt=0)
 
     motion_enabled: bool = False
@@ -39,13 +43,17 @@ class UrOptions(DriverOptions):
     default_joint_acceleration: float = Field(1.0, gt=0)
     default_tcp_speed: float = Field(0.1, gt=0)
     default_tcp_acceleration: float = Field(0.5, gt=0)
-    workspace: tuple[Range, Range, Range] | None = Field(None, description="x, y, z [min, max] in m for move_linear")
+    workspace: tuple[Range, Range, Range] | None = Field(
+        None, description="x, y, z [min, max] in m for move_linear"
+    )
     joint_tolerance: float = Field(0.005, gt=0)
     position_tolerance: float = Field(0.001, gt=0)
     orientation_tolerance: float = Field(0.01, gt=0)
     monitor_frequency: float = Field(125.0, gt=0, le=500)
     motion_start_timeout: float = Field(2.0, gt=0, description="time for the controller to start a motion")
-    program_start_timeout: float = Field(10.0, gt=0, description="time for a played program to report running")
+    program_start_timeout: float = Field(
+        10.0, gt=0, description="time for a played program to report running"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> UrOptions:
@@ -55,10 +63,12 @@ class UrOptions(DriverOptions):
         for index, (low, high) in enumerate(self.workspace or ()):
             if not low < high:
                 raise ValueError(f"workspace[{'xyz'[index]}]: min {low} must be below max {high}")
-        for default, limit in (("default_joint_speed", "max_joint_speed"),
-                               ("default_joint_acceleration", "max_joint_acceleration"),
-                               ("default_tcp_speed", "max_tcp_speed"),
-                               ("default_tcp_acceleration", "max_tcp_acceleration")):
+        for default, limit in (
+            ("default_joint_speed", "max_joint_speed"),
+            ("default_joint_acceleration", "max_joint_acceleration"),
+            ("default_tcp_speed", "max_tcp_speed"),
+            ("default_tcp_acceleration", "max_tcp_acceleration"),
+        ):
             if getattr(self, default) > getattr(self, limit):
                 raise ValueError(f"{default} {getattr(self, default)} exceeds {limit} {getattr(self, limit)}")
         return self
@@ -75,8 +85,10 @@ class UrAddress:
 
     def endpoint(self) -> str:
         """The canonical endpoint URL with every port spelled out."""
-        return (f"ur://{self.host}?rtde={self.rtde_port}&dashboard={self.dashboard_port}"
-                f"&secondary={self.secondary_port}")
+        return (
+            f"ur://{self.host}?rtde={self.rtde_port}&dashboard={self.dashboard_port}"
+            f"&secondary={self.secondary_port}"
+        )
 
 
 def _port(text: str, what: str) -> int:
@@ -93,9 +105,14 @@ def parse_endpoint(endpoint: str, options: UrOptions) -> UrAddress:
     """Parse `ur://host[:rtde_port][?rtde=&dashboard=&secondary=]`; ports in the URL win over options."""
     parts = urlsplit(endpoint)
     if parts.scheme != "ur" or not parts.hostname:
-        raise InvalidArgument(f"UR endpoint must look like ur://host[?rtde=..&dashboard=..&secondary=..], "
-                              f"got {endpoint!r}")
-    ports = {"rtde": options.rtde_port, "dashboard": options.dashboard_port, "secondary": options.secondary_port}
+        raise InvalidArgument(
+            f"UR endpoint must look like ur://host[?rtde=..&dashboard=..&secondary=..], got {endpoint!r}"
+        )
+    ports = {
+        "rtde": options.rtde_port,
+        "dashboard": options.dashboard_port,
+        "secondary": options.secondary_port,
+    }
     try:
         explicit_rtde = parts.port
     except ValueError:
@@ -104,6 +121,8 @@ def parse_endpoint(endpoint: str, options: UrOptions) -> UrAddress:
         ports["rtde"] = _port(str(explicit_rtde), "rtde")
     for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         if key not in ports:
-            raise InvalidArgument(f"unknown UR endpoint parameter {key!r} (known: rtde, dashboard, secondary)")
+            raise InvalidArgument(
+                f"unknown UR endpoint parameter {key!r} (known: rtde, dashboard, secondary)"
+            )
         ports[key] = _port(value, key)
     return UrAddress(parts.hostname, ports["rtde"], ports["dashboard"], ports["secondary"])

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from drivers.base import Unavailable
+from linebridge.drivers.base import Unavailable
 
 PROTOCOL_VERSION = 2
 HEADER = struct.Struct(">HB")
@@ -117,7 +117,8 @@ class Recipe:
         """Decode one data package payload into the flat tuple; raise ProtocolError if it does not fit."""
         if len(payload) != self.payload.size:
             raise ProtocolError(
-                f"data package of {len(payload)} bytes, recipe {self.recipe_id} needs {self.payload.size}")
+                f"data package of {len(payload)} bytes, recipe {self.recipe_id} needs {self.payload.size}"
+            )
         if payload[0] != self.recipe_id:
             raise ProtocolError(f"data package for recipe {payload[0]}, expected {self.recipe_id}")
         return self.payload.unpack(payload)
@@ -152,7 +153,7 @@ class RtdeFramer:
                 raise ProtocolError(f"unknown package type {package_type} (0x{package_type:02x})")
             if available - position < size:
                 break
-            packages.append((package_type, bytes(buffer[position + HEADER_SIZE:position + size])))
+            packages.append((package_type, bytes(buffer[position + HEADER_SIZE : position + size])))
             position += size
         if position:
             del buffer[:position]
@@ -169,6 +170,7 @@ def encode_package(package_type: int, payload: bytes = b"") -> bytes:
 
 # --- client requests -------------------------------------------------------------------------
 
+
 def request_protocol_version(version: int = PROTOCOL_VERSION) -> bytes:
     """RTDE_REQUEST_PROTOCOL_VERSION: uint16 protocol version."""
     return encode_package(PackageType.REQUEST_PROTOCOL_VERSION, struct.pack(">H", version))
@@ -181,8 +183,10 @@ def get_urcontrol_version() -> bytes:
 
 def setup_outputs(names: list[str] | tuple[str, ...], frequency: float) -> bytes:
     """RTDE_CONTROL_PACKAGE_SETUP_OUTPUTS (v2): double output frequency + comma-separated names."""
-    return encode_package(PackageType.CONTROL_PACKAGE_SETUP_OUTPUTS,
-                          struct.pack(">d", frequency) + ",".join(names).encode("ascii"))
+    return encode_package(
+        PackageType.CONTROL_PACKAGE_SETUP_OUTPUTS,
+        struct.pack(">d", frequency) + ",".join(names).encode("ascii"),
+    )
 
 
 def start() -> bytes:
@@ -204,6 +208,7 @@ def text_message(message: str, source: str, level: MessageLevel) -> bytes:
 
 # --- controller answers ----------------------------------------------------------------------
 
+
 def accepted(package_type: int, ok: bool) -> bytes:
     """A uint8 accepted/success answer (protocol version, start, pause)."""
     return encode_package(package_type, b"\x01" if ok else b"\x00")
@@ -211,16 +216,20 @@ def accepted(package_type: int, ok: bool) -> bytes:
 
 def urcontrol_version(major: int, minor: int, bugfix: int, build: int) -> bytes:
     """RTDE_GET_URCONTROL_VERSION answer: four uint32."""
-    return encode_package(PackageType.GET_URCONTROL_VERSION, struct.pack(">IIII", major, minor, bugfix, build))
+    return encode_package(
+        PackageType.GET_URCONTROL_VERSION, struct.pack(">IIII", major, minor, bugfix, build)
+    )
 
 
 def setup_outputs_reply(recipe_id: int, type_names: list[str]) -> bytes:
     """RTDE_CONTROL_PACKAGE_SETUP_OUTPUTS answer (v2): uint8 recipe id + comma-separated types."""
-    return encode_package(PackageType.CONTROL_PACKAGE_SETUP_OUTPUTS,
-                          bytes([recipe_id]) + ",".join(type_names).encode("ascii"))
+    return encode_package(
+        PackageType.CONTROL_PACKAGE_SETUP_OUTPUTS, bytes([recipe_id]) + ",".join(type_names).encode("ascii")
+    )
 
 
 # --- decoders --------------------------------------------------------------------------------
+
 
 def decode_accepted(payload: bytes) -> bool:
     """Decode a uint8 accepted answer."""
@@ -271,9 +280,9 @@ def decode_text_message(payload: bytes) -> TextMessage:
     """Decode a v2 text message: length-prefixed message and source, then the level."""
     try:
         length = payload[0]
-        message = payload[1:1 + length]
+        message = payload[1 : 1 + length]
         source_length = payload[1 + length]
-        source = payload[2 + length:2 + length + source_length]
+        source = payload[2 + length : 2 + length + source_length]
         level = payload[2 + length + source_length]
     except IndexError:
         raise ProtocolError("truncated text message") from None

@@ -11,14 +11,18 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 
-from drivers.base import DeviceError, Unavailable
-from drivers.ur import rtde
-from drivers.ur.netio import close_writer
-from drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
+from linebridge.drivers.base import DeviceError, Unavailable
+from linebridge.drivers.ur import rtde
+from linebridge.drivers.ur.netio import close_writer
+from linebridge.drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
 
 _READ_SIZE = 65536
-_LOG_LEVELS = {rtde.MessageLevel.EXCEPTION: logging.ERROR, rtde.MessageLevel.ERROR: logging.ERROR,
-               rtde.MessageLevel.WARNING: logging.WARNING, rtde.MessageLevel.INFO: logging.INFO}
+_LOG_LEVELS = {
+    rtde.MessageLevel.EXCEPTION: logging.ERROR,
+    rtde.MessageLevel.ERROR: logging.ERROR,
+    rtde.MessageLevel.WARNING: logging.WARNING,
+    rtde.MessageLevel.INFO: logging.INFO,
+}
 
 
 class RecipeError(DeviceError):
@@ -32,7 +36,9 @@ class RecipeError(DeviceError):
 class RtdeClient:
     """One RTDE connection to a controller."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float = 5.0, logger: logging.Logger | None = None
+    ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.log = logger or logging.getLogger(__name__)
         self.text_messages = 0
@@ -50,13 +56,16 @@ class RtdeClient:
         """Open the TCP connection."""
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout)
+                asyncio.open_connection(self.host, self.port), self.timeout
+            )
         except (OSError, TimeoutError) as exc:
             raise Unavailable(f"{self.where} unreachable: {exc}") from exc
 
     async def negotiate(self, version: int = rtde.PROTOCOL_VERSION) -> None:
         """Request the protocol version; raise DeviceError when the controller refuses it."""
-        payload = await self._request(rtde.request_protocol_version(version), PackageType.REQUEST_PROTOCOL_VERSION)
+        payload = await self._request(
+            rtde.request_protocol_version(version), PackageType.REQUEST_PROTOCOL_VERSION
+        )
         if not rtde.decode_accepted(payload):
             raise DeviceError(f"{self.where} refused RTDE protocol version {version}")
 
@@ -74,8 +83,9 @@ class RtdeClient:
             raise ProtocolError(f"recipe answer has {len(type_names)} types for {len(names)} variables")
         return recipe_id, type_names
 
-    async def recipe(self, names: Sequence[str], frequency: float,
-                     expected: dict[str, RtdeType] | None = None) -> Recipe:
+    async def recipe(
+        self, names: Sequence[str], frequency: float, expected: dict[str, RtdeType] | None = None
+    ) -> Recipe:
         """Set up an output recipe and check every answered type (against `expected` when given)."""
         recipe_id, type_names = await self.setup_outputs(names, frequency)
         missing = [n for n, t in zip(names, type_names, strict=True) if t == NOT_FOUND]
@@ -85,7 +95,9 @@ class RtdeClient:
         for name, answered in zip(names, types, strict=True):
             wanted = (expected or {}).get(name)
             if wanted is not None and answered is not wanted:
-                raise ProtocolError(f"recipe answer types {name} as {answered.name}, documented as {wanted.name}")
+                raise ProtocolError(
+                    f"recipe answer types {name} as {answered.name}, documented as {wanted.name}"
+                )
         if recipe_id == 0:
             raise RecipeError(f"{self.where} refused the output recipe at {frequency:g} Hz")
         return Recipe(recipe_id, tuple(names), types)
@@ -144,7 +156,9 @@ class RtdeClient:
             raise Unavailable(f"{self.where} connection broke: {exc}") from exc
         if not data:
             if self._framer.pending:
-                raise ProtocolError(f"connection closed inside a package ({self._framer.pending} bytes truncated)")
+                raise ProtocolError(
+                    f"connection closed inside a package ({self._framer.pending} bytes truncated)"
+                )
             raise Unavailable(f"{self.where} closed the connection")
         self._queue.extend(self._framer.feed(data))
 
@@ -156,7 +170,9 @@ class RtdeClient:
     def _log_text(self, payload: bytes) -> None:
         message = rtde.decode_text_message(payload)
         self.text_messages += 1
-        self.log.log(_LOG_LEVELS[message.level], "%s says (%s): %s", self.where, message.source, message.message)
+        self.log.log(
+            _LOG_LEVELS[message.level], "%s says (%s): %s", self.where, message.source, message.message
+        )
 
     async def close(self) -> None:
         """Close the connection; idempotent."""

@@ -73,7 +73,7 @@ def _split_args(args: str) -> tuple[str, dict[str, float]]:
     close = args.find("]")
     if close < 0:
         raise ScriptError(f"missing target vector in {args!r}")
-    target, rest = args[:close + 1], args[close + 1:]
+    target, rest = args[: close + 1], args[close + 1 :]
     keywords: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
@@ -93,8 +93,12 @@ def parse_statement(line: str) -> Statement | None:
         if name in _DEFAULTS:
             target_text, keywords = _split_args(args)
             speed, acceleration = _DEFAULTS[name]
-            return Statement(name, _parse_vector(target_text, pose=name == "movel"),
-                             keywords.get("v", speed), keywords.get("a", acceleration))
+            return Statement(
+                name,
+                _parse_vector(target_text, pose=name == "movel"),
+                keywords.get("v", speed),
+                keywords.get("a", acceleration),
+            )
         if name in ("stopj", "stopl"):
             return Statement(name, acceleration=float(args or 1.0))
         if name == "protective_stop":

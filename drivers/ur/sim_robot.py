@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.ur.catalog import OUTPUT_TYPES, RobotMode, RuntimeState, SafetyMode
-from drivers.ur.kinematics import pose_of
-from drivers.ur.rtde import RtdeType
+from linebridge.drivers.ur.catalog import OUTPUT_TYPES, RobotMode, RuntimeState, SafetyMode
+from linebridge.drivers.ur.kinematics import pose_of
+from linebridge.drivers.ur.rtde import RtdeType
 
 HOME = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
 GRAVITY_CURRENT = (0.0, -2.4, -1.1, -0.25, 0.02, 0.0)  # A, holding torque against gravity
@@ -40,21 +40,32 @@ def _default(rtde_type: RtdeType) -> object:
 class SimRobot:
     """Controller state machine and arm; all methods are cheap and called from one event loop."""
 
-    def __init__(self, rate: float = 500.0, unlock_delay: float = 5.0, transition_delay: float = 0.1,
-                 programs: tuple[str, ...] = ("/programs/pick.urp", "/programs/place.urp")) -> None:
+    def __init__(
+        self,
+        rate: float = 500.0,
+        unlock_delay: float = 5.0,
+        transition_delay: float = 0.1,
+        programs: tuple[str, ...] = ("/programs/pick.urp", "/programs/place.urp"),
+    ) -> None:
         self.period = 1.0 / rate
         self.unlock_delay, self.transition_delay = unlock_delay, transition_delay
         self.programs = set(programs)
         self.time = 1000.0  # controller uptime (s); a real controller has been up a while
         self.cycle = 0
         self.q = list(HOME)
-        self.robot_mode, self.safety_mode, self.runtime_state = RobotMode.POWER_OFF, SafetyMode.NORMAL, RuntimeState.STOPPED
+        self.robot_mode, self.safety_mode, self.runtime_state = (
+            RobotMode.POWER_OFF,
+            SafetyMode.NORMAL,
+            RuntimeState.STOPPED,
+        )
         self.remote_control = True
         self.loaded_program = ""
         self.running_program = ""
         self.digital_inputs, self.digital_outputs = 0, 0
         self._steps: deque[Step] = deque()
-        self._motion: tuple[tuple[float, ...], tuple[float, ...], float, float] | None = None  # start, goal, T, t
+        self._motion: tuple[tuple[float, ...], tuple[float, ...], float, float] | None = (
+            None  # start, goal, T, t
+        )
         self._timers: list[tuple[float, Callable[[], None]]] = []
         self._stopped_at = 0.0
         self.values: dict[str, object] = {name: _default(t) for name, t in OUTPUT_TYPES.items()}
@@ -105,7 +116,9 @@ class SimRobot:
                 self._end_program()
         else:
             self._motion = (start, goal, duration, elapsed)
-            self._update_arm(moving=True, speed=[(g - s) / duration for s, g in zip(start, goal, strict=True)])
+            self._update_arm(
+                moving=True, speed=[(g - s) / duration for s, g in zip(start, goal, strict=True)]
+            )
 
     def _next_step(self) -> None:
         step = self._steps.popleft()
@@ -122,7 +135,9 @@ class SimRobot:
         values = self.values
         values["actual_q"] = values["target_q"] = tuple(self.q)
         values["actual_qd"] = values["target_qd"] = qd
-        values["actual_current"] = tuple((g + 0.8 * v) if powered else 0.0 for g, v in zip(GRAVITY_CURRENT, qd, strict=True))
+        values["actual_current"] = tuple(
+            (g + 0.8 * v) if powered else 0.0 for g, v in zip(GRAVITY_CURRENT, qd, strict=True)
+        )
         pose = pose_of(self.q)
         if moving:
             old = values["actual_TCP_pose"]
@@ -135,10 +150,19 @@ class SimRobot:
         t = self.time
         warm = 1.0 if self.robot_mode == RobotMode.RUNNING else 0.3
         values = self.values
-        values["joint_temperatures"] = tuple(27.0 + warm * (4.0 + j) + 0.05 * math.sin(t / 7 + j) for j in range(6))
+        values["joint_temperatures"] = tuple(
+            27.0 + warm * (4.0 + j) + 0.05 * math.sin(t / 7 + j) for j in range(6)
+        )
         values["standard_analog_input0"] = 4.0 + 0.5 * math.sin(t / 5)
         values["standard_analog_input1"] = 0.012 + 0.002 * math.cos(t / 3)
-        values["actual_TCP_force"] = (0.3 * math.sin(t), 0.2 * math.cos(t), -2.0 + 0.1 * math.sin(t / 2), 0.0, 0.0, 0.0)
+        values["actual_TCP_force"] = (
+            0.3 * math.sin(t),
+            0.2 * math.cos(t),
+            -2.0 + 0.1 * math.sin(t / 2),
+            0.0,
+            0.0,
+            0.0,
+        )
         values["actual_main_voltage"] = 48.0
         values["tool_temperature"] = 31.0 + 0.1 * math.sin(t / 11)
 
@@ -192,7 +216,10 @@ class SimRobot:
 
     def unlock_protective_stop(self) -> bool:
         """Release a protective stop; False while inside the controller's unlock delay."""
-        if self.safety_mode == SafetyMode.PROTECTIVE_STOP and self.time - self._stopped_at < self.unlock_delay:
+        if (
+            self.safety_mode == SafetyMode.PROTECTIVE_STOP
+            and self.time - self._stopped_at < self.unlock_delay
+        ):
             return False
         self.safety_mode = SafetyMode.NORMAL
         self._sync_modes()
@@ -237,7 +264,11 @@ class SimRobot:
 
     def run_script(self, name: str, steps: list[Step]) -> bool:
         """Run a script program from the secondary interface (replaces a running one)."""
-        if not self.remote_control or self.robot_mode != RobotMode.RUNNING or self.safety_mode != SafetyMode.NORMAL:
+        if (
+            not self.remote_control
+            or self.robot_mode != RobotMode.RUNNING
+            or self.safety_mode != SafetyMode.NORMAL
+        ):
             return False
         self._abort()
         self._steps.extend(steps)

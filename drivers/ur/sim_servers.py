@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.ur import rtde
-from drivers.ur.catalog import OUTPUT_TYPES, RobotMode, SafetyMode
-from drivers.ur.dashboard import GREETING, LOCAL_CONTROL_REPLY
-from drivers.ur.kinematics import inverse, pose_error, pose_of
-from drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
-from drivers.ur.script import ScriptError, parse_statement, split_programs
-from drivers.ur.sim_robot import SimRobot, Step
+from linebridge.drivers.ur import rtde
+from linebridge.drivers.ur.catalog import OUTPUT_TYPES, RobotMode, SafetyMode
+from linebridge.drivers.ur.dashboard import GREETING, LOCAL_CONTROL_REPLY
+from linebridge.drivers.ur.kinematics import inverse, pose_error, pose_of
+from linebridge.drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
+from linebridge.drivers.ur.script import ScriptError, parse_statement, split_programs
+from linebridge.drivers.ur.sim_robot import SimRobot, Step
 
 log = logging.getLogger(__name__)
 MAX_WRITE_BUFFER = 4 * 1024 * 1024  # a client this far behind is disconnected, as the controller does
@@ -95,8 +95,13 @@ class RtdeSession:
             self._fields = [(n, OUTPUT_TYPES[n].count > 1) for n in names]
             self._step = frequency / rate
         elif names and NOT_FOUND not in types:
-            self.writer.write(rtde.text_message(f"Requested frequency {frequency:g} Hz is outside 0..{rate:g} Hz",
-                                                "RTDE", rtde.MessageLevel.ERROR))
+            self.writer.write(
+                rtde.text_message(
+                    f"Requested frequency {frequency:g} Hz is outside 0..{rate:g} Hz",
+                    "RTDE",
+                    rtde.MessageLevel.ERROR,
+                )
+            )
         self.writer.write(rtde.setup_outputs_reply(self._recipes if valid else 0, types))
 
     def tick(self) -> None:
@@ -174,7 +179,7 @@ class DashboardSession:
             if lowered == name or lowered.startswith(name + " "):
                 if needs_remote and not self.robot.remote_control:
                     return LOCAL_CONTROL_REPLY
-                return handler(command[len(name):].strip())
+                return handler(command[len(name) :].strip())
         return f"could not understand: '{command}'"
 
     def _version(self) -> str:
@@ -190,8 +195,10 @@ class DashboardSession:
     def _unlock(self, _: str) -> str:
         if self.robot.unlock_protective_stop():
             return "Protective stop releasing"
-        return ("Cannot unlock protective stop until 5s after occurrence. "
-                "Always inspect cause of protective stop before unlocking")
+        return (
+            "Cannot unlock protective stop until 5s after occurrence. "
+            "Always inspect cause of protective stop before unlocking"
+        )
 
     def _loaded(self, _: str) -> str:
         program = self.robot.loaded_program

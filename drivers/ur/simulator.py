@@ -14,12 +14,12 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 
-from drivers.mdns import Advertiser
-from drivers.simkit import serve_until_signalled
-from drivers.ur.driver import SERVICE_TYPE
-from drivers.ur.options import UrAddress
-from drivers.ur.sim_robot import SimRobot
-from drivers.ur.sim_servers import (
+from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.simkit import serve_until_signalled
+from linebridge.drivers.ur.driver import SERVICE_TYPE
+from linebridge.drivers.ur.options import UrAddress
+from linebridge.drivers.ur.sim_robot import SimRobot
+from linebridge.drivers.ur.sim_servers import (
     ControllerInfo,
     DashboardSession,
     RtdeSession,
@@ -57,8 +57,9 @@ class UrSimulator:
         self.config = config or SimConfig()
         serial = self.config.serial or f"2023550{zlib.crc32(self.config.name.encode()) % 10000:04d}"
         self.info = ControllerInfo(model=self.config.model, serial=serial)
-        self.robot = SimRobot(self.config.rate, self.config.unlock_delay, self.config.transition_delay,
-                              self.config.programs)
+        self.robot = SimRobot(
+            self.config.rate, self.config.unlock_delay, self.config.transition_delay, self.config.programs
+        )
         self.robot.remote_control = self.config.remote_control
         self.scripts: list[ScriptRecord] = []
         self.cycles_skipped = 0
@@ -109,15 +110,26 @@ class UrSimulator:
         """Bind the three servers, start the control cycle, advertise over mDNS."""
         cfg = self.config
         try:
-            for name, port, handler in (("rtde", cfg.rtde_port, self._serve_rtde),
-                                        ("dashboard", cfg.dashboard_port, self._serve_dashboard),
-                                        ("secondary", cfg.secondary_port, self._serve_secondary)):
+            for name, port, handler in (
+                ("rtde", cfg.rtde_port, self._serve_rtde),
+                ("dashboard", cfg.dashboard_port, self._serve_dashboard),
+                ("secondary", cfg.secondary_port, self._serve_secondary),
+            ):
                 self._servers[name] = await asyncio.start_server(handler, cfg.host, port)
             self._ticker = asyncio.create_task(self._cycle(), name=f"ur-sim-{cfg.name}-cycle")
             if cfg.mdns:
-                self._advertiser = Advertiser(SERVICE_TYPE, cfg.name, self.rtde_port, {
-                    "dashboard": str(self.dashboard_port), "secondary": str(self.secondary_port),
-                    "model": cfg.model, "serial": self.info.serial}, host=cfg.host)
+                self._advertiser = Advertiser(
+                    SERVICE_TYPE,
+                    cfg.name,
+                    self.rtde_port,
+                    {
+                        "dashboard": str(self.dashboard_port),
+                        "secondary": str(self.secondary_port),
+                        "model": cfg.model,
+                        "serial": self.info.serial,
+                    },
+                    host=cfg.host,
+                )
                 await self._advertiser.start()
         except BaseException:
             await self.stop()
@@ -193,22 +205,42 @@ class UrSimulator:
 
 
 def _parse_args(argv: list[str] | None) -> SimConfig:
-    parser = argparse.ArgumentParser(prog="linebridge sim ur", description="Simulated Universal Robots controller")
+    parser = argparse.ArgumentParser(
+        prog="linebridge sim ur", description="Simulated Universal Robots controller"
+    )
     parser.add_argument("--name", default="ur-1", help="mDNS instance name / device id")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (keep it on loopback in tests)")
-    parser.add_argument("--rtde-port", type=int, default=0, help="RTDE port (0 = free port; the robot uses 30004)")
+    parser.add_argument(
+        "--rtde-port", type=int, default=0, help="RTDE port (0 = free port; the robot uses 30004)"
+    )
     parser.add_argument("--dashboard-port", type=int, default=0, help="Dashboard port (robot: 29999)")
-    parser.add_argument("--secondary-port", type=int, default=0, help="secondary interface port (robot: 30002)")
+    parser.add_argument(
+        "--secondary-port", type=int, default=0, help="secondary interface port (robot: 30002)"
+    )
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
     parser.add_argument("--rate", type=float, default=500.0, help="control cycle in Hz (CB-series: 125)")
     parser.add_argument("--model", default="UR5")
     parser.add_argument("--serial", default="")
-    parser.add_argument("--local", action="store_true", help="start in local control (network commands refused)")
-    parser.add_argument("--unlock-delay", type=float, default=5.0, help="seconds before a protective stop unlocks")
+    parser.add_argument(
+        "--local", action="store_true", help="start in local control (network commands refused)"
+    )
+    parser.add_argument(
+        "--unlock-delay", type=float, default=5.0, help="seconds before a protective stop unlocks"
+    )
     args = parser.parse_args(argv)
-    return SimConfig(name=args.name, host=args.host, rtde_port=args.rtde_port, dashboard_port=args.dashboard_port,
-                     secondary_port=args.secondary_port, mdns=not args.no_mdns, rate=args.rate, model=args.model,
-                     serial=args.serial, unlock_delay=args.unlock_delay, remote_control=not args.local)
+    return SimConfig(
+        name=args.name,
+        host=args.host,
+        rtde_port=args.rtde_port,
+        dashboard_port=args.dashboard_port,
+        secondary_port=args.secondary_port,
+        mdns=not args.no_mdns,
+        rate=args.rate,
+        model=args.model,
+        serial=args.serial,
+        unlock_delay=args.unlock_delay,
+        remote_control=not args.local,
+    )
 
 
 async def _serve(config: SimConfig) -> int:

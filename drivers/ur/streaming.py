@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 
-from drivers.base import BatchSink, SampleBatch, Signal
-from drivers.ur.fields import FIELDS_BY_NAME, RtdeAddress
-from drivers.ur.rtde import ProtocolError, Recipe
+from linebridge.drivers.base import BatchSink, SampleBatch, Signal
+from linebridge.drivers.ur.fields import FIELDS_BY_NAME, RtdeAddress
+from linebridge.drivers.ur.rtde import ProtocolError, Recipe
 
 TIMESTAMP = "timestamp"
 # RTDE `timestamp` is seconds since the controller started: anything outside 0..~31 years (NaN, inf,
@@ -119,7 +119,11 @@ class PacketBatcher:
         if not 0.0 <= controller_ts < MAX_CONTROLLER_SECONDS:  # also refuses NaN
             raise ProtocolError(f"controller timestamp {controller_ts!r} s is not a controller uptime")
         if self._anchor_ts < 0:
-            self._anchor_ns, self._anchor_ts, self._last_ts = now_ns, controller_ts, controller_ts - self.period
+            self._anchor_ns, self._anchor_ts, self._last_ts = (
+                now_ns,
+                controller_ts,
+                controller_ts - self.period,
+            )
         step = controller_ts - self._last_ts
         if step <= 0:
             self.counters.out_of_order += 1
@@ -141,7 +145,9 @@ class PacketBatcher:
             self._timer = None
         if not self._pending:
             return
-        batch = SampleBatch(self.device_id, list(self.plan.aliases) * self._pending, self._values, self._stamps)
+        batch = SampleBatch(
+            self.device_id, list(self.plan.aliases) * self._pending, self._values, self._stamps
+        )
         self._values, self._stamps, self._pending = [], [], 0
         self.counters.batches += 1
         self.counters.samples += len(batch.aliases)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from bridge.api.gen.linebridge.v1 import bridge_pb2 as linebridge_dot_v1_dot_bridge__pb2
+from linebridge.api.gen.linebridge.v1 import bridge_pb2 as linebridge_dot_v1_dot_bridge__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from bridge.api.gen.linebridge.v1 import telemetry_pb2 as _telemetry_pb2
+from linebridge.api.gen.linebridge.v1 import telemetry_pb2 as _telemetry_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.errors import ResourceExhausted
+from linebridge.errors import ResourceExhausted
 
 _MAX_BUCKETS = 10_000  # idle buckets are full anyway; forgetting the oldest loses nothing
 
@@ -78,12 +78,16 @@ class RateLimiter:
         """RateLimited when `name` sends more than its share."""
         if not self._identities.take(name):
             b = self.limits.identity
-            raise RateLimited(f"command refused [rate_limits.identity]: {name} sent more than {b.rate:g} "
-                              f"commands/s (burst {b.burst})")
+            raise RateLimited(
+                f"command refused [rate_limits.identity]: {name} sent more than {b.rate:g} "
+                f"commands/s (burst {b.burst})"
+            )
 
     def device(self, device_id: str) -> None:
         """RateLimited when `device_id` is commanded more often than its limit."""
         if not self._devices.take(device_id):
             b = self.limits.device
-            raise RateLimited(f"command refused [rate_limits.device]: {device_id!r} is commanded more than "
-                              f"{b.rate:g} times/s (burst {b.burst})")
+            raise RateLimited(
+                f"command refused [rate_limits.device]: {device_id!r} is commanded more than "
+                f"{b.rate:g} times/s (burst {b.burst})"
+            )

@@ -8,11 +8,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.errors import Unavailable
-from bridge.model import DeviceState, SampleBatch
-from bridge.registry import DeviceRegistry
-from bridge.telemetry import TelemetryBus
-from drivers.base import Driver, StreamHints, all_signals
+from linebridge.drivers.base import Driver, StreamHints, all_signals
+from linebridge.errors import Unavailable
+from linebridge.model import DeviceState, SampleBatch
+from linebridge.registry import DeviceRegistry
+from linebridge.telemetry.bus import TelemetryBus
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,17 @@ class _Channel:
 class DeviceSession:
     """Owns the driver of one device and its connection lifecycle."""
 
-    def __init__(self, device_id: str, factory: DriverFactory, registry: DeviceRegistry, bus: TelemetryBus,
-                 hints: StreamHints, backoff: Backoff, connect_timeout: float,
-                 on_reconnect: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        factory: DriverFactory,
+        registry: DeviceRegistry,
+        bus: TelemetryBus,
+        hints: StreamHints,
+        backoff: Backoff,
+        connect_timeout: float,
+        on_reconnect: Callable[[str], None] | None = None,
+    ) -> None:
         self.device_id = device_id
         self.registry, self.bus = registry, bus
         self._factory, self._hints, self._backoff = factory, hints, backoff
@@ -82,15 +90,20 @@ class DeviceSession:
                 task.cancel()
                 await asyncio.wait({task}, timeout=0.1)
             if not task.done():
-                log.error("device %s: session did not stop within %g s (driver stuck in cleanup)",
-                          self.device_id, timeout)
+                log.error(
+                    "device %s: session did not stop within %g s (driver stuck in cleanup)",
+                    self.device_id,
+                    timeout,
+                )
         await self._close_driver()
 
     def restart(self) -> None:
         """Drop the connection now and reconnect (e.g. the device moved to a new endpoint)."""
         if self._task is not None:
             self._task.cancel()
-            self._task = asyncio.create_task(self._restart_after(self._task), name=f"session:{self.device_id}")
+            self._task = asyncio.create_task(
+                self._restart_after(self._task), name=f"session:{self.device_id}"
+            )
 
     async def _restart_after(self, old: asyncio.Task[None]) -> None:
         await asyncio.gather(old, return_exceptions=True)
@@ -135,7 +148,9 @@ class DeviceSession:
         try:
             description = await asyncio.wait_for(driver.connect(), self._connect_timeout)
         except TimeoutError:
-            raise Unavailable(f"connect to {record.endpoint} timed out after {self._connect_timeout:g} s") from None
+            raise Unavailable(
+                f"connect to {record.endpoint} timed out after {self._connect_timeout:g} s"
+            ) from None
         self.registry.set_description(self.device_id, description, driver.diagnostics())
         self._set_state(DeviceState.ONLINE)
         self.connections += 1

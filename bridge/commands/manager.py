@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from bridge.command_audit import CommandAudit, who
-from bridge.command_resolve import resolve
-from bridge.deadman import Deadman
-from bridge.errors import (
+from linebridge.commands.audit import CommandAudit, who
+from linebridge.commands.deadman import Deadman
+from linebridge.commands.gates import CommandGates
+from linebridge.commands.resolve import resolve
+from linebridge.drivers.base import Driver
+from linebridge.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -26,10 +28,8 @@ from bridge.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from bridge.gates import CommandGates
-from bridge.model import CommandKind, CommandRequest, Identity, Pose, Role, Value
-from bridge.registry import DeviceRegistry
-from drivers.base import Driver
+from linebridge.model import CommandKind, CommandRequest, Identity, Pose, Role, Value
+from linebridge.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,16 @@ class CommandEvent:
 
     @classmethod
     def of(cls, record: CommandRecord) -> CommandEvent:
-        return cls(record.id, record.state, record.progress, record.progress_message, tuple(record.result),
-                   record.error_reason, record.error_message, record.updated_ns)
+        return cls(
+            record.id,
+            record.state,
+            record.progress,
+            record.progress_message,
+            tuple(record.result),
+            record.error_reason,
+            record.error_message,
+            record.updated_ns,
+        )
 
 
 Finished = Callable[[CommandRecord, float], None]
@@ -119,10 +127,19 @@ Finished = Callable[[CommandRecord, float], None]
 class CommandManager:
     """Accepts commands, runs them one at a time per device (Stop excepted), keeps a history."""
 
-    def __init__(self, registry: DeviceRegistry, driver_of: Callable[[str], Driver | None],
-                 default_timeout: float = 10.0, max_timeout: float = 600.0, queue_limit: int = 100,
-                 history: int = 1000, on_finished: Finished | None = None, gates: CommandGates | None = None,
-                 audit: CommandAudit | None = None, deadman_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        registry: DeviceRegistry,
+        driver_of: Callable[[str], Driver | None],
+        default_timeout: float = 10.0,
+        max_timeout: float = 600.0,
+        queue_limit: int = 100,
+        history: int = 1000,
+        on_finished: Finished | None = None,
+        gates: CommandGates | None = None,
+        audit: CommandAudit | None = None,
+        deadman_interval: float = 0.5,
+    ) -> None:
         self.registry = registry
         self.gates = gates or CommandGates()
         self.audit = audit
@@ -160,8 +177,10 @@ class CommandManager:
             if device.description is not None:  # validate against what the device last described
                 record.request = resolve(spec, device)
             if not device.available:
-                raise Unavailable(f"device {spec.device_id!r} is {device.state.name.lower()}"
-                                  + (f": {device.state_reason}" if device.state_reason else ""))
+                raise Unavailable(
+                    f"device {spec.device_id!r} is {device.state.name.lower()}"
+                    + (f": {device.state_reason}" if device.state_reason else "")
+                )
             self.gates.check(record.command_class, device, record.request)
             queue = self._queues.setdefault(spec.device_id, deque())
             if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
@@ -193,9 +212,15 @@ class CommandManager:
         if existing_id is None or existing_id not in self._history:
             return None
         existing = self._history[existing_id]
-        if existing.spec.kind != spec.kind or existing.spec.writes != spec.writes \
-                or existing.spec.method != spec.method or existing.spec.args != spec.args:
-            raise InvalidArgument(f"idempotency key {spec.idempotency_key!r} was used for a different command")
+        if (
+            existing.spec.kind != spec.kind
+            or existing.spec.writes != spec.writes
+            or existing.spec.method != spec.method
+            or existing.spec.args != spec.args
+        ):
+            raise InvalidArgument(
+                f"idempotency key {spec.idempotency_key!r} was used for a different command"
+            )
         return existing
 
     def _enqueue(self, record: CommandRecord, queue: deque[CommandRecord], timeout: float) -> None:
@@ -271,7 +296,9 @@ class CommandManager:
             running.task.cancel()
 
     # -- deadman -----------------------------------------------------------------------------
-    def deadman(self, device_id: str, identity: Identity | None = None, interval: float | None = None) -> Deadman:
+    def deadman(
+        self, device_id: str, identity: Identity | None = None, interval: float | None = None
+    ) -> Deadman:
         """Arm a deadman for a device: unless `beat()` comes every `interval` s, the device gets a Stop."""
         interval = self.deadman_interval if interval is None else interval
         if not 0 < interval <= 10:
@@ -285,21 +312,38 @@ class CommandManager:
     def _deadman_tripped(self, handle: Deadman, reason: str) -> None:
         holder = who(handle.identity)
         if self.audit is not None:
-            self.audit.event("control_system_event", "deadman.tripped", "success", who=holder,
-                             what={"device": handle.device_id, "interval": handle.interval}, reason=reason)
-        spec = CommandSpec(handle.device_id, CommandKind.STOP, origin=f"deadman:{holder['name']}",
-                           identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"))
+            self.audit.event(
+                "control_system_event",
+                "deadman.tripped",
+                "success",
+                who=holder,
+                what={"device": handle.device_id, "interval": handle.interval},
+                reason=reason,
+            )
+        spec = CommandSpec(
+            handle.device_id,
+            CommandKind.STOP,
+            origin=f"deadman:{holder['name']}",
+            identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"),
+        )
         try:
             self.submit(spec)
         except LinebridgeError as exc:
-            log.error("deadman of %s on %s tripped (%s), but the stop was refused: %s",
-                      holder["name"], handle.device_id, reason, exc)
+            log.error(
+                "deadman of %s on %s tripped (%s), but the stop was refused: %s",
+                holder["name"],
+                handle.device_id,
+                reason,
+                exc,
+            )
 
     # -- running -----------------------------------------------------------------------------
     def _wake(self, device_id: str) -> None:
         if device_id not in self._workers:
             self._wakers[device_id] = asyncio.Event()
-            self._workers[device_id] = asyncio.create_task(self._worker(device_id), name=f"commands:{device_id}")
+            self._workers[device_id] = asyncio.create_task(
+                self._worker(device_id), name=f"commands:{device_id}"
+            )
         self._wakers[device_id].set()
 
     async def _worker(self, device_id: str) -> None:
@@ -347,10 +391,16 @@ class CommandManager:
             result = await asyncio.wait_for(driver.execute(record.request, self._progress(record)), remaining)
         except asyncio.CancelledError:
             reason = record.error_message or "cancelled"
-            self._finish(record, CommandState.CANCELLED, "PREEMPTED" if "stop" in reason else "CANCELLED", reason)
+            self._finish(
+                record, CommandState.CANCELLED, "PREEMPTED" if "stop" in reason else "CANCELLED", reason
+            )
         except (TimeoutError, DeadlineExceeded):
-            self._finish(record, CommandState.TIMED_OUT, "DEADLINE_EXCEEDED",
-                         f"no result within {record.spec.timeout or self.default_timeout:g} s")
+            self._finish(
+                record,
+                CommandState.TIMED_OUT,
+                "DEADLINE_EXCEEDED",
+                f"no result within {record.spec.timeout or self.default_timeout:g} s",
+            )
         except LinebridgeError as exc:
             self._finish(record, CommandState.FAILED, exc.reason, str(exc))
         except Exception as exc:  # a driver bug or protocol error: fail the command, keep the bridge
@@ -368,6 +418,7 @@ class CommandManager:
         def report(fraction: float, message: str = "") -> None:
             if record.state is CommandState.RUNNING:
                 self._update(record, progress=max(0.0, min(1.0, fraction)), progress_message=message)
+
         return report
 
     def _expire_queued(self, record: CommandRecord) -> None:
@@ -377,14 +428,24 @@ class CommandManager:
                 queue.remove(record)
             self._finish(record, CommandState.TIMED_OUT, "DEADLINE_EXCEEDED", "deadline passed while queued")
 
-    def _finish(self, record: CommandRecord, state: CommandState, reason: str, message: str,
-                progress: float | None = None) -> None:
+    def _finish(
+        self,
+        record: CommandRecord,
+        state: CommandState,
+        reason: str,
+        message: str,
+        progress: float | None = None,
+    ) -> None:
         if record.timer is not None:
             record.timer.cancel()
-        self._update(record, state=state, error_reason=reason if state is not CommandState.SUCCEEDED else "",
-                     error_message=message if state is not CommandState.SUCCEEDED else "",
-                     progress_message=message if state is CommandState.SUCCEEDED else record.progress_message,
-                     progress=record.progress if progress is None else progress)
+        self._update(
+            record,
+            state=state,
+            error_reason=reason if state is not CommandState.SUCCEEDED else "",
+            error_message=message if state is not CommandState.SUCCEEDED else "",
+            progress_message=message if state is CommandState.SUCCEEDED else record.progress_message,
+            progress=record.progress if progress is None else progress,
+        )
         if state is CommandState.REJECTED and self._on_finished is not None:
             self._on_finished(record, 0.0)
         if self.audit is not None and record.audit_seq:

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.config import Config, describe_validation_error
-from bridge.errors import ConfigError
-from drivers.base import Driver, DriverContext, DriverOptions
+from linebridge.config import Config, describe_validation_error
+from linebridge.drivers.base import Driver, DriverContext, DriverOptions
+from linebridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 GROUP = "linebridge.drivers"
@@ -47,14 +47,22 @@ class DriverCatalog:
         try:
             return self._classes[name]
         except KeyError:
-            raise ConfigError(f"unknown driver {name!r} (known: {', '.join(self.names()) or 'none'})") from None
+            raise ConfigError(
+                f"unknown driver {name!r} (known: {', '.join(self.names()) or 'none'})"
+            ) from None
 
     def service_types(self) -> dict[str, type[Driver]]:
         """mDNS service type -> the driver that handles it."""
         return {m.service_type: cls for cls in self._classes.values() for m in cls.discovery}
 
-    def options(self, name: str, raw: Mapping[str, Any], source: str = "", where: str = "options",
-                base_dir: Path | None = None) -> DriverOptions:
+    def options(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        source: str = "",
+        where: str = "options",
+        base_dir: Path | None = None,
+    ) -> DriverOptions:
         """Validate raw driver options; ConfigError naming the field on failure."""
         driver = self.get(name)
         context = {"config_dir": base_dir} if base_dir is not None else None
@@ -62,14 +70,18 @@ class DriverCatalog:
             return driver.options_model.model_validate(dict(raw), context=context)
         except ValidationError as exc:
             prefix = tuple(int(p) if p.isdigit() else p for p in where.split("."))
-            raise ConfigError(describe_validation_error(source or "config", exc, driver.options_model, prefix)) from None
+            raise ConfigError(
+                describe_validation_error(source or "config", exc, driver.options_model, prefix)
+            ) from None
 
     def check(self, config: Config, source: str) -> None:
         """Validate every configured device's driver name and options before anything starts."""
         for i, device in enumerate(config.devices):
             if device.driver not in self._classes:
-                raise ConfigError(f"{source}: devices[{i}].driver: unknown driver {device.driver!r}"
-                                  f" (known: {', '.join(self.names()) or 'none'})")
+                raise ConfigError(
+                    f"{source}: devices[{i}].driver: unknown driver {device.driver!r}"
+                    f" (known: {', '.join(self.names()) or 'none'})"
+                )
             self.options(device.driver, device.options, source, f"devices.{i}.options", config.base_dir)
 
     def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:

@@ -8,16 +8,18 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from bridge.app import BridgeApp
-from bridge.config import Config
-from bridge.driver_catalog import DriverCatalog
+from linebridge.app import BridgeApp
+from linebridge.config import Config
+from linebridge.devices.catalog import DriverCatalog
 
 log = logging.getLogger(__name__)
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
     for noisy in ("asyncua", "zeroconf", "pymodbus"):  # their INFO chatter is per request
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -31,8 +33,12 @@ def stop_event() -> asyncio.Event:
     return event
 
 
-async def run_bridge(config: Config, drivers: DriverCatalog, insecure: bool = False,
-                     while_running: Callable[[BridgeApp], Awaitable[None]] | None = None) -> None:
+async def run_bridge(
+    config: Config,
+    drivers: DriverCatalog,
+    insecure: bool = False,
+    while_running: Callable[[BridgeApp], Awaitable[None]] | None = None,
+) -> None:
     """Start a bridge, run `while_running` (or wait for a signal), stop the bridge."""
     stop = stop_event()
     app = BridgeApp(config, drivers, insecure=insecure)

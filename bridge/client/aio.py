@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from bridge.api import pb
-from bridge.api.convert import value_to_pb
+from linebridge.api import pb
+from linebridge.api.convert import value_to_pb
 
 _COLUMNS = {1: "double_values", 2: "int_values", 3: "bool_values", 4: "string_values"}
 
@@ -56,15 +56,18 @@ def value_of(message: pb.common.Value) -> float | int | bool | str | None:
     return None if kind is None else getattr(message, kind)
 
 
-def tls_credentials(ca: bytes | None = None, cert: bytes | None = None, key: bytes | None = None,
-                    token: str | None = None) -> grpc.ChannelCredentials:
+def tls_credentials(
+    ca: bytes | None = None, cert: bytes | None = None, key: bytes | None = None, token: str | None = None
+) -> grpc.ChannelCredentials:
     """TLS to a bridge: trust `ca` (PEM; None = the system's roots), present a client certificate
     (`cert` + `key`, for mutual TLS), and send a bearer token with every call."""
     if bool(cert) != bool(key):
         raise ValueError("a client certificate needs both the certificate and its key")
     credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
     if token:
-        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(token)
+        )
     return credentials
 
 
@@ -77,8 +80,9 @@ class _BearerToken:
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()), self.header)
-        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                          details.wait_for_ready)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
 
 # Separate classes: a channel files each interceptor under the first call kind it implements only.
@@ -99,12 +103,18 @@ class Client:
     sent as metadata. With TLS, pass `tls_credentials(ca, cert, key, token)`.
     """
 
-    def __init__(self, target: str = "127.0.0.1:50051", credentials: grpc.ChannelCredentials | None = None,
-                 token: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+    ) -> None:
         self.target = target
         if credentials is not None:
             if token:
-                credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+                credentials = grpc.composite_channel_credentials(
+                    credentials, grpc.access_token_call_credentials(token)
+                )
             self.channel = grpc.aio.secure_channel(target, credentials)
         else:
             interceptors = [_TokenUnary(token), _TokenStream(token)] if token else None

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from bridge.errors import ConfigError, FailedPrecondition
-from bridge.security.config import ApprovalRule
-from drivers.base import DriverOptions, MdnsService
+from linebridge.drivers.base import DriverOptions, MdnsService
+from linebridge.errors import ConfigError, FailedPrecondition
+from linebridge.security.config import ApprovalRule
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Approvals:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return {str(i) for i in data["approved"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{self.path}: not an approvals file ({{\"approved\": [ids]}}): {exc}") from None
+            raise ConfigError(f'{self.path}: not an approvals file ({{"approved": [ids]}}): {exc}') from None
 
     def allows(self, device_id: str, service: MdnsService) -> bool:
         return device_id in self.approved or any(rule_matches(rule, service) for rule in self.rules)

@@ -10,13 +10,15 @@ from collections.abc import Callable, Mapping, Sequence
 from zeroconf import BadTypeInNameException, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from bridge.config import DEVICE_ID
-from bridge.errors import InvalidArgument
-from drivers.base import DiscoveredDevice, Driver, MdnsService
+from linebridge.config import DEVICE_ID
+from linebridge.drivers.base import DiscoveredDevice, Driver, MdnsService
+from linebridge.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
-Found = Callable[[str, DiscoveredDevice, MdnsService], None]  # (driver type, device, the service it came from)
+Found = Callable[
+    [str, DiscoveredDevice, MdnsService], None
+]  # (driver type, device, the service it came from)
 
 MAX_TXT_VALUE = 255  # RFC 6763 §6.1: one TXT string is at most 255 bytes
 
@@ -74,16 +76,23 @@ def device_from(driver: type[Driver], service: MdnsService) -> DiscoveredDevice:
     device = driver.from_mdns(service)
     # The id names the device in paths and Sparkplug topics: '/', '+', '#' or spaces would break both.
     if not DEVICE_ID.fullmatch(device.device_id):
-        raise InvalidArgument(f"{driver.type_name} made device id {device.device_id!r} of instance "
-                              f"{service.instance!r}: not lowercase letters, digits, '.', '_', '-' (at most 63)")
+        raise InvalidArgument(
+            f"{driver.type_name} made device id {device.device_id!r} of instance "
+            f"{service.instance!r}: not lowercase letters, digits, '.', '_', '-' (at most 63)"
+        )
     return device
 
 
 class Discovery:
     """Browses for the drivers' service types and reports each usable service once per change."""
 
-    def __init__(self, service_types: Mapping[str, type[Driver]], on_found: Found,
-                 interfaces: Sequence[str], resolve_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        service_types: Mapping[str, type[Driver]],
+        on_found: Found,
+        interfaces: Sequence[str],
+        resolve_timeout: float = 3.0,
+    ) -> None:
         self._types = dict(service_types)
         self._on_found = on_found
         self._interfaces = list(interfaces)
@@ -98,7 +107,9 @@ class Discovery:
         # Explicit interfaces: never multicast on every NIC of the machine by default.
         self.zeroconf = zeroconf or AsyncZeroconf(interfaces=self._interfaces)
         if self._types:
-            self._browser = AsyncServiceBrowser(self.zeroconf.zeroconf, list(self._types), handlers=[self._on_change])
+            self._browser = AsyncServiceBrowser(
+                self.zeroconf.zeroconf, list(self._types), handlers=[self._on_change]
+            )
 
     async def stop(self) -> None:
         self._stopped = True  # the browser may still call back while it is being cancelled
@@ -109,7 +120,9 @@ class Discovery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+    def _on_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
         if self._stopped:
             return
         if state_change is ServiceStateChange.Removed:

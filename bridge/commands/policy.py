@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.errors import PermissionDenied
-from bridge.model import CommandKind, Identity, Role
+from linebridge.errors import PermissionDenied
+from linebridge.model import CommandKind, Identity, Role
 
 CommandClass = Literal["write", "invoke", "motion", "program", "stop"]
 
@@ -41,7 +41,9 @@ def parse_role(value: Any) -> Role:
 
 
 # A role in the config file: spelled by name, kept as Role, written back by name.
-RoleName = Annotated[Role, BeforeValidator(parse_role), PlainSerializer(lambda r: r.name.lower(), return_type=str)]
+RoleName = Annotated[
+    Role, BeforeValidator(parse_role), PlainSerializer(lambda r: r.name.lower(), return_type=str)
+]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 # A required signal value: one value, or a list of values any of which will do.
 Condition = Scalar | list[Scalar]
@@ -111,9 +113,15 @@ class DevicePolicy(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> DevicePolicy:
-        if (self.motion_enabled or self.program_enabled) and not self.require and not self.allow_without_require:
-            raise ValueError("motion_enabled/program_enabled need `require` conditions (the device's remote/"
-                             "automatic mode and normal safety state), or allow_without_require: true")
+        if (
+            (self.motion_enabled or self.program_enabled)
+            and not self.require
+            and not self.allow_without_require
+        ):
+            raise ValueError(
+                "motion_enabled/program_enabled need `require` conditions (the device's remote/"
+                "automatic mode and normal safety state), or allow_without_require: true"
+            )
         for index, (low, high) in enumerate(self.joint_limits or (), start=1):
             if not low < high:
                 raise ValueError(f"joint_limits[{index}]: min {low} must be below max {high}")
@@ -131,9 +139,12 @@ class DevicePolicy(_Model):
 class PolicyBook:
     """Finds the policy of a device id: its own, the first matching glob, or the defaults."""
 
-    def __init__(self, by_glob: Mapping[str, DevicePolicy] | None = None,
-                 by_device: Mapping[str, DevicePolicy] | None = None,
-                 default: DevicePolicy | None = None) -> None:
+    def __init__(
+        self,
+        by_glob: Mapping[str, DevicePolicy] | None = None,
+        by_device: Mapping[str, DevicePolicy] | None = None,
+        default: DevicePolicy | None = None,
+    ) -> None:
         self._globs = dict(by_glob or {})
         self._devices = dict(by_device or {})
         self._default = default or DevicePolicy()
@@ -164,8 +175,9 @@ def identity_label(identity: Identity | None) -> str:
     return f"{identity.name} ({identity.role.name.lower()})"
 
 
-def authorize(identity: Identity | None, device_id: str, command_class: str, policy: DevicePolicy,
-              where: str) -> None:
+def authorize(
+    identity: Identity | None, device_id: str, command_class: str, policy: DevicePolicy, where: str
+) -> None:
     """PermissionDenied unless the caller's role reaches the policy's role for the class.
 
     No identity means a caller inside the bridge process (tests, the demo): treated as local admin.
@@ -175,4 +187,5 @@ def authorize(identity: Identity | None, device_id: str, command_class: str, pol
     if role < needed:
         raise PermissionDenied(
             f"{command_class} refused [roles.{command_class}]: {identity_label(identity)} may not send "
-            f"{command_class} commands to {device_id!r}; {where} allows {needed.name.lower()} and above")
+            f"{command_class} commands to {device_id!r}; {where} allows {needed.name.lower()} and above"
+        )

@@ -8,18 +8,22 @@ from datetime import UTC, datetime
 
 import grpc
 
-from bridge.api import pb
-from bridge.api.convert import duration
-from bridge.client import Client, Sample, value_message, value_of
-from bridge.errors import InvalidArgument
-from bridge.model import ValueType, parse_value_text
-from bridge.paths import split_path
-from bridge.security.cli import client_from_args
+from linebridge.api import pb
+from linebridge.api.convert import duration
+from linebridge.cli.security import client_from_args
+from linebridge.client import Client, Sample, value_message, value_of
+from linebridge.errors import InvalidArgument
+from linebridge.model import ValueType, parse_value_text
+from linebridge.paths import split_path
 
 STATE = {v.number: v.name.removeprefix("DEVICE_STATE_") for v in pb.device.DeviceState.DESCRIPTOR.values}
 KIND = {v.number: v.name.removeprefix("DEVICE_KIND_").lower() for v in pb.device.DeviceKind.DESCRIPTOR.values}
-CMD_STATE = {v.number: v.name.removeprefix("COMMAND_STATE_") for v in pb.command.CommandState.DESCRIPTOR.values}
-UPLINK_STATE = {v.number: v.name.removeprefix("UPLINK_STATE_") for v in pb.bridge.UplinkState.DESCRIPTOR.values}
+CMD_STATE = {
+    v.number: v.name.removeprefix("COMMAND_STATE_") for v in pb.command.CommandState.DESCRIPTOR.values
+}
+UPLINK_STATE = {
+    v.number: v.name.removeprefix("UPLINK_STATE_") for v in pb.bridge.UplinkState.DESCRIPTOR.values
+}
 VTYPE = {v.number: v.name.removeprefix("VALUE_TYPE_").lower() for v in pb.common.ValueType.DESCRIPTOR.values}
 
 
@@ -44,8 +48,17 @@ async def _devices(client: Client, args: argparse.Namespace) -> int:
     devices = await client.list_devices()
     rows = [["ID", "STATE", "KIND", "DRIVER", "ENDPOINT", "SIGNALS", "VENDOR/MODEL"]]
     for d in devices:
-        rows.append([d.id, STATE[d.state], KIND[d.kind], d.driver, d.endpoint, str(len(d.signals)),
-                     f"{d.vendor} {d.model}".strip()])
+        rows.append(
+            [
+                d.id,
+                STATE[d.state],
+                KIND[d.kind],
+                d.driver,
+                d.endpoint,
+                str(len(d.signals)),
+                f"{d.vendor} {d.model}".strip(),
+            ]
+        )
     print(_table(rows))
     if args.detail:
         for d in devices:
@@ -101,7 +114,9 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _read(client: Client, args: argparse.Namespace) -> int:
-    response = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=args.paths, from_device=args.from_device))
+    response = await client.telemetry.Read(
+        pb.telemetry.ReadRequest(paths=args.paths, from_device=args.from_device)
+    )
     for v in response.values:
         value = value_of(v.value)
         print(f"{v.path}  {'-' if value is None else value} {v.unit}".rstrip())
@@ -148,7 +163,9 @@ async def _write(client: Client, args: argparse.Namespace) -> int:
     for _, signal, raw in parsed:
         if signal not in types:
             raise InvalidArgument(f"device {device.id} has no signal {signal!r}")
-        writes.append(pb.command.SignalWrite(path=signal, value=value_message(parse_value_text(raw, types[signal]))))
+        writes.append(
+            pb.command.SignalWrite(path=signal, value=value_message(parse_value_text(raw, types[signal])))
+        )
     request = pb.command.ExecuteRequest(device_id=device.id, write=pb.command.WriteAction(writes=writes))
     _timeout(request, args.timeout)
     return await _follow(client, request)
@@ -158,19 +175,30 @@ async def _call(client: Client, args: argparse.Namespace) -> int:
     device = await _signal_types(client, args.device)
     methods = {m.name: m for m in device.capabilities.methods}
     if args.method not in methods:
-        raise InvalidArgument(f"device {device.id} has no method {args.method!r} (methods: {', '.join(methods)})")
+        raise InvalidArgument(
+            f"device {device.id} has no method {args.method!r} (methods: {', '.join(methods)})"
+        )
     inputs = methods[args.method].inputs
     if len(inputs) != len(args.args):
-        raise InvalidArgument(f"{args.method} takes {len(inputs)} argument(s): "
-                              + ", ".join(f"{a.name}: {VTYPE[a.value_type]}" for a in inputs))
-    values = [value_message(parse_value_text(raw, ValueType(a.value_type))) for a, raw in zip(inputs, args.args, strict=True)]
-    request = pb.command.ExecuteRequest(device_id=device.id, invoke=pb.command.InvokeAction(method=args.method, args=values))
+        raise InvalidArgument(
+            f"{args.method} takes {len(inputs)} argument(s): "
+            + ", ".join(f"{a.name}: {VTYPE[a.value_type]}" for a in inputs)
+        )
+    values = [
+        value_message(parse_value_text(raw, ValueType(a.value_type)))
+        for a, raw in zip(inputs, args.args, strict=True)
+    ]
+    request = pb.command.ExecuteRequest(
+        device_id=device.id, invoke=pb.command.InvokeAction(method=args.method, args=values)
+    )
     _timeout(request, args.timeout)
     return await _follow(client, request)
 
 
 async def _stop(client: Client, args: argparse.Namespace) -> int:
-    return await _follow(client, pb.command.ExecuteRequest(device_id=args.device, stop=pb.command.StopAction()))
+    return await _follow(
+        client, pb.command.ExecuteRequest(device_id=args.device, stop=pb.command.StopAction())
+    )
 
 
 def _size(n: float) -> str:
@@ -187,17 +215,25 @@ async def _uplink(client: Client, args: argparse.Namespace) -> int:
     if state == "DISABLED":
         print("uplink: disabled (set uplink.enabled, or run with --mqtt mqtt://HOST:PORT)")
         return 0
-    print(f"uplink: {state}  {s.broker}  edge node {s.group_id}/{s.edge_node_id}"
-          + (f"  primary host {s.primary_host_id}" if s.primary_host_id else ""))
+    print(
+        f"uplink: {state}  {s.broker}  edge node {s.group_id}/{s.edge_node_id}"
+        + (f"  primary host {s.primary_host_id}" if s.primary_host_id else "")
+    )
     if s.last_error:
         print(f"last error: {s.last_error}")
     age = s.oldest_age.seconds + s.oldest_age.nanos / 1e9
-    print(f"backlog: {s.backlog_messages} payloads, {_size(s.backlog_bytes)}, {s.backlog_samples} samples, "
-          f"oldest {age:.1f} s")
-    print(f"lost: {s.dropped_samples} samples in {s.dropped_messages} payloads (disk budget), "
-          f"{s.expired_samples} samples in {s.expired_messages} payloads (age limit)")
-    print(f"published: {s.published_messages} payloads, {s.published_samples} samples "
-          f"({s.replayed_messages} payloads replayed from the backlog)")
+    print(
+        f"backlog: {s.backlog_messages} payloads, {_size(s.backlog_bytes)}, {s.backlog_samples} samples, "
+        f"oldest {age:.1f} s"
+    )
+    print(
+        f"lost: {s.dropped_samples} samples in {s.dropped_messages} payloads (disk budget), "
+        f"{s.expired_samples} samples in {s.expired_messages} payloads (age limit)"
+    )
+    print(
+        f"published: {s.published_messages} payloads, {s.published_samples} samples "
+        f"({s.replayed_messages} payloads replayed from the backlog)"
+    )
     print(f"cloud commands: {s.commands_accepted} accepted, {s.commands_rejected} rejected")
     print(f"outbox: {s.outbox_path}")
     return 0
@@ -209,5 +245,14 @@ async def _approve(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"devices": _devices, "info": _info, "watch": _watch, "read": _read, "write": _write, "call": _call,
-            "stop": _stop, "uplink": _uplink, "approve": _approve}
+COMMANDS = {
+    "devices": _devices,
+    "info": _info,
+    "watch": _watch,
+    "read": _read,
+    "write": _write,
+    "call": _call,
+    "stop": _stop,
+    "uplink": _uplink,
+    "approve": _approve,
+}

@@ -85,7 +85,10 @@ def _check_record(line: bytes, prev: str | None, seq: int | None) -> tuple[dict[
         gap = ""
         if seq is not None and isinstance(record.get("seq"), int) and record["seq"] != seq + 1:
             gap = f" (seq {record['seq']} follows {seq}: {record['seq'] - seq - 1} record(s) missing)"
-        return record, f"chain broken: prev does not match the record before it{gap} - a record was removed or inserted"
+        return (
+            record,
+            f"chain broken: prev does not match the record before it{gap} - a record was removed or inserted",
+        )
     if seq is not None and record.get("seq") != seq + 1:
         return record, f"seq {record.get('seq')} follows {seq}"
     return record, None
@@ -143,4 +146,4 @@ def last_line(data: bytes) -> tuple[bytes, int]:
     if end < 0:
         return b"", len(data)
     start = data.rfind(b"\n", 0, end) + 1
-    return data[start:end + 1], len(data) - end - 1
+    return data[start : end + 1], len(data) - end - 1

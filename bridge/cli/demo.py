@@ -12,11 +12,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from bridge.app import BridgeApp
-from bridge.config import Config, parse_config
-from bridge.driver_catalog import DriverCatalog
-from bridge.runner import run_bridge, setup_logging
-from bridge.uplink import UplinkState
+from linebridge.app import BridgeApp
+from linebridge.cli.runner import run_bridge, setup_logging
+from linebridge.config import Config, parse_config
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.uplink import UplinkState
 
 
 @dataclass
@@ -31,8 +31,17 @@ class SimProcess:
 async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float = 30.0) -> SimProcess:
     """Start `linebridge sim KIND --name NAME ...` (free ports) and wait for its READY line."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", "sim", kind, "--name", name, *args,
-        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "linebridge.cli",
+        "sim",
+        kind,
+        "--name",
+        name,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
     sim = SimProcess(name, process)
     assert process.stdout is not None
     try:
@@ -40,7 +49,9 @@ async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float
             while not sim.endpoint:
                 line = (await process.stdout.readline()).decode()
                 if not line:
-                    raise RuntimeError(f"simulator {name} exited with {await process.wait()} before it was ready")
+                    raise RuntimeError(
+                        f"simulator {name} exited with {await process.wait()} before it was ready"
+                    )
                 if line.startswith("READY "):
                     sim.endpoint = line.split(None, 1)[1].strip()
     except BaseException:
@@ -64,24 +75,34 @@ async def stop_simulators(sims: list[SimProcess]) -> None:
 
 
 def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> str:
-    lines = [f"Linebridge demo - bridge '{app.config.bridge.id}', gRPC {app.api_address}, "
-             f"metrics http://127.0.0.1:{app.metrics_port}/metrics", ""]
+    lines = [
+        f"Linebridge demo - bridge '{app.config.bridge.id}', gRPC {app.api_address}, "
+        f"metrics http://127.0.0.1:{app.metrics_port}/metrics",
+        "",
+    ]
     width = max([len(r.id) for r in app.registry] + [10]) + 2
     lines.append(f"{'DEVICE':<{width}}{'STATE':<11}{'DRIVER':<8}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT")
     for record in sorted(app.registry, key=lambda r: r.id):
-        lines.append(f"{record.id:<{width}}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
-                     f"{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}")
+        lines.append(
+            f"{record.id:<{width}}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
+            f"{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}"
+        )
     if not len(app.registry):
         lines.append("(waiting for mDNS announcements ...)")
-    lines += ["", uplink_line(app), f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
-              f"{', '.join(str(s.process.pid) for s in sims)})", "",
-              "Try, in another terminal:",
-              f"  .venv/bin/linebridge devices --target {app.api_address}",
-              f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
-              f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
-              f"  .venv/bin/linebridge uplink status --target {app.api_address}",
-              f"  grpcurl -plaintext {app.api_address} list",
-              "Ctrl-C stops the bridge and the simulators."]
+    lines += [
+        "",
+        uplink_line(app),
+        f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
+        f"{', '.join(str(s.process.pid) for s in sims)})",
+        "",
+        "Try, in another terminal:",
+        f"  .venv/bin/linebridge devices --target {app.api_address}",
+        f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
+        f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
+        f"  .venv/bin/linebridge uplink status --target {app.api_address}",
+        f"  grpcurl -plaintext {app.api_address} list",
+        "Ctrl-C stops the bridge and the simulators.",
+    ]
     return "\n".join(lines)
 
 
@@ -91,9 +112,11 @@ def uplink_line(app: BridgeApp) -> str:
     if s.state is UplinkState.DISABLED:
         return "uplink disabled"
     lost = s.dropped_samples + s.expired_samples
-    return (f"uplink {s.state.name.lower()} ({s.broker})   backlog {s.backlog_messages} payloads, "
-            f"{s.backlog_bytes / 1e6:.1f} MB, {s.backlog_samples} samples, oldest {s.oldest_age_seconds:.0f} s   "
-            f"published {s.published_samples} samples   lost {lost}")
+    return (
+        f"uplink {s.state.name.lower()} ({s.broker})   backlog {s.backlog_messages} payloads, "
+        f"{s.backlog_bytes / 1e6:.1f} MB, {s.backlog_samples} samples, oldest {s.oldest_age_seconds:.0f} s   "
+        f"published {s.published_samples} samples   lost {lost}"
+    )
 
 
 async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) -> None:
@@ -114,8 +137,10 @@ async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) ->
 
 def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     """(simulator, name, arguments) of every device in the demo cell."""
-    cell = [("opcua-robot", f"robot-{i}", ["--port", "0", "--rate", f"{args.rate:g}"])
-            for i in range(1, args.robots + 1)]
+    cell = [
+        ("opcua-robot", f"robot-{i}", ["--port", "0", "--rate", f"{args.rate:g}"])
+        for i in range(1, args.robots + 1)
+    ]
     if args.ur:
         cell.append(("ur", "ur-1", []))
     if args.plc:
@@ -136,19 +161,30 @@ async def _demo(args: argparse.Namespace) -> None:
         # Without --mqtt the uplink still runs, against a port that refuses: it buffers to the outbox.
         broker = args.mqtt or f"mqtt://127.0.0.1:{nobody.getsockname()[1]}"
         if not args.mqtt:
-            print("no --mqtt given: the Sparkplug uplink has no broker and buffers everything to its outbox",
-                  flush=True)
-        config = parse_config({
-            "bridge": {"id": "demo-cell"},
-            "grpc": {"address": args.grpc},
-            "metrics": {"address": args.metrics},
-            # The demo approves exactly the simulators it started; anything else announced waits for an admin.
-            "discovery": {"enabled": True, "interfaces": ["127.0.0.1"],
-                          "auto_approve": [{"name": name} for _, name, _ in demo_cell(args)]},
-            "uplink": {"enabled": True, "broker": broker, "group_id": "linebridge-demo",
-                       "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20}},
-            "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
-        })
+            print(
+                "no --mqtt given: the Sparkplug uplink has no broker and buffers everything to its outbox",
+                flush=True,
+            )
+        config = parse_config(
+            {
+                "bridge": {"id": "demo-cell"},
+                "grpc": {"address": args.grpc},
+                "metrics": {"address": args.metrics},
+                # The demo approves exactly the simulators it started; anything else announced waits for an admin.
+                "discovery": {
+                    "enabled": True,
+                    "interfaces": ["127.0.0.1"],
+                    "auto_approve": [{"name": name} for _, name, _ in demo_cell(args)],
+                },
+                "uplink": {
+                    "enabled": True,
+                    "broker": broker,
+                    "group_id": "linebridge-demo",
+                    "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20},
+                },
+                "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
+            }
+        )
         await _run_cell(args, config, sims)
 
 
@@ -160,9 +196,14 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        print(f"started {len(sims)} simulator(s); the bridge discovers them over mDNS on 127.0.0.1", flush=True)
-        await run_bridge(config, DriverCatalog.from_entry_points(),
-                         while_running=lambda app: live_table(app, sims, args.duration))
+        print(
+            f"started {len(sims)} simulator(s); the bridge discovers them over mDNS on 127.0.0.1", flush=True
+        )
+        await run_bridge(
+            config,
+            DriverCatalog.from_entry_points(),
+            while_running=lambda app: live_table(app, sims, args.duration),
+        )
     finally:
         await stop_simulators(sims)
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.audit_chain import GENESIS, audit_files, file_name, last_line, seal
-from bridge.errors import ConfigError, ResourceExhausted
+from linebridge.audit.chain import GENESIS, audit_files, file_name, last_line, seal
+from linebridge.errors import ConfigError, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,15 @@ class AuditLog:
         """Find the end of the chain (repairing a torn last write) and open the current file."""
         await asyncio.to_thread(self._open)
         try:
-            self.append({"category": "audit_log_event", "type": "audit.opened", "result": "success",
-                         **({"recovered": self._recovered} if self._recovered else {})}, reserve=True)
+            self.append(
+                {
+                    "category": "audit_log_event",
+                    "type": "audit.opened",
+                    "result": "success",
+                    **({"recovered": self._recovered} if self._recovered else {}),
+                },
+                reserve=True,
+            )
         except AuditFailure as exc:
             log.error("audit: %s", exc)
 
@@ -134,7 +141,9 @@ class AuditLog:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise ConfigError(f"audit.path: cannot open the audit log in {self.directory}: {exc.strerror}") from None
+            raise ConfigError(
+                f"audit.path: cannot open the audit log in {self.directory}: {exc.strerror}"
+            ) from None
 
     def _take_lock(self) -> None:
         fd = os.open(self.directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o640)
@@ -142,8 +151,10 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ConfigError(f"audit.path: {self.directory} is in use by another bridge process; give each "
-                              "bridge an audit folder of its own") from None
+            raise ConfigError(
+                f"audit.path: {self.directory} is in use by another bridge process; give each "
+                "bridge an audit folder of its own"
+            ) from None
         self._lock = fd
 
     def _resume(self, path: Path) -> None:
@@ -170,7 +181,9 @@ class AuditLog:
         """Sync and close every file. Idempotent."""
         if self._fd is not None and not self._failed:
             with contextlib.suppress(AuditFailure):
-                self.append({"category": "audit_log_event", "type": "audit.closed", "result": "success"}, reserve=True)
+                self.append(
+                    {"category": "audit_log_event", "type": "audit.closed", "result": "success"}, reserve=True
+                )
         if self._pending is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._pending)
@@ -191,8 +204,14 @@ class AuditLog:
         if self._failed or self._fd is None:
             raise AuditFailure(f"audit log unavailable: {self._failed or 'not open'}; commands are refused")
         now = time.time_ns()
-        record = {"seq": self.seq + 1, "time": utc_timestamp(now), "time_ns": now, "source": self.source,
-                  "event_id": uuid.uuid4().hex, **body}
+        record = {
+            "seq": self.seq + 1,
+            "time": utc_timestamp(now),
+            "time_ns": now,
+            "source": self.source,
+            "event_id": uuid.uuid4().hex,
+            **body,
+        }
         line, digest = seal(record, self.last_hash)
         self._check_budget(len(line), reserve)
         if self._size and self._size + len(line) > self.config.max_file_bytes:
@@ -206,15 +225,17 @@ class AuditLog:
         if self.usage + size > budget:
             raise AuditFailure(
                 f"audit log full: {self.usage} of {self.config.max_total_bytes} bytes used (audit.max_total_bytes) "
-                f"in {self.directory}; commands are refused until old audit files are archived")
+                f"in {self.directory}; commands are refused until old audit files are archived"
+            )
 
     def _write(self, line: bytes) -> None:
         assert self._fd is not None
         try:
             written = os.write(self._fd, line)
         except OSError as exc:
-            raise AuditFailure(f"cannot write the audit log {self.path}: {exc.strerror}; commands are refused") \
-                from None
+            raise AuditFailure(
+                f"cannot write the audit log {self.path}: {exc.strerror}; commands are refused"
+            ) from None
         if written != len(line):  # a short write (disk full mid-record): take it back, keep the chain whole
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
@@ -227,7 +248,9 @@ class AuditLog:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
         except OSError as exc:
-            raise AuditFailure(f"cannot start audit file {path}: {exc.strerror}; commands are refused") from None
+            raise AuditFailure(
+                f"cannot start audit file {path}: {exc.strerror}; commands are refused"
+            ) from None
         old, self._fd, self._number, self._size = self._fd, fd, self._number + 1, 0
         if old is not None:
             if self.config.fsync:

@@ -1,4 +1,4 @@
-"""`python -m bridge.healthcheck [HOST:PORT]`: exit 0 when the bridge's gRPC health says SERVING.
+"""`python -m linebridge.cli.healthcheck [HOST:PORT]`: exit 0 when the bridge's gRPC health says SERVING.
 
 For a TLS bridge set LINEBRIDGE_CA (and LINEBRIDGE_CERT, LINEBRIDGE_KEY for mutual TLS), as for the CLI;
 the health service itself needs no role.
@@ -19,16 +19,20 @@ def credentials_from_env() -> grpc.ChannelCredentials | None:
     ca, cert, key = (os.environ.get(f"LINEBRIDGE_{n}") for n in ("CA", "CERT", "KEY"))
     if not ca:
         return None
-    return grpc.ssl_channel_credentials(Path(ca).read_bytes(), Path(key).read_bytes() if key else None,
-                                        Path(cert).read_bytes() if cert else None)
+    return grpc.ssl_channel_credentials(
+        Path(ca).read_bytes(),
+        Path(key).read_bytes() if key else None,
+        Path(cert).read_bytes() if cert else None,
+    )
 
 
 def check(target: str, timeout: float = 3.0, credentials: grpc.ChannelCredentials | None = None) -> bool:
     channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
     with channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
-                                                              timeout=timeout)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
         except grpc.RpcError as exc:
             print(f"unhealthy: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return False

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import InvalidArgument, NotFound, Unsupported
-from bridge.model import CommandKind, CommandRequest, Value, coerce
-from bridge.registry import DeviceRecord
+from linebridge.errors import InvalidArgument, NotFound, Unsupported
+from linebridge.model import CommandKind, CommandRequest, Value, coerce
+from linebridge.registry import DeviceRecord
 
 if TYPE_CHECKING:
-    from bridge.commands import CommandSpec
+    from linebridge.commands.manager import CommandSpec
 
 
 def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
@@ -19,9 +19,12 @@ def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
     offered = desc.commands if desc is not None else frozenset()
     if spec.kind not in offered:
         supported = ", ".join(sorted(offered)) or "none"
-        raise Unsupported(f"device {device.id!r} does not support {spec.kind} commands (supports: {supported})")
-    request = CommandRequest(kind=spec.kind, speed=spec.speed, acceleration=spec.acceleration,
-                             program=spec.program, pose=spec.pose)
+        raise Unsupported(
+            f"device {device.id!r} does not support {spec.kind} commands (supports: {supported})"
+        )
+    request = CommandRequest(
+        kind=spec.kind, speed=spec.speed, acceleration=spec.acceleration, program=spec.program, pose=spec.pose
+    )
     if spec.kind is CommandKind.WRITE:
         request.writes = _writes(spec, device)
     elif spec.kind is CommandKind.INVOKE:
@@ -32,7 +35,9 @@ def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
         request.joint_positions = list(spec.joint_positions)
     elif spec.kind is CommandKind.MOVE_LINEAR:
         pose = spec.pose
-        if pose is None or not all(math.isfinite(v) for v in (pose.x, pose.y, pose.z, pose.rx, pose.ry, pose.rz)):
+        if pose is None or not all(
+            math.isfinite(v) for v in (pose.x, pose.y, pose.z, pose.rx, pose.ry, pose.rz)
+        ):
             raise InvalidArgument("move_linear needs a target pose of finite numbers")
     if not (spec.speed >= 0 and spec.acceleration >= 0):  # also refuses NaN
         raise InvalidArgument("speed and acceleration must not be negative")
@@ -45,7 +50,7 @@ def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
     resolved = []
     for path, value in spec.writes:
         prefix = f"{device.id}/"
-        signal = device.signal(path[len(prefix):] if path.startswith(prefix) else path)
+        signal = device.signal(path[len(prefix) :] if path.startswith(prefix) else path)
         if not signal.access.writable:
             raise InvalidArgument(f"signal {device.id}/{signal.path} is read-only")
         try:
@@ -59,8 +64,10 @@ def _call(spec: CommandSpec, device: DeviceRecord) -> tuple[Any, list[Value]]:
     methods = {m.name: m for m in device.description.methods} if device.description else {}
     method = methods.get(spec.method)
     if method is None:
-        raise NotFound(f"device {device.id!r} has no method {spec.method!r}"
-                       f" (methods: {', '.join(sorted(methods)) or 'none'})")
+        raise NotFound(
+            f"device {device.id!r} has no method {spec.method!r}"
+            f" (methods: {', '.join(sorted(methods)) or 'none'})"
+        )
     if len(spec.args) != len(method.inputs):
         raise InvalidArgument(f"{spec.method} takes {len(method.inputs)} argument(s), got {len(spec.args)}")
     args = []

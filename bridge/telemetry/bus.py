@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from bridge.errors import NotFound, ResourceExhausted
-from bridge.model import Quality, SampleBatch, Signal, Value, ValueType
-from bridge.paths import PathGlob, compile_glob
-from bridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.errors import NotFound, ResourceExhausted
+from linebridge.model import Quality, SampleBatch, Signal, Value, ValueType
+from linebridge.paths import PathGlob, compile_glob
+from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,13 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
 class TelemetryBus:
     """Takes batches from drivers, keeps the latest value of every signal, feeds subscribers."""
 
-    def __init__(self, registry: DeviceRegistry, queue_limit: int = 200_000, max_subscriptions: int = 256,
-                 on_batch: Callable[[SampleBatch], None] | None = None) -> None:
+    def __init__(
+        self,
+        registry: DeviceRegistry,
+        queue_limit: int = 200_000,
+        max_subscriptions: int = 256,
+        on_batch: Callable[[SampleBatch], None] | None = None,
+    ) -> None:
         self.registry = registry
         self.queue_limit = queue_limit
         self.max_subscriptions = max_subscriptions
@@ -131,8 +136,10 @@ class TelemetryBus:
         n = len(batch.aliases)
         if not n:
             return
-        if not (len(batch.values) == len(batch.timestamps) == n
-                and (batch.qualities is None or len(batch.qualities) == n)):
+        if not (
+            len(batch.values) == len(batch.timestamps) == n
+            and (batch.qualities is None or len(batch.qualities) == n)
+        ):
             raise ValueError(f"batch from {batch.device_id}: columns differ in length")
         self.samples_in += n
         recent = self._recent.setdefault(batch.device_id, [])
@@ -189,8 +196,11 @@ class TelemetryBus:
         if any(g.selects_whole_device(record.id) for g in globs):
             return ALL if record.signals else False
         chosen = frozenset(
-            s.alias for g in globs if g.matches_device(record.id)
-            for path, s in record.signals.items() if g.matches(f"{record.id}/{path}")
+            s.alias
+            for g in globs
+            if g.matches_device(record.id)
+            for path, s in record.signals.items()
+            if g.matches(f"{record.id}/{path}")
         )
         return chosen or False
 
@@ -219,7 +229,9 @@ class TelemetryBus:
             sel = self.resolve(globs, record)
             if sel is False:
                 continue
-            found += [(f"{record.id}/{p}", s) for p, s in record.signals.items() if sel is ALL or s.alias in sel]
+            found += [
+                (f"{record.id}/{p}", s) for p, s in record.signals.items() if sel is ALL or s.alias in sel
+            ]
         if not found:
             raise NotFound(f"no signal matches {', '.join(paths)}")
         return found
@@ -238,8 +250,9 @@ class TelemetryBus:
 class Subscription:
     """One subscriber: its selection, a bounded queue (drop-oldest), its batching window."""
 
-    def __init__(self, bus: TelemetryBus, globs: list[PathGlob], options: SubscriptionOptions,
-                 queue_limit: int) -> None:
+    def __init__(
+        self, bus: TelemetryBus, globs: list[PathGlob], options: SubscriptionOptions, queue_limit: int
+    ) -> None:
         self.bus, self.globs, self.options = bus, globs, options
         self._limit = queue_limit
         self._select: dict[str, frozenset[int] | None] = {}
@@ -301,8 +314,11 @@ class Subscription:
             record = self.bus.registry.find(device_id)
             if record is None:
                 continue
-            out += [(s.alias, f"{device_id}/{p}", s) for p, s in record.signals.items()
-                    if sel is ALL or s.alias in sel]
+            out += [
+                (s.alias, f"{device_id}/{p}", s)
+                for p, s in record.signals.items()
+                if sel is ALL or s.alias in sel
+            ]
         return out
 
     def catalog_delta(self) -> CatalogUpdate | None:
@@ -330,7 +346,11 @@ class Subscription:
         yield SyncUpdate()
         if opts.once:
             return
-        changes = _ChangeFilter(opts.deadband, self.bus.registry.value_types) if opts.trigger is Trigger.ON_CHANGE else None
+        changes = (
+            _ChangeFilter(opts.deadband, self.bus.registry.value_types)
+            if opts.trigger is Trigger.ON_CHANGE
+            else None
+        )
         if changes is not None:
             changes.seed(initial)
         while True:
@@ -413,16 +433,27 @@ class _ChangeFilter:
     def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
         out = []
         for batch in batches:
-            keep = [i for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True)) if self._changed(a, v)]
+            keep = [
+                i
+                for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
+                if self._changed(a, v)
+            ]
             if keep:
                 out.append(take(batch, keep))
         return out
 
     def _changed(self, alias: int, value: Value) -> bool:
         old = self.last.get(alias, _MISSING)
-        if old is _MISSING or old != value and not (
-            self.deadband and isinstance(value, float | int) and not isinstance(value, bool)
-            and isinstance(old, float | int) and abs(value - old) <= self.deadband
+        if (
+            old is _MISSING
+            or old != value
+            and not (
+                self.deadband
+                and isinstance(value, float | int)
+                and not isinstance(value, bool)
+                and isinstance(old, float | int)
+                and abs(value - old) <= self.deadband
+            )
         ):
             self.last[alias] = value
             return True

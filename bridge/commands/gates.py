@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bridge.model import CommandKind, CommandRequest, Identity
-from bridge.policy import DevicePolicy, PolicyBook, authorize
-from bridge.ratelimit import RateLimiter, RateLimits
-from bridge.registry import DeviceRecord
-from bridge.safety import LatestValue, SafetyGate
+from linebridge.commands.policy import DevicePolicy, PolicyBook, authorize
+from linebridge.commands.ratelimit import RateLimiter, RateLimits
+from linebridge.commands.safety import LatestValue, SafetyGate
+from linebridge.model import CommandKind, CommandRequest, Identity
+from linebridge.registry import DeviceRecord
 
 
 def _nothing(alias: int) -> None:
@@ -16,15 +16,24 @@ def _nothing(alias: int) -> None:
 class CommandGates:
     """Who may send a command, how often, and whether the device is in a state to take it."""
 
-    def __init__(self, book: PolicyBook | None = None, limiter: RateLimiter | None = None,
-                 latest: LatestValue = _nothing) -> None:
+    def __init__(
+        self,
+        book: PolicyBook | None = None,
+        limiter: RateLimiter | None = None,
+        latest: LatestValue = _nothing,
+    ) -> None:
         self.book = book or PolicyBook()
         self.limiter = limiter or RateLimiter(RateLimits())
         self.safety = SafetyGate(latest)
 
     @classmethod
-    def from_config(cls, policies: dict[str, DevicePolicy], devices: dict[str, DevicePolicy],
-                    limits: RateLimits, latest: LatestValue) -> CommandGates:
+    def from_config(
+        cls,
+        policies: dict[str, DevicePolicy],
+        devices: dict[str, DevicePolicy],
+        limits: RateLimits,
+        latest: LatestValue,
+    ) -> CommandGates:
         """Gates from the config's `policies`, `devices[].policy` and `commands.rate_limits`."""
         return cls(PolicyBook(policies, devices), RateLimiter(limits), latest)
 

@@ -7,19 +7,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bridge.errors import FailedPrecondition
-from bridge.model import Identity
+from linebridge.errors import FailedPrecondition
+from linebridge.model import Identity
 
 
 class Deadman:
     """Armed on creation; `beat()` within `interval` seconds keeps it armed, a lapse trips it once."""
 
-    def __init__(self, device_id: str, identity: Identity | None, interval: float,
-                 on_trip: Callable[[Deadman, str], None]) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        identity: Identity | None,
+        interval: float,
+        on_trip: Callable[[Deadman, str], None],
+    ) -> None:
         self.device_id, self.identity, self.interval = device_id, identity, interval
         self._on_trip = on_trip
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self.trip, "heartbeat lapsed")
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(
+            interval, self.trip, "heartbeat lapsed"
+        )
         self.tripped = ""  # why it tripped; empty while armed or after a release
 
     @property
@@ -29,8 +36,10 @@ class Deadman:
     def beat(self) -> None:
         """The holder is still there: restart the interval. FailedPrecondition once it has tripped."""
         if self._timer is None:
-            raise FailedPrecondition(f"the deadman for {self.device_id!r} is no longer armed"
-                                     + (f" ({self.tripped}; a stop was sent)" if self.tripped else ""))
+            raise FailedPrecondition(
+                f"the deadman for {self.device_id!r} is no longer armed"
+                + (f" ({self.tripped}; a stop was sent)" if self.tripped else "")
+            )
         self._timer.cancel()
         self._timer = self._loop.call_later(self.interval, self.trip, "heartbeat lapsed")
 

@@ -13,23 +13,30 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridge.audit import AuditFailure, AuditLog
-from bridge.errors import LinebridgeError, PermissionDenied
-from bridge.model import CommandKind, Identity
-from bridge.ratelimit import RateLimited
+from linebridge.audit.log import AuditFailure, AuditLog
+from linebridge.commands.ratelimit import RateLimited
+from linebridge.errors import LinebridgeError, PermissionDenied
+from linebridge.model import CommandKind, Identity
 
 if TYPE_CHECKING:
-    from bridge.commands import CommandRecord, CommandSpec
+    from linebridge.commands.manager import CommandRecord, CommandSpec
 
 log = logging.getLogger(__name__)
-_SUPPRESS_SECONDS = 1.0  # rate-limited and transport-level refusals of one caller: at most one record this often
+_SUPPRESS_SECONDS = (
+    1.0  # rate-limited and transport-level refusals of one caller: at most one record this often
+)
 
 
 def who(identity: Identity | None) -> dict[str, str]:
     """The requester as recorded: name, role, peer address (or Sparkplug topic), channel."""
     if identity is None:
         return {"name": "local", "role": "admin", "peer": "", "via": "local"}
-    return {"name": identity.name, "role": identity.role.name.lower(), "peer": identity.peer, "via": identity.via}
+    return {
+        "name": identity.name,
+        "role": identity.role.name.lower(),
+        "peer": identity.peer,
+        "via": identity.via,
+    }
 
 
 class CommandAudit:
@@ -44,7 +51,9 @@ class CommandAudit:
     def accepted(self, record: CommandRecord) -> int:
         """Record that a command was accepted; its seq. AuditFailure refuses the command."""
         reserve = record.spec.kind is CommandKind.STOP  # a Stop may use the reserve
-        return self.log.append(self._body(record, "control_system_event", "command.accepted", "success"), reserve)
+        return self.log.append(
+            self._body(record, "control_system_event", "command.accepted", "success"), reserve
+        )
 
     async def durable(self, seq: int) -> None:
         """Wait until record `seq` is on disk (AuditFailure if it cannot be)."""
@@ -53,8 +62,12 @@ class CommandAudit:
     def rejected(self, record: CommandRecord, error: LinebridgeError) -> None:
         """Record a refused command (never raises: the caller already gets its refusal)."""
         denied = isinstance(error, PermissionDenied)
-        body = self._body(record, "access_control" if denied else "request_error",
-                          "command.denied" if denied else "command.rejected", "failure")
+        body = self._body(
+            record,
+            "access_control" if denied else "request_error",
+            "command.denied" if denied else "command.rejected",
+            "failure",
+        )
         if isinstance(error, RateLimited):
             suppressed = self._suppress(body["who"]["name"])
             if suppressed is None:
@@ -78,14 +91,22 @@ class CommandAudit:
         Recorded at most once a second per caller, with the count of those not recorded in between,
         so that a flood of refused calls cannot fill the audit budget that commands need.
         """
-        caller = who(identity) if identity is not None else {"name": "unauthenticated", "role": "", "peer": peer,
-                                                               "via": "grpc"}
+        caller = (
+            who(identity)
+            if identity is not None
+            else {"name": "unauthenticated", "role": "", "peer": peer, "via": "grpc"}
+        )
         suppressed = self._suppress(caller["name"] if identity is not None else peer.rpartition(":")[0])
         if suppressed is None:
             return
-        body: dict[str, Any] = {"category": "access_control", "type": "rpc.denied", "result": "failure",
-                                "who": caller, "what": {"method": method},
-                                "outcome": {"reason": getattr(code, "name", str(code)), "message": reason}}
+        body: dict[str, Any] = {
+            "category": "access_control",
+            "type": "rpc.denied",
+            "result": "failure",
+            "who": caller,
+            "what": {"method": method},
+            "outcome": {"reason": getattr(code, "name", str(code)), "message": reason},
+        }
         if suppressed:
             body["suppressed"] = suppressed
         self._append(body, reserve=False)
@@ -116,10 +137,17 @@ class CommandAudit:
     def _body(self, record: CommandRecord, category: str, type_: str, result: str) -> dict[str, Any]:
         spec = record.spec
         body: dict[str, Any] = {
-            "category": category, "type": type_, "result": result, "who": who(spec.identity),
-            "what": {"device": spec.device_id, "action": str(spec.kind),
-                     "class": record.command_class or spec.kind.command_class, "command_id": record.id,
-                     "arguments": self._arguments(spec)},
+            "category": category,
+            "type": type_,
+            "result": result,
+            "who": who(spec.identity),
+            "what": {
+                "device": spec.device_id,
+                "action": str(spec.kind),
+                "class": record.command_class or spec.kind.command_class,
+                "command_id": record.id,
+                "arguments": self._arguments(spec),
+            },
             "origin": spec.origin,
         }
         if spec.idempotency_key:
@@ -127,8 +155,11 @@ class CommandAudit:
         if spec.origin.startswith("sparkplug:"):
             body["sparkplug_topic"] = spec.origin.removeprefix("sparkplug:")
         if record.state.final:
-            body["outcome"] = {"state": record.state.name, "reason": record.error_reason,
-                               "message": self._short(record.error_message or record.progress_message)}
+            body["outcome"] = {
+                "state": record.state.name,
+                "reason": record.error_reason,
+                "message": self._short(record.error_message or record.progress_message),
+            }
             if record.result:
                 body["outcome"]["result"] = [self._short(v) for v in record.result]
         return body
@@ -140,11 +171,16 @@ class CommandAudit:
         if kind is CommandKind.INVOKE:
             return {"method": spec.method, "args": [self._short(a) for a in spec.args]}
         if kind is CommandKind.MOVE_JOINTS:
-            return {"joint_positions": list(spec.joint_positions), "speed": spec.speed,
-                    "acceleration": spec.acceleration}
+            return {
+                "joint_positions": list(spec.joint_positions),
+                "speed": spec.speed,
+                "acceleration": spec.acceleration,
+            }
         if kind is CommandKind.MOVE_LINEAR:
             pose = spec.pose
-            target = None if pose is None else {a: getattr(pose, a) for a in ("x", "y", "z", "rx", "ry", "rz")}
+            target = (
+                None if pose is None else {a: getattr(pose, a) for a in ("x", "y", "z", "rx", "ry", "rz")}
+            )
             return {"pose": target, "speed": spec.speed, "acceleration": spec.acceleration}
         if kind is CommandKind.RUN_PROGRAM:
             return {"program": self._short(spec.program)}
@@ -152,7 +188,7 @@ class CommandAudit:
 
     def _short(self, value: Any) -> Any:
         if isinstance(value, str) and len(value) > self.max_chars:
-            return f"{value[:self.max_chars]}...[{len(value)} chars]"
+            return f"{value[: self.max_chars]}...[{len(value)} chars]"
         if isinstance(value, bytes):
             return f"<{len(value)} bytes>"
         return value

@@ -8,9 +8,9 @@ client that drives it.
 
 from __future__ import annotations
 
-from bridge.commands import CommandManager, CommandRecord, CommandSpec
-from bridge.errors import InvalidArgument
-from bridge.model import CommandKind, Identity
+from linebridge.commands.manager import CommandManager, CommandRecord, CommandSpec
+from linebridge.errors import InvalidArgument
+from linebridge.model import CommandKind, Identity
 
 _TARGETS = (CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR)
 
@@ -18,8 +18,14 @@ _TARGETS = (CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR)
 class JogSession:
     """One holder's continuous motion of one device."""
 
-    def __init__(self, commands: CommandManager, device_id: str, identity: Identity | None,
-                 interval: float | None = None, origin: str = "jog") -> None:
+    def __init__(
+        self,
+        commands: CommandManager,
+        device_id: str,
+        identity: Identity | None,
+        interval: float | None = None,
+        origin: str = "jog",
+    ) -> None:
         self.commands, self.device_id, self.identity, self.origin = commands, device_id, identity, origin
         self.deadman = commands.deadman(device_id, identity, interval)
         self.current: CommandRecord | None = None

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.audit_chain import audit_files, files_of, verify
-from bridge.config import load_config
+from linebridge.audit.chain import audit_files, files_of, verify
+from linebridge.config import load_config
 
 _POLL_SECONDS = 0.25
 
@@ -20,15 +20,20 @@ def add_commands(sub: Any) -> None:
     audit = sub.add_parser("audit", help="check and read the audit log")
     actions = audit.add_subparsers(dest="audit_action", required=True, metavar="ACTION")
     check = actions.add_parser("verify", help="check the hash chain; reports the first broken record")
-    check.add_argument("--anchor", default="", metavar="HASH",
-                       help="hash the first record must follow (for a log whose older files were archived)")
+    check.add_argument(
+        "--anchor",
+        default="",
+        metavar="HASH",
+        help="hash the first record must follow (for a log whose older files were archived)",
+    )
     tail = actions.add_parser("tail", help="show the last records (and follow new ones with -f)")
     tail.add_argument("-n", "--lines", type=int, default=10, help="records to show (default %(default)s)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing records as they are written")
     tail.add_argument("--json", action="store_true", help="print the raw JSON records")
     for parser in (check, tail):
-        parser.add_argument("path", nargs="?", help="audit file or folder (default: audit.path of --config, "
-                            "else var/audit)")
+        parser.add_argument(
+            "path", nargs="?", help="audit file or folder (default: audit.path of --config, else var/audit)"
+        )
         parser.add_argument("-c", "--config", help="bridge config file whose audit.path to use")
 
 
@@ -59,11 +64,15 @@ def run(args: argparse.Namespace) -> int:
 def _verify(path: Path, anchor: str) -> int:
     verdict = verify(path, anchor)
     if verdict.ok:
-        print(f"{path}: chain intact: {verdict.records} record(s) in {verdict.files} file(s); "
-              f"last seq {verdict.last_seq}, hash {verdict.last_hash}")
+        print(
+            f"{path}: chain intact: {verdict.records} record(s) in {verdict.files} file(s); "
+            f"last seq {verdict.last_seq}, hash {verdict.last_hash}"
+        )
         return 0
-    print(f"{path}: BROKEN at {verdict.where}: {verdict.error}\n"
-          f"  {verdict.records} record(s) before it are intact (last good hash {verdict.last_hash})")
+    print(
+        f"{path}: BROKEN at {verdict.where}: {verdict.error}\n"
+        f"  {verdict.records} record(s) before it are intact (last good hash {verdict.last_hash})"
+    )
     return 1
 
 
@@ -72,16 +81,24 @@ def describe(record: dict[str, Any]) -> str:
     who = record.get("who") or {}
     what = record.get("what") or {}
     outcome = record.get("outcome") or {}
-    parts = [str(record.get("time", "?")), f"#{record.get('seq', '?')}", str(record.get("type", "?")),
-             str(record.get("result", ""))]
+    parts = [
+        str(record.get("time", "?")),
+        f"#{record.get('seq', '?')}",
+        str(record.get("type", "?")),
+        str(record.get("result", "")),
+    ]
     if who:
         parts.append(f"{who.get('name', '?')}({who.get('role', '')})@{who.get('peer') or who.get('via', '')}")
     if what:
-        parts.append(" ".join(str(what[k]) for k in ("device", "action", "method", "command_id") if k in what))
+        parts.append(
+            " ".join(str(what[k]) for k in ("device", "action", "method", "command_id") if k in what)
+        )
         if what.get("arguments"):
             parts.append(json.dumps(what["arguments"], separators=(",", ":")))
     if outcome:
-        parts.append(f"-> {outcome.get('state') or outcome.get('reason', '')} {outcome.get('message', '')}".rstrip())
+        parts.append(
+            f"-> {outcome.get('state') or outcome.get('reason', '')} {outcome.get('message', '')}".rstrip()
+        )
     return "  ".join(p for p in parts if p)
 
 

@@ -7,12 +7,13 @@ import asyncio
 import sys
 from importlib.metadata import entry_points
 
-from bridge import __version__, audit_cli
-from bridge.config import load_config
-from bridge.driver_catalog import DriverCatalog
-from bridge.errors import ConfigError, LinebridgeError
-from bridge.security import cli as security_cli
-from bridge.uplink.config import with_broker
+from linebridge import __version__
+from linebridge.cli import audit as audit_cli
+from linebridge.cli import security as security_cli
+from linebridge.config import load_config
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.errors import ConfigError, LinebridgeError
+from linebridge.uplink.config import with_broker
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -24,20 +25,31 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a bridge from a config file")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
-    run.add_argument("--insecure", action="store_true", help="allow serving a non-loopback address without TLS")
+    run.add_argument(
+        "--insecure", action="store_true", help="allow serving a non-loopback address without TLS"
+    )
     run.add_argument("--check", action="store_true", help="validate the config and exit")
-    run.add_argument("--mqtt", metavar="URL", help="enable the Sparkplug uplink to this broker (mqtt://host:port)")
+    run.add_argument(
+        "--mqtt", metavar="URL", help="enable the Sparkplug uplink to this broker (mqtt://host:port)"
+    )
 
     demo = sub.add_parser("demo", help="run a bridge with a simulated cell")
     demo.add_argument("--robots", type=int, default=3, help="simulated OPC UA robots (default 3)")
     demo.add_argument("--grpc", default=DEFAULT_TARGET, help="gRPC address (default %(default)s)")
     demo.add_argument("--metrics", default="127.0.0.1:9464", help="metrics address (default %(default)s)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = Ctrl-C)")
-    demo.add_argument("--rate", type=float, default=100, help="OPC UA simulator update rate in Hz (default 100)")
+    demo.add_argument(
+        "--rate", type=float, default=100, help="OPC UA simulator update rate in Hz (default 100)"
+    )
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
-    demo.add_argument("--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC")
-    demo.add_argument("--mqtt", metavar="URL",
-                      help="Sparkplug uplink broker (mqtt://host:port); without it data buffers to the outbox")
+    demo.add_argument(
+        "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
+    )
+    demo.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="Sparkplug uplink broker (mqtt://host:port); without it data buffers to the outbox",
+    )
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
     simp.add_argument("simulator", help="simulator name: " + ", ".join(sorted(_simulators())))
@@ -62,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=0.0, help="sample every N seconds instead")
     read = client("read", "read current values")
     read.add_argument("paths", nargs="+")
-    read.add_argument("--from-device", action="store_true", help="ask the device instead of the latest values")
+    read.add_argument(
+        "--from-device", action="store_true", help="ask the device instead of the latest values"
+    )
     write = client("write", "write values: DEVICE/SIGNAL=VALUE ...")
     write.add_argument("assignments", nargs="+")
     write.add_argument("--timeout", type=float, default=0.0)
@@ -87,14 +101,16 @@ def _simulators() -> dict[str, object]:
 def _run_simulator(name: str, args: list[str]) -> int:
     sims = _simulators()
     if name not in sims:
-        print(f"linebridge sim: unknown simulator {name!r} (known: {', '.join(sorted(sims)) or 'none'})",
-              file=sys.stderr)
+        print(
+            f"linebridge sim: unknown simulator {name!r} (known: {', '.join(sorted(sims)) or 'none'})",
+            file=sys.stderr,
+        )
         return 2
     return int(sims[name].load()(args) or 0)  # type: ignore[attr-defined]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bridge.runner import run_bridge, setup_logging
+    from linebridge.cli.runner import run_bridge, setup_logging
 
     drivers = DriverCatalog.from_entry_points()
     config = load_config(args.config)
@@ -118,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "demo":
-            from bridge.demo import run_demo
+            from linebridge.cli.demo import run_demo
+
             return run_demo(args)
         if args.command in ("certs", "token"):
             return security_cli.run(args)
@@ -126,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             return audit_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
-        from bridge.cli_client import run_client
+        from linebridge.cli.remote import run_client
+
         return asyncio.run(run_client(args))
     except ConfigError as exc:
         print(f"linebridge: configuration error:\n{exc}", file=sys.stderr)

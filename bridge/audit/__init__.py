@@ -1,0 +1,1 @@
+"""The hash-chained audit log: records, the chain, rotation and budget."""

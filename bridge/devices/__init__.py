@@ -1,0 +1,1 @@
+"""Devices: driver catalog, discovery, approval and one supervised session per device."""

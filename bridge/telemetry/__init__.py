@@ -1,0 +1,1 @@
+"""Telemetry: the bus, subscriptions and their filters."""
