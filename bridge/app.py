@@ -27,6 +27,7 @@ from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import GuardSettings, ValueGuard
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class BridgeApp:
             on_batch=self.metrics.on_batch,
         )
         self.metrics.watch(self.bus, self.registry)
+        t = config.telemetry
+        self.guard_settings = GuardSettings(t.max_value_bytes, t.oversize_values)
         self.audit = (
             AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
             if config.audit.enabled
@@ -163,6 +166,11 @@ class BridgeApp:
         session = self.sessions.get(device_id)
         return session.driver if session is not None else None
 
+    def guard_of(self, device_id: str) -> ValueGuard:
+        """The driver-boundary checks of a device (its session's), also applied to direct reads."""
+        session = self.sessions.get(device_id)
+        return session.guard if session is not None else ValueGuard(device_id, self.guard_settings)
+
     def add_device(
         self,
         device_id: str,
@@ -200,6 +208,7 @@ class BridgeApp:
             Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
             s.connect_timeout_seconds,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+            guard=ValueGuard(device_id, self.guard_settings, self.metrics.on_guarded),
         )
         self.sessions[device_id] = session
         session.start()

@@ -7,10 +7,18 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from linebridge.audit.log import AuditConfig
 from linebridge.commands.policy import DevicePolicy
@@ -111,6 +119,22 @@ class TelemetryConfig(_Model):
     # Samples a subscriber may have queued before the oldest are dropped (and counted).
     subscriber_queue_samples: int = Field(200_000, ge=1_000)
     max_subscriptions: int = Field(256, ge=1)
+    # Largest string value (UTF-8 bytes) a driver may hand over; larger ones are cut (or emptied) and BAD.
+    max_value_bytes: int = Field(65_536, ge=64, le=1 << 20)
+    # What happens to a larger string: "truncate" keeps its first max_value_bytes, "bad" sends "".
+    oversize_values: Literal["truncate", "bad"] = "truncate"
+    # Largest Subscribe message and (default) Read response, in bytes: gRPC clients receive 4 MiB by
+    # default, so a message is split before it grows past this.
+    max_message_bytes: int = Field(4_000_000, ge=1 << 18, le=1 << 30)
+
+    @model_validator(mode="after")
+    def _value_fits_message(self) -> TelemetryConfig:
+        if self.max_message_bytes < 2 * self.max_value_bytes + 4096:
+            raise ValueError(
+                f"max_message_bytes ({self.max_message_bytes}) must be at least twice max_value_bytes "
+                f"({self.max_value_bytes}) plus 4096, so one value always fits in a message"
+            )
+        return self
 
 
 class CommandsConfig(_Model):

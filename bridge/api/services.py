@@ -14,21 +14,25 @@ from linebridge import __version__
 from linebridge.api import pb
 from linebridge.api.auth import current_identity
 from linebridge.api.convert import (
+    PAGE_PREFIX,
+    batch_update_chunks,
     command_to_pb,
     device_to_pb,
     duration,
     event_to_pb,
+    page_start,
+    read_entry,
     seconds,
     spec_from_pb,
     subscription_options,
     update_to_pb,
-    value_to_pb,
 )
 from linebridge.api.errors import grpc_errors
 from linebridge.commands.jog import JogSession
 from linebridge.commands.manager import CommandEvent
 from linebridge.errors import InvalidArgument, Unavailable
 from linebridge.registry import DeviceEvent, DeviceRecord
+from linebridge.telemetry.bus import BatchUpdate
 
 if TYPE_CHECKING:
     from linebridge.app import BridgeApp as Bridge
@@ -94,26 +98,36 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
         options = subscription_options(request)
         subscription = self.bus.subscribe(list(request.paths), options)
         types = self.bus.registry.value_types
+        limit = self.bridge.config.telemetry.max_message_bytes
         try:
             async for update in subscription.updates():
-                yield update_to_pb(update, types)
+                if isinstance(update, BatchUpdate):  # no message past what a default client receives
+                    for chunk in batch_update_chunks(update.batches, types, limit):
+                        yield chunk
+                else:
+                    yield update_to_pb(update, types)
         finally:
             subscription.close()
 
     @grpc_errors
     async def Read(self, request, context):  # noqa: N802
         selected = self.bus.read_cached(list(request.paths))
+        start = page_start(request.page_token, len(selected))
+        limit = request.max_response_bytes or self.bridge.config.telemetry.max_message_bytes
         values: dict[int, tuple[object, int, int]] = {}
         if request.from_device:
-            values = await self._read_devices(selected)
+            values = await self._read_devices(selected[start:])
         response = pb.telemetry.ReadResponse()
-        for path, signal in selected:
-            item = values.get(signal.alias) or self.bus.value_of(signal.alias)
-            entry = response.values.add(path=path, value_type=int(signal.value_type), unit=signal.unit)
-            if item is not None:
-                value, ts, quality = item
-                entry.value.CopyFrom(value_to_pb(value))
-                entry.timestamp_ns, entry.quality = ts, quality
+        now = time.time_ns()
+        size = 0
+        for index in range(start, len(selected)):
+            path, signal = selected[index]
+            entry = read_entry(path, signal, values.get(signal.alias) or self.bus.value_of(signal.alias), now)
+            size += entry.ByteSize() + 8  # field tag and length of the entry
+            if size > limit and index > start:  # at least one value per page
+                response.next_page_token = f"{PAGE_PREFIX}{index}"
+                break
+            response.values.append(entry)
         return response
 
     async def _read_devices(self, selected):
@@ -125,7 +139,7 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
             driver = self.bridge.driver_of(device_id)
             if driver is None:
                 raise Unavailable(f"device {device_id!r} is not online")
-            batch = await driver.read(signals)
+            batch = self.bridge.guard_of(device_id).check(await driver.read(signals))
             qualities = batch.qualities or [1] * len(batch.aliases)
             out.update(
                 zip(batch.aliases, zip(batch.values, batch.timestamps, qualities, strict=True), strict=True)

@@ -13,6 +13,7 @@ from linebridge.errors import Unavailable
 from linebridge.model import DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import GuardSettings, ValueGuard
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,10 @@ class _Channel:
     def __init__(self, session: DeviceSession) -> None:
         self._session = session
         self._bus = session.bus
+        self._guard = session.guard
 
     def publish(self, batch: SampleBatch) -> None:
-        self._bus.publish(batch)
+        self._bus.publish(self._guard.check(batch))
 
     def degraded(self, reason: str | None) -> None:
         self._session.set_degraded(reason)
@@ -58,6 +60,7 @@ class DeviceSession:
         backoff: Backoff,
         connect_timeout: float,
         on_reconnect: Callable[[str], None] | None = None,
+        guard: ValueGuard | None = None,
     ) -> None:
         self.device_id = device_id
         self.registry, self.bus = registry, bus
@@ -65,6 +68,8 @@ class DeviceSession:
         self._connect_timeout = connect_timeout
         self._on_reconnect = on_reconnect
         self.driver: Driver | None = None
+        # The driver boundary: size, finiteness, range and timestamp checks on every batch.
+        self.guard = guard or ValueGuard(device_id, GuardSettings())
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self._stopping = False
@@ -152,6 +157,7 @@ class DeviceSession:
                 f"connect to {record.endpoint} timed out after {self._connect_timeout:g} s"
             ) from None
         self.registry.set_description(self.device_id, description, driver.diagnostics())
+        self.guard.use(description.signals)
         self._set_state(DeviceState.ONLINE)
         self.connections += 1
         if self._failures:
