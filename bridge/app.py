@@ -181,16 +181,22 @@ class BridgeApp:
         source: str = "config",
         name: str = "",
         hints: StreamHints | None = None,
+        liveness: float | None = None,
     ) -> DeviceRecord:
         """Register a device and start its session."""
         record = self.registry.add(
             DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name, source=source)
         )
-        self._start_session(device_id, driver, options, hints)
+        self._start_session(device_id, driver, options, hints, liveness)
         return record
 
     def _start_session(
-        self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None
+        self,
+        device_id: str,
+        driver: str,
+        options: DriverOptions,
+        hints: StreamHints | None,
+        liveness: float | None = None,
     ) -> None:
         if self._stopping:
             return
@@ -209,6 +215,8 @@ class BridgeApp:
             s.connect_timeout_seconds,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
             guard=ValueGuard(device_id, self.guard_settings, self.metrics.on_guarded),
+            liveness=liveness,
+            healthy_after=s.healthy_after_seconds,
         )
         self.sessions[device_id] = session
         session.start()
@@ -225,6 +233,7 @@ class BridgeApp:
             source="config",
             name=device.name,
             hints=StreamHints(device.sampling_interval, device.deadband),
+            liveness=device.liveness_seconds,
         )
 
     def on_discovered(self, driver: str, found: DiscoveredDevice, service: MdnsService) -> None:

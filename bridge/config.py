@@ -98,6 +98,10 @@ class DeviceConfig(_Model):
     sampling_interval: float = Field(0.01, gt=0, le=3600)
     # Absolute deadband the device applies where it can (0 = every change).
     deadband: float = Field(0.0, ge=0)
+    # Seconds without data or keep-alive after which the device counts as hung and goes OFFLINE (its
+    # values turn STALE). Unset: the driver's default (OPC UA 2 x publishing interval + keep-alive,
+    # UR 1 s at 500 Hz); 0: no bound.
+    liveness_seconds: float | None = Field(None, ge=0, le=3600)
     # Driver-specific options; validated against the driver's own options model.
     options: dict[str, Any] = Field(default_factory=dict)
     # Who may command it and when motion/programs are safe (default: `policies`, then the defaults).
@@ -155,6 +159,9 @@ class SessionsConfig(_Model):
     connect_timeout_seconds: float = Field(5.0, gt=0)
     backoff_initial_seconds: float = Field(0.2, gt=0)
     backoff_max_seconds: float = Field(10.0, gt=0)
+    # The backoff starts again from backoff_initial_seconds only after a connection held this long, so a
+    # device that accepts the connection and then fails is not hammered.
+    healthy_after_seconds: float = Field(30.0, ge=0)
 
 
 class Config(_Model):

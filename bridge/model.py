@@ -236,6 +236,8 @@ class SampleBatch:
     value_type: ValueType | None = None
     # Wire encoding, filled once by the API layer and shared by every subscriber that sends it.
     encoded: bytes | None = field(default=None, repr=False, compare=False)
+    # time.monotonic() when the bus took the batch (for staleness).
+    received: float = field(default=0.0, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.aliases)

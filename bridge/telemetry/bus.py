@@ -14,6 +14,7 @@ from linebridge.errors import NotFound, ResourceExhausted
 from linebridge.model import Quality, SampleBatch, Signal, Value, ValueType
 from linebridge.paths import PathGlob, compile_glob
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.telemetry.staleness import STALE, Staleness
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class TelemetryBus:
         # per-sample fold only happens when someone reads (initial values, Read, sampled streams).
         self._recent: dict[str, list[SampleBatch]] = {}
         self._on_batch = on_batch
+        self.staleness = Staleness(registry)
         self.samples_in = 0
         self.samples_out = 0
         self.samples_dropped = 0
@@ -142,6 +144,7 @@ class TelemetryBus:
         ):
             raise ValueError(f"batch from {batch.device_id}: columns differ in length")
         self.samples_in += n
+        batch.received = time.monotonic()
         recent = self._recent.setdefault(batch.device_id, [])
         if recent and (recent[-1].aliases is batch.aliases or recent[-1].aliases == batch.aliases):
             recent[-1] = batch
@@ -165,6 +168,7 @@ class TelemetryBus:
         return lambda: self._taps.remove(tap) if tap in self._taps else None
 
     def _fold(self, batch: SampleBatch) -> None:
+        self.staleness.fold(batch)
         self._values.update(zip(batch.aliases, batch.values, strict=True))
         self._times.update(zip(batch.aliases, batch.timestamps, strict=True))
         if batch.qualities is None:
@@ -188,7 +192,7 @@ class TelemetryBus:
             aliases=known,
             values=[self._values[a] for a in known],
             timestamps=[self._times[a] for a in known],
-            qualities=[self._qualities[a] for a in known],
+            qualities=self.staleness.mark(known, [self._qualities[a] for a in known]),
         )
 
     def resolve(self, globs: Sequence[PathGlob], record: DeviceRecord) -> frozenset[int] | None | bool:
@@ -237,14 +241,36 @@ class TelemetryBus:
         return found
 
     def value_of(self, alias: int) -> tuple[Value, int, int] | None:
+        """(value, timestamp ns, quality) of the latest sample of `alias`; quality STALE when it is stale."""
         self._fold_all()
         if alias not in self._values:
             return None
-        return self._values[alias], self._times[alias], self._qualities[alias]
+        quality = STALE if self.staleness.is_stale(alias) else self._qualities[alias]
+        return self._values[alias], self._times[alias], quality
 
     def _device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        if event is DeviceEvent.REMOVED:
+            self.staleness.device_removed(record.id)
+        elif self.staleness.device_changed(record):
+            self._mark_stale(record)
         for sub in self.subscriptions:
             sub.device_changed(event, record)
+
+    def _mark_stale(self, record: DeviceRecord) -> None:
+        """Streams get the device's latest values again, marked STALE (one batch, not per sample)."""
+        self._fold_all()
+        aliases = [s.alias for s in record.signals.values() if s.alias in self._values]
+        if not aliases:
+            return
+        batch = SampleBatch(
+            device_id=record.id,
+            aliases=aliases,
+            values=[self._values[a] for a in aliases],
+            timestamps=[self._times[a] for a in aliases],
+            qualities=[STALE] * len(aliases),
+        )
+        for sub in self.subscriptions:
+            sub.offer(batch)
 
 
 class Subscription:
@@ -420,29 +446,38 @@ class Subscription:
 
 
 class _ChangeFilter:
-    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
+    """Keeps the last value and quality sent per alias; lets through changes beyond the deadband and
+    every change of quality (a value turning STALE or BAD is news even when the number is the same)."""
 
     def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
         self.deadband = deadband
         self.types = types
         self.last: dict[int, Value] = {}
+        self.quality: dict[int, int] = {}
 
     def seed(self, batch: SampleBatch) -> None:
         self.last.update(zip(batch.aliases, batch.values, strict=True))
+        if batch.qualities is not None:
+            self.quality.update(zip(batch.aliases, batch.qualities, strict=True))
 
     def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
         out = []
         for batch in batches:
+            q = batch.qualities or [_GOOD] * len(batch.aliases)
             keep = [
                 i
                 for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v)
+                if self._changed(a, v, q[i])
             ]
             if keep:
                 out.append(take(batch, keep))
         return out
 
-    def _changed(self, alias: int, value: Value) -> bool:
+    def _changed(self, alias: int, value: Value, quality: int) -> bool:
+        if self.quality.get(alias, _GOOD) != quality:
+            self.quality[alias] = quality
+            self.last[alias] = value
+            return True
         old = self.last.get(alias, _MISSING)
         if (
             old is _MISSING
@@ -461,3 +496,4 @@ class _ChangeFilter:
 
 
 _MISSING = object()
+_GOOD = int(Quality.GOOD)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from typing import cast
 from urllib.parse import urlsplit
@@ -186,6 +187,13 @@ class OpcUaDriver(Driver):
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), self.options.request_timeout)
+
+    def liveness(self, hints: StreamHints) -> float:
+        """2 x publishing interval + the keep-alive period (issue 12, risk 2): the server answers a
+        publish at least once per keep-alive period (OPC 10000-4 §5.13.1.1), data or not."""
+        o = self.options
+        keepalive = max(1, math.ceil(o.keepalive_interval / o.publishing_interval)) * o.publishing_interval
+        return 2 * o.publishing_interval + keepalive
 
     def diagnostics(self) -> dict[str, str]:
         """Browse and subscription facts worth showing an integrator."""

@@ -195,6 +195,8 @@ class SubscriptionStream:
         if self._closed:
             return
         self._last_publish = time.monotonic()
+        if not result.NotificationMessage.NotificationData:
+            self._sink.alive()  # a keep-alive (OPC 10000-4 §5.13.1.1): the server is there, nothing changed
         for notification in result.NotificationMessage.NotificationData or ():
             if isinstance(notification, ua.DataChangeNotification):
                 self._deliver(notification.MonitoredItems)
