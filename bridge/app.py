@@ -56,7 +56,12 @@ class BridgeApp:
         t = config.telemetry
         self.guard_settings = GuardSettings(t.max_value_bytes, t.oversize_values)
         self.audit = (
-            AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
+            AuditLog(
+                config.audit,
+                config.audit.directory(config.base_dir),
+                config.bridge.id,
+                config.audit.key_path(config.base_dir),
+            )
             if config.audit.enabled
             else None
         )

@@ -228,6 +228,10 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
             warnings=b.warnings,
         )
         response.started.FromNanoseconds(b.started_ns)
+        if b.audit is not None:
+            head = b.audit.head()
+            response.audit_head.segment, response.audit_head.sequence = head.segment, head.seq
+            response.audit_head.hash, response.audit_head.mac = head.hash, head.mac
         return response
 
     @grpc_errors
