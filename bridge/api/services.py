@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from linebridge.telemetry.bus import TelemetryBus
     from linebridge.uplink.status import UplinkStatus
 
+DEFAULT_READ_SECONDS = 10.0  # a Read from the device without a gRPC deadline waits at most this long
 _EVENT = {DeviceEvent.ADDED: 1, DeviceEvent.CHANGED: 2, DeviceEvent.REMOVED: 3}
 
 
@@ -137,14 +138,16 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
         return response
 
     async def _read_devices(self, selected, time_remaining: float | None):
-        """Read from each device within the RPC's deadline (None: the caller set none)."""
-        deadline = None if time_remaining is None else time.monotonic() + time_remaining
+        """Read from each device within the RPC's deadline, keeping a margin so the answer still arrives."""
+        if time_remaining is None:
+            time_remaining = DEFAULT_READ_SECONDS
+        deadline = time.monotonic() + time_remaining - min(0.5, 0.2 * time_remaining)
         by_device = defaultdict(list)
         for path, signal in selected:
             by_device[path.split("/", 1)[0]].append(signal)
         out = {}
         for device_id, signals in by_device.items():
-            timeout = None if deadline is None else deadline - time.monotonic()
+            timeout = deadline - time.monotonic()
             batch = await self.devices.read(device_id, signals, timeout)
             qualities = batch.qualities or [1] * len(batch.aliases)
             out.update(
