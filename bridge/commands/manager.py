@@ -11,8 +11,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from linebridge.commands.audit import CommandAudit, who
-from linebridge.commands.deadman import Deadman
+from linebridge.commands.audit import CommandAudit
+from linebridge.commands.deadman import Deadman, stop_on_trip
 from linebridge.commands.gates import CommandGates
 from linebridge.commands.resolve import resolve
 from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState
@@ -26,7 +26,7 @@ from linebridge.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from linebridge.model import CommandKind, Identity, Role
+from linebridge.model import CommandKind, Identity
 from linebridge.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
@@ -221,32 +221,7 @@ class CommandManager:
         return handle
 
     def _deadman_tripped(self, handle: Deadman, reason: str) -> None:
-        holder = who(handle.identity)
-        if self.audit is not None:
-            self.audit.event(
-                "control_system_event",
-                "deadman.tripped",
-                "success",
-                who=holder,
-                what={"device": handle.device_id, "interval": handle.interval},
-                reason=reason,
-            )
-        spec = CommandSpec(
-            handle.device_id,
-            CommandKind.STOP,
-            origin=f"deadman:{holder['name']}",
-            identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"),
-        )
-        try:
-            self.submit(spec)
-        except LinebridgeError as exc:
-            log.error(
-                "deadman of %s on %s tripped (%s), but the stop was refused: %s",
-                holder["name"],
-                handle.device_id,
-                reason,
-                exc,
-            )
+        stop_on_trip(handle, reason, self.submit, self.audit)
 
     # -- running -----------------------------------------------------------------------------
     def _wake(self, device_id: str) -> None:
