@@ -178,7 +178,9 @@ def test_graph_sees_type_checking_and_relative_imports(tmp_path):
     assert "linebridge.cli" not in names
 
 
-@pytest.mark.parametrize("folder", ["bridge", "drivers", "tests", "bench", "examples", "fuzz", "hil_tests", "scripts"])
+@pytest.mark.parametrize(
+    "folder", ["bridge", "drivers", "tests", "bench", "examples", "fuzz", "hil_tests", "scripts"]
+)
 def test_nothing_imports_the_old_top_level_packages(folder):
     bad = []
     for path in sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).exists() else []:
