@@ -12,6 +12,7 @@ import pytest
 
 from linebridge.api import pb
 from linebridge.api.convert import batch_update_chunks
+from linebridge.drivers.modbus.simulator import CellPlcSimulator
 from linebridge.drivers.opcua.simulator import RobotSimulator
 from linebridge.model import DeviceState, Quality, SampleBatch, Signal, ValueType
 from linebridge.telemetry.guard import GuardSettings, ValueGuard
@@ -194,3 +195,33 @@ def test_chunks_split_a_batch_that_alone_is_too_large() -> None:
     assert len(chunks) >= 4 and all(len(c) <= 2500 for c in chunks)
     decoded = [pb.telemetry.TelemetryUpdate.FromString(c).batch for c in chunks]
     assert [a for d in decoded for a in d.aliases] == list(range(1, 9))
+
+
+async def test_modbus_inf_and_out_of_range_values_are_not_good(start_bridge):
+    """Before: conveyor/speed = inf on a point whose map range is 0-2 m/s read as GOOD (risk 4)."""
+    sim = CellPlcSimulator(units=(1,), seed=3)
+    await sim.start()
+    try:
+        device = {"id": "plc-1", "driver": "modbus", "endpoint": sim.endpoint, "options": {"map": "cell-plc"}}
+        app = await start_bridge([device])
+        await wait_for_state(app, "plc-1", DeviceState.ONLINE)
+        alias = app.registry.get("plc-1").signals["conveyor/speed"].alias
+        seen: list[tuple[float, int]] = []
+
+        async def quality_of(speed: float) -> int:
+            sim.models[1].speed = speed
+            for _ in range(400):
+                found = app.bus.value_of(alias)
+                if found is not None and (found[0] == speed or math.isnan(speed) and math.isnan(found[0])):
+                    seen.append((found[0], found[2]))
+                    return found[2]
+                await asyncio.sleep(0.025)
+            raise AssertionError(f"conveyor/speed never read {speed}")
+
+        assert await quality_of(1.5) == Quality.GOOD
+        assert await quality_of(2.5) == Quality.UNCERTAIN
+        assert await quality_of(math.inf) == Quality.BAD
+        assert app.sessions["plc-1"].guard.counts["non_finite"] >= 1
+        assert app.sessions["plc-1"].guard.counts["out_of_range"] >= 1
+    finally:
+        await sim.stop()
