@@ -80,7 +80,12 @@ class ValueGuard:
         if self._ranges and kind is not ValueType.STRING and kind is not ValueType.BOOL:
             self._out_of_range(batch, fix)
         stamps = batch.timestamps
-        clamp = bool(stamps) and (min(stamps) < INT64_MIN or max(stamps) > INT64_MAX)
+        # One time for the whole batch (a poll, a packet) is checked once: list.count compares identity first.
+        first = stamps[0] if stamps else 0
+        if stamps and stamps.count(first) == len(stamps):
+            clamp = not INT64_MIN <= first <= INT64_MAX
+        else:
+            clamp = bool(stamps) and (min(stamps) < INT64_MIN or max(stamps) > INT64_MAX)
         if not fix and not clamp:
             return batch
         return self._corrected(batch, fix, clamp)
