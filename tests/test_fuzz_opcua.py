@@ -95,3 +95,32 @@ def test_a_bare_parameter_set_gives_no_empty_path(names: list[str]) -> None:
     """signal_path(["ParameterSet"]) returned "", and the browser accepted a signal with an empty path."""
     path = signal_path(names)
     assert path and all(path.split("/")), path
+
+
+def test_a_variant_with_empty_dimensions_is_asyncuas_error_not_ours() -> None:
+    """Found by fuzz_opcua: asyncua's decoder raises IndexError for an array Variant whose dimensions
+    array is empty; asyncua's client protocol closes that connection, and the target treats it so."""
+    data = bytes.fromhex(
+        "0102 04ff ffff 0100 074a 00ff 0b00 0000 0000 00f8 3f00 0000 0000 0000 0000 0000 0000 00"
+    )
+    target.one_input(data)
+    assert target.decode_data_value(data[8:]) is None  # the bytes after the column type and two names
+
+
+def test_a_huge_array_of_null_elements_is_refused_at_once() -> None:
+    """Found by fuzz_opcua: a Variant declaring 1.9 billion Null elements (0x80, length 0x73020200) kept
+    asyncua's decoder looping for minutes inside the event loop; drivers/opcua/hardening.py refuses it."""
+    data = bytes.fromhex("80c0c580000202 73c0".replace(" ", ""))
+    target.one_input(data)
+    assert target.decode_data_value(data[2:]) is None
+    ok = ua.DataValue(ua.Variant([1, 2, 3], ua.VariantType.Int32))
+    assert target.decode_data_value(struct_to_binary(ok)).Value.Value == [1, 2, 3]
+
+
+def test_an_integer_beyond_int64_is_bad_not_an_encoder_crash() -> None:
+    """Found by fuzz_opcua: a UInt64 of 18374687066068877704 for an INT signal passed as GOOD and the
+    Subscribe encoder raised ValueError ("Value out of range")."""
+    value = ua.DataValue(ua.Variant(18374687066068877704, ua.VariantType.UInt64))
+    decoded, _, quality, _ = sample_of(value, ValueType.INT)
+    assert (decoded, quality) == (0, Quality.BAD)
+    target.check_sample(value, ValueType.INT)

@@ -157,6 +157,11 @@ def test_non_finite_doubles_are_bad_and_counted() -> None:
     assert guard.counts["non_finite"] == 2
 
 
+def test_integers_beyond_int64_are_bad_and_zero() -> None:
+    out = _guard().check(SampleBatch("plc-1", [1, 2], [2**64, -5], [5, 5], None, ValueType.INT))
+    assert out.values == [0, -5] and out.qualities == [Quality.BAD, Quality.GOOD]
+
+
 def test_values_outside_the_declared_range_are_uncertain() -> None:
     guard = _guard(speed=(0.0, 2.0), level=(None, 10.0))
     batch = SampleBatch("plc-1", [1, 2, 1], [2.5, 3.0, 1.0], [5, 5, 5], None, ValueType.DOUBLE)

@@ -4,7 +4,7 @@ What no device may pass on to every client (issue 12, defect 3 and risk 4):
 
 * a string larger than `max_value_bytes` (UTF-8) is truncated to it, or replaced by "" (`oversize:
   bad`), and marked BAD: one 8 MB value must not make every Subscribe and Read message too large;
-* a non-finite double (NaN, +-inf) is marked BAD;
+* a non-finite double (NaN, +-inf), or an integer beyond int64, is marked BAD (the integer becomes 0);
 * a number outside the signal's declared range (`Signal.minimum/maximum`, e.g. a Modbus map's
   min/max) is marked UNCERTAIN, as OPC UA does with UncertainEngineeringUnitsExceeded
   (OPC 10000-8 §5.6.2, EURange; OPC 10000-4 §7.39);
@@ -72,6 +72,9 @@ class ValueGuard:
         if kind is ValueType.DOUBLE:
             if not math.isfinite(sum(values)):  # NaN and inf propagate; an overflow only costs a scan
                 self._non_finite(values, range(len(values)), fix)
+        elif kind is ValueType.INT:
+            if values and (min(values) < INT64_MIN or max(values) > INT64_MAX):  # type: ignore[type-var]
+                self._int_range(values, fix)
         elif kind is ValueType.STRING:
             if values and max(map(len, values)) * 4 > self.settings.max_value_bytes:
                 self._oversize(values, range(len(values)), fix)
@@ -98,6 +101,12 @@ class ValueGuard:
         texts = [i for i, v in enumerate(values) if type(v) is str and len(v) * 4 > limit]
         if texts:
             self._oversize(values, texts, fix)
+
+    def _int_range(self, values: list[Value], fix: dict[int, tuple[Quality, Value | None]]) -> None:
+        for i, v in enumerate(values):
+            if not INT64_MIN <= v <= INT64_MAX:  # type: ignore[operator]
+                fix[i] = (Quality.BAD, 0)
+                self._counted(NON_FINITE)
 
     def _non_finite(
         self, values: list[Value], idx: Sequence[int], fix: dict[int, tuple[Quality, Value | None]]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from asyncua import ua
 
 from linebridge.drivers.base import InvalidArgument, Quality, Value, ValueType
+from linebridge.drivers.opcua import hardening  # noqa: F401  (bounds asyncua's Variant array decoding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +129,14 @@ def sample_of(data: ua.DataValue, value_type: ValueType) -> tuple[Value, int, Qu
 
 def decode(raw: object, value_type: ValueType) -> tuple[Value, bool]:
     """Convert a decoded Variant value to the signal's column type; (zero, False) when it does not fit."""
-    if type(raw) is PY_TYPE[value_type]:
+    if type(raw) is PY_TYPE[value_type] and (value_type is not ValueType.INT or _NS_MIN <= raw <= _NS_MAX):
         return raw, True  # type: ignore[return-value]
     if value_type is ValueType.DOUBLE and isinstance(raw, int | float) and not isinstance(raw, bool):
         return float(raw), True
     if value_type is ValueType.INT and isinstance(raw, int) and not isinstance(raw, bool):
-        return int(raw), True  # IntEnum members of known enumerations
+        # IntEnum members of known enumerations; a UInt64 (or any integer) beyond int64 does not fit
+        # the INT column (found by fuzz_opcua: it broke the Subscribe encoder).
+        return (int(raw), True) if _NS_MIN <= raw <= _NS_MAX else (0, False)
     if value_type is ValueType.STRING:
         if isinstance(raw, ua.LocalizedText):
             return raw.Text or "", True
