@@ -16,7 +16,7 @@ from cryptography import x509
 
 from linebridge.api import pb
 from linebridge.cli.healthcheck import main as healthcheck
-from linebridge.client import value_message
+from linebridge.client.raw import value_message
 from linebridge.model import DeviceState, Role
 from linebridge.security.certs import CertDir, Issued, issue
 from tests.conftest import sim_device, wait_for_state
