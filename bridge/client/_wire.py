@@ -174,19 +174,23 @@ def _slow(data: memoryview) -> Columns:
 
 
 def split_update(data: bytes | memoryview) -> tuple[str | None, int, int]:
-    """Which member of a TelemetryUpdate `data` holds and where its bytes are (the last one wins)."""
+    """Which member of a TelemetryUpdate `data` holds and where its bytes are. "?" when the message is
+    unusual (another wire type, several members, a member twice: protobuf merges those), so the
+    caller parses it with protobuf; None for a message without a known member."""
     view = memoryview(data)
     kind: str | None = None
     start = end = pos = 0
     while pos < len(view):
         tag, pos = read_varint(view, pos, len(view))
-        name = UPDATE_TAGS.get(tag)
         if tag & 7 != 2:
-            return "?", 0, len(view)  # a field of another wire type: let protobuf judge the message
+            return "?", 0, len(view)
         length, pos = read_varint(view, pos, len(view))
         if pos + length > len(view):
             raise DecodeError("a TelemetryUpdate field runs past the end of the message")
+        name = UPDATE_TAGS.get(tag)
         if name is not None:
+            if kind is not None:
+                return "?", 0, len(view)
             kind, start, end = name, pos, pos + length
         pos += length
     return kind, start, end

@@ -168,6 +168,10 @@ class Subscription:
             return batch
         update = parse_update(data)
         kind = update.WhichOneof("update")
+        if kind == "batch":  # an unusual encoding: protobuf parsed it, the columns come from its bytes
+            batch = Batch.decode(decode_batch(update.batch.SerializeToString()), self.catalog.view)
+            self._keep(batch)
+            return batch
         if kind == "catalog":
             added, removed = self.catalog.apply(update.catalog)
             text = f"catalog: {len(added)} signal(s) added, {len(removed)} removed"
