@@ -165,7 +165,10 @@ class AsyncClient:
         return Subscription(self, request, on_notice, history_seconds)
 
     async def read(self, paths: Sequence[str], *, from_device: bool = False) -> Batch:
-        """Current values of the signals matching `paths` (the bridge's latest, or asked from the device)."""
+        """Current values of the signals matching `paths` (the bridge's latest, or asked from the device).
+
+        Every matching signal is in the batch's catalog (with its unit); one without a value yet has
+        no sample."""
         request = pb.telemetry.ReadRequest(paths=list(paths), from_device=from_device)
         response = await self._unary(self.stubs.telemetry.Read, request)
         types = {v.path: enum_of(ValueType, v.value_type) for v in response.values}
@@ -174,7 +177,8 @@ class AsyncClient:
             for v in response.values
             if v.value.WhichOneof("kind") is not None
         ]
-        return Batch.from_samples(samples, types)  # type: ignore[arg-type]
+        units = {v.path: v.unit for v in response.values}
+        return Batch.from_samples(samples, types, units)  # type: ignore[arg-type]
 
     def history(self, paths: Sequence[str] | None = None, seconds: float = 60.0) -> Batch:
         """What this client's running subscriptions received in the last `seconds`, as one Batch."""

@@ -89,10 +89,13 @@ class Batch:
         )
 
     @classmethod
-    def from_samples(cls, samples: Sequence[Sample], types: dict[str, ValueType]) -> Batch:
-        """A Batch from Sample objects (small amounts: reads); `types` gives each path's value type."""
-        paths = list(dict.fromkeys(s.path for s in samples))
-        view = CatalogView([Entry(i, p, types[p]) for i, p in enumerate(paths)])
+    def from_samples(
+        cls, samples: Sequence[Sample], types: dict[str, ValueType], units: dict[str, str] | None = None
+    ) -> Batch:
+        """A Batch from Sample objects (small amounts: reads). `types` gives each path's value type and
+        becomes the catalog (paths without a sample included); `units` their units."""
+        units = units or {}
+        view = CatalogView([Entry(i, p, t, units.get(p, "")) for i, (p, t) in enumerate(types.items())])
         index = np.array([view.by_path[s.path] for s in samples], dtype=np.int32)
         columns: dict[ValueType, list[Value]] = {t: [] for t in ValueType if t}
         for s in samples:
