@@ -78,9 +78,13 @@ class Subscription:
 
     async def samples(self) -> AsyncIterator[Sample]:
         """One Sample at a time (small uses; builds a Python object per sample)."""
-        async for batch in self:
-            for sample in batch:
-                yield sample
+        batches = self._batches()
+        try:
+            async for batch in batches:
+                for sample in batch:
+                    yield sample
+        finally:
+            await batches.aclose()
 
     def close(self) -> None:
         """End the stream (an iteration in progress ends)."""
