@@ -73,6 +73,8 @@ async def test_devices_are_dataclasses_with_enums(client):
         await client.device("ghost")
     info = await client.info()
     assert info.bridge_id == "test-bridge" and info.devices == 2 and "sim" in info.drivers
+    assert (await client.uplink_status()).state == 1  # UPLINK_STATE_DISABLED: no uplink configured
+    assert (await client.approve("sdk-1")).id == "sdk-1"  # already allowed: returned unchanged
 
 
 async def test_watch_devices_reports_existing_devices(client):
@@ -192,6 +194,13 @@ async def test_jog_keeps_the_deadman_armed_and_stops_on_exit(start_bridge):
             await asyncio.sleep(0.6)  # twice the deadman interval: only the heartbeat keeps it armed
             assert arm.stopped == 0
         await eventually(lambda: arm.stopped == 1, "the stop when the jog block ends")
+    await asyncio.to_thread(_sync_jog, app.api_address)
+    await eventually(lambda: len(arm.executed) == 2 and arm.stopped == 2, "the sync jog's target and stop")
+
+
+def _sync_jog(address: str) -> None:
+    with Client(address) as bridge, bridge.jog("arm-1", deadman_interval=0.5) as jog:
+        assert jog.move_joints([0.2] * 6).state is CommandState.QUEUED
 
 
 def _sync_session(address: str) -> dict:
@@ -209,6 +218,12 @@ def _sync_session(address: str) -> dict:
         out["read"] = bridge.read(["sdk-1/setpoint"], from_device=True).latest()["sdk-1/setpoint"].value
         out["echo"] = bridge.execute("sdk-1", invoke="Echo", args=["x"]).wait(timeout=10)
         out["events"] = next(iter(bridge.watch_devices())).type
+        out["info"] = bridge.info().bridge_id
+        out["commands"] = [c.command_id for c in bridge.commands("sdk-1")]
+        out["command"] = bridge.command(command.id).state
+        slow = bridge.execute("sdk-2", invoke="Slow", args=[5.0])
+        out["cancel"] = slow.cancel()
+        out["slow"] = [e.state for e in slow.events()][-1]
     return out
 
 
@@ -216,4 +231,7 @@ async def test_sync_client_from_a_thread(bridge):
     out = await asyncio.to_thread(_sync_session, bridge.api_address)
     assert out["devices"] == ["sdk-1", "sdk-2"] and out["batch"] > 0 and out["history"] >= out["batch"]
     assert out["states"][-1] is CommandState.SUCCEEDED and out["read"] == 7.0 and out["echo"] == ("x",)
-    assert out["events"] is DeviceEventType.ADDED
+    assert out["events"] is DeviceEventType.ADDED and out["info"] == "test-bridge"
+    assert out["command"] is CommandState.SUCCEEDED and len(out["commands"]) == 2
+    assert out["cancel"] in (CommandState.CANCELLED, CommandState.QUEUED, CommandState.RUNNING)
+    assert out["slow"] is CommandState.CANCELLED

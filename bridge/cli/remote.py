@@ -103,7 +103,12 @@ async def _info(client: AsyncClient, args: argparse.Namespace) -> int:
 def _fmt(sample: Sample) -> str:
     stamp = datetime.fromtimestamp(sample.timestamp_ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:-3]
     value = f"{sample.value:.4f}" if isinstance(sample.value, float) else str(sample.value)
-    flag = "" if sample.quality == Quality.GOOD else f"  [{Quality(sample.quality).name}]"
+    known = sample.quality in Quality._value2member_map_
+    flag = (
+        ""
+        if sample.quality == Quality.GOOD
+        else f"  [{Quality(sample.quality).name if known else sample.quality}]"
+    )
     return f"{stamp}  {sample.path}  {value}{flag}"
 
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -134,3 +134,17 @@ async def call(make: Callable[[], Awaitable[T]], retry_for: float = 0.0, backoff
         if not isinstance(error, RETRYABLE) or loop.time() >= end:
             raise error
         await asyncio.sleep(min(next_delay(), max(0.0, end - loop.time())))
+
+
+class Caller(Protocol):
+    """What a Command, a Jog and a Subscription need of their client (AsyncClient is one)."""
+
+    channel: grpc.aio.Channel
+    stubs: Any
+    backoff: Backoff
+    reconnect_seconds: float
+    _subscriptions: set[Any]
+
+    async def _unary(
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None = None
+    ) -> T: ...

@@ -6,16 +6,14 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from linebridge.api import pb
 from linebridge.api.convert import duration, value_from_pb, value_to_pb
 from linebridge.client import errors
-
-if TYPE_CHECKING:
-    from linebridge.client.aio import AsyncClient
+from linebridge.client._channel import Caller
 
 Value = float | int | bool | str
 
@@ -128,9 +126,7 @@ class Command:
     follows it under the same idempotency key, so it never runs twice; a command the bridge no
     longer knows raises CommandLost."""
 
-    def __init__(
-        self, client: AsyncClient, request: pb.command.ExecuteRequest, call: Any, first: CommandEvent
-    ):
+    def __init__(self, client: Caller, request: pb.command.ExecuteRequest, call: Any, first: CommandEvent):
         self._client, self._request, self._call = client, request, call
         self.id = first.command_id
         self.device_id = request.device_id
@@ -202,7 +198,7 @@ class Jog:
     """An open Jog stream: targets are sent with move_joints()/move_linear(); a heartbeat task keeps the
     deadman armed while the block runs. Leaving the block ends the stream and the bridge stops the device."""
 
-    def __init__(self, client: AsyncClient, device: str, deadman_interval: float = 0.5) -> None:
+    def __init__(self, client: Caller, device: str, deadman_interval: float = 0.5) -> None:
         self._client, self.device_id, self.deadman_interval = client, device, deadman_interval
         self._requests: asyncio.Queue[pb.command.JogRequest | None] = asyncio.Queue()
         self._call: Any = None

@@ -9,18 +9,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from linebridge.api import pb
 from linebridge.client import errors
+from linebridge.client._channel import Caller
 from linebridge.client._wire import decode_batch, parse_update, split_update
 from linebridge.client.batch import Batch, Sample
 from linebridge.client.catalog import Catalog
-
-if TYPE_CHECKING:
-    from linebridge.client.aio import AsyncClient
 
 log = logging.getLogger("linebridge.client")
 SUBSCRIBE = "/linebridge.v1.TelemetryService/Subscribe"
@@ -55,7 +53,7 @@ class Subscription:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: Caller,
         request: pb.telemetry.SubscribeRequest,
         on_notice: Callable[[Notice], Any] | None = None,
         history_seconds: float = 60.0,
