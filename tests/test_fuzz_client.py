@@ -93,3 +93,12 @@ def test_split_update_leaves_unusual_messages_to_protobuf():
     assert split_update(batch)[0] == "batch"
     assert split_update(batch + batch)[0] == "?"  # protobuf merges a repeated member
     assert split_update(b"\x08\x01")[0] == "?"
+
+
+# -- regressions found by fuzzing ---------------------------------------------------------------------
+
+
+def test_an_empty_packed_qualities_field_means_all_good():
+    data = pb.telemetry.SampleBatch(aliases=[1], timestamps=[5], double_values=[2.0]).SerializeToString()
+    columns = target.check_batch(data + b"\x3a\x00")
+    assert columns is not None and columns.qualities is None

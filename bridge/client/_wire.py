@@ -136,6 +136,8 @@ def decode_batch(data: bytes | memoryview, start: int = 0, end: int | None = Non
         return _slow(view[start:end])
     spans, strings = found
     qualities = spans.get(7)
+    if qualities is not None and qualities[0] == qualities[1]:
+        qualities = None  # an empty packed field is no field: every sample GOOD
     return Columns(
         aliases=_aliases(_small(_bytes(view, spans.get(1)))),
         timestamps=_fixed(view, spans.get(2), "<i8"),
