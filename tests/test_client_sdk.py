@@ -235,3 +235,24 @@ async def test_sync_client_from_a_thread(bridge):
     assert out["command"] is CommandState.SUCCEEDED and len(out["commands"]) == 2
     assert out["cancel"] in (CommandState.CANCELLED, CommandState.QUEUED, CommandState.RUNNING)
     assert out["slow"] is CommandState.CANCELLED
+
+
+async def test_a_subscriber_that_falls_behind_gets_a_dropped_notice(start_bridge):
+    app = await start_bridge(
+        [sim_device("fast-1", signals=50, rate_hz=1000, rows_per_batch=10)],
+        telemetry={"subscriber_queue_samples": 2_000},
+    )
+    await wait_for_state(app, "fast-1", CoreState.ONLINE)
+    async with AsyncClient(app.api_address) as client:
+        subscription = client.subscribe(["fast-1/*"])
+        stream = aiter(subscription)
+        while not subscription.synced.is_set():
+            await anext(stream)
+        # Read nothing while gRPC flow control fills up and the bridge's queue overflows.
+        await eventually(lambda: app.bus.samples_dropped > 0, "samples dropped for the silent reader", 30)
+        async with asyncio.timeout(30):
+            while not subscription.dropped_total:
+                await anext(stream)
+        (notice,) = [n for n in subscription.notices if n.kind is NoticeKind.DROPPED][:1]
+        assert notice.samples == subscription.dropped_total > 0 and "dropped" in notice.message
+        await stream.aclose()
