@@ -14,6 +14,7 @@ from linebridge.client import (
     ClientError,
     CommandNotFound,
     CommandRefused,
+    DeviceEventType,
     DeviceNotFound,
     DeviceUnavailable,
     InvalidArgument,
@@ -141,9 +142,14 @@ async def test_reconnect_after_a_bridge_restart(catalog):
             stream = aiter(subscription)
             assert len(await anext(stream)) > 0
             command = await client.execute("re-1", invoke="Slow", args=[5.0])
+            watch = client.watch_devices(include_existing=True)
+            assert (await anext(watch)).device.id == "re-1"
             await app.stop()
             app = await _bridge_on(port, catalog)  # same port, a new bridge: new aliases, no commands
-            batch = await asyncio.wait_for(anext(stream), 20)
+            async with asyncio.timeout(20):  # batches buffered before the stop come first
+                while subscription.reconnects == 0:
+                    await anext(stream)
+                batch = await anext(stream)
             assert set(batch.paths.tolist()) <= {"re-1/values/0", "re-1/values/1"} and len(batch) > 0
             kinds = [n.kind for n in notices]
             assert kinds.index(NoticeKind.DISCONNECTED) < kinds.index(NoticeKind.RECONNECTED)
@@ -152,6 +158,11 @@ async def test_reconnect_after_a_bridge_restart(catalog):
             assert [d.id for d in await client.devices()] == ["re-1"]  # unary calls work again
             with pytest.raises(ClientError, match="no longer knows"):
                 await command.wait(timeout=20)
+            async with asyncio.timeout(20):  # the watch resumed on the new bridge: its devices come as ADDED
+                while (event := await anext(watch)).type is not DeviceEventType.ADDED:
+                    pass
+            assert event.device.id == "re-1" and event.device.state is not None
+            await watch.aclose()
             await stream.aclose()
     finally:
         await app.stop()
