@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,19 +123,23 @@ class AsyncClient:
         return device_of((await self._unary(self.stubs.devices.GetDevice, request)).device)
 
     async def watch_devices(self, include_existing: bool = True) -> AsyncIterator[DeviceEvent]:
-        """Device events as they happen; reconnects (and reports every device as ADDED again)."""
+        """Device events as they happen. Reconnects for `reconnect_seconds` after a loss (and then reports
+        every device as ADDED again when `include_existing`)."""
         request = pb.device.WatchDevicesRequest(include_existing=include_existing)
-        next_delay = self.backoff.delays()
+        next_delay, lost_at = self.backoff.delays(), None
         while True:
             stream = self.stubs.devices.WatchDevices(request)
             try:
                 async for event in stream:
-                    next_delay = self.backoff.delays()
+                    next_delay, lost_at = self.backoff.delays(), None
                     yield DeviceEvent(enum_of(DeviceEventType, event.type), device_of(event.device))  # type: ignore[arg-type]
                 return
             except grpc.RpcError as exc:
                 error = errors.from_rpc_error(exc)
-                if not isinstance(error, errors.BridgeUnavailable):
+                lost_at = lost_at or time.monotonic()
+                if not isinstance(error, errors.BridgeUnavailable | errors.Cancelled) or (
+                    time.monotonic() - lost_at > self.reconnect_seconds
+                ):
                     raise error from None
             finally:
                 stream.cancel()
