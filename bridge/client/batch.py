@@ -73,7 +73,8 @@ class Batch:
             expected = np.bincount(catalog.types[index], minlength=5)[1:5].tolist()
         if list(sizes) != expected:
             raise DecodeError(f"a batch's value columns hold {sizes} values; its samples need {expected}")
-        return cls(catalog, index, columns.timestamps, *columns[2:6], columns.qualities)
+        c = columns
+        return cls(catalog, index, c.timestamps, c.doubles, c.ints, c.bools, c.strings, c.qualities)
 
     @classmethod
     def empty(cls, catalog: CatalogView | None = None) -> Batch:
@@ -188,9 +189,9 @@ class Batch:
 
     def take(self, mask: np.ndarray) -> Batch:
         """A Batch with the samples where `mask` is true."""
-        columns = [self.column(t)[mask[self.of_type(t)]] for t in ValueType if t]
+        d, i, b, s = (self.column(t)[mask[self.of_type(t)]] for t in ValueType if t)
         qualities = None if self._qualities is None else self._qualities[mask]
-        return Batch(self.catalog, self.index[mask], self.timestamps[mask], *columns, qualities)
+        return Batch(self.catalog, self.index[mask], self.timestamps[mask], d, i, b, s, qualities)
 
     def select(self, paths: Iterable[str]) -> Batch:
         """The samples of signals matching any of the path globs."""

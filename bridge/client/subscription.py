@@ -7,7 +7,7 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,7 @@ class Subscription:
         batch = Batch.concat([b for at, b in self._kept if at >= since])
         return batch.select(paths) if paths else batch
 
-    async def _batches(self) -> AsyncIterator[Batch]:
+    async def _batches(self) -> AsyncGenerator[Batch, None]:
         next_delay = self._client.backoff.delays()
         lost_at: float | None = None
         self._client._subscriptions.add(self)
