@@ -127,3 +127,29 @@ async def test_dataframe_from_a_real_bridge(start_bridge, wide):
     else:
         assert frame["value"].dtype == np.float64 and len(frame) >= 60
         assert set(frame["path"].cat.categories) == {f"df-1/values/{i}" for i in range(3)}
+
+
+def test_the_sdk_imports_no_server_module():
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, linebridge.client; print(sorted(m for m in sys.modules if m.startswith('linebridge.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = {
+        m for m in json.loads(done.stdout) if not m.startswith(("linebridge.client", "linebridge.api.gen"))
+    }
+    assert loaded == {"linebridge.api", "linebridge.api.pb", "linebridge.errors"}, loaded
+
+
+def test_numpy_scalars_become_typed_values():
+    from linebridge.client._values import value_message
+
+    assert value_message(np.float32(1.5)).double_value == 1.5
+    assert value_message(np.int64(-3)).int_value == -3
+    assert value_message(np.bool_(True)).WhichOneof("kind") == "bool_value"
+    assert value_message("x").string_value == "x"

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import grpc
 
 from linebridge.api import pb
-from linebridge.api.convert import duration, value_from_pb
 from linebridge.client import errors
 from linebridge.client._channel import Backoff, Pem, call, open_channel, tls_credentials
+from linebridge.client._values import duration, value_of
 from linebridge.client.batch import Batch, Sample
 from linebridge.client.commands import Command, CommandEvent, Jog, build_request, event_of
 from linebridge.client.devices import Device, DeviceEvent, DeviceEventType, ValueType, device_of, enum_of
@@ -178,7 +178,7 @@ class AsyncClient:
         response = await self._unary(self.stubs.telemetry.Read, request)
         types = {v.path: enum_of(ValueType, v.value_type) for v in response.values}
         samples = [
-            Sample(v.path, value_from_pb(v.value), v.timestamp_ns, v.quality)
+            Sample(v.path, value_of(v.value), v.timestamp_ns, v.quality)
             for v in response.values
             if v.value.WhichOneof("kind") is not None
         ]

@@ -11,9 +11,9 @@ from typing import Any
 import grpc
 
 from linebridge.api import pb
-from linebridge.api.convert import duration, value_from_pb, value_to_pb
 from linebridge.client import errors
 from linebridge.client._channel import Caller
+from linebridge.client._values import duration, value_message, value_of
 
 Value = float | int | bool | str
 
@@ -60,7 +60,7 @@ def event_of(message: pb.command.CommandEvent | pb.command.Command) -> CommandEv
         else CommandState(0),
         progress=message.progress,
         progress_message=message.progress_message,
-        result=tuple(value_from_pb(v) for v in message.result),
+        result=tuple(value_of(v) for v in message.result),
         error_reason=message.error.reason,
         error_message=message.error.message,
         time_ns=time.ToNanoseconds(),
@@ -106,10 +106,10 @@ def build_request(
         request.timeout.CopyFrom(duration(timeout))
     if write is not None:
         request.write.writes.extend(
-            pb.command.SignalWrite(path=p, value=value_to_pb(v)) for p, v in write.items()
+            pb.command.SignalWrite(path=p, value=value_message(v)) for p, v in write.items()
         )
     elif invoke is not None:
-        request.invoke.CopyFrom(pb.command.InvokeAction(method=invoke, args=[value_to_pb(a) for a in args]))
+        request.invoke.CopyFrom(pb.command.InvokeAction(method=invoke, args=[value_message(a) for a in args]))
     elif stop:
         request.stop.SetInParent()
     elif move_joints is not None:

@@ -11,20 +11,14 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 import grpc
 
 from linebridge.api import pb
-from linebridge.api.convert import value_to_pb
 from linebridge.client._channel import open_channel
+from linebridge.client._values import value_message, value_of
 from linebridge.client.aio import Stubs
 from linebridge.client.batch import Sample
 
+__all__ = ["CatalogDecoder", "RawClient", "value_message", "value_of"]
+
 _COLUMNS = {1: "double_values", 2: "int_values", 3: "bool_values", 4: "string_values"}
-
-value_message = value_to_pb  # one conversion for the bridge and its clients
-
-
-def value_of(message: pb.common.Value) -> float | int | bool | str | None:
-    """The Python value of a Value message (None when unset)."""
-    kind = message.WhichOneof("kind")
-    return None if kind is None else getattr(message, kind)
 
 
 class CatalogDecoder:
