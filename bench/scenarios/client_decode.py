@@ -2,7 +2,7 @@
 
 Messages are recorded from a bench bridge (bench driver, 100 double signals x 100 rows per batch, so
 10,000 samples per message) as the bytes gRPC delivers, and the bridge is stopped. Then, in this
-process, 10 M samples (1 M with --quick) are decoded three ways, each three times, interleaved:
+process, 10 M samples (1 M with --quick) are decoded three ways, each five times, interleaved:
 `value` is the SDK's path (linebridge.client: split_update + decode_batch + Batch.decode with the
 stream's catalog); `baseline` is protobuf's own `TelemetryUpdate.FromString` of the same bytes (no
 conversion to anything); `protobuf_numpy` is protobuf's parse followed by numpy arrays of its
@@ -28,6 +28,7 @@ NAME = "client_decode"
 TARGET = ">= 20,000,000 samples/s and >= 0.5 x protobuf ParseFromString"
 SIGNALS, ROWS = 100, 100
 RECORD_SAMPLES = 1_000_000
+ROUNDS = 5  # interleaved; the best of each counts (the machine is shared)
 
 
 async def record(endpoint: str, samples: int) -> tuple[list[bytes], list[bytes]]:
@@ -108,7 +109,7 @@ async def run(ctx: Context) -> dict:
         f"client_decode: {len(recorded)} messages recorded, decoding {len(messages)} ({per_message:.0f} samples each)"
     )
     rounds: dict[str, list[float]] = {"sdk": [], "parse": [], "numpy": []}
-    for _ in range(3):
+    for _ in range(ROUNDS):
         rounds["sdk"].append(rate(sdk_decode, messages, catalog))
         rounds["parse"].append(rate(protobuf_parse, messages, catalog))
         rounds["numpy"].append(rate(protobuf_numpy, messages, catalog))
