@@ -240,6 +240,8 @@ class CommandManager:
 
     def _timeout(self, spec: CommandSpec) -> float:
         timeout = self.default_timeout if spec.timeout is None else spec.timeout
+        if spec.kind is CommandKind.STOP:  # a Stop is never refused by a timeout setting
+            return min(timeout if timeout > 0 else self.default_timeout, self.max_timeout)
         if not 0 < timeout <= self.max_timeout:
             raise InvalidArgument(f"timeout must be between 0 and {self.max_timeout:g} s, got {timeout:g}")
         return timeout
