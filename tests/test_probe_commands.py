@@ -7,12 +7,18 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from linebridge.api import pb
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.drivers.sim.driver import SimDriver
 from linebridge.errors import ConfigError
 from linebridge.model import DeviceState, Identity, Role
 from tests.conftest import BridgeFactory, make_config, sim_device, wait_for_state
 from tests.gates_helpers import (
+    ArmDriver,
+    arm_device,
     events_of,
     eventually,
+    move_joints,
+    refusal,
     stop,
 )
 
@@ -45,3 +51,50 @@ async def test_stop_is_never_refused_by_a_timeout_setting(start_bridge: BridgeFa
     deadman = app.commands.deadman("sim-1", ALICE, interval=0.05)
     await eventually(lambda: sim.stopped == 2, "the deadman's stop")  # type: ignore[attr-defined]
     assert not deadman.armed
+
+
+@pytest.fixture
+def catalog() -> DriverCatalog:
+    return DriverCatalog({"arm": ArmDriver, "sim": SimDriver})
+
+
+ARM_POLICY = {"motion_enabled": True, "program_enabled": True, "allow_without_require": True}
+
+
+def _keyed(request: pb.command.ExecuteRequest, key: str, timeout: int = 0) -> pb.command.ExecuteRequest:
+    request.idempotency_key = key
+    if timeout:
+        request.timeout.CopyFrom(Duration(seconds=timeout))
+    return request
+
+
+def _program(name: str) -> pb.command.ExecuteRequest:
+    return pb.command.ExecuteRequest(device_id="arm-1", run_program=pb.command.RunProgramAction(program=name))
+
+
+async def _first_event(app, request: pb.command.ExecuteRequest) -> pb.command.CommandEvent:
+    async with grpc.aio.insecure_channel(app.api_address) as channel:
+        call = pb.command_grpc.CommandServiceStub(channel).Execute(request)
+        event = await call.read()
+        call.cancel()
+        return event
+
+
+async def test_reusing_an_idempotency_key_for_another_request_is_refused(start_bridge: BridgeFactory):
+    app = await start_bridge([arm_device("arm-1", move_seconds=30.0)], policies={"arm-*": ARM_POLICY})
+    await wait_for_state(app, "arm-1", DeviceState.ONLINE)
+    first = await _first_event(app, _keyed(move_joints("arm-1", [0.1] * 6, speed=0.5), "k-1"))
+    same = await _first_event(app, _keyed(move_joints("arm-1", [0.1] * 6, speed=0.5), "k-1"))
+    assert same.command_id == first.command_id  # the same request: the same command, not a second one
+    changed = [
+        _keyed(move_joints("arm-1", [0.2] * 6, speed=0.5), "k-1"),  # another target
+        _keyed(move_joints("arm-1", [0.1] * 6, speed=0.9), "k-1"),  # another speed
+        _keyed(move_joints("arm-1", [0.1] * 6, speed=0.5), "k-1", timeout=20),  # another timeout
+    ]
+    await _first_event(app, _keyed(_program("a.urp"), "k-2"))
+    changed.append(_keyed(_program("b.urp"), "k-2"))  # another program
+    for request in changed:
+        error = await refusal(app, request, NO_METADATA)
+        assert error.code() is Code.INVALID_ARGUMENT, request
+        assert "used for a different command" in error.details()
+    assert len(app.driver_of("arm-1").executed) == 1  # type: ignore[attr-defined]

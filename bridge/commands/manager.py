@@ -123,6 +123,26 @@ class CommandEvent:
 
 Finished = Callable[[CommandRecord, float], None]
 
+# What an idempotency key stands for: the whole request, not who sent it or through which channel.
+_REQUEST_FIELDS = (
+    "device_id",
+    "kind",
+    "writes",
+    "method",
+    "args",
+    "joint_positions",
+    "pose",
+    "speed",
+    "acceleration",
+    "program",
+    "timeout",
+)
+
+
+def _request_of(spec: CommandSpec) -> tuple[Any, ...]:
+    """The parts of a spec that make it the same command (for idempotency-key reuse)."""
+    return tuple(getattr(spec, name) for name in _REQUEST_FIELDS)
+
 
 class CommandManager:
     """Accepts commands, runs them one at a time per device (Stop excepted), keeps a history."""
@@ -212,12 +232,7 @@ class CommandManager:
         if existing_id is None or existing_id not in self._history:
             return None
         existing = self._history[existing_id]
-        if (
-            existing.spec.kind != spec.kind
-            or existing.spec.writes != spec.writes
-            or existing.spec.method != spec.method
-            or existing.spec.args != spec.args
-        ):
+        if _request_of(existing.spec) != _request_of(spec):
             raise InvalidArgument(
                 f"idempotency key {spec.idempotency_key!r} was used for a different command"
             )
