@@ -12,7 +12,7 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
 from linebridge.api.auth import resolve
-from linebridge.api.server import ApiServer, check_exposure
+from linebridge.api.server import ApiServer
 from linebridge.audit.log import AuditLog
 from linebridge.commands.audit import CommandAudit
 from linebridge.commands.gates import CommandGates
@@ -25,6 +25,7 @@ from linebridge.devices.sessions import Backoff, DeviceSession
 from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
 from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
+from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
@@ -39,10 +40,7 @@ class BridgeApp:
 
     def __init__(self, config: Config, drivers: DriverCatalog, insecure: bool = False) -> None:
         self.config, self.drivers = config, drivers
-        sec = config.security
-        self.warnings = check_exposure(
-            config.grpc.address, insecure or config.grpc.insecure, sec.tls.enabled, sec.authentication
-        )
+        self.warnings = preflight(config, drivers, insecure)  # the checks `run --check` makes too
         self.registry = DeviceRegistry()
         self.metrics = Metrics()
         self.bus = TelemetryBus(

@@ -162,6 +162,10 @@ class Driver(ABC):
         """Turn an advertised service into a device; raise InvalidArgument for junk TXT values."""
         raise InvalidArgument(f"driver {cls.type_name} does not take mDNS services")
 
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """Raise InvalidArgument when `endpoint` is not an address this driver can use (before connecting)."""
+
     @abstractmethod
     async def connect(self) -> DeviceDescription:
         """Open the connection and describe the device (identity, signals, capabilities)."""

@@ -1,4 +1,4 @@
-"""Regressions from the fault probe (issue #12): clear config errors for paths the bridge cannot use."""
+"""Regressions from the fault probe (issue #12): `run --check` makes every start check; clear config errors."""
 
 from __future__ import annotations
 
@@ -33,6 +33,72 @@ def _a_file(tmp_path: Path) -> Path:
     path = tmp_path / "a-file"
     path.write_text("not a folder\n")
     return path
+
+
+def _check(config: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    code = main(["run", "-c", config, "--check", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_check_accepts_a_good_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, out = _check(_config(tmp_path), capsys)
+    assert code == 0 and "OK" in out
+    assert not (tmp_path / "audit").exists()  # a check writes nothing where the bridge would
+
+
+BAD = {
+    "0.0.0.0 without TLS": ({"grpc": {"address": "0.0.0.0:50051"}}, "refusing to serve the gRPC API"),
+    "missing TLS files": (
+        {"security": {"tls": {"cert_file": "/nonexistent/cert.pem", "key_file": "/nonexistent/key.pem"}}},
+        "security.tls.key_file: cannot read /nonexistent/key.pem",
+    ),
+    "missing tokens file": ({"security": {"tokens_file": "/nonexistent/tokens"}}, "cannot read tokens file"),
+    "http endpoint for Modbus": (
+        {
+            "devices": [
+                {
+                    "id": "plc-1",
+                    "driver": "modbus",
+                    "endpoint": "http://127.0.0.1:502",
+                    "options": {"map": "cell-plc"},
+                }
+            ]
+        },
+        "devices[0].endpoint: endpoint 'http://127.0.0.1:502' is not modbus+tcp://host[:port]",
+    ),
+    "opc.tcp endpoint typo": (
+        {"devices": [{"id": "rob-1", "driver": "opcua", "endpoint": "opc.tpc://127.0.0.1:4840"}]},
+        "devices[0].endpoint: endpoint 'opc.tpc://127.0.0.1:4840' must look like opc.tcp://",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_check_refuses_what_start_refuses(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    sections, message = BAD[case]
+    code, out = _check(_config(tmp_path, **sections), capsys)
+    assert code == 2, out
+    assert message in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("field", "sections"),
+    [
+        ("audit.path", lambda f: {"audit": {"path": str(f / "audit")}}),
+        (
+            "uplink.outbox.path",
+            lambda f: {"uplink": {"enabled": True, "outbox": {"path": str(f / "o.sqlite")}}},
+        ),
+        ("discovery.approvals_file", lambda f: {"discovery": {"approvals_file": str(f / "approvals.json")}}),
+    ],
+)
+def test_check_refuses_unwritable_folders_naming_the_field(
+    field: str, sections: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out = _check(_config(tmp_path, **sections(_a_file(tmp_path))), capsys)
+    assert code == 2, out
+    assert f"{field}: cannot use" in out and "is not a folder" in out
 
 
 def test_run_with_an_unwritable_outbox_is_a_config_error_not_a_traceback(

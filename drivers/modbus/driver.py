@@ -113,6 +113,11 @@ class ModbusDriver(Driver):
     options_model = ModbusOptions
     discovery = (MdnsMatch(SERVICE_TYPE),)
 
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        parse_endpoint(endpoint)
+
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
         self.options = cast(ModbusOptions, ctx.options)

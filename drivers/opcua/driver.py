@@ -22,6 +22,7 @@ from linebridge.drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
+    DriverOptions,
     InvalidArgument,
     MdnsMatch,
     MdnsService,
@@ -133,6 +134,11 @@ class OpcUaDriver(Driver):
     type_name = "opcua"
     options_model = OpcUaOptions
     discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        opc_tcp_url(endpoint)
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)

@@ -23,6 +23,7 @@ from linebridge.drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
+    DriverOptions,
     InvalidArgument,
     MdnsMatch,
     MdnsService,
@@ -89,6 +90,11 @@ class UrDriver(Driver):
     type_name = "ur"
     options_model = UrOptions
     discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        parse_endpoint(endpoint, options)  # type: ignore[arg-type]
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
