@@ -165,6 +165,7 @@ class Driver(ABC):
     @classmethod
     def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
         """Raise InvalidArgument when `endpoint` is not an address this driver can use (before connecting)."""
+        return None  # drivers without a fixed endpoint form take any
 
     @abstractmethod
     async def connect(self) -> DeviceDescription:
