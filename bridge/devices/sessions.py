@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from linebridge.drivers.base import Driver, StreamHints, all_signals
-from linebridge.errors import Unavailable
+from linebridge.errors import LinebridgeError, Unavailable, describe
 from linebridge.model import DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
@@ -132,7 +132,8 @@ class DeviceSession:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the driver raised: the session decides what happens
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                text = describe(exc, self._connect_timeout)
+                reason = text if isinstance(exc, LinebridgeError) else f"{type(exc).__name__}: {text}"
             await self._close_driver()
             self._set_state(DeviceState.OFFLINE, reason)
             if self._failures == 0:  # log a failure once, and its recovery once

@@ -19,6 +19,7 @@ from linebridge.drivers.base import (
     ValueType,
 )
 from linebridge.drivers.ur.netio import close_writer
+from linebridge.errors import describe
 
 GREETING = "Connected: Universal Robots Dashboard Server"
 LOCAL_CONTROL_REPLY = (
@@ -195,7 +196,9 @@ class DashboardClient:
                 asyncio.open_connection(self.host, self.port, limit=MAX_LINE), self.timeout
             )
         except (OSError, TimeoutError) as exc:
-            raise Unavailable(f"dashboard {self.host}:{self.port} unreachable: {exc}") from exc
+            raise Unavailable(
+                f"dashboard {self.host}:{self.port} unreachable: {describe(exc, self.timeout)}"
+            ) from exc
         greeting = await self._read_line()
         if not greeting.startswith(GREETING):
             await self.close()
