@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 from linebridge.api import pb
+from linebridge.client import value_message
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
-from tests.gates_helpers import events_of, eventually, write
+from tests.gates_helpers import events_of, eventually, refusal, write
 from tests.opcua_helpers import ThreadedSimulator
 
 FAILED = pb.command.COMMAND_STATE_FAILED
+SUCCEEDED = pb.command.COMMAND_STATE_SUCCEEDED
 NO_METADATA: tuple[tuple[str, str], ...] = ()
 EMPTY_REASON = re.compile(r":\s*$")
 
@@ -45,3 +48,30 @@ async def test_a_hung_opcua_server_gives_reasons_that_say_what_happened(
     await eventually(lambda: app.registry.get("robot-1").state_reason, "an offline reason", timeout=15)
     reason = app.registry.get("robot-1").state_reason
     assert reason and not EMPTY_REASON.search(reason), reason
+
+
+def _write(device: str, path: str, value: object) -> pb.command.ExecuteRequest:
+    return pb.command.ExecuteRequest(
+        device_id=device,
+        write=pb.command.WriteAction(writes=[pb.command.SignalWrite(path=path, value=value_message(value))]),
+    )
+
+
+async def test_a_signal_path_that_begins_with_the_device_id_is_taken_as_given(
+    start_bridge: BridgeFactory, robot: ThreadedSimulator
+):
+    await robot.fresh()
+    # The robot's signal paths begin with "motion_device_system/": a device of that id has paths
+    # "motion_device_system/motion_device_system/...", and SignalWrite.path is the part after the id.
+    device = "motion_device_system"
+    app = await start_bridge([opcua_device(device, robot.sim.endpoint)])
+    await wait_for_state(app, device, DeviceState.ONLINE)
+    register = "motion_device_system/controllers/controller_1/io/register_1"
+    events = await events_of(app, _write(device, register, 77), NO_METADATA)
+    assert events[-1].state == SUCCEEDED, events[-1].error.message
+    batch = await app.driver_of(device).read([app.registry.get(device).signal(register)])  # type: ignore[union-attr]
+    assert batch.values == [77]
+    # The full path is not guessed into the relative one.
+    error = await refusal(app, _write(device, f"{device}/{register}", 78), NO_METADATA)
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert f"SignalWrite.path is relative to the device: write {register!r}" in error.details()

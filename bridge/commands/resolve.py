@@ -48,9 +48,8 @@ def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
     if not spec.writes:
         raise InvalidArgument("write needs at least one signal")
     resolved = []
-    for path, value in spec.writes:
-        prefix = f"{device.id}/"
-        signal = device.signal(path[len(prefix) :] if path.startswith(prefix) else path)
+    for path, value in spec.writes:  # relative to the device, taken as given (a path may begin like the id)
+        signal = _signal(device, path)
         if not signal.access.writable:
             raise InvalidArgument(f"signal {device.id}/{signal.path} is read-only")
         try:
@@ -58,6 +57,20 @@ def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
         except InvalidArgument as exc:
             raise InvalidArgument(f"{device.id}/{signal.path}: {exc}") from None
     return resolved
+
+
+def _signal(device: DeviceRecord, path: str) -> Any:
+    """The device's signal at `path` (relative to the device); NotFound says which form is expected."""
+    try:
+        return device.signal(path)
+    except NotFound:
+        prefix = f"{device.id}/"
+        if path.startswith(prefix) and path[len(prefix) :] in device.signals:
+            raise NotFound(
+                f"device {device.id!r} has no signal {path!r}; SignalWrite.path is relative to the "
+                f"device: write {path[len(prefix) :]!r}"
+            ) from None
+        raise
 
 
 def _call(spec: CommandSpec, device: DeviceRecord) -> tuple[Any, list[Value]]:

@@ -59,7 +59,9 @@ class SignalWrite(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
-    """Signal path inside the device ("setpoints/speed") or full path ("plc-1/setpoints/speed")."""
+    """Signal path relative to the device ("setpoints/speed" for "plc-1/setpoints/speed"), taken as
+    given: a path that begins with the device id names a signal whose path begins that way.
+    """
     @_builtins.property
     def value(self) -> _common_pb2.Value: ...
     def __init__(
