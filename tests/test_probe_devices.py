@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from linebridge.api import pb
+from linebridge.api import pb, services
 from linebridge.client import value_message
 from linebridge.model import DeviceState
-from tests.conftest import BridgeFactory, wait_for_state
+from tests.conftest import BridgeFactory, sim_device, wait_for_state
 from tests.gates_helpers import events_of, eventually, refusal, write
 from tests.opcua_helpers import ThreadedSimulator
 
@@ -75,3 +76,26 @@ async def test_a_signal_path_that_begins_with_the_device_id_is_taken_as_given(
     error = await refusal(app, _write(device, f"{device}/{register}", 78), NO_METADATA)
     assert error.code() is grpc.StatusCode.NOT_FOUND
     assert f"SignalWrite.path is relative to the device: write {register!r}" in error.details()
+
+
+async def test_watch_devices_tells_a_stalled_watcher_how_many_events_it_lost(
+    start_bridge: BridgeFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(services, "WATCH_QUEUE_EVENTS", 20)
+    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=5)])
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    listeners = len(app.registry._listeners)
+    async with grpc.aio.insecure_channel(app.api_address) as channel:
+        stream = pb.device_grpc.DeviceServiceStub(channel).WatchDevices(pb.device.WatchDevicesRequest())
+        await eventually(lambda: len(app.registry._listeners) > listeners, "the watcher to listen")
+        for n in range(100):  # 100 changes at once: more than the watcher's queue holds
+            app.registry.set_state("sim-1", DeviceState.DEGRADED, f"probe change {n}")
+        app.registry.set_state("sim-1", DeviceState.ONLINE)
+        seen: list[pb.device.WatchDevicesResponse] = []
+        while not any(r.type == pb.device.DEVICE_EVENT_TYPE_DROPPED for r in seen):
+            seen.append(await asyncio.wait_for(stream.read(), 5))
+        stream.cancel()
+    changes = [r for r in seen if r.type == pb.device.DEVICE_EVENT_TYPE_CHANGED]
+    notice = seen[-1]
+    assert len(changes) == 20 and changes[0].device.state_reason == "probe change 0"
+    assert notice.dropped_events == 81 and notice.total_dropped_events == 81  # 80 changes and the ONLINE
