@@ -15,11 +15,14 @@ from tests.conftest import BridgeFactory, make_config, sim_device, wait_for_stat
 from tests.gates_helpers import (
     ArmDriver,
     arm_device,
+    audit_records,
+    callers,
     events_of,
     eventually,
     move_joints,
     refusal,
     stop,
+    write,
 )
 
 Code = grpc.StatusCode
@@ -98,3 +101,25 @@ async def test_reusing_an_idempotency_key_for_another_request_is_refused(start_b
         assert error.code() is Code.INVALID_ARGUMENT, request
         assert "used for a different command" in error.details()
     assert len(app.driver_of("arm-1").executed) == 1  # type: ignore[attr-defined]
+
+
+async def test_suppressed_rate_limit_refusals_are_counted_when_the_window_closes(
+    start_bridge: BridgeFactory, tmp_path
+):
+    security, metadata = callers(tmp_path, {"fast": "operator"})
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=20)],
+        security=security,
+        commands={"rate_limits": {"identity": {"rate": 0.01, "burst": 1}}},
+    )
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    assert (await events_of(app, write("sim-1", "setpoint", 1.0), metadata["fast"]))[-1].state == SUCCEEDED
+    for n in range(5):  # refused: the first is recorded, the other four fall in its one-second window
+        error = await refusal(app, write("sim-1", "setpoint", float(n)), metadata["fast"])
+        assert error.code() is Code.RESOURCE_EXHAUSTED
+    await eventually(
+        lambda: len(audit_records(app, "command.rejected")) == 2, "the record closing the window", timeout=5
+    )
+    first, closing = audit_records(app, "command.rejected")
+    assert "suppressed" not in first and closing["suppressed"] == 3  # 1 + 3 + 1 = the 5 refusals
+    assert closing["who"]["name"] == "token:fast" and closing["outcome"]["reason"] == "RATE_LIMITED"

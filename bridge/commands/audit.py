@@ -9,6 +9,7 @@ record with its outcome; a refused one gets one `command.denied` (role) or `comm
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ class CommandAudit:
         self.log = audit
         self.max_chars = max_value_chars
         self._last_limited: dict[str, tuple[float, int]] = {}  # identity -> (last recorded, suppressed since)
+        self._last_body: dict[str, dict[str, Any]] = {}  # identity -> its latest suppressed record
+        self._flushes: dict[str, asyncio.TimerHandle] = {}  # identity -> its window's end
         self._failing = False
 
     def accepted(self, record: CommandRecord) -> int:
@@ -69,7 +72,7 @@ class CommandAudit:
             "failure",
         )
         if isinstance(error, RateLimited):
-            suppressed = self._suppress(body["who"]["name"])
+            suppressed = self._suppress(body["who"]["name"], body)
             if suppressed is None:
                 return
             if suppressed:
@@ -96,9 +99,6 @@ class CommandAudit:
             if identity is not None
             else {"name": "unauthenticated", "role": "", "peer": peer, "via": "grpc"}
         )
-        suppressed = self._suppress(caller["name"] if identity is not None else peer.rpartition(":")[0])
-        if suppressed is None:
-            return
         body: dict[str, Any] = {
             "category": "access_control",
             "type": "rpc.denied",
@@ -107,6 +107,9 @@ class CommandAudit:
             "what": {"method": method},
             "outcome": {"reason": getattr(code, "name", str(code)), "message": reason},
         }
+        suppressed = self._suppress(caller["name"] if identity is not None else peer.rpartition(":")[0], body)
+        if suppressed is None:
+            return
         if suppressed:
             body["suppressed"] = suppressed
         self._append(body, reserve=False)
@@ -121,17 +124,54 @@ class CommandAudit:
         else:
             self._failing = False
 
-    def _suppress(self, name: str) -> int | None:
-        """None to skip this record; else how many were skipped before it."""
+    def _suppress(self, name: str, body: dict[str, Any]) -> int | None:
+        """None to skip this record; else how many were skipped before it.
+
+        A skipped record's count is written when its one-second window closes, even when no later
+        record of that caller comes to carry it.
+        """
         now = time.monotonic()
         last, skipped = self._last_limited.get(name, (-_SUPPRESS_SECONDS, 0))
         if now - last < _SUPPRESS_SECONDS:
             self._last_limited[name] = (last, skipped + 1)
+            self._last_body[name] = body
+            if name not in self._flushes:
+                self._schedule_flush(name, last + _SUPPRESS_SECONDS - now)
             return None
         if len(self._last_limited) > 10_000:
             self._last_limited.clear()
         self._last_limited[name] = (now, 0)
+        self._cancel_flush(name)
         return skipped
+
+    def _schedule_flush(self, name: str, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the next record carries the count
+            return
+        self._flushes[name] = loop.call_later(max(0.0, delay), self._flush, name)
+
+    def _cancel_flush(self, name: str) -> None:
+        handle = self._flushes.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        self._last_body.pop(name, None)
+
+    def _flush(self, name: str) -> None:
+        """The window closed with records skipped: write the last of them now, counting those before it."""
+        self._flushes.pop(name, None)
+        body = self._last_body.pop(name, None)
+        _, skipped = self._last_limited.get(name, (0.0, 0))
+        if body is None or not skipped:
+            return
+        self._last_limited[name] = (time.monotonic(), 0)
+        self._append({**body, **({"suppressed": skipped - 1} if skipped > 1 else {})}, reserve=False)
+
+    def close(self) -> None:
+        """Write the counts of windows still open (the bridge is stopping) and cancel their timers."""
+        for name in list(self._flushes):
+            self._flushes[name].cancel()
+            self._flush(name)
 
     # -- record bodies -----------------------------------------------------------------------
     def _body(self, record: CommandRecord, category: str, type_: str, result: str) -> dict[str, Any]:

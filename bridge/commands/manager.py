@@ -488,6 +488,8 @@ class CommandManager:
                 self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
 
     async def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
         for handle in self._deadmen:
             handle.release()
         self._deadmen.clear()
