@@ -74,6 +74,7 @@ class BridgeApp:
             self._command_finished,
             gates=gates,
             deadman_interval=c.deadman_interval_seconds,
+            max_value_bytes=c.max_value_bytes,
             audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
         )
         self.sessions: dict[str, DeviceSession] = {}

@@ -123,3 +123,33 @@ async def test_suppressed_rate_limit_refusals_are_counted_when_the_window_closes
     first, closing = audit_records(app, "command.rejected")
     assert "suppressed" not in first and closing["suppressed"] == 3  # 1 + 3 + 1 = the 5 refusals
     assert closing["who"]["name"] == "token:fast" and closing["outcome"]["reason"] == "RATE_LIMITED"
+
+
+def _label(text: str) -> pb.command.ExecuteRequest:
+    return pb.command.ExecuteRequest(
+        device_id="sim-1",
+        write=pb.command.WriteAction(
+            writes=[pb.command.SignalWrite(path="label", value=pb.common.Value(string_value=text))]
+        ),
+    )
+
+
+def _echo(text: str) -> pb.command.ExecuteRequest:
+    return pb.command.ExecuteRequest(
+        device_id="sim-1",
+        invoke=pb.command.InvokeAction(method="Echo", args=[pb.common.Value(string_value=text)]),
+    )
+
+
+async def test_string_writes_and_method_arguments_have_a_size_cap(start_bridge: BridgeFactory):
+    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=20)])
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    sim = app.driver_of("sim-1")
+    fits = "x" * (64 << 10)
+    assert (await events_of(app, _label(fits), NO_METADATA))[-1].state == SUCCEEDED
+    assert sim.state["label"] == fits  # type: ignore[attr-defined]
+    for request in (_label(fits + "y"), _echo("é" * (33 << 10))):  # 65537 bytes; 67584 bytes of UTF-8
+        error = await refusal(app, request, NO_METADATA)
+        assert error.code() is Code.INVALID_ARGUMENT
+        assert "bytes is over the cap of 65536 bytes (commands.max_value_bytes)" in error.details()
+    assert sim.state["label"] == fits  # type: ignore[attr-defined]  # nothing reached the device

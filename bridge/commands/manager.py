@@ -17,7 +17,7 @@ from typing import Any
 from linebridge.commands.audit import CommandAudit, who
 from linebridge.commands.deadman import Deadman
 from linebridge.commands.gates import CommandGates
-from linebridge.commands.resolve import resolve
+from linebridge.commands.resolve import check_sizes, resolve
 from linebridge.drivers.base import Driver
 from linebridge.errors import (
     DeadlineExceeded,
@@ -159,11 +159,13 @@ class CommandManager:
         gates: CommandGates | None = None,
         audit: CommandAudit | None = None,
         deadman_interval: float = 0.5,
+        max_value_bytes: int = 64 << 10,
     ) -> None:
         self.registry = registry
         self.gates = gates or CommandGates()
         self.audit = audit
         self.deadman_interval = deadman_interval
+        self.max_value_bytes = max_value_bytes
         self._deadmen: set[Deadman] = set()
         self._driver_of = driver_of
         self.default_timeout, self.max_timeout = default_timeout, max_timeout
@@ -193,6 +195,7 @@ class CommandManager:
             if existing is not None:
                 return existing, True
             timeout = self._timeout(spec)
+            check_sizes(spec, self.max_value_bytes)
             device = self.registry.get(spec.device_id)
             if device.description is not None:  # validate against what the device last described
                 record.request = resolve(spec, device)

@@ -44,6 +44,29 @@ def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
     return request
 
 
+def check_sizes(spec: CommandSpec, cap: int) -> None:
+    """InvalidArgument when a string or bytes value of the command is over `cap` bytes."""
+    items = [(f"write of {path!r}", value) for path, value in spec.writes]
+    items += [(f"{spec.method} argument {n}", value) for n, value in enumerate(spec.args, start=1)]
+    items.append(("program name", spec.program))
+    for what, value in items:
+        size = _size(value)
+        if size > cap:
+            raise InvalidArgument(
+                f"{what}: value of {size} bytes is over the cap of {cap} bytes (commands.max_value_bytes)"
+            )
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(_size(v) for v in value)
+    return 0
+
+
 def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
     if not spec.writes:
         raise InvalidArgument("write needs at least one signal")
