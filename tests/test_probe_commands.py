@@ -100,7 +100,9 @@ async def test_reusing_an_idempotency_key_for_another_request_is_refused(start_b
         error = await refusal(app, request, NO_METADATA)
         assert error.code() is Code.INVALID_ARGUMENT, request
         assert "used for a different command" in error.details()
-    assert len(app.driver_of("arm-1").executed) == 1  # type: ignore[attr-defined]
+    arm = app.driver_of("arm-1")
+    await eventually(lambda: arm.executed, "the first motion on the arm")  # type: ignore[attr-defined]
+    assert len(arm.executed) == 1  # type: ignore[attr-defined]  # one motion: the retry did not run another
 
 
 async def test_suppressed_rate_limit_refusals_are_counted_when_the_window_closes(
@@ -153,3 +155,44 @@ async def test_string_writes_and_method_arguments_have_a_size_cap(start_bridge: 
         assert error.code() is Code.INVALID_ARGUMENT
         assert "bytes is over the cap of 65536 bytes (commands.max_value_bytes)" in error.details()
     assert sim.state["label"] == fits  # type: ignore[attr-defined]  # nothing reached the device
+
+
+async def test_cancel_needs_the_commands_role_and_records_who_cancelled(
+    start_bridge: BridgeFactory, tmp_path
+):
+    security, metadata = callers(tmp_path, {"op": "operator", "boss": "admin", "chief": "admin"})
+    policy = {**ARM_POLICY, "roles": {"motion": "admin"}}
+    app = await start_bridge(
+        [arm_device("arm-1", move_seconds=30.0)], policies={"arm-*": policy}, security=security
+    )
+    await wait_for_state(app, "arm-1", DeviceState.ONLINE)
+    async with grpc.aio.insecure_channel(app.api_address) as channel:
+        stub = pb.command_grpc.CommandServiceStub(channel)
+        moving = stub.Execute(move_joints("arm-1", [0.3] * 6), metadata=metadata["boss"])
+        command_id = (await moving.read()).command_id
+        with pytest.raises(grpc.aio.AioRpcError) as info:  # an operator may not cancel an admin-only motion
+            await stub.Cancel(pb.command.CancelRequest(command_id=command_id), metadata=metadata["op"])
+        assert (
+            info.value.code() is Code.PERMISSION_DENIED
+            and "motion refused [roles.motion]" in info.value.details()
+        )
+        assert app.commands.get(command_id).state.name in ("QUEUED", "RUNNING")
+        answer = await stub.Cancel(
+            pb.command.CancelRequest(command_id=command_id), metadata=metadata["chief"]
+        )
+        assert answer.command.cancelled_by == "token:chief" and answer.command.cancelled.seconds > 0
+        events = [await moving.read()]
+        while not events[-1].state >= pb.command.COMMAND_STATE_SUCCEEDED:
+            events.append(await moving.read())
+    assert events[-1].state == pb.command.COMMAND_STATE_CANCELLED
+    assert events[-1].cancelled_by == "token:chief"
+    denied = [r for r in audit_records(app, "command.cancel") if r["result"] == "failure"]
+    assert [r["who"]["name"] for r in denied] == ["token:op"] and denied[0]["what"][
+        "command_id"
+    ] == command_id
+    await eventually(lambda: audit_records(app, "command.finished"), "the outcome record")
+    finished = audit_records(app, "command.finished")[-1]
+    assert finished["who"]["name"] == "token:boss" and finished["outcome"]["state"] == "CANCELLED"
+    assert finished["cancelled_by"]["name"] == "token:chief" and finished["cancelled_by"]["time"].endswith(
+        "Z"
+    )

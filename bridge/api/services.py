@@ -179,7 +179,8 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 
     @grpc_errors
     async def Cancel(self, request, context):  # noqa: N802
-        return pb.command.CancelResponse(command=command_to_pb(self.commands.cancel(request.command_id)))
+        record = self.commands.cancel(request.command_id, identity=current_identity())
+        return pb.command.CancelResponse(command=command_to_pb(record))
 
     @grpc_errors
     async def GetCommand(self, request, context):  # noqa: N802

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from linebridge.audit.log import AuditFailure, AuditLog
+from linebridge.audit.log import AuditFailure, AuditLog, utc_timestamp
 from linebridge.commands.ratelimit import RateLimited
 from linebridge.errors import LinebridgeError, PermissionDenied
 from linebridge.model import CommandKind, Identity
@@ -194,6 +194,8 @@ class CommandAudit:
             body["what"]["idempotency_key"] = spec.idempotency_key
         if spec.origin.startswith("sparkplug:"):
             body["sparkplug_topic"] = spec.origin.removeprefix("sparkplug:")
+        if record.cancelled_by:
+            body["cancelled_by"] = {"name": record.cancelled_by, "time": utc_timestamp(record.cancelled_ns)}
         if record.state.final:
             body["outcome"] = {
                 "state": record.state.name,

@@ -92,6 +92,8 @@ class CommandRecord:
     timer: asyncio.TimerHandle | None = None
     command_class: str = ""  # write, invoke, motion, program or stop, as the device's policy sees it
     audit_seq: int = 0  # seq of its "accepted" audit record; 0 when it was never accepted
+    cancelled_by: str = ""  # identity name of whoever cancelled it ("local" inside the bridge)
+    cancelled_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class CommandEvent:
     error_reason: str
     error_message: str
     time_ns: int
+    cancelled_by: str = ""
 
     @classmethod
     def of(cls, record: CommandRecord) -> CommandEvent:
@@ -118,6 +121,7 @@ class CommandEvent:
             record.error_reason,
             record.error_message,
             record.updated_ns,
+            record.cancelled_by,
         )
 
 
@@ -294,17 +298,40 @@ class CommandManager:
             record.watchers.remove(queue)
 
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self, command_id: str, reason: str = "cancelled by request") -> CommandRecord:
+    def cancel(
+        self, command_id: str, reason: str = "cancelled by request", identity: Identity | None = None
+    ) -> CommandRecord:
+        """Cancel a queued or running command; the caller needs the role the command's class needs there."""
         record = self.get(command_id)
+        if record.state.final:
+            raise FailedPrecondition(f"command {command_id} already ended ({record.state.name})")
+        self._authorize_cancel(record, identity)
+        self._update(record, cancelled_by=who(identity)["name"], cancelled_ns=time.time_ns())
         if record.state is CommandState.QUEUED:
             self._queues.get(record.spec.device_id, deque()).remove(record)
             self._finish(record, CommandState.CANCELLED, "CANCELLED", reason)
         elif record.state is CommandState.RUNNING and record.task is not None:
             record.error_message = reason
             record.task.cancel()
-        elif record.state.final:
-            raise FailedPrecondition(f"command {command_id} already ended ({record.state.name})")
         return record
+
+    def _authorize_cancel(self, record: CommandRecord, identity: Identity | None) -> None:
+        """The per-device role of the command's class; a refusal is audited (an accepted cancel is recorded
+        with the command's outcome: `cancelled_by` with name and time)."""
+        what = {"device": record.spec.device_id, "command_id": record.id, "class": record.command_class}
+        try:
+            self.gates.may_cancel(record.spec.device_id, record.command_class, identity)
+        except LinebridgeError as exc:
+            if self.audit is not None:
+                self.audit.event(
+                    "access_control",
+                    "command.cancel",
+                    "failure",
+                    who=who(identity),
+                    what=what,
+                    reason=str(exc),
+                )
+            raise
 
     def _preempt(self, device_id: str) -> None:
         queue = self._queues.get(device_id, deque())
