@@ -49,6 +49,12 @@ class Unavailable(LinebridgeError):
     reason = "DEVICE_OFFLINE"
 
 
+class IdentityChanged(Unavailable):
+    """The device at the endpoint is not the one approved (another ApplicationUri or serial number)."""
+
+    reason = "IDENTITY_CHANGED"
+
+
 class PermissionDenied(LinebridgeError):
     """The caller's role does not allow this."""
 
