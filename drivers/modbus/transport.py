@@ -54,7 +54,7 @@ class _Protocol(asyncio.Protocol):
         self._owner.fail(
             f"{self._owner.address} closed the connection"
             if exc is None
-            else f"connection to {self._owner.address} broke: {exc}"
+            else f"connection to {self._owner.address} broke: {describe(exc)}"
         )
 
 

@@ -221,7 +221,7 @@ class DashboardClient:
                 return reply
             except OSError as exc:
                 self._abort()
-                raise Unavailable(f"dashboard connection broke: {exc}") from exc
+                raise Unavailable(f"dashboard connection broke: {describe(exc)}") from exc
             except Unavailable:
                 self._abort()
                 raise
@@ -251,7 +251,7 @@ class DashboardClient:
                 f"dashboard {self.host}:{self.port} did not answer in {self.timeout} s"
             ) from None
         except (OSError, ValueError) as exc:  # ValueError: line longer than MAX_LINE
-            raise Unavailable(f"dashboard connection broke: {exc}") from exc
+            raise Unavailable(f"dashboard connection broke: {describe(exc)}") from exc
         if not line.endswith(b"\n"):
             raise Unavailable(f"dashboard {self.host}:{self.port} closed the connection")
         return line.decode(errors="replace").strip()

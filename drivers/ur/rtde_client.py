@@ -154,7 +154,7 @@ class RtdeClient:
         try:
             data = await self._reader.read(_READ_SIZE)
         except OSError as exc:
-            raise Unavailable(f"{self.where} connection broke: {exc}") from exc
+            raise Unavailable(f"{self.where} connection broke: {describe(exc)}") from exc
         if not data:
             if self._framer.pending:
                 raise ProtocolError(
