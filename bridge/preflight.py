@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from linebridge.api.auth import Authenticator, resolve, server_credentials
 from linebridge.api.server import check_exposure
+from linebridge.devices.approval import Approvals
 from linebridge.errors import ConfigError
+from linebridge.uplink.sparkplug import ssl_context
 
 if TYPE_CHECKING:
     from linebridge.config import Config
@@ -30,9 +33,24 @@ def preflight(
         writable_folder("audit.path", config.audit.directory(config.base_dir))
     if config.uplink.enabled:
         writable_file("uplink.outbox.path", resolve(config.uplink.outbox.path, config.base_dir))
+        _uplink_tls(config)
     if config.discovery.approvals_file:
-        writable_file("discovery.approvals_file", resolve(config.discovery.approvals_file, config.base_dir))
+        path = resolve(config.discovery.approvals_file, config.base_dir)
+        writable_file("discovery.approvals_file", path)
+        Approvals(config.discovery.auto_approve, path)  # an existing file must be readable and well-formed
     return warnings
+
+
+def _uplink_tls(config: Config) -> None:
+    """The uplink's TLS files load as they will at start (CA, client certificate and key)."""
+    try:
+        ssl_context(config.uplink)
+    except (OSError, ssl.SSLError) as exc:
+        tls = config.uplink.tls
+        fields = [f"uplink.tls.{f}" for f in ("ca_file", "cert_file", "key_file") if getattr(tls, f)]
+        raise ConfigError(
+            f"{' / '.join(fields) or 'uplink.tls'}: cannot load: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
 
 
 def writable_folder(field: str, path: Path) -> None:

@@ -67,6 +67,16 @@ BAD = {
         },
         "devices[0].endpoint: endpoint 'http://127.0.0.1:502' is not modbus+tcp://host[:port]",
     ),
+    "missing uplink CA file": (
+        {
+            "uplink": {
+                "enabled": True,
+                "broker": "mqtts://127.0.0.1:8883",
+                "tls": {"ca_file": "/nonexistent/ca.pem"},
+            }
+        },
+        "uplink.tls.ca_file: cannot load: No such file or directory",
+    ),
     "opc.tcp endpoint typo": (
         {"devices": [{"id": "rob-1", "driver": "opcua", "endpoint": "opc.tpc://127.0.0.1:4840"}]},
         "devices[0].endpoint: endpoint 'opc.tpc://127.0.0.1:4840' must look like opc.tcp://",
@@ -99,6 +109,13 @@ def test_check_refuses_unwritable_folders_naming_the_field(
     code, out = _check(_config(tmp_path, **sections(_a_file(tmp_path))), capsys)
     assert code == 2, out
     assert f"{field}: cannot use" in out and "is not a folder" in out
+
+
+def test_check_refuses_a_malformed_approvals_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    approvals = tmp_path / "approvals.json"
+    approvals.write_text("[1, 2]\n")
+    code, out = _check(_config(tmp_path, discovery={"approvals_file": str(approvals)}), capsys)
+    assert code == 2 and f"{approvals}: not an approvals file" in out
 
 
 def test_run_with_an_unwritable_outbox_is_a_config_error_not_a_traceback(
