@@ -149,6 +149,9 @@ class Driver(ABC):
     type_name: ClassVar[str]
     options_model: ClassVar[type[DriverOptions]] = DriverOptions
     discovery: ClassVar[tuple[MdnsMatch, ...]] = ()
+    # Whether DeviceDescription.identity is the device's own (ApplicationUri, serial number), so that a
+    # device found over mDNS can be pinned to it; False when it only restates the address.
+    identity_pinning: ClassVar[bool] = True
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx

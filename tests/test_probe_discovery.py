@@ -12,6 +12,7 @@ import pytest
 from linebridge.app import BridgeApp
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.modbus.simulator import CellPlcSimulator
 from linebridge.model import DeviceState
 from tests.conftest import make_config, wait_for_state
 from tests.gates_helpers import eventually
@@ -126,3 +127,27 @@ async def test_moves_stay_within_a_service_type_and_an_admin_approves_a_changed_
         await ad.stop()
         await foreign.stop()
         await app.stop()
+
+
+async def test_a_modbus_device_that_moves_is_not_held_for_its_address(tmp_path, catalog: DriverCatalog):
+    """Modbus TCP has no identity of its own (the driver's is its address): a move is not an identity change."""
+    plcs = [CellPlcSimulator(units=(1,), seed=3), CellPlcSimulator(units=(1,), seed=4)]
+    for plc in plcs:
+        await plc.start()
+    device = f"probe-plc-{RUN}"
+    ad = Advertiser("_modbus._tcp.local.", device, plcs[0].port, {"map": "cell-plc", "unit": "1"})
+    app = await bridge(tmp_path, catalog, {"service_type": "_modbus._tcp", "name": f"probe-plc-{RUN}"})
+    try:
+        await ad.start()
+        await wait_for_state(app, device, DeviceState.ONLINE, timeout=30)
+        await ad.move(plcs[1].port)  # the PLC got another address
+        await eventually(
+            lambda: app.registry.get(device).endpoint.endswith(f":{plcs[1].port}"), "the move", 30
+        )
+        await wait_for_state(app, device, DeviceState.ONLINE, timeout=30)
+        assert device not in app.approvals.identities
+    finally:
+        await ad.stop()
+        await app.stop()
+        for plc in plcs:
+            await plc.stop()

@@ -146,7 +146,8 @@ class DeviceManager:
         if self._stopping:
             return
         record = self.registry.find(device_id)
-        pin = record is not None and record.source == "mdns"  # found on the network: pin its identity
+        # Found on the network: pin the identity it shows, when the driver reports one of the device's own.
+        pin = record is not None and record.source == "mdns" and self.drivers.get(driver).identity_pinning
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:

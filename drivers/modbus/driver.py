@@ -111,6 +111,7 @@ class ModbusDriver(Driver):
 
     type_name = "modbus"
     options_model = ModbusOptions
+    identity_pinning = False  # Modbus TCP reports no identity of its own: ours is its address and unit
     discovery = (MdnsMatch(SERVICE_TYPE),)
 
     @classmethod
