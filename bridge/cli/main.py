@@ -111,15 +111,18 @@ def _run_simulator(name: str, args: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from linebridge.cli.runner import run_bridge, setup_logging
+    from linebridge.preflight import preflight
 
     drivers = DriverCatalog.from_entry_points()
     config = load_config(args.config)
     if args.mqtt:
         config.uplink = with_broker(config.uplink, args.mqtt)
-    drivers.check(config, args.config)
-    if args.check:
+    if args.check:  # every start check short of binding ports and connecting to devices
+        for warning in preflight(config, drivers, args.insecure, args.config):
+            print(f"{args.config}: warning: {warning}")
         print(f"{args.config}: OK ({len(config.devices)} device(s))")
         return 0
+    drivers.check(config, args.config)
     setup_logging(config.bridge.log_level)
     asyncio.run(run_bridge(config, drivers, insecure=args.insecure))
     return 0
