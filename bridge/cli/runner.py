@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def setup_logging(level: str) -> None:
+    """Log lines with time, level and logger to stderr; libraries only from WARNING up."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
