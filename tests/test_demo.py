@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from linebridge.api import pb
 from linebridge.cli.demo_broker import find_mosquitto
+from linebridge.cli.runner import quiet_shutdown
 from linebridge.client import Client
 
 # Other demos may run on this machine: a unique suffix keeps this bridge to its own simulators.
@@ -151,3 +153,29 @@ async def test_ctrl_c_with_the_uplink_online_stops_everything_quietly():
     assert noise(after) == [], after
     assert "demo stopped: bridge and simulators are gone" in out.text[seen_out:]
     assert len(children) >= len(CELL) + 1 and gone(children)
+
+
+class Collect(logging.Handler):
+    """A root handler that keeps the messages that reach it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_shutdown_drops_connection_warnings_and_keeps_errors_and_the_rest():
+    collect = Collect()
+    logging.getLogger().addHandler(collect)
+    try:
+        with quiet_shutdown():
+            logging.getLogger("asyncua.client.ua_client").warning("BadNoSubscription")
+            logging.getLogger("linebridge.devices.sessions").warning("device x offline")
+            logging.getLogger("linebridge.devices.sessions").error("session crashed")
+            logging.getLogger("linebridge.uplink.sparkplug").warning("drain incomplete")
+        logging.getLogger("asyncua.client.ua_client").warning("after the stop")
+    finally:
+        logging.getLogger().removeHandler(collect)
+    assert collect.messages == ["session crashed", "drain incomplete", "after the stop"]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from linebridge.app import BridgeApp
 from linebridge.config import Config
@@ -23,6 +23,33 @@ def setup_logging(level: str) -> None:
     )
     for noisy in ("asyncua", "zeroconf", "pymodbus"):  # their INFO chatter is per request
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class QuietShutdown(logging.Filter):
+    """Drops connection warnings while the bridge stops: devices going offline then is expected, not news.
+
+    Closing sessions makes drivers and their libraries warn (asyncua: BadNoSubscription for a Publish
+    still in flight; a device that answers late: offline, retrying). Errors and above still pass.
+    """
+
+    SOURCES = ("linebridge.devices", "linebridge.drivers", "asyncua", "pymodbus")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.name.startswith(self.SOURCES)
+
+
+@contextlib.contextmanager
+def quiet_shutdown() -> Iterator[None]:
+    """Install QuietShutdown on the root handlers for the duration of the block."""
+    quiet = QuietShutdown()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def stop_event() -> asyncio.Event:
@@ -57,4 +84,5 @@ async def run_bridge(
                 await task
     finally:
         log.info("stopping bridge")
-        await app.stop()
+        with quiet_shutdown():
+            await app.stop()
