@@ -15,7 +15,7 @@ import pytest
 
 from linebridge.api import pb
 from linebridge.cli.demo_broker import find_mosquitto
-from linebridge.cli.runner import quiet_shutdown
+from linebridge.cli.runner import QuietShutdown, quiet_shutdown, stop_event
 from linebridge.client import Client
 
 # Other demos may run on this machine: a unique suffix keeps this bridge to its own simulators.
@@ -179,3 +179,20 @@ def test_shutdown_drops_connection_warnings_and_keeps_errors_and_the_rest():
     finally:
         logging.getLogger().removeHandler(collect)
     assert collect.messages == ["session crashed", "drain incomplete", "after the stop"]
+
+
+async def test_the_signal_itself_quiets_the_log_before_the_loop_stops():
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    quiet, collect = QuietShutdown(), Collect()
+    logging.getLogger().addHandler(collect)
+    try:
+        stop = stop_event(quiet)
+        os.kill(os.getpid(), signal.SIGTERM)
+        logging.getLogger("linebridge.devices.sessions").warning("device x offline")  # loop not yet run
+        await asyncio.wait_for(stop.wait(), 5)
+    finally:
+        quiet.remove()
+        logging.getLogger().removeHandler(collect)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert collect.messages == []

@@ -34,30 +34,55 @@ class QuietShutdown(logging.Filter):
 
     SOURCES = ("linebridge.devices", "linebridge.drivers", "asyncua", "pymodbus")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._handlers: list[logging.Handler] = []
+
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR or not record.name.startswith(self.SOURCES)
 
+    def install(self) -> None:
+        """Filter every root handler from now on (idempotent)."""
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self)  # a no-op for a handler that has it already
+            if handler not in self._handlers:
+                self._handlers.append(handler)
+
+    def remove(self) -> None:
+        """Let everything through again."""
+        for handler in self._handlers:
+            handler.removeFilter(self)
+        self._handlers = []
+
 
 @contextlib.contextmanager
-def quiet_shutdown() -> Iterator[None]:
-    """Install QuietShutdown on the root handlers for the duration of the block."""
-    quiet = QuietShutdown()
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(quiet)
+def quiet_shutdown(quiet: QuietShutdown | None = None) -> Iterator[None]:
+    """QuietShutdown on the root handlers for the duration of the block."""
+    quiet = quiet or QuietShutdown()
+    quiet.install()
     try:
         yield
     finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
+        quiet.remove()
 
 
-def stop_event() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (so Ctrl-C ends in an orderly stop, not a traceback)."""
+def stop_event(quiet: QuietShutdown | None = None) -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (so Ctrl-C ends in an orderly stop, not a traceback).
+
+    A plain signal handler, not loop.add_signal_handler: it runs at once in the main thread, so `quiet`
+    is in place before a busy loop gets to the stop and before anything it still had queued logs.
+    """
     event = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if quiet is not None:
+            quiet.install()
+        with contextlib.suppress(RuntimeError):  # a second Ctrl-C after the loop has closed
+            loop.call_soon_threadsafe(event.set)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, event.set)
+        signal.signal(sig, on_signal)
     return event
 
 
@@ -68,7 +93,8 @@ async def run_bridge(
     while_running: Callable[[BridgeApp], Awaitable[None]] | None = None,
 ) -> None:
     """Start a bridge, run `while_running` (or wait for a signal), stop the bridge."""
-    stop = stop_event()
+    quiet = QuietShutdown()
+    stop = stop_event(quiet)
     app = BridgeApp(config, drivers, insecure=insecure)
     await app.start()
     try:
@@ -84,5 +110,5 @@ async def run_bridge(
                 await task
     finally:
         log.info("stopping bridge")
-        with quiet_shutdown():
+        with quiet_shutdown(quiet):
             await app.stop()
