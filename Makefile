@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-quick fuzz protos protos-check lint venv clean help
+.PHONY: demo test broker bench bench-quick fuzz protos protos-check lint venv clean help
 
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
-	@echo "make test    run the whole test suite"
+	@echo "make test    run the whole test suite (installs Debian's mosquitto via apt-get first when root)"
+	@echo "make broker  only make sure a mosquitto binary exists (what make test does first)"
 	@echo "make bench   run every benchmark scenario (~8 min) -> bench/results/latest.{json,md}"
 	@echo "make bench-quick  every scenario briefly (< 3 min) -> bench/results/quick.{json,md}"
 	@echo "make fuzz    run every atheris fuzz target for FUZZ_SECONDS (30) each; findings in fuzz/crashes/"
@@ -27,8 +28,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/linebridge demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# The broker check runs before the venv is built, so a machine that cannot get Mosquitto stops at once.
+# scripts/ensure_broker.sh prints the binary's path; its directory goes on PATH for the tests.
+test:
+	@broker="$$(sh scripts/ensure_broker.sh)" && $(MAKE) --no-print-directory venv && \
+	  PATH="$${broker%/*}:$$PATH" $(BIN)/python -m pytest -q
+
+broker:
+	@sh scripts/ensure_broker.sh
 
 # Benchmarks never run in `make test`; they measure, they do not assert. ARGS="--only fanout" narrows.
 bench: $(STAMP)

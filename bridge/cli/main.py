@@ -48,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--mqtt",
         metavar="URL",
-        help="Sparkplug uplink broker (mqtt://host:port); without it data buffers to the outbox",
+        help="Sparkplug uplink broker (mqtt://host:port); without it the demo starts its own mosquitto "
+        "when one is installed, else the uplink buffers to disk",
+    )
+    demo.add_argument(
+        "--suffix",
+        default="",
+        help="name the simulators robot-1-SUFFIX etc. (two demos on one machine see each other's mDNS)",
     )
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
