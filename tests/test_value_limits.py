@@ -35,10 +35,10 @@ def _catalog(updates: list[pb.telemetry.TelemetryUpdate]) -> dict[int, tuple[str
     }
 
 
-async def _initial(stub, paths: list[str]) -> list[pb.telemetry.TelemetryUpdate]:
+async def _initial(stub, paths: list[str], **options: int) -> list[pb.telemetry.TelemetryUpdate]:
     """Messages of a Subscribe up to and including sync."""
     out = []
-    async for update in stub.Subscribe(pb.telemetry.SubscribeRequest(paths=paths)):
+    async for update in stub.Subscribe(pb.telemetry.SubscribeRequest(paths=paths, **options)):
         out.append(update)
         if update.HasField("sync"):
             return out
@@ -108,10 +108,11 @@ async def test_subscribe_and_read_split_below_the_message_limit(start_bridge):
     async with grpc.aio.insecure_channel(app.api_address, options=options) as channel:
         stub = pb.telemetry_grpc.TelemetryServiceStub(channel)
         updates = await _initial(stub, ["big-*/label"])
+        small = await _initial(stub, ["big-*/label"], max_message_bytes=140_000)
         pages, token = [], ""
         while True:
             response = await stub.Read(
-                pb.telemetry.ReadRequest(paths=["big-*/label"], page_token=token, max_response_bytes=130_000)
+                pb.telemetry.ReadRequest(paths=["big-*/label"], page_token=token, max_response_bytes=140_000)
             )
             pages.append(response)
             token = response.next_page_token
@@ -119,9 +120,11 @@ async def test_subscribe_and_read_split_below_the_message_limit(start_bridge):
                 break
     sizes = [u.ByteSize() for u in updates if u.HasField("batch")]
     assert len(sizes) >= 2 and max(sizes) <= 262_144
+    small_sizes = [u.ByteSize() for u in small if u.HasField("batch")]
+    assert len(small_sizes) >= 3 and max(small_sizes) <= 140_000
     labels = sorted(v for u in updates if u.HasField("batch") for v in u.batch.string_values)
     assert labels == [str(i) * 60_000 for i in range(6)]
-    assert len(pages) == 3 and all(p.ByteSize() <= 130_000 for p in pages)
+    assert len(pages) == 3 and all(p.ByteSize() <= 140_000 for p in pages)
     assert sorted(v.path for p in pages for v in p.values) == [f"big-{i}/label" for i in range(6)]
 
 
@@ -132,7 +135,13 @@ async def test_a_bad_page_token_is_invalid_argument(start_bridge, robot):
         stub = pb.telemetry_grpc.TelemetryServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.Read(pb.telemetry.ReadRequest(paths=["*"], page_token="from:99999"))
+        with pytest.raises(grpc.aio.AioRpcError) as small:
+            await stub.Read(pb.telemetry.ReadRequest(paths=["*"], max_response_bytes=1000))
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "page_token" in info.value.details()
+    assert (
+        small.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        and "max_response_bytes" in small.value.details()
+    )
 
 
 # -- the driver boundary, one piece ----------------------------------------------------------------

@@ -98,7 +98,13 @@ class ApiServer:
         )
         pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(parts.registry), self.server)
         add_telemetry_service(
-            TelemetryService(parts.bus, parts.devices, config.telemetry.max_message_bytes), self.server
+            TelemetryService(
+                parts.bus,
+                parts.devices,
+                config.telemetry.max_message_bytes,
+                config.telemetry.max_value_bytes,
+            ),
+            self.server,
         )
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(parts.commands), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(parts), self.server)

@@ -84,12 +84,17 @@ class SubscribeRequest(_message.Message):
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     MAX_BATCH_LATENCY_FIELD_NUMBER: _builtins.int
     MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
     mode: Global___SubscribeMode.ValueType
     trigger: Global___Trigger.ValueType
     deadband: _builtins.float
     """For TRIGGER_ON_CHANGE: absolute deadband for numeric signals (0 = any change)."""
     max_batch_size: _builtins.int
     """Batching window: send as soon as this many samples are held (default 10000, 0 = default)."""
+    max_message_bytes: _builtins.int
+    """Largest message the client accepts, in bytes (0 = the bridge's telemetry.max_message_bytes, just
+    under the 4 MiB gRPC clients receive by default). Larger windows come as several messages.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Path globs over "<device_id>/<signal path>". "*" matches one path segment, "**" any
@@ -120,10 +125,11 @@ class SubscribeRequest(_message.Message):
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         max_batch_latency: _duration_pb2.Duration | None = ...,
         max_batch_size: _builtins.int = ...,
+        max_message_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "sample_interval", b"sample_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadband", b"deadband", "heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "max_batch_size", b"max_batch_size", "mode", b"mode", "paths", b"paths", "sample_interval", b"sample_interval", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadband", b"deadband", "heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "max_batch_size", b"max_batch_size", "max_message_bytes", b"max_message_bytes", "mode", b"mode", "paths", b"paths", "sample_interval", b"sample_interval", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
