@@ -228,12 +228,17 @@ class DeviceSession:
         (SIGSTOP, a frozen controller) is noticed within `bound`, not only when TCP gives up.
         """
         task = asyncio.ensure_future(streaming)
+        step = min(bound / 4, 0.25)
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=min(bound / 4, 0.25))
+                woke_by = time.monotonic() + step
+                done, _ = await asyncio.wait({task}, timeout=step)
                 if done:
                     return task.result()
-                silent = time.monotonic() - self.heard
+                now = time.monotonic()
+                if now - woke_by > step:  # this loop itself stalled: let pending reads run before judging
+                    continue
+                silent = now - self.heard
                 if silent > bound:
                     raise Unavailable(
                         f"no data or keep-alive from the device for {silent:.1f} s "
