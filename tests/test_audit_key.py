@@ -17,7 +17,7 @@ from linebridge.audit.key import default_key_file, head_file, read_head, read_ke
 from linebridge.audit.log import AuditConfig, AuditLog
 from linebridge.errors import ConfigError
 from tests.test_audit_chain import write_log
-from tests.test_cli import run
+from tests.test_cli import cli, run
 
 
 def _file(directory: Path) -> Path:
@@ -129,3 +129,5 @@ async def test_get_info_publishes_the_chain_head(start_bridge, client_for):
     head = info.audit_head
     assert head.sequence == app.audit.seq >= 1 and head.hash == app.audit.last_hash
     assert head.segment == "audit-000001.jsonl" and len(head.mac) == 64
+    code, out, _ = await cli(app, "info")
+    assert code == 0 and f"hash {app.audit.last_hash}" in out

@@ -97,6 +97,8 @@ async def _info(client: AsyncClient, args: argparse.Namespace) -> int:
     print(f"devices {info.devices} ({info.devices_online} online), subscribers {info.subscribers}")
     print(f"samples in {info.samples_in}, out {info.samples_out}, dropped {info.samples_dropped}")
     print(f"drivers: {', '.join(info.drivers)}")
+    if info.audit_seq:
+        print(f"audit head: seq {info.audit_seq}, hash {info.audit_hash}")
     for warning in info.warnings:
         print(f"WARNING: {warning}")
     return 0

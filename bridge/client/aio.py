@@ -39,6 +39,10 @@ class BridgeInfo:
     samples_dropped: int
     drivers: tuple[str, ...]
     warnings: tuple[str, ...]
+    # Head of the signed audit chain (0 and "" when the audit log is off): record it elsewhere and
+    # `linebridge audit verify --head-hash` finds a cut tail.
+    audit_seq: int = 0
+    audit_hash: str = ""
 
 
 class Stubs:
@@ -101,7 +105,16 @@ class AsyncClient:
         m = await self._unary(self.stubs.bridge.GetInfo, pb.bridge.GetInfoRequest())
         uptime = m.uptime.seconds + m.uptime.nanos / 1e9
         counts = (m.devices, m.devices_online, m.subscribers, m.samples_in, m.samples_out, m.samples_dropped)
-        return BridgeInfo(m.bridge_id, m.version, uptime, *counts, tuple(m.drivers), tuple(m.warnings))
+        return BridgeInfo(
+            m.bridge_id,
+            m.version,
+            uptime,
+            *counts,
+            tuple(m.drivers),
+            tuple(m.warnings),
+            m.audit_head.sequence,
+            m.audit_head.hash,
+        )
 
     async def uplink_status(self) -> pb.bridge.GetUplinkStatusResponse:
         """State of the Industrial Cloud uplink (the protobuf message; see bridge.proto)."""
