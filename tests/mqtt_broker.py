@@ -50,14 +50,15 @@ class Broker:
     def __init__(self, workdir: Path, extra_config: str = "", anonymous: bool = True) -> None:
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
+        self.log = workdir / "mosquitto.log"  # the broker's own log (flushed per line)
+        self.output = workdir / "mosquitto.out"
         # Unlimited in-flight and queued messages: a QoS 0 birth never overtakes queued QoS 1 data.
         # As root, mosquitto would switch to the "mosquitto" user and lose access to the test's temp files.
         stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
             "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n"
-            "log_dest stdout\nlog_type all\nconnection_messages true\n" + stay + extra_config
+            f"log_dest file {self.log}\nlog_type all\nconnection_messages true\n" + stay + extra_config
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +67,7 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        with open(self.log, "ab") as log:
+        with open(self.output, "ab") as log:
             return subprocess.Popen(
                 [mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
             )
@@ -78,7 +79,7 @@ class Broker:
         while loop.time() < end:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}"
+                    f"mosquitto exited with {self.process.returncode}: {self.output.read_text()[-500:]}"
                 )
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -112,6 +113,20 @@ class Broker:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
 
+    def subscriptions(self, client_id: str) -> dict[str, int]:
+        """Topic filter -> requested QoS of every SUBSCRIBE the broker logged from `client_id`."""
+        found: dict[str, int] = {}
+        lines = self.log.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            if line.endswith(f"Received SUBSCRIBE from {client_id}"):
+                for entry in lines[i + 1 :]:
+                    match = _FILTER.search(entry)
+                    if match is not None:
+                        found[match["filter"]] = int(match["q"])
+                    elif f": {client_id} " not in entry:  # "<client> <qos> <filter>" lines come between
+                        break
+        return found
+
     def published(self, client_id: str) -> list[Logged]:
         """Every PUBLISH the broker logged as received from `client_id`, and each will it registered."""
         found: list[Logged] = []
@@ -125,7 +140,7 @@ class Broker:
                 will = next((w for w in lines[i + 1 : i + 4] if "Will message specified" in w), None)
                 if will is not None:
                     flags = _WILL.search(will)
-                    topic = lines[lines.index(will, i) + 1].strip()
+                    topic = lines[lines.index(will, i) + 1].split(": ", 1)[-1].strip()
                     assert flags is not None
                     found.append(Logged(topic, int(flags["q"]), flags["r"] == "1", True))
         return found
@@ -147,6 +162,7 @@ class Logged:
 
 
 _RECEIVED = re.compile(r"Received PUBLISH from (?P<client>\S+) \(d\d, q(?P<q>\d), r(?P<r>\d), m\d+, '(?P<topic>[^']*)'")
+_FILTER = re.compile(r"^\d+: \t(?P<filter>\S+) \(QoS (?P<q>\d)\)$")
 _CONNECTED = re.compile(r"New client connected from \S+ as (?P<client>\S+) \(")
 _WILL = re.compile(r"Will message specified \(\d+ bytes\) \(r(?P<r>\d), q(?P<q>\d)\)")
 
@@ -188,6 +204,7 @@ class Consumer:
     seq: dict[str, int] = field(default_factory=dict)
     client: paho.Client | None = None
     topic_filter: str = "spBv1.0/#"
+    keepalive: int = 10
 
     async def start(self) -> None:
         """Connect and subscribe (paho's network thread; messages are handled on this event loop)."""
@@ -199,7 +216,7 @@ class Consumer:
             lambda: subscribed.done() or subscribed.set_result(None)
         )
         client.on_connect = lambda c, *_: c.subscribe(self.topic_filter, qos=1)
-        await asyncio.to_thread(client.connect, "127.0.0.1", self.port, 10)
+        await asyncio.to_thread(client.connect, "127.0.0.1", self.port, self.keepalive)
         client.loop_start()
         await asyncio.wait_for(subscribed, 10)
 

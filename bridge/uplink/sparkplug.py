@@ -62,6 +62,7 @@ class EdgeNode:
         self.state = UplinkState.OFFLINE
         self.last_error = ""
         self.connects = 0
+        self.attempts = 0  # connection attempts, successful or not
         self.bdseq = -1
         self.host_online = not config.primary_host_id
         self._host_stamp = 0
@@ -153,6 +154,7 @@ class EdgeNode:
         """
         bdseq = (self.bdseq + 1) % 256
         link = self._client = self._link(bdseq)
+        self.attempts += 1
         try:
             await link.connect()
         finally:
