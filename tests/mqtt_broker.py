@@ -161,7 +161,9 @@ class Logged:
         return parts[2] if len(parts) > 2 and parts[0] == "spBv1.0" else self.topic
 
 
-_RECEIVED = re.compile(r"Received PUBLISH from (?P<client>\S+) \(d\d, q(?P<q>\d), r(?P<r>\d), m\d+, '(?P<topic>[^']*)'")
+_RECEIVED = re.compile(
+    r"Received PUBLISH from (?P<client>\S+) \(d\d, q(?P<q>\d), r(?P<r>\d), m\d+, '(?P<topic>[^']*)'"
+)
 _FILTER = re.compile(r"^\d+: \t(?P<filter>\S+) \(QoS (?P<q>\d)\)$")
 _CONNECTED = re.compile(r"New client connected from \S+ as (?P<client>\S+) \(")
 _WILL = re.compile(r"Will message specified \(\d+ bytes\) \(r(?P<r>\d), q(?P<q>\d)\)")
@@ -202,6 +204,8 @@ class Consumer:
     errors: list[str] = field(default_factory=list)
     births: dict[tuple[str, str], dict[int, tuple[str, int]]] = field(default_factory=dict)
     seq: dict[str, int] = field(default_factory=dict)
+    bdseq: dict[str, object] = field(default_factory=dict)  # node -> bdSeq of its current NBIRTH
+    stale_deaths: int = 0
     client: paho.Client | None = None
     topic_filter: str = "spBv1.0/#"
     keepalive: int = 10
@@ -273,14 +277,19 @@ class Consumer:
         if verb == "NDEATH":
             if payload.seq is not None:
                 self.errors.append("NDEATH carries a seq")
-            if not any(m.name == "bdSeq" for m in payload.metrics):
+            bdseq = [m.value() for m in payload.metrics if m.name == "bdSeq"]
+            if not bdseq:
                 self.errors.append("NDEATH without bdSeq")
-            self.seq.pop(node, None)
+            elif bdseq[0] == self.bdseq.get(node):  # a host ends the session only if the bdSeq matches
+                self.seq.pop(node, None)
+            else:
+                self.stale_deaths += 1  # the will of an older connection attempt
             return
         if payload.seq is None or not 0 <= payload.seq <= 255:
             self.errors.append(f"{verb} from {node}: seq {payload.seq}")
             return
         if verb == "NBIRTH":
+            self.bdseq[node] = next((m.value() for m in payload.metrics if m.name == "bdSeq"), None)
             if payload.seq != 0:
                 self.errors.append(f"NBIRTH with seq {payload.seq}")
         elif node not in self.seq:

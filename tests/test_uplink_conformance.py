@@ -57,7 +57,9 @@ async def test_the_broker_logs_qos0_retain_false_for_data_births_ddeath_and_qos1
         "spBv1.0/STATE/scada": 1,
     }
     log = broker.log.read_text()
-    assert f"as {CLIENT} (p2, c1, k5)" in log  # MQTT 3.1.1, clean session (tck-id-principles-persistence-clean-session-311)
+    assert (
+        f"as {CLIENT} (p2, c1, k5)" in log
+    )  # MQTT 3.1.1, clean session (tck-id-principles-persistence-clean-session-311)
     assert consumer.errors == []
 
 

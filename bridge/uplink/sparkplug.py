@@ -20,10 +20,10 @@ from linebridge.model import ValueType
 from linebridge.uplink.config import UplinkConfig
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms
 from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings
-from linebridge.uplink.retry import RepeatLog, Retry
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient
+from linebridge.uplink.retry import RepeatLog, Retry
 from linebridge.uplink.status import UplinkState
 from linebridge.uplink.topics import Topics
 
