@@ -106,6 +106,7 @@ class Link:
         self._paho: paho.Client | None = None
         self._watch: asyncio.Task[None] | None = None
         self._leaving = False  # DISCONNECT on its way
+        self._progress = asyncio.Event()  # set on every proof and on close
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     # -- connect -----------------------------------------------------------------------------
@@ -212,6 +213,7 @@ class Link:
         entry = self._pending.pop(mid, None)
         if entry is not None and entry[0] > self.proven and not self.closed.done():
             self.proven = entry[0]
+            self._progress.set()
             self._on_proven(entry[0])
 
     def check_ack(self, mid: int) -> None:
@@ -270,6 +272,7 @@ class Link:
         """Drop the connection without DISCONNECT (so the broker publishes the will). Idempotent."""
         if not self.closed.done():
             self.closed.set_result(reason)
+        self._progress.set()
         self._pending.clear()
         self._shutdown()
 
@@ -298,10 +301,11 @@ class Link:
 
     async def wait_proven(self, position: int, timeout: float) -> bool:
         """Wait (bounded) until `position` is proven; False if it was not."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while self.proven < position and not self.closed.done() and loop.time() < end:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.proven < position and not self.closed.done():
+                    self._progress.clear()
+                    await self._progress.wait()
         return self.proven >= position
 
 
