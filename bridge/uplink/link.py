@@ -262,9 +262,10 @@ class Link:
         if self._leaving:
             self.abort("disconnected")
             return
-        if exc is not None and not isinstance(exc, aiomqtt.MqttError | OSError):
-            self.counters.protocol_errors += 1  # paho choked on what the broker sent
-            self.abort(f"malformed packet from the broker ({type(exc).__name__}: {exc})")
+        if exc is not None and _malformed(exc):
+            self.counters.protocol_errors += 1
+            log.warning("uplink: malformed packet from the broker %s: %s", self.settings.host, exc)
+            self.abort(f"malformed packet from the broker ({_reason(exc, 'read')})")
         else:
             self.abort(_reason(exc, "connection") if exc is not None else "the broker closed the connection")
 
@@ -307,6 +308,15 @@ class Link:
                     self._progress.clear()
                     await self._progress.wait()
         return self.proven >= position
+
+
+def _malformed(exc: BaseException) -> bool:
+    """paho reports a packet it cannot parse as a protocol error (or raises while parsing it)."""
+    if not isinstance(exc, aiomqtt.MqttError | OSError):
+        return True
+    rc = getattr(exc, "rc", None)
+    code = int(getattr(rc, "value", rc)) if rc is not None else -1
+    return code in (paho.MQTT_ERR_PROTOCOL, 0x81, 0x82)  # MQTT 5 reason codes: malformed, protocol error
 
 
 def _reason(exc: BaseException | None, what: str) -> str:
