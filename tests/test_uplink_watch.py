@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,11 +57,36 @@ TRAFFIC = [
 EXPECTED = len(TRAFFIC) - 1
 
 
-async def wait_subscribed(broker: Broker, topic_filter: str, process: subprocess.Popen[str]) -> None:
-    async with asyncio.timeout(20):
-        while f"\t{topic_filter} (QoS 1)" not in broker.log.read_text(errors="replace"):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            await asyncio.sleep(0.05)
+async def watch(broker: Broker, topic_filter: str, *args: str) -> str:
+    """Run `linebridge uplink watch` until it has subscribed, publish the traffic, return its output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "linebridge.cli",
+        "uplink",
+        "watch",
+        broker.url,
+        *args,
+        "--seconds",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        async with asyncio.timeout(20):
+            while f"\t{topic_filter} (QoS 1)" not in broker.log.read_text(errors="replace"):
+                assert process.returncode is None, "the watcher exited before subscribing"
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(publish_all, broker.port)
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 def publish_all(port: int) -> None:
@@ -78,35 +102,7 @@ def publish_all(port: int) -> None:
 
 
 async def test_watch_decodes_and_flags_another_nodes_traffic(broker: Broker) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "linebridge.cli",
-            "uplink",
-            "watch",
-            broker.url,
-            "--group",
-            "plant",
-            "--json",
-            "--count",
-            str(EXPECTED),
-            "--seconds",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        await wait_subscribed(broker, "spBv1.0/plant/#", process)
-        await asyncio.to_thread(publish_all, broker.port)
-        out, err = await asyncio.to_thread(process.communicate, timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    out = await watch(broker, "spBv1.0/plant/#", "--group", "plant", "--json", "--count", str(EXPECTED))
     seen = [json.loads(line) for line in out.splitlines()]
     assert len(seen) == EXPECTED
     assert not any(s.get("node") == "edge-b" for s in seen)
@@ -127,34 +123,7 @@ async def test_watch_decodes_and_flags_another_nodes_traffic(broker: Broker) -> 
 
 
 async def test_watch_table_mode_summarises_per_node_and_device(broker: Broker) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "linebridge.cli",
-            "uplink",
-            "watch",
-            broker.url,
-            "--node",
-            "edge-a",
-            "--count",
-            "5",
-            "--seconds",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        await wait_subscribed(broker, "spBv1.0/+/+/edge-a/#", process)
-        await asyncio.to_thread(publish_all, broker.port)
-        out, err = await asyncio.to_thread(process.communicate, timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    out = await watch(broker, "spBv1.0/+/+/edge-a/#", "--node", "edge-a", "--count", "5")
     assert "! NDATA before its birth" in out and "! seq gap: expected 3, got 4" in out
     table = out[out.index("node/device") :].splitlines()
     rows = {line.split()[0]: line.split() for line in table[1:]}
