@@ -8,9 +8,12 @@ Proof of delivery. Sparkplug 3.0 puts data at QoS 0, which has no acknowledgemen
 packets of one connection in order, so the PUBACK of a QoS 1 publish proves the broker has read every
 packet sent before it on that connection. Every publish gets a position (1, 2, ...); a PUBACK proves
 its position and everything before it (`on_proven`). Checkpoints, QoS 1 publishes to a topic of the
-node's own outside the spBv1.0 namespace (`proof_topic`), prove QoS 0 data; they also serve as the
-liveness probe: a checkpoint without PUBACK after `keepalive` seconds means the broker hung (detected
-within 1.25 x keepalive, inside the 1.5 x keepalive of MQTT 3.1.1 §3.1.2.10), and the link is dropped.
+node's own outside the spBv1.0 namespace (`proof_topic`), prove QoS 0 data. One goes out when the
+sender runs dry, when the link has been quiet for QUIET seconds, every PROOF_INTERVAL while data keeps
+flowing, and when a quarter of the sender's window waits for one. They also serve as the liveness probe: one every
+keepalive / 4 on an idle link, and a checkpoint without PUBACK after `keepalive` seconds means the
+broker hung (detected within 1.25 x keepalive, inside the 1.5 x keepalive of MQTT 3.1.1 §3.1.2.10);
+the link is then dropped.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 
-PROOF_INTERVAL = 0.25  # seconds: at most this long between data and the checkpoint that proves it
+PROOF_INTERVAL = 0.25  # seconds: at most this long between checkpoints while data keeps flowing
+QUIET = 0.05  # seconds without a publish after which uncovered data gets its checkpoint
 MessageHandler = Callable[[str, bytes], None]
 
 
@@ -102,6 +106,8 @@ class Link:
         self._pending: dict[int, tuple[int, float]] = {}  # mid -> (position, sent at)
         self._checked = 0  # position covered by the last checkpoint (or QoS 1 publish)
         self._last_check = 0.0
+        self._last_publish = 0.0
+        self.on_checkpoint: Callable[[], None] | None = None  # charged to the publish-rate limit
         self._client: aiomqtt.Client | None = None
         self._paho: paho.Client | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -186,8 +192,9 @@ class Link:
             self.abort(f"publish failed: {paho.error_string(info.rc)}")
             raise LinkError(self.closed.result())
         self.sent += 1
+        self._last_publish = now = asyncio.get_running_loop().time()
         if qos:
-            self._pending[info.mid] = (self.sent, asyncio.get_running_loop().time())
+            self._pending[info.mid] = (self.sent, now)
             self._checked = self.sent
         return self.sent
 
@@ -198,6 +205,14 @@ class Link:
         if (probe or self._checked < self.sent) and not self.closed.done():
             self._last_check = asyncio.get_running_loop().time()
             self.publish(self.settings.proof_topic, b"", qos=1)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint()
+
+    def idle(self) -> None:
+        """The sender has nothing more to send: prove what is uncovered now, unless a checkpoint just went."""
+        if self._checked < self.sent and asyncio.get_running_loop().time() - self._last_check >= QUIET:
+            with contextlib.suppress(LinkError):
+                self.checkpoint()
 
     @property
     def uncovered(self) -> int:
@@ -242,7 +257,7 @@ class Link:
     async def _watchdog(self) -> None:
         """Checkpoints when data waits for proof, probes when idle; drops a hung connection."""
         keepalive = self.settings.keepalive
-        tick = min(PROOF_INTERVAL, keepalive / 8)
+        tick = min(QUIET, keepalive / 8)
         loop = asyncio.get_running_loop()
         while not self.closed.done():
             await asyncio.sleep(tick)
@@ -253,7 +268,10 @@ class Link:
                 self.abort(f"no PUBACK from the broker for {keepalive} s (broker hung?)")
                 return
             idle = oldest is None and now - self._last_check >= keepalive / 4
-            if self._checked < self.sent or idle:
+            due = self._checked < self.sent and (
+                now - self._last_publish >= QUIET or now - self._last_check >= PROOF_INTERVAL
+            )
+            if due or idle:
                 with contextlib.suppress(LinkError):
                     self.checkpoint(probe=idle)
 

@@ -66,6 +66,12 @@ class RateLimiter:
             self.stamp = now
         self.tokens -= 1
 
+    def charge(self) -> None:
+        """A publish that did not wait (a checkpoint) still counts against the rate."""
+        now = asyncio.get_running_loop().time()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - 1
+        self.stamp = now
+
 
 class Publisher:
     """Queues and sends the messages of the current session; idle between sessions."""
@@ -106,6 +112,7 @@ class Publisher:
     def begin(self, client: Link, births: list[Transient]) -> None:
         """Start a session: the birth sequence, then live data and the backlog."""
         self.client = client
+        client.on_checkpoint = self.limiter.charge  # checkpoints count against max_publish_rate
         self.rebirth(births)
         for coro, name in ((self._run(client), "uplink-publish"), (self._replay(), "uplink-replay")):
             task = asyncio.create_task(coro, name=name)
@@ -235,6 +242,8 @@ class Publisher:
                 self._turn = False
                 self._space.set()
                 return self._replay_q.popleft(), True
+            if self.client is not None:
+                self.client.idle()  # nothing to send: prove what went out
             self._wake.clear()
             await self._wake.wait()
 
@@ -260,7 +269,7 @@ class Publisher:
                     await self._acks.wait()
                 await self.limiter.acquire()
                 self._send(link, item, replayed)
-                if link.uncovered >= max(1, self.max_inflight // 2):
+                if link.uncovered >= max(1, self.max_inflight // 4):
                     link.checkpoint()
             await asyncio.sleep(0)  # let the socket write and PUBACKs come in
 
