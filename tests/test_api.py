@@ -13,6 +13,7 @@ from linebridge.api import pb
 from linebridge.client import Sample, value_message, value_of
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
+from tests.gates_helpers import eventually
 
 Code = grpc.StatusCode
 
@@ -110,7 +111,9 @@ async def test_unknown_exact_path_is_not_found(bridge, client_for):
 
 async def test_subscribe_once_ends_after_sync(bridge, client_for):
     client = client_for(bridge)
-    await asyncio.sleep(0.1)  # let values arrive
+    signals = bridge.registry.get("sim-2").signals
+    aliases = [s.alias for path, s in signals.items() if path.startswith("values/")]
+    await eventually(lambda: all(bridge.bus.value_of(a) for a in aliases), "a cached value of sim-2's values")
     updates = [
         u.WhichOneof("update")
         async for u in client.telemetry.Subscribe(
@@ -155,6 +158,24 @@ async def test_write_read_back_and_bad_values(bridge, client_for):
     assert value_of(read.values[0].value) == 12.5  # nothing else changed
     failed = await client.execute(write_of("setpoint", 5000.0))  # device refuses: FAILED, not an RPC error
     assert failed[-1].state == pb.command.COMMAND_STATE_FAILED and "out of range" in failed[-1].error.message
+
+
+async def test_read_from_a_hung_device_ends_at_the_rpc_deadline(bridge, client_for):
+    client = client_for(bridge)
+    driver = bridge.driver_of("sim-1")
+
+    async def hung(signals):
+        await asyncio.Event().wait()  # a device that never answers
+
+    driver.read = hung
+    request = pb.telemetry.ReadRequest(paths=["sim-1/setpoint"], from_device=True)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await client.telemetry.Read(request, timeout=2.0)
+    assert info.value.code() is Code.DEADLINE_EXCEEDED
+    assert "device 'sim-1' did not answer a read within" in info.value.details()
+    assert info.value.details().endswith(" s")  # names the time it waited
+    other = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=["sim-2/setpoint"], from_device=True))
+    assert other.values[0].path == "sim-2/setpoint"  # the bridge and the other device are unaffected
 
 
 async def test_invoke_with_typed_arguments(bridge, client_for):
