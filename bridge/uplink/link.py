@@ -9,8 +9,9 @@ packets of one connection in order, so the PUBACK of a QoS 1 publish proves the 
 packet sent before it on that connection. Every publish gets a position (1, 2, ...); a PUBACK proves
 its position and everything before it (`on_proven`). Checkpoints, QoS 1 publishes to a topic of the
 node's own outside the spBv1.0 namespace (`proof_topic`), prove QoS 0 data. One goes out when the
-sender runs dry, when the link has been quiet for QUIET seconds, every PROOF_INTERVAL while data keeps
-flowing, and when a quarter of the sender's window waits for one. They also serve as the liveness probe: one every
+sender runs dry or the link is quiet, at most once per `proof_interval` (5 % of the publish-rate
+budget); and after every `proof_every` publishes (the sender's choice, bounded the same way) or when the
+sender's window is full. They also serve as the liveness probe: one every
 keepalive / 4 on an idle link, and a checkpoint without PUBACK after `keepalive` seconds means the
 broker hung (detected within 1.25 x keepalive, inside the 1.5 x keepalive of MQTT 3.1.1 §3.1.2.10);
 the link is then dropped.
@@ -34,8 +35,15 @@ from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 
-PROOF_INTERVAL = 0.25  # seconds: at most this long between checkpoints while data keeps flowing
-QUIET = 0.05  # seconds without a publish after which uncovered data gets its checkpoint
+QUIET = 0.05  # seconds: the watchdog's tick, and the least time between checkpoints paced by time
+PROOF_SHARE = 0.05  # checkpoints paced by time take at most this share of max_publish_rate
+
+
+def proof_interval(max_publish_rate: float) -> float:
+    """Least time between checkpoints paced by time: 5 % of the publish budget, and never below QUIET."""
+    return max(QUIET, 1.0 / (PROOF_SHARE * max_publish_rate))
+
+
 MessageHandler = Callable[[str, bytes], None]
 
 
@@ -70,6 +78,7 @@ class LinkSettings:
     ssl_context: ssl.SSLContext | None = None
     connect_timeout: float = 10.0
     max_incoming: int = 128 * 1024
+    proof_interval: float = 0.2  # see proof_interval()
 
 
 class _PahoLog(logging.Logger):
@@ -106,7 +115,6 @@ class Link:
         self._pending: dict[int, tuple[int, float]] = {}  # mid -> (position, sent at)
         self._checked = 0  # position covered by the last checkpoint (or QoS 1 publish)
         self._last_check = 0.0
-        self._last_publish = 0.0
         self.on_checkpoint: Callable[[], None] | None = None  # charged to the publish-rate limit
         self._client: aiomqtt.Client | None = None
         self._paho: paho.Client | None = None
@@ -192,9 +200,8 @@ class Link:
             self.abort(f"publish failed: {paho.error_string(info.rc)}")
             raise LinkError(self.closed.result())
         self.sent += 1
-        self._last_publish = now = asyncio.get_running_loop().time()
         if qos:
-            self._pending[info.mid] = (self.sent, now)
+            self._pending[info.mid] = (self.sent, asyncio.get_running_loop().time())
             self._checked = self.sent
         return self.sent
 
@@ -209,8 +216,9 @@ class Link:
                 self.on_checkpoint()
 
     def idle(self) -> None:
-        """The sender has nothing more to send: prove what is uncovered now, unless a checkpoint just went."""
-        if self._checked < self.sent and asyncio.get_running_loop().time() - self._last_check >= QUIET:
+        """The sender has nothing more to send: prove what is uncovered, unless a checkpoint went lately."""
+        now = asyncio.get_running_loop().time()
+        if self._checked < self.sent and now - self._last_check >= self.settings.proof_interval:
             with contextlib.suppress(LinkError):
                 self.checkpoint()
 
@@ -268,9 +276,7 @@ class Link:
                 self.abort(f"no PUBACK from the broker for {keepalive} s (broker hung?)")
                 return
             idle = oldest is None and now - self._last_check >= keepalive / 4
-            due = self._checked < self.sent and (
-                now - self._last_publish >= QUIET or now - self._last_check >= PROOF_INTERVAL
-            )
+            due = self._checked < self.sent and now - self._last_check >= self.settings.proof_interval
             if due or idle:
                 with contextlib.suppress(LinkError):
                     self.checkpoint(probe=idle)

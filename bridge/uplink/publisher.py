@@ -102,6 +102,7 @@ class Publisher:
         self._acks = asyncio.Event()
         self._replay_wanted = asyncio.Event()
         self._replay_restart = True
+        self.proof_every = max(1, max_inflight // 2)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- session -----------------------------------------------------------------------------
@@ -114,6 +115,9 @@ class Publisher:
         """Start a session: the birth sequence, then live data and the backlog."""
         self.client = client
         client.on_checkpoint = self.limiter.charge  # checkpoints count against max_publish_rate
+        # A checkpoint per this many data publishes: half the window, and within 5 % of the rate budget.
+        rate_bound = int(self.limiter.rate * client.settings.proof_interval)
+        self.proof_every = max(1, min(self.max_inflight // 2, rate_bound))
         self.rebirth(births)
         for coro, name in ((self._run(client), "uplink-publish"), (self._replay(), "uplink-replay")):
             task = asyncio.create_task(coro, name=name)
@@ -270,7 +274,7 @@ class Publisher:
                     await self._acks.wait()
                 await self.limiter.acquire()
                 self._send(link, item, replayed)
-                if link.uncovered >= max(1, self.max_inflight // 4):
+                if link.uncovered >= self.proof_every:
                     link.checkpoint()
             await asyncio.sleep(0)  # let the socket write and PUBACKs come in
 

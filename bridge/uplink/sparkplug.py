@@ -19,7 +19,7 @@ from linebridge import __version__
 from linebridge.model import ValueType
 from linebridge.uplink.config import UplinkConfig
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms
-from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings
+from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings, proof_interval
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient
@@ -143,6 +143,7 @@ class EdgeNode:
             ssl_context=self._ssl,
             connect_timeout=c.connect_timeout_seconds,
             max_incoming=c.max_payload_bytes,
+            proof_interval=proof_interval(c.max_publish_rate),
         )
         return Link(settings, self.counters, self._on_message, self.publisher.proven)
 
