@@ -90,6 +90,7 @@ def _links() -> None:  # type: ignore[misc]
         LINKS_DOWN.discard(f"sim-{n}")
 
 
+@pytest.mark.timeout(180)  # inner waits add up past the global 60 s
 async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
     broker: Broker, start_bridge: BridgeFactory, tmp_path: Path
 ) -> None:
@@ -307,6 +308,7 @@ async def uplink_status(client: Client) -> pb.bridge.GetUplinkStatusResponse:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.timeout(180)  # inner waits add up past the global 60 s
 async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: Path) -> None:
     consumer = Consumer(broker.port, "host")
     await consumer.start()
