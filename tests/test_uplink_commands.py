@@ -148,6 +148,7 @@ async def test_malformed_dcmds_are_rejected_without_side_effects(
     await wait_rejected(consumer, app, len(bad) + 1)
     (ghost,) = await listed(client_for(app), "ghost")
     assert ghost.error.reason == "NOT_FOUND"
+    assert app.uplink is not None and app.uplink.status().connects == 1  # no connection was closed for them
     assert consumer.errors == []
 
 
