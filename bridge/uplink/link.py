@@ -33,6 +33,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from linebridge.uplink.retry import RepeatLog
+
 log = logging.getLogger(__name__)
 
 QUIET = 0.05  # seconds: the watchdog's tick, and the least time between checkpoints paced by time
@@ -121,6 +123,7 @@ class Link:
         self._watch: asyncio.Task[None] | None = None
         self._leaving = False  # DISCONNECT on its way
         self._progress = asyncio.Event()  # set on every proof and on close
+        self._log = RepeatLog(log)  # what a hostile broker can repeat at will: once a minute per link
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     # -- connect -----------------------------------------------------------------------------
@@ -243,13 +246,15 @@ class Link:
         """A PUBACK arrived (paho's log line, before paho looks it up): is anybody waiting for it?"""
         if mid not in self._pending:
             self.counters.unknown_acks += 1
-            log.warning("uplink: the broker acknowledged packet id %d, which is not awaiting a PUBACK", mid)
+            self._log.warning(
+                "uplink: the broker acknowledged packet id %d, which is not awaiting a PUBACK", mid
+            )
 
     # -- incoming ----------------------------------------------------------------------------
     def _incoming(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         if len(message.payload) > self.settings.max_incoming:
             self.counters.oversized_messages += 1
-            log.warning(
+            self._log.warning(
                 "uplink: dropped a %d-byte message on %r (above max_payload_bytes %d)",
                 len(message.payload),
                 message.topic,
