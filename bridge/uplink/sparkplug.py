@@ -262,7 +262,9 @@ class EdgeNode:
         except ValueError:
             text = payload.decode("utf-8", "replace").strip().upper()
             if text not in ("ONLINE", "OFFLINE"):
-                log.warning("uplink: ignoring malformed STATE message from %s", self.config.primary_host_id)
+                self._log.warning(
+                    "uplink: ignoring malformed STATE message from %s", self.config.primary_host_id
+                )
                 return
             online, stamp = text == "ONLINE", 0
         if stamp and stamp < self._host_stamp:
