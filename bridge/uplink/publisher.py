@@ -23,6 +23,7 @@ from linebridge.uplink.topics import Topics
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK = 16  # stored payloads read per step (each up to the payload cap)
+YIELD_EVERY = 16  # publishes in a row without any wait before the sender lets other tasks run
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,7 @@ class Publisher:
             await self._wake.wait()
 
     async def _run(self, link: Link) -> None:
+        burst = 0
         while True:
             item, replayed = await self._next()
             if isinstance(item, Transient):
@@ -276,7 +278,10 @@ class Publisher:
                 self._send(link, item, replayed)
                 if link.uncovered >= self.proof_every:
                     link.checkpoint()
-            await asyncio.sleep(0)  # let the socket write and PUBACKs come in
+            burst += 1
+            if burst >= YIELD_EVERY:  # the socket writes and PUBACKs come in while we wait anyway;
+                burst = 0  # a long queue without waits yields now and then, not after every message
+                await asyncio.sleep(0)
 
     def _sendable(self, row: Row) -> bool:
         if not self.outbox.holds(row.id):  # dropped (budget, age) while queued
