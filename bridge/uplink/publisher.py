@@ -83,7 +83,8 @@ class Publisher:
     ) -> None:
         self.outbox, self.topics, self.data_qos = outbox, topics, data_qos
         self.limiter = RateLimiter(max_rate)
-        self.max_inflight = max_inflight
+        # Below half of paho's 16-bit packet ids: a QoS 0 publish never reuses the id of a pending checkpoint.
+        self.max_inflight = min(max_inflight, 30_000)
         self.live_limit = max(4, int(max_rate))  # about a second of publishes queued live at most
         self.traffic = Traffic()
         self.client: Link | None = None
