@@ -67,9 +67,13 @@ async def _watch(config: UplinkConfig, args: argparse.Namespace, out: TextIO) ->
             await client.subscribe([(f, 1) for f in filters(args.group, args.node)])
             if not args.json:
                 print(f"watching {config.broker} ({', '.join(filters(args.group, args.node))})", file=out)
+            show = _Live(watcher, out) if not args.json and out.isatty() else None
             async for message in client.messages:
                 seen = watcher.feed(str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
-                _print(seen, watcher, args.json, out)
+                if show is not None:
+                    show.update(seen)
+                else:
+                    _print(seen, args.json, out)
                 count += 1
                 if args.count and count >= args.count:
                     break
@@ -83,7 +87,7 @@ async def _watch(config: UplinkConfig, args: argparse.Namespace, out: TextIO) ->
     return 0
 
 
-def _print(seen: Seen, watcher: Watcher, as_json: bool, out: TextIO) -> None:
+def _print(seen: Seen, as_json: bool, out: TextIO) -> None:
     if as_json:
         print(json.dumps(seen.as_json(), separators=(",", ":"), default=str), file=out, flush=True)
         return
@@ -94,6 +98,25 @@ def _print(seen: Seen, watcher: Watcher, as_json: bool, out: TextIO) -> None:
     state = f" {seen.state}" if seen.state is not None else ""
     flags = "".join(f"\n    ! {f}" for f in seen.flags)
     print(f"{seen.verb:<7} {where}{seq}{state}  {values}{more}{flags}", file=out, flush=True)
+
+
+class _Live:
+    """On a terminal: the table redrawn at most once a second, with the last ten flags under it."""
+
+    def __init__(self, watcher: Watcher, out: TextIO) -> None:
+        self.watcher, self.out = watcher, out
+        self.drawn = 0.0
+        self.recent: list[str] = []
+
+    def update(self, seen: Seen) -> None:
+        """Take one message; redraw when a second has passed."""
+        where = "/".join(p for p in (seen.group, seen.node, seen.device) if p)
+        self.recent = (self.recent + [f"{seen.verb} {where}: {f}" for f in seen.flags])[-10:]
+        if seen.time - self.drawn >= 1.0:
+            self.drawn = seen.time
+            print("\x1b[2J\x1b[H", end="", file=self.out)
+            _table(self.watcher, self.out)
+            print("\n".join(f"  ! {line}" for line in self.recent), file=self.out, flush=True)
 
 
 def _table(watcher: Watcher, out: TextIO) -> None:

@@ -191,6 +191,8 @@ class Watcher:
             row.samples += len(seen.metrics)
         if seen.verb in ("NBIRTH", "DBIRTH"):
             row.online = True
+        elif seen.verb == "STATE" and seen.state is not None:  # a host application's STATE
+            row.online = seen.state["online"]
         elif seen.verb == "DDEATH" or (seen.verb == "NDEATH" and "node death" in seen.flags):
             row.online = False
         problems = [f for f in seen.flags if f not in ("node death", "device death")]
