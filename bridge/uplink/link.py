@@ -9,7 +9,7 @@ packets of one connection in order, so the PUBACK of a QoS 1 publish proves the 
 packet sent before it on that connection. Every publish gets a position (1, 2, ...); a PUBACK proves
 its position and everything before it (`on_proven`). Checkpoints, QoS 1 publishes to a topic of the
 node's own outside the spBv1.0 namespace (`proof_topic`), prove QoS 0 data. One goes out when the
-sender runs dry or the link is quiet, at most once per `proof_interval` (5 % of the publish-rate
+sender runs dry or the link is quiet, at most once per `proof_interval` (3 % of the publish-rate
 budget); and after every `proof_every` publishes (the sender's choice, bounded the same way) or when the
 sender's window is full. They also serve as the liveness probe: one every
 keepalive / 4 on an idle link, and a checkpoint without PUBACK after `keepalive` seconds means the
@@ -38,11 +38,11 @@ from linebridge.uplink.retry import RepeatLog
 log = logging.getLogger(__name__)
 
 QUIET = 0.05  # seconds: the watchdog's tick, and the least time between checkpoints paced by time
-PROOF_SHARE = 0.05  # checkpoints paced by time take at most this share of max_publish_rate
+PROOF_SHARE = 0.03  # checkpoints paced by time take at most this share of max_publish_rate
 
 
 def proof_interval(max_publish_rate: float) -> float:
-    """Least time between checkpoints paced by time: 5 % of the publish budget, and never below QUIET."""
+    """Least time between checkpoints paced by time: 3 % of the publish budget, and never below QUIET."""
     return max(QUIET, 1.0 / (PROOF_SHARE * max_publish_rate))
 
 

@@ -117,7 +117,7 @@ class Publisher:
         """Start a session: the birth sequence, then live data and the backlog."""
         self.client = client
         client.on_checkpoint = self.limiter.charge  # checkpoints count against max_publish_rate
-        # A checkpoint per this many data publishes: half the window, and within 5 % of the rate budget.
+        # A checkpoint per this many data publishes: half the window, and within 3 % of the rate budget.
         rate_bound = int(self.limiter.rate * client.settings.proof_interval)
         self.proof_every = max(1, min(self.max_inflight // 2, rate_bound))
         self.rebirth(births)
