@@ -132,6 +132,19 @@ async def test_a_hung_broker_is_dropped_by_the_checkpoint_watchdog(broker: Broke
     assert link.proven < sent  # what was sent into the hang stays unproven (the outbox keeps it)
 
 
+async def test_an_idle_link_probes_and_notices_a_hung_broker(broker: Broker, made: Made) -> None:
+    """No data at all: the keepalive / 4 probe is the checkpoint that goes unanswered."""
+    link = await made.link(broker.port, "idle", keepalive=2)
+    await until(lambda: link.proven >= 1, "the first idle probe answered")
+    broker.pause()
+    try:
+        async with asyncio.timeout(20):
+            reason = await link.closed
+    finally:
+        broker.resume()
+    assert "no PUBACK" in reason and made.counters.hung_broker == 1
+
+
 def password_file(path: Path, user: str, password: str) -> Path:
     subprocess.run(
         [
