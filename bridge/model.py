@@ -211,6 +211,8 @@ class DeviceDescription:
     signals: list[Signal] = field(default_factory=list)
     methods: list[MethodSpec] = field(default_factory=list)
     commands: frozenset[CommandKind] = frozenset()
+    # The driver's proposal for machine states and alarm rules (the `analytics.devices` schema).
+    analytics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
