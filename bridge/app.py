@@ -11,10 +11,12 @@ from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
+from linebridge.analytics import Alarm, AlarmManager, AnalyticsEngine
 from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer, check_exposure
 from linebridge.audit.log import AuditLog
 from linebridge.commands.audit import CommandAudit
+from linebridge.commands.audit import who as audit_who
 from linebridge.commands.gates import CommandGates
 from linebridge.commands.manager import CommandManager, CommandRecord
 from linebridge.config import Config, DeviceConfig
@@ -25,6 +27,7 @@ from linebridge.devices.sessions import Backoff, DeviceSession
 from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
 from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
+from linebridge.model import Identity
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
@@ -78,6 +81,8 @@ class BridgeApp:
             deadman_interval=c.deadman_interval_seconds,
             audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
         )
+        self.alarms = AlarmManager(config.analytics.history, self._audit_alarm)
+        self.analytics = AnalyticsEngine(config.analytics, self.registry, self.bus, self.alarms)
         self.sessions: dict[str, DeviceSession] = {}
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
@@ -115,6 +120,8 @@ class BridgeApp:
                     raise ConfigError(
                         f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
                     ) from None
+            if self.config.analytics.enabled:
+                self.analytics.start()
             self.grpc_port = await self.api.start()
             if self.uplink is not None:  # before the devices, so it sees their first batch
                 await self.uplink.start()
@@ -149,6 +156,7 @@ class BridgeApp:
             await self.audit.close()
         sessions, self.sessions = list(self.sessions.values()), {}
         await asyncio.gather(*(s.stop() for s in sessions))
+        await self.analytics.stop()
         self.metrics.shutdown()
 
     def uplink_status(self) -> UplinkStatus:
@@ -287,6 +295,17 @@ class BridgeApp:
                 properties={"id": instance, "version": __version__, "api": "linebridge.v1"},
             )
             await (await self.zeroconf.async_register_service(self._advertised, allow_name_change=True))
+
+    def _audit_alarm(self, action: str, alarm: Alarm, who: Identity, detail: dict) -> None:
+        """Acknowledgements and shelving are audit-logged like commands (issue 14)."""
+        if self.commands.audit is not None:
+            self.commands.audit.event(
+                "control_system_event",
+                action,
+                "success",
+                who=audit_who(who),
+                what={"alarm": alarm.id, **detail},
+            )
 
     def _command_finished(self, record: CommandRecord, seconds: float) -> None:
         kind = str(record.spec.kind)

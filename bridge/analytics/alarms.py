@@ -88,7 +88,7 @@ class AlarmEvent:
     comment: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Watch:
     """One WatchAlarms stream: a bounded queue that drops the oldest events and counts the loss."""
 

@@ -21,6 +21,7 @@ from linebridge.analytics.device import DeviceAnalyticsRuntime
 from linebridge.analytics.oee import Efficiency, compute
 from linebridge.analytics.shifts import ShiftCalendar
 from linebridge.analytics.states import MachineState
+from linebridge.errors import InvalidArgument
 from linebridge.model import DeviceDescription, SampleBatch, Signal, Value, ValueType
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
@@ -67,9 +68,11 @@ class AnalyticsEngine:
         self._pending: dict[str, dict[int, Value]] = {}
         self._flush_scheduled = False
         self._task: asyncio.Task[None] | None = None
-        self._unhooks = [registry.add_listener(self._device_changed), bus.add_tap(self.on_batch)]
-        registry.derive = self.derived_signals
-        alarms.listeners.append(self._alarm_changed)
+        self._unhooks = []
+        if config.enabled:
+            self._unhooks = [registry.add_listener(self._device_changed), bus.add_tap(self.on_batch)]
+            registry.derive = self.derived_signals
+            alarms.listeners.append(self._alarm_changed)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -319,8 +322,6 @@ class AnalyticsEngine:
     def efficiency(self, device_glob: str, window: str) -> list[Efficiency]:
         """Efficiency of every device matching the glob that has analytics."""
         if window not in WINDOWS:
-            from linebridge.errors import InvalidArgument
-
             raise InvalidArgument(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
         now = time.time_ns()
         return [
@@ -328,6 +329,18 @@ class AnalyticsEngine:
             for device_id, rt in sorted(self.devices.items())
             if fnmatch.fnmatchcase(device_id, device_glob or "*")
         ]
+
+    def set_planned_busy_time(self, device_glob: str, seconds: float) -> list[str]:
+        """PBT set from outside (an MES) for the matching devices; 0 returns them to the shift calendar."""
+        if seconds < 0:
+            raise InvalidArgument(f"planned busy time must not be negative, got {seconds:g} s")
+        ids = [d for d in sorted(self.devices) if fnmatch.fnmatchcase(d, device_glob or "*")]
+        for device_id in ids:
+            if seconds:
+                self.pbt_override[device_id] = seconds
+            else:
+                self.pbt_override.pop(device_id, None)
+        return ids
 
     def errors(self) -> list[str]:
         """Rules that could not be bound (unknown signals, wrong types), one line each."""

@@ -123,6 +123,8 @@ class Client:
         self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(self.channel)
         self.commands = pb.command_grpc.CommandServiceStub(self.channel)
         self.bridge = pb.bridge_grpc.BridgeServiceStub(self.channel)
+        self.alarms = pb.alarm_grpc.AlarmServiceStub(self.channel)
+        self.efficiency = pb.alarm_grpc.EfficiencyServiceStub(self.channel)
 
     async def __aenter__(self) -> Client:
         return self
