@@ -166,3 +166,26 @@ async def test_viewers_read_alarms_but_only_operators_acknowledge(start_bridge, 
     finally:
         await viewer.close()
         await op.close()
+
+
+async def test_cli_lists_acknowledges_and_shows_oee(start_bridge, client_for, capsys):
+    from linebridge.cli.main import _parser
+    from linebridge.cli.remote import run_client
+
+    app = await _bridge(start_bridge)
+    client = client_for(app)
+    stream = client.alarms.WatchAlarms(pb.alarm.WatchAlarmsRequest())
+    await _next_event(stream, pb.alarm.ALARM_CHANGE_RAISED)
+    stream.cancel()
+    target = ["--target", app.api_address]
+    assert await run_client(_parser().parse_args(["alarms", *target])) == 0
+    listed = capsys.readouterr().out
+    assert "ana-1/wave_hi" in listed and "ACTIVE" in listed and "700" in listed
+    assert (
+        await run_client(_parser().parse_args(["ack", "ana-1/wave_hi", "--comment", "on it", *target])) == 0
+    )
+    assert "acknowledged ana-1/wave_hi" in capsys.readouterr().out
+    assert await run_client(_parser().parse_args(["ack", "ana-1/wave_hi", *target])) == 1
+    assert "FAILED_PRECONDITION" in capsys.readouterr().err
+    assert await run_client(_parser().parse_args(["oee", "ana-*", "--window", "start", *target])) == 0
+    assert "ana-1" in capsys.readouterr().out

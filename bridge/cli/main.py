@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 
 from linebridge import __version__
+from linebridge.cli import alarms as alarms_cli
 from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
 from linebridge.config import load_config
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("device")
     approve = client("approve", "let a device found through mDNS connect (admin)")
     approve.add_argument("device")
+    alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
     return p
