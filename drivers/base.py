@@ -6,12 +6,15 @@ device state itself: it raises, and the bridge's session supervisor decides what
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol
 
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from linebridge.errors import (  # re-exported for drivers
@@ -43,6 +46,7 @@ from linebridge.model import (  # re-exported for drivers
 
 __all__ = [
     "Access",
+    "analytics_file",
     "BatchSink",
     "CommandKind",
     "CommandRequest",
@@ -206,6 +210,13 @@ class Driver(ABC):
             await self.stop()
             return CommandResult(message="stop requested")
         raise Unsupported(f"{self.type_name} driver does not support {request.kind} commands")
+
+
+@functools.cache
+def analytics_file(path: str) -> dict[str, object]:
+    """A driver's default machine states and alarm rules (YAML in the `analytics.devices` schema)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def all_signals(description: DeviceDescription) -> Sequence[Signal]:

@@ -168,6 +168,7 @@ class ModbusDriver(Driver):
             identity=f"modbus:{host}:{port}/{self.options.unit}",
             signals=[p.signal() for p in self._map.compiled],
             commands=frozenset({CommandKind.WRITE}) if writable else frozenset(),
+            analytics=self._map.analytics_defaults(),
         )
 
     async def _probe(self) -> None:

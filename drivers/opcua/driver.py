@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -35,6 +36,7 @@ from linebridge.drivers.base import (
     Unavailable,
     Unsupported,
     Value,
+    analytics_file,
 )
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
@@ -53,6 +55,8 @@ from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
 from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 class _PublishCrashFilter(logging.Filter):
@@ -355,6 +359,7 @@ class OpcUaDriver(Driver):
             signals=catalog.signals,
             methods=catalog.methods,
             commands=frozenset(commands),
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _server_info(self, client: Client) -> tuple[str, str, str, str]:

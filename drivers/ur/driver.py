@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 
 from linebridge.drivers.base import (
     Access,
@@ -34,6 +35,7 @@ from linebridge.drivers.base import (
     StreamHints,
     Unavailable,
     Value,
+    analytics_file,
     batch_of,
 )
 from linebridge.drivers.ur import dashboard as dash
@@ -81,6 +83,9 @@ COMMANDS = frozenset(
 )
 _CMD = dash.COMMANDS_BY_METHOD
 _POLL = 0.05  # seconds between Dashboard polls while waiting for a program state
+
+
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 class UrDriver(Driver):
@@ -145,6 +150,7 @@ class UrDriver(Driver):
             signals=self._signals(fields, polled),
             methods=dash.method_specs(),
             commands=COMMANDS,
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _probe_rtde(self) -> list[RtdeField]:
