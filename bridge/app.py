@@ -25,9 +25,9 @@ from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
 from linebridge.devices.sessions import Backoff, DeviceSession
 from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
-from linebridge.errors import ConfigError
+from linebridge.errors import ConfigError, Unavailable
 from linebridge.metrics import Metrics
-from linebridge.model import Identity
+from linebridge.model import AlarmReport, Identity
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
@@ -83,6 +83,7 @@ class BridgeApp:
         )
         self.alarms = AlarmManager(config.analytics.history, self._audit_alarm)
         self.analytics = AnalyticsEngine(config.analytics, self.registry, self.bus, self.alarms)
+        self.alarms.forwarders["device"] = self._forward_ack
         self.sessions: dict[str, DeviceSession] = {}
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
@@ -208,6 +209,7 @@ class BridgeApp:
             Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
             s.connect_timeout_seconds,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+            on_alarm=self._device_alarm,
         )
         self.sessions[device_id] = session
         session.start()
@@ -295,6 +297,25 @@ class BridgeApp:
                 properties={"id": instance, "version": __version__, "api": "linebridge.v1"},
             )
             await (await self.zeroconf.async_register_service(self._advertised, allow_name_change=True))
+
+    def _device_alarm(self, device_id: str, report: AlarmReport) -> None:
+        """An alarm the device raised itself (OPC UA A&C): into the alarm manager as source "device"."""
+        self.alarms.report(
+            device_id,
+            report.name,
+            report.active,
+            severity=report.severity,
+            message=report.message,
+            source="device",
+            acked=report.acked,
+        )
+
+    async def _forward_ack(self, alarm: Alarm, comment: str, who: Identity) -> None:
+        """An operator acknowledged a device's alarm: the device acknowledges it too (OPC UA Part 9 §5.7.3)."""
+        driver = self.driver_of(alarm.device_id)
+        if driver is None:
+            raise Unavailable(f"device {alarm.device_id!r} is not online: cannot forward the acknowledgement")
+        await driver.acknowledge_alarm(alarm.name, f"{comment} ({who.name})" if comment else who.name)
 
     def _audit_alarm(self, action: str, alarm: Alarm, who: Identity, detail: dict) -> None:
         """Acknowledgements and shelving are audit-logged like commands (issue 14)."""

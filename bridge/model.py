@@ -239,6 +239,19 @@ class SampleBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmReport:
+    """An alarm the device itself reports (an OPC UA condition, an alarm word): its current state."""
+
+    name: str
+    active: bool
+    acked: bool
+    severity: int = 500
+    message: str = ""
+    source: str = ""  # the device's own name for the source (SourceName)
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Pose:
     """Tool centre point pose: position in m, rotation vector in rad."""
 

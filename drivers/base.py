@@ -27,6 +27,7 @@ from linebridge.errors import (  # re-exported for drivers
 )
 from linebridge.model import (  # re-exported for drivers
     Access,
+    AlarmReport,
     CommandKind,
     CommandRequest,
     CommandResult,
@@ -46,6 +47,7 @@ from linebridge.model import (  # re-exported for drivers
 
 __all__ = [
     "Access",
+    "AlarmReport",
     "analytics_file",
     "BatchSink",
     "CommandKind",
@@ -132,6 +134,9 @@ class BatchSink(Protocol):
     def degraded(self, reason: str | None) -> None:
         """Report that data is partial or bad (reason), or that it is fine again (None)."""
 
+    def alarm(self, report: AlarmReport) -> None:
+        """Report the state of an alarm the device raises itself (OPC UA A&C, alarm words)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DriverContext:
@@ -193,6 +198,10 @@ class Driver(ABC):
     async def call(self, method: MethodSpec, args: Sequence[Value], progress: ProgressFn) -> list[Value]:
         """Call a device method with type-checked arguments; return its outputs."""
         raise Unsupported(f"{self.type_name} driver does not support methods")
+
+    async def acknowledge_alarm(self, name: str, comment: str) -> None:
+        """Acknowledge an alarm the device reported (forwarded to the device, e.g. OPC UA Acknowledge)."""
+        raise Unsupported(f"{self.type_name} driver does not acknowledge alarms")
 
     async def stop(self) -> None:
         """Request a protective stop of the device's motion or program."""

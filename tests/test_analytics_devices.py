@@ -75,3 +75,65 @@ async def test_ur_protective_stop_is_an_alarm_and_held(start_bridge, ur_sim):
     await _until(lambda: "ur-a/protective_stop" in app.alarms.alarms, what="the protective stop alarm")
     assert app.alarms.alarms["ur-a/protective_stop"].active
     await _until(lambda: app.analytics.devices["ur-a"].clock.state is MachineState.HELD, what="HELD")
+
+
+async def test_opcua_conditions_refresh_acknowledge_forwarded(start_bridge, client_for):
+    from linebridge.api import pb
+    from linebridge.drivers.opcua.simulator import RobotSimulator
+
+    sim = RobotSimulator("ac-robot")
+    await sim.start()
+    try:
+        await sim.trigger_protective_stop()  # active before the bridge connects: only ConditionRefresh tells
+        app = await start_bridge([{"id": "rob-a", "driver": "opcua", "endpoint": sim.endpoint}])
+        await wait_for_state(app, "rob-a", DeviceState.ONLINE)
+        await _until(lambda: "rob-a/protective_stop" in app.alarms.alarms, what="the refreshed condition")
+        alarm = app.alarms.alarms["rob-a/protective_stop"]
+        assert alarm.active and not alarm.acked and alarm.source == "device" and alarm.severity == 800
+        client = client_for(app)
+        request = pb.alarm.AcknowledgeRequest(alarm_id="rob-a/protective_stop", comment="cell checked")
+        answer = await client.alarms.Acknowledge(request)
+        assert answer.alarm.acked
+        assert sim.conditions.acknowledged == [("ProtectiveStop", "cell checked (local)")]
+        assert sim.conditions.conditions["ProtectiveStop"].acked
+    finally:
+        await sim.stop()
+
+
+def _first_drift_alarm(seed: int, drift: bool, seconds: float):
+    """Run the robot model at 100 Hz, feed the shipped drift rules (10 Hz readings); first alarm (axis, t)."""
+    import numpy as np
+
+    from linebridge.analytics.config import DeviceAnalytics
+    from linebridge.analytics.device import build_detector
+    from linebridge.drivers.base import analytics_file
+    from linebridge.drivers.opcua.driver import ANALYTICS_FILE
+    from linebridge.drivers.opcua.robot_model import RobotFaults, RobotModel
+
+    rules = [
+        r for r in DeviceAnalytics.model_validate(analytics_file(ANALYTICS_FILE)).rules if r.type == "cusum"
+    ]
+    detectors = {int(r.signal.split("/")[1]): build_detector(r) for r in rules}
+    model = RobotModel(RobotFaults(seed=seed, motor_drift=drift))
+    for step in range(int(seconds * 100)):
+        model.step(0.01, 100.0)
+        if step % 10:
+            continue
+        t = np.array([step * 10_000_000], dtype=np.int64)
+        for axis, detector in detectors.items():
+            detector.update(np.array([model.temperatures[axis - 1]]), t)
+            if detector.active:
+                return axis, step / 100, model
+    return None, None, model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_motor_drift_is_caught_minutes_before_the_hi_limit(seed):
+    axis, at, model = _first_drift_alarm(seed, drift=True, seconds=120)
+    assert axis == 3 and 20 < at < 60  # the fault starts at 20 s: the warning comes in the first minute
+    assert not model.over_temperature  # the controller's limit is still ~15 minutes away
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_drift_warning_from_a_healthy_robot(seed):
+    assert _first_drift_alarm(seed, drift=False, seconds=600)[0] is None

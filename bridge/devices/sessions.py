@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from linebridge.drivers.base import Driver, StreamHints, all_signals
 from linebridge.errors import Unavailable
-from linebridge.model import DeviceState, SampleBatch
+from linebridge.model import AlarmReport, DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 
@@ -44,6 +44,10 @@ class _Channel:
     def degraded(self, reason: str | None) -> None:
         self._session.set_degraded(reason)
 
+    def alarm(self, report: AlarmReport) -> None:
+        if self._session.on_alarm is not None:
+            self._session.on_alarm(self._session.device_id, report)
+
 
 class DeviceSession:
     """Owns the driver of one device and its connection lifecycle."""
@@ -58,12 +62,14 @@ class DeviceSession:
         backoff: Backoff,
         connect_timeout: float,
         on_reconnect: Callable[[str], None] | None = None,
+        on_alarm: Callable[[str, AlarmReport], None] | None = None,
     ) -> None:
         self.device_id = device_id
         self.registry, self.bus = registry, bus
         self._factory, self._hints, self._backoff = factory, hints, backoff
         self._connect_timeout = connect_timeout
         self._on_reconnect = on_reconnect
+        self.on_alarm = on_alarm
         self.driver: Driver | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures = 0

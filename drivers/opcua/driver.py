@@ -40,6 +40,7 @@ from linebridge.drivers.base import (
 )
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
+from linebridge.drivers.opcua.conditions import ConditionWatch
 from linebridge.drivers.opcua.conversion import (
     UA_TYPES_BY_NAME,
     ZERO,
@@ -144,6 +145,7 @@ class OpcUaDriver(Driver):
         self._catalog = Catalog()
         self._stop_method: MethodSpec | None = None
         self._streams: set[SubscriptionStream] = set()
+        self._conditions: ConditionWatch | None = None
         self._lost_reason: str | None = None
         self._setup: SecuritySetup | None = None
 
@@ -232,8 +234,13 @@ class OpcUaDriver(Driver):
             self.ctx.logger,
         )
         self._streams.add(stream)
+        report = getattr(sink, "alarm", None)  # a sink from before issue 14 takes no alarms
+        conditions = ConditionWatch(client.uaclient.session, report or (lambda _r: None), self.ctx.logger)
         try:
             with self._errors("stream from"):
+                if options.alarms and report is not None:
+                    await conditions.start(options.publishing_interval)
+                    self._conditions = conditions
                 await stream.run()
         except Unavailable:
             # The session is dead and the driver never reconnects: end it now, or asyncua's publish
@@ -242,6 +249,15 @@ class OpcUaDriver(Driver):
             raise
         finally:
             self._streams.discard(stream)
+            self._conditions = None
+            await conditions.stop()
+
+    async def acknowledge_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Acknowledge on the condition (OPC UA Part 9 §5.7.3)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("acknowledge on"):
+            await self._conditions.acknowledge(name, comment)
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Current values of `signals`, one Read request."""

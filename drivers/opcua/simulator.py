@@ -27,8 +27,9 @@ from asyncua import Server, ua
 from linebridge.drivers.mdns import Advertiser
 from linebridge.drivers.opcua.certs import CertificateFiles
 from linebridge.drivers.opcua.options import default_state_dir
-from linebridge.drivers.opcua.robot_model import AXIS_COUNT, RobotModel
-from linebridge.drivers.opcua.sim_nodes import NodeTree, variable_specs
+from linebridge.drivers.opcua.robot_model import AXIS_COUNT, HI_LIMIT_C, RobotFaults, RobotModel
+from linebridge.drivers.opcua.sim_conditions import SimConditions
+from linebridge.drivers.opcua.sim_nodes import SIM_NS, NodeTree, variable_specs
 from linebridge.drivers.opcua.sim_security import (
     ALL_MODES,
     ALL_POLICIES,
@@ -70,6 +71,7 @@ class RobotSimulator:
         rate_hz: float = 100.0,
         advertise: bool = False,
         security: SimSecurity | None = None,
+        faults: RobotFaults | None = None,
     ) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
@@ -81,7 +83,9 @@ class RobotSimulator:
         self.security = security
         self.certificate: CertificateFiles | None = None  # the server certificate, once started secured
         self.users: SimUserManager | None = None  # every login attempt, once started secured
-        self.model = RobotModel()
+        self.faults = faults or RobotFaults()
+        self.model = RobotModel(self.faults)
+        self.conditions = SimConditions()
         self._server: Server | None = None
         self._tree: NodeTree | None = None
         self._tick_task: asyncio.Task[None] | None = None
@@ -175,6 +179,15 @@ class RobotSimulator:
                 "reset_protective_stop": self._reset_protective_stop,
             },
         )
+        await self.conditions.build(
+            server,
+            server.nodes.objects.nodeid,
+            tree.namespace(SIM_NS),
+            [
+                ("MotorOverTemperature", 700, f"Motor above {HI_LIMIT_C:g} °C"),
+                ("ProtectiveStop", 800, "Protective stop"),
+            ],
+        )
         self._server, self._tree = server, tree
         return server
 
@@ -182,7 +195,7 @@ class RobotSimulator:
 
     async def reset(self) -> None:
         """Back to the power-on state: demo program running, no stops, writable variables at defaults."""
-        self.model = RobotModel()
+        self.model = RobotModel(self.faults)
         for spec in variable_specs(f"SIM-{self.name}", self._started_at):
             if spec.writable:
                 await self.set_value(spec.key, spec.initial)
@@ -289,6 +302,9 @@ class RobotSimulator:
             if self._published.get(key) != value:
                 self._published[key] = value
                 await self.set_value(key, value)
+        if self.conditions.conditions:
+            await self.conditions.set("ProtectiveStop", model.protective_stop)
+            await self.conditions.set("MotorOverTemperature", model.over_temperature)
 
     # -- OPC UA methods (callbacks get the object NodeId and the input Variants) -------------------
 
@@ -338,6 +354,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
     parser.add_argument("--rate", type=float, default=100.0, help="joint update rate in Hz")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensor noise")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=["motor-drift"],
+        help="simulated trouble (repeatable); motor-drift: axis 3 heats 0.05 °C/s from 20 s on",
+    )
     secured = parser.add_argument_group("security (any flag but --allow-none serves secured endpoints)")
     secured.add_argument(
         "--security-policy",
@@ -393,7 +417,13 @@ def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
 
 async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
     sim = RobotSimulator(
-        args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security
+        args.name,
+        args.host,
+        args.port,
+        args.rate,
+        advertise=not args.no_mdns,
+        security=security,
+        faults=RobotFaults(seed=args.seed, motor_drift="motor-drift" in args.fault),
     )
 
     def announce_certificate() -> None:
