@@ -6,14 +6,23 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from linebridge.errors import NotFound, ResourceExhausted
-from linebridge.model import Quality, SampleBatch, Signal, Value, ValueType
+from linebridge.model import Quality, SampleBatch, Signal, Value
 from linebridge.paths import PathGlob, compile_glob
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.telemetry.filters import ChangeFilter, filter_batch
+from linebridge.telemetry.updates import (
+    BatchUpdate,
+    CatalogUpdate,
+    DroppedUpdate,
+    HeartbeatUpdate,
+    SubscriptionOptions,
+    SyncUpdate,
+    Trigger,
+    Update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,85 +30,7 @@ ALL = None  # selection of every signal of a device
 _RECENT_LIMIT = 16  # distinct-shape batches kept unfolded per device
 
 
-class Trigger(Enum):
-    """When a streaming subscription sends samples."""
-
-    ALL = 1
-    ON_CHANGE = 2
-    SAMPLE = 3
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionOptions:
-    """What a subscriber asked for (seconds for every interval)."""
-
-    once: bool = False
-    trigger: Trigger = Trigger.ALL
-    sample_interval: float = 1.0
-    deadband: float = 0.0
-    heartbeat_interval: float = 0.0
-    max_latency: float = 0.01
-    max_size: int = 10_000
-
-
-@dataclass(slots=True)
-class CatalogUpdate:
-    """New aliases (alias, full path, signal) and aliases that went away."""
-
-    entries: list[tuple[int, str, Signal]]
-    removed: list[int]
-
-
-@dataclass(slots=True)
-class BatchUpdate:
-    """Batches to send as one message; columns concatenate in order."""
-
-    batches: list[SampleBatch]
-
-
-@dataclass(slots=True)
-class SyncUpdate:
-    """Initial values have been sent."""
-
-
-@dataclass(slots=True)
-class DroppedUpdate:
-    """Samples lost by this subscriber since the last notice."""
-
-    samples: int
-    total: int
-    reason: str
-
-
-@dataclass(slots=True)
-class HeartbeatUpdate:
-    """Nothing to send for heartbeat_interval."""
-
-    time_ns: int
-
-
-Update = CatalogUpdate | BatchUpdate | SyncUpdate | DroppedUpdate | HeartbeatUpdate
 Tap = Callable[[SampleBatch], None]
-
-
-def take(batch: SampleBatch, idx: list[int]) -> SampleBatch:
-    """The samples of `batch` at positions `idx`, as a new batch (the batch itself when that is all)."""
-    if len(idx) == len(batch.aliases):
-        return batch
-    q = batch.qualities
-    return SampleBatch(
-        device_id=batch.device_id,
-        aliases=[batch.aliases[i] for i in idx],
-        values=[batch.values[i] for i in idx],
-        timestamps=[batch.timestamps[i] for i in idx],
-        qualities=None if q is None else [q[i] for i in idx],
-        value_type=batch.value_type,
-    )
-
-
-def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
-    """The samples of `batch` whose alias is in `keep` (used only for partial selections)."""
-    return take(batch, [i for i, a in enumerate(batch.aliases) if a in keep])
 
 
 class TelemetryBus:
@@ -341,13 +272,13 @@ class Subscription:
         opts = self.options
         yield self.catalog_delta() or CatalogUpdate([], [])
         initial = self.snapshot()
-        if initial.aliases:
-            yield BatchUpdate([initial])
+        for part in bounded([initial] if initial.aliases else [], opts.max_size):
+            yield BatchUpdate(part)
         yield SyncUpdate()
         if opts.once:
             return
         changes = (
-            _ChangeFilter(opts.deadband, self.bus.registry.value_types)
+            ChangeFilter(opts.deadband, self.bus.registry.value_types)
             if opts.trigger is Trigger.ON_CHANGE
             else None
         )
@@ -372,7 +303,8 @@ class Subscription:
                 batches = changes.apply(batches)
             if batches:
                 self.bus.samples_out += sum(len(b.aliases) for b in batches)
-                yield BatchUpdate(batches)
+                for part in bounded(batches, opts.max_size):
+                    yield BatchUpdate(part)
 
     async def _wait(self, timeout: float | None) -> bool:
         try:
@@ -401,12 +333,18 @@ class Subscription:
         return self._take(opts.max_size)
 
     def _take(self, max_size: int) -> list[SampleBatch]:
+        """Up to `max_size` samples from the queue; a larger driver batch is split, its rest stays queued
+        (the client's `max_batch_size` bounds every batch it receives)."""
         out: list[SampleBatch] = []
         taken = 0
-        while self._queue and (taken < max_size or not out):
+        while self._queue and taken < max_size:
             batch = self._queue.popleft()
+            room = max_size - taken
+            if len(batch) > room:
+                batch, rest = batch.split(room)
+                self._queue.appendleft(rest)
             out.append(batch)
-            taken += len(batch.aliases)
+            taken += len(batch)
         self._queued -= taken
         return out
 
@@ -419,45 +357,19 @@ class Subscription:
         return [snap] if snap.aliases else []
 
 
-class _ChangeFilter:
-    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
-
-    def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
-        self.deadband = deadband
-        self.types = types
-        self.last: dict[int, Value] = {}
-
-    def seed(self, batch: SampleBatch) -> None:
-        self.last.update(zip(batch.aliases, batch.values, strict=True))
-
-    def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
-        out = []
-        for batch in batches:
-            keep = [
-                i
-                for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v)
-            ]
-            if keep:
-                out.append(take(batch, keep))
-        return out
-
-    def _changed(self, alias: int, value: Value) -> bool:
-        old = self.last.get(alias, _MISSING)
-        if (
-            old is _MISSING
-            or old != value
-            and not (
-                self.deadband
-                and isinstance(value, float | int)
-                and not isinstance(value, bool)
-                and isinstance(old, float | int)
-                and abs(value - old) <= self.deadband
-            )
-        ):
-            self.last[alias] = value
-            return True
-        return False
-
-
-_MISSING = object()
+def bounded(batches: list[SampleBatch], max_size: int) -> Iterator[list[SampleBatch]]:
+    """Group batches into updates of at most `max_size` samples, splitting a batch where it must (one
+    update reaches the client as one SampleBatch, which `max_batch_size` bounds)."""
+    part: list[SampleBatch] = []
+    room = max_size
+    for batch in batches:
+        rest: SampleBatch | None = batch
+        while rest is not None and len(rest):
+            if room == 0:
+                yield part
+                part, room = [], max_size
+            head, rest = rest.split(room) if len(rest) > room else (rest, None)
+            part.append(head)
+            room -= len(head)
+    if part:
+        yield part
