@@ -9,6 +9,7 @@ import signal
 import sys
 
 import psutil
+import pytest
 
 DEMO = [sys.executable, "-m", "linebridge.cli", "demo", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
 CELL = {"robot-1": "opcua", "robot-2": "opcua", "robot-3": "opcua", "ur-1": "ur", "plc-1": "modbus"}
@@ -67,3 +68,26 @@ async def test_ctrl_c_stops_everything_cleanly():
     assert "Traceback" not in err.decode(), err.decode()
     assert "demo stopped" in rest.decode()
     assert len(pids) == len(CELL) and gone(pids)
+
+
+@pytest.mark.timeout(150)
+async def test_demo_shows_an_early_warning_in_its_first_minute():
+    # robot-1 runs with --fault motor-drift: its axis 3 motor heats from 20 s on, and the shipped CUSUM
+    # rule warns long before the controller's over-temperature limit (about 17 minutes later).
+    process = await asyncio.create_subprocess_exec(
+        *DEMO,
+        "--robots",
+        "1",
+        "--no-ur",
+        "--no-plc",
+        "--duration",
+        "55",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    text = out.decode()
+    assert process.returncode == 0, err.decode()
+    warnings = re.findall(r"^\s+\d+\s+ACTIVE\s+robot-1/motor_3_drift\s+EARLY WARNING .*$", text, re.MULTILINE)
+    assert warnings, text[-3000:]
+    assert "robot-1/motor_over_temperature" not in text  # the hi limit is still far away

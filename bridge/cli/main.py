@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
     )
+    demo.add_argument("--seed", type=int, default=1, help="seed of the simulators' randomness (default 1)")
+    demo.add_argument(
+        "--no-faults",
+        dest="faults",
+        action="store_false",
+        help="healthy simulators (default: robot-1's axis 3 motor drifts, the PLC's infeed starves)",
+    )
     demo.add_argument(
         "--mqtt",
         metavar="URL",
