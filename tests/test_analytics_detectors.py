@@ -124,3 +124,29 @@ def test_rate_stuck_and_stale():
     assert st.active
     st.seen(4 * S)
     assert not st.active
+
+
+def test_banks_agree_with_one_detector_per_rule():
+    from linebridge.analytics.banks import LimitBank, RateBank
+
+    rng = np.random.default_rng(9)
+    specs = [(0.5, True, 0.1, 0.0, 0.0), (-0.5, False, 0.2, 0.3, 0.0), (0.8, True, 0.0, 0.0, 0.2)]
+    single = [Limit(*p) for p in specs]
+    banked = [Limit(*p) for p in specs]
+    bank = LimitBank([(d, i) for i, d in enumerate(banked)])
+    rates_single = [Rate(5.0), Rate(2.0, on_delay=0.1)]
+    rates_banked = [Rate(5.0), Rate(2.0, on_delay=0.1)]
+    rbank = RateBank([(d, i) for i, d in enumerate(rates_banked)])
+    for step in range(200):
+        rows = 7
+        column = rng.normal(0, 0.6, 3 * rows)
+        ts = (step * rows + np.repeat(np.arange(rows), 3)).astype(np.int64) * (S // 20)
+        index = np.arange(3 * rows).reshape(rows, 3).T  # signal k at positions k, k+3, ...
+        bank.update(index, column, ts, [0, 1, 2])
+        rbank.update(index[:2], column, ts, [0, 1])
+        for k, d in enumerate(single):
+            d.update(column[index[k]], ts[index[k]])
+        for k, d in enumerate(rates_single):
+            d.update(column[index[k]], ts[index[k]])
+        for a, b in zip(single + rates_single, banked + rates_banked, strict=True):
+            assert (a.active, a.changed_ns, a.raw) == (b.active, b.changed_ns, b.raw)

@@ -206,6 +206,7 @@ class Ewma(Detector):
         self.base = _Baseline(target, sigma, warmup)
         self.z: float | None = None
         self.t = 0
+        self._pow_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
         if not self.base.ready:
@@ -231,21 +232,37 @@ class Ewma(Detector):
     def _chunk(self, x: np.ndarray, times: np.ndarray) -> None:
         lam, q = self.lam, 1.0 - self.lam
         n = len(x)
-        i = np.arange(1, n + 1)
+        up, down = self._powers(n)
         if q == 0.0:
             z = x.astype(float)
         else:
-            w = q ** (-i.astype(float))  # z_i = q^i (z_0 + λ Σ_j q^-j x_j)
-            z = q**i * (self.z + lam * np.cumsum(w * x))
-        t = self.t + i
-        width = self.L * self.base.sigma * np.sqrt(lam / (2 - lam) * (1 - q ** (2 * t)))
+            z = up * (self.z + lam * np.cumsum(down * x))  # z_i = q^i (z_0 + λ Σ_j q^-j x_j)
+        width = self._width(n)
         out = np.abs(z - self.base.target) > width
-        self.z, self.t = float(z[-1]), int(t[-1])
-        self.detail = f"EWMA {self.z:.6g} vs target {self.base.target:.6g} ± {width[-1]:.3g}"
+        self.z, self.t = float(z[-1]), self.t + n
         if out.any() and not self.active:
+            self.detail = f"EWMA {self.z:.6g} vs target {self.base.target:.6g} ± {float(np.max(width)):.3g}"
             self._set(True, int(times[int(np.argmax(out))]))
         elif self.active and not out[-1]:
             self._set(False, int(times[-1]))
+
+    def _powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """q^i and q^-i for i = 1..n, cached per chunk length (batches of one shape repeat it)."""
+        cached = self._pow_cache.get(n)
+        if cached is None:
+            q = 1.0 - self.lam
+            i = np.arange(1, n + 1, dtype=float)
+            cached = self._pow_cache[n] = (q**i, q**-i if q else i)
+        return cached
+
+    def _width(self, n: int) -> np.ndarray | float:
+        """Control limit half-width for the next n points; constant once (1 - λ)^(2t) is negligible."""
+        q, lam = 1.0 - self.lam, self.lam
+        steady = self.L * self.base.sigma * np.sqrt(lam / (2 - lam))
+        if q ** (2 * self.t) < 1e-12:
+            return steady
+        t = self.t + np.arange(1, n + 1, dtype=float)
+        return steady * np.sqrt(1 - q ** (2 * t))
 
 
 class Cusum(Detector):
@@ -281,8 +298,8 @@ class Cusum(Detector):
         lo = self._lindley(self.lo, (mu - big_k) - values)
         self.hi, self.lo = float(hi[-1]), float(lo[-1])
         out = (hi > big_h) | (lo > big_h)
-        self.detail = f"CUSUM C+ {self.hi / sd:.2f}σ C- {self.lo / sd:.2f}σ, h {self.h:g}σ"
         if out.any() and not self.active:
+            self.detail = f"CUSUM C+ {self.hi / sd:.2f}σ C- {self.lo / sd:.2f}σ, h {self.h:g}σ"
             self._set(True, int(times[int(np.argmax(out))]))
         elif self.active and not out[-1]:
             self._set(False, int(times[-1]))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from linebridge.analytics import detectors as det
+from linebridge.analytics.banks import LimitBank, RateBank
 from linebridge.analytics.config import (
     BitRule,
     CusumRule,
@@ -91,7 +92,8 @@ class DeviceAnalyticsRuntime:
         self.errors: list[str] = []
         self.reachable = False
         self.device_stale: list[BoundRule] = []
-        self._plans: dict[int, tuple[list[int], dict[int, np.ndarray]]] = {}
+        self._plans: dict[int, tuple[list[int], dict[int, np.ndarray], list]] = {}
+        self.banks: list[LimitBank | RateBank] = []
 
     def bind(self, signals: dict[str, Signal], strict: Callable[[Any], bool]) -> None:
         """Attach every rule to its signals; a rule naming an unknown or non-numeric signal is refused."""
@@ -106,8 +108,17 @@ class DeviceAnalyticsRuntime:
                 if path and self._need(signals, path, f"oee.{role}", numeric=True):
                     self._slot(signals[path]).counter = role
                     self.counters.setdefault(role, CounterTracker(oee.counter_max))
+        banked: dict[type, list] = {det.Limit: [], det.Rate: []}
         for rule in self.config.rules:
-            self._bind_rule(rule, signals, strict(rule))
+            self._bind_rule(rule, signals, strict(rule), banked)
+        self.banks = [
+            bank(rules)
+            for bank, rules in ((LimitBank, banked[det.Limit]), (RateBank, banked[det.Rate]))
+            if rules
+        ]
+        for bank in self.banks:
+            for alias in bank.aliases:
+                self._slot_alias(alias)  # so the batch plan includes the alias
 
     def _need(
         self, signals: dict[str, Signal], path: str, what: str, numeric: bool, loud: bool = True
@@ -125,7 +136,7 @@ class DeviceAnalyticsRuntime:
             log.error("analytics: %s", self.errors[-1])
         return not problem
 
-    def _bind_rule(self, rule: Any, signals: dict[str, Signal], loud: bool) -> None:
+    def _bind_rule(self, rule: Any, signals: dict[str, Signal], loud: bool, banked: dict[type, list]) -> None:
         numeric = not isinstance(rule, BitRule)
         if not all(self._need(signals, p, f"rule {rule.name!r}", numeric, loud) for p in rule.inputs):
             return
@@ -140,6 +151,8 @@ class DeviceAnalyticsRuntime:
             self._slot_alias(bound.aliases[0]).raw.append(bound)
         elif isinstance(rule, EwmaRule | CusumRule) and len(bound.aliases) == 2:
             self._slot_alias(bound.aliases[0]).residual.append((bound, bound.aliases[1]))
+        elif type(bound.detector) in banked:  # limits and rates: evaluated together per batch
+            banked[type(bound.detector)].append((bound.detector, bound.aliases[0]))
         elif bound.aliases:
             self._slot_alias(bound.aliases[0]).numeric.append(bound)
 
@@ -150,11 +163,14 @@ class DeviceAnalyticsRuntime:
         return self.slots.setdefault(alias, Slot())
 
     # -- per batch -----------------------------------------------------------------------------
-    def plan(self, aliases: list[int]) -> dict[int, np.ndarray]:
-        """Positions of each watched alias in a batch's alias column (cached by the column's identity)."""
+    def plan(self, aliases: list[int]) -> tuple[dict[int, np.ndarray], list]:
+        """Positions of each watched alias in a batch's alias column, and each bank's (rows, index matrix).
+
+        Cached by the column's identity (drivers reuse one alias list for a fixed-shape stream).
+        """
         cached = self._plans.get(id(aliases))
         if cached is not None and cached[0] is aliases:
-            return cached[1]
+            return cached[1], cached[2]
         arr = np.asarray(aliases, dtype=np.int64)
         order = np.argsort(arr, kind="stable")
         keys, starts = np.unique(arr[order], return_index=True)
@@ -162,10 +178,21 @@ class DeviceAnalyticsRuntime:
         plan = {
             int(k): order[s:e] for k, s, e in zip(keys, starts, bounds, strict=True) if int(k) in self.slots
         }
+        banks = [self._bank_plan(bank, plan) for bank in self.banks]
         if len(self._plans) > 64:
             self._plans.clear()
-        self._plans[id(aliases)] = (aliases, plan)  # the list is kept, so its id cannot be reused
-        return plan
+        self._plans[id(aliases)] = (aliases, plan, banks)  # the list is kept, so its id cannot be reused
+        return plan, banks
+
+    @staticmethod
+    def _bank_plan(
+        bank: LimitBank | RateBank, plan: dict[int, np.ndarray]
+    ) -> tuple[list[int], np.ndarray | None]:
+        rows = [r for r, a in enumerate(bank.aliases) if a in plan]
+        sizes = {len(plan[bank.aliases[r]]) for r in rows}
+        if len(sizes) != 1:  # rules see different sample counts: no matrix, one rule at a time
+            return rows, None
+        return rows, np.stack([plan[bank.aliases[r]] for r in rows])
 
     def update(
         self, aliases: list[int], values: list, times: list[int], value_type: ValueType | None, now_ns: int
@@ -173,14 +200,28 @@ class DeviceAnalyticsRuntime:
         """Fold one batch in; True when the machine state inputs changed."""
         for bound in self.device_stale:
             bound.detector.seen(now_ns)  # type: ignore[attr-defined]
-        plan = self.plan(aliases)
+        plan, bank_plans = self.plan(aliases)
         if not plan:
             return False
         ts = np.asarray(times, dtype=np.int64)
         column = np.asarray(values, dtype=float) if value_type in NUMERIC else None
+        for bank, (rows, index) in zip(self.banks, bank_plans, strict=True):
+            if not rows:
+                continue
+            if index is not None and column is not None:
+                bank.update(index, column, ts, rows)
+                continue
+            for r in rows:
+                idx = plan[bank.aliases[r]]
+                v = column[idx] if column is not None else np.array([values[i] for i in idx], dtype=float)
+                bank.detectors[r].update(v, ts[idx])
         state_changed = False
         for alias, idx in plan.items():
             slot = self.slots[alias]
+            if not (
+                slot.state_path or slot.stale or slot.raw or slot.numeric or slot.counter or slot.residual
+            ):
+                continue  # a bank's alias: done above
             t = ts[idx]
             if slot.state_path:
                 self.inputs[slot.state_path] = values[idx[-1]]

@@ -259,7 +259,7 @@ class AnalyticsEngine:
                     values[f"state/{_prefix(window)}seconds/{state.name}"] = secs
             if rt.config.oee is not None:
                 for window in ("shift", "hour"):
-                    eff = self.efficiency_of(rt, window, now)
+                    eff = self.efficiency_of(rt, window, now, losses=False)
                     for f in _OEE_FIELDS:
                         values[f"oee/{_oee_prefix(window)}{f}"] = float(getattr(eff, f))
             self._queue(rt.device_id, values)
@@ -281,7 +281,9 @@ class AnalyticsEngine:
             return rt.clock.since_start(now)
         return rt.clock.window(*self.window_bounds(window, now, rt))
 
-    def efficiency_of(self, rt: DeviceAnalyticsRuntime, window: str, now: int) -> Efficiency:
+    def efficiency_of(
+        self, rt: DeviceAnalyticsRuntime, window: str, now: int, losses: bool = True
+    ) -> Efficiency:
         """ISO 22400-2 elements and KPIs of one device over a named window."""
         start, end = self.window_bounds(window, now, rt)
         seconds = rt.clock.window(start, end)
@@ -306,7 +308,8 @@ class AnalyticsEngine:
                 eff.gq = max(0.0, eff.pq - counters["scrap"].between(start, end))
             else:
                 eff.gq = eff.pq
-        eff.down_by_alarm = self._down_by_alarm(rt, start, end)
+        if losses:  # scans the alarm history: for GetEfficiency, not for every tick
+            eff.down_by_alarm = self._down_by_alarm(rt, start, end)
         return compute(eff)
 
     def _down_by_alarm(self, rt: DeviceAnalyticsRuntime, start: int, end: int) -> dict[str, float]:
