@@ -139,7 +139,7 @@ async def test_state_and_oee_are_ordinary_signals_and_get_efficiency_answers(sta
 
 
 async def test_viewers_read_alarms_but_only_operators_acknowledge(start_bridge, tmp_path):
-    from linebridge.client.aio import Client
+    from linebridge.client.raw import RawClient as Client
     from tests.security_helpers import write_tokens
 
     tokens = write_tokens(tmp_path / "tokens", ["viewer", "op"])

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from linebridge.api import pb
-from linebridge.api.convert import duration
-from linebridge.client import Client
+from linebridge.client import AsyncClient
 
 CHANGE = {v.number: v.name.removeprefix("ALARM_CHANGE_") for v in pb.alarm.AlarmChange.DESCRIPTOR.values}
 
@@ -52,23 +51,20 @@ def alarm_line(a: pb.alarm.Alarm) -> str:
     return f"{_time(a.raised):<9} {a.severity:>4}  {_state(a):<12} {a.id:<32} {a.message}"
 
 
-async def alarms(client: Client, args: argparse.Namespace) -> int:
+async def alarms(client: AsyncClient, args: argparse.Namespace) -> int:
     if args.history:
-        answer = await client.alarms.AlarmHistory(pb.alarm.AlarmHistoryRequest(device_glob=args.device_glob))
-        for e in answer.events:
+        for e in await client.alarm_history(args.device_glob):
             who = f" by {e.who}" if e.who else ""
             note = f": {e.comment}" if e.comment else ""
             print(f"{_time(e.time):<9} {CHANGE[e.change]:<12} {e.alarm.id}{who}{note}")
         return 0
     if not args.watch:
-        answer = await client.alarms.ListAlarms(
-            pb.alarm.ListAlarmsRequest(device_glob=args.device_glob, include_inactive=args.all)
-        )
+        found = await client.alarms(args.device_glob, include_inactive=args.all)
         print(f"{'RAISED':<9} {'SEV':>4}  {'STATE':<12} {'ALARM':<32} MESSAGE")
-        for a in answer.alarms:
+        for a in found:
             print(alarm_line(a))
         return 0
-    async for update in client.alarms.WatchAlarms(pb.alarm.WatchAlarmsRequest(device_glob=args.device_glob)):
+    async for update in client.watch_alarms(args.device_glob):
         kind = update.WhichOneof("update")
         if kind == "snapshot":
             for a in update.snapshot.alarms:
@@ -82,37 +78,30 @@ async def alarms(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def ack(client: Client, args: argparse.Namespace) -> int:
-    answer = await client.alarms.Acknowledge(
-        pb.alarm.AcknowledgeRequest(alarm_id=args.alarm_id, comment=args.comment)
-    )
-    print(f"acknowledged {answer.alarm.id} as {answer.alarm.acked_by}")
+async def ack(client: AsyncClient, args: argparse.Namespace) -> int:
+    alarm = await client.acknowledge(args.alarm_id, args.comment)
+    print(f"acknowledged {alarm.id} as {alarm.acked_by}")
     return 0
 
 
-async def shelve(client: Client, args: argparse.Namespace) -> int:
-    request = pb.alarm.ShelveRequest(
-        alarm_id=args.alarm_id, duration=duration(args.minutes * 60), reason=args.reason
-    )
-    answer = await client.alarms.Shelve(request)
-    print(f"shelved {answer.alarm.id} until {_time(answer.alarm.shelved_until)}")
+async def shelve(client: AsyncClient, args: argparse.Namespace) -> int:
+    alarm = await client.shelve(args.alarm_id, args.minutes * 60, args.reason)
+    print(f"shelved {alarm.id} until {_time(alarm.shelved_until)}")
     return 0
 
 
-async def unshelve(client: Client, args: argparse.Namespace) -> int:
-    answer = await client.alarms.Unshelve(pb.alarm.UnshelveRequest(alarm_id=args.alarm_id))
-    print(f"unshelved {answer.alarm.id}")
+async def unshelve(client: AsyncClient, args: argparse.Namespace) -> int:
+    alarm = await client.unshelve(args.alarm_id)
+    print(f"unshelved {alarm.id}")
     return 0
 
 
-async def oee(client: Client, args: argparse.Namespace) -> int:
-    answer = await client.efficiency.GetEfficiency(
-        pb.alarm.GetEfficiencyRequest(device_glob=args.device_glob, window=args.window)
-    )
+async def oee(client: AsyncClient, args: argparse.Namespace) -> int:
+    found = await client.efficiency(args.device_glob, args.window)
     print(
         f"{'DEVICE':<16} {'OEE':>6} {'AVAIL':>6} {'EFFECT':>6} {'QUAL':>6} {'APT s':>8} {'PBT s':>8} {'PQ':>6} {'GQ':>6}"
     )
-    for e in answer.devices:
+    for e in found:
         print(
             f"{e.device_id:<16} {e.oee:>6.1%} {e.availability:>6.1%} {e.effectiveness:>6.1%} {e.quality:>6.1%} "
             f"{e.apt:>8.0f} {e.pbt:>8.0f} {e.pq:>6.0f} {e.gq:>6.0f}"
