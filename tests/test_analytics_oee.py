@@ -156,3 +156,30 @@ def test_bad_rules_stop_the_config_check_with_one_message_naming_the_rule(rule, 
     with pytest.raises(ConfigError, match=message) as info:
         parse_config({"analytics": {"devices": {"robot-*": {"rules": [rule]}}}}, env={})
     assert len(str(info.value).splitlines()) == 1
+
+
+def test_state_clock_windows_match_a_brute_force_sum():
+    rng = np.random.default_rng(4)
+    clock = StateClock(0)
+    changes = [(MachineState.OFFLINE, 0)]
+    t = 0
+    for _ in range(400):
+        t += int(rng.integers(1, 50)) * S // 10
+        state = MachineState(int(rng.integers(1, 9)))
+        if clock.set(state, t):
+            changes.append((state, t))
+    end = t + 3 * S
+
+    def brute(a: int, b: int) -> dict:
+        out = dict.fromkeys(MachineState, 0.0)
+        for (state, start), (_, stop) in zip(changes, [*changes[1:], (None, end)], strict=True):
+            lo, hi = max(a, start), min(b, stop)
+            if hi > lo:
+                out[state] += (hi - lo) / 1e9
+        return out
+
+    for _ in range(50):
+        a, b = sorted(int(x) for x in rng.integers(0, end, 2))
+        got, want = clock.window(a, b), brute(a, b)
+        assert all(got[s] == pytest.approx(want[s], abs=1e-6) for s in MachineState)
+    assert clock.window(0, end) == pytest.approx(clock.since_start(end))

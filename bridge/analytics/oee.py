@@ -10,10 +10,12 @@ ISO 22400-2:2014 §5 (time elements, quantities) and §6 (KPI definitions) name 
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
+
+MAX_EVENTS = 100_000  # counting batches kept for windows
 
 
 class CounterTracker:
@@ -24,7 +26,10 @@ class CounterTracker:
         self.last: float | None = None
         self.total = 0.0
         self.resets = 0
-        self._events: deque[tuple[int, float]] = deque()  # (time ns, increment) per batch
+        # Per batch that counted something: its time and the running total after it (prefix sums).
+        self._times: list[int] = []
+        self._before: list[float] = []  # running total before the batch
+        self._totals: list[float] = []  # ... and after it
         self._keep_ns = int(keep_seconds * 1e9)
 
     def update(self, values: np.ndarray, times: np.ndarray) -> float:
@@ -47,15 +52,27 @@ class CounterTracker:
         produced = float(steps.sum())
         self.last = float(values[-1])
         if produced:
+            self._before.append(self.total)
             self.total += produced
-            self._events.append((int(times[-1]), produced))
-            while self._events and self._events[0][0] < int(times[-1]) - self._keep_ns:
-                self._events.popleft()
+            now = int(times[-1])
+            if self._times and now < self._times[-1]:
+                now = self._times[-1]  # keep the time column sorted for bisect
+            self._times.append(now)
+            self._totals.append(self.total)
+            if self._times[0] < now - self._keep_ns or len(self._times) > MAX_EVENTS:
+                drop = max(
+                    len(self._times) - MAX_EVENTS, bisect.bisect_left(self._times, now - self._keep_ns)
+                )
+                del self._times[:drop], self._totals[:drop], self._before[:drop]
         return produced
 
     def between(self, start_ns: int, end_ns: int) -> float:
         """Quantity counted between start_ns and end_ns (by the time of each batch's last reading)."""
-        return sum(q for t, q in self._events if start_ns <= t < end_ns)
+        lo = bisect.bisect_left(self._times, start_ns)
+        hi = bisect.bisect_left(self._times, end_ns)
+        if hi <= lo:
+            return 0.0
+        return self._totals[hi - 1] - self._before[lo]
 
 
 @dataclass(slots=True)
