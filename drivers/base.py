@@ -179,6 +179,11 @@ class Driver(ABC):
         """Raise InvalidArgument when `endpoint` is not an address this driver can use (before connecting)."""
         return None  # drivers without a fixed endpoint form take any
 
+    @classmethod
+    def known_signals(cls, options: DriverOptions) -> dict[str, ValueType] | None:
+        """Signal paths and types known before connecting (a register map), for the config check; else None."""
+        return None
+
     @abstractmethod
     async def connect(self) -> DeviceDescription:
         """Open the connection and describe the device (identity, signals, capabilities)."""

@@ -183,3 +183,38 @@ def test_state_clock_windows_match_a_brute_force_sum():
         got, want = clock.window(a, b), brute(a, b)
         assert all(got[s] == pytest.approx(want[s], abs=1e-6) for s in MachineState)
     assert clock.window(0, end) == pytest.approx(clock.since_start(end))
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"name": "r1", "type": "limit", "kind": "hi", "signal": "conveyor/sped", "limit": 1},
+            r"rule 'r1': unknown signal 'conveyor/sped'",
+        ),
+        (
+            {"name": "r2", "type": "ewma", "signal": "cell/recipe"},
+            r"rule 'r2': signal 'cell/recipe' is STRING, not a number",
+        ),
+    ],
+)
+def test_rules_on_a_register_map_are_checked_at_load(rule, message):
+    from linebridge.devices.catalog import DriverCatalog
+
+    config = parse_config(
+        {
+            "devices": [
+                {
+                    "id": "plc-9",
+                    "driver": "modbus",
+                    "endpoint": "modbus+tcp://127.0.0.1:1502",
+                    "options": {"map": "cell-plc"},
+                }
+            ],
+            "analytics": {"devices": {"plc-*": {"rules": [rule]}}},
+        },
+        env={},
+    )
+    with pytest.raises(ConfigError, match=message) as info:
+        DriverCatalog.from_entry_points().check(config, "cell.yaml")
+    assert "analytics.devices['plc-*'] (device plc-9)" in str(info.value)

@@ -350,3 +350,34 @@ class AnalyticsConfig(_Model):
 
         check_overlaps(shifts)
         return shifts
+
+
+def check_signals(analytics: DeviceAnalytics, signals: dict[str, Any]) -> str | None:
+    """The first rule (or state condition, or OEE counter) naming a signal the device lacks or of the wrong
+    type, as one message; None when all are fine. `signals`: path -> ValueType (numbers 1-3 are numeric)."""
+
+    def problem(path: str, numeric: bool) -> str | None:
+        kind = signals.get(path)
+        if kind is None:
+            return f"unknown signal {path!r}"
+        if numeric and int(kind) not in (1, 2, 3):
+            return f"signal {path!r} is {getattr(kind, 'name', kind)}, not a number"
+        return None
+
+    for rule in analytics.rules:
+        for path in rule.inputs:
+            found = problem(path, numeric=rule.type != "bit")
+            if found:
+                return f"rule {rule.name!r}: {found}"
+    for i, state_rule in enumerate(analytics.states):
+        for cond in state_rule.when:
+            found = problem(cond.signal, numeric=False)
+            if found:
+                return f"states[{i}] ({state_rule.state.name}): {found}"
+    if analytics.oee is not None:
+        for role in ("produced", "good", "scrap"):
+            path = getattr(analytics.oee, role)
+            found = problem(path, numeric=True) if path else None
+            if found:
+                return f"oee.{role}: {found}"
+    return None

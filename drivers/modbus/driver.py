@@ -28,6 +28,7 @@ from linebridge.drivers.base import (
     StreamHints,
     Unavailable,
     Value,
+    ValueType,
     batch_of,
 )
 from linebridge.drivers.modbus.client import UnitClient
@@ -156,6 +157,12 @@ class ModbusDriver(Driver):
             name=service.instance,
             options={"unit": unit, "map": map_name},
         )
+
+    @classmethod
+    def known_signals(cls, options: DriverOptions) -> dict[str, ValueType] | None:
+        """The register map's points: analytics rules on this device are checked against them at load."""
+        regmap = options.map  # type: ignore[attr-defined]
+        return {p.path: p.signal().value_type for p in regmap.compiled}
 
     async def connect(self) -> DeviceDescription:
         """Open (or share) the connection, probe the device with one read, describe it."""
