@@ -189,3 +189,79 @@ async def test_cli_lists_acknowledges_and_shows_oee(start_bridge, client_for, ca
     assert "FAILED_PRECONDITION" in capsys.readouterr().err
     assert await run_client(_parser().parse_args(["oee", "ana-*", "--window", "start", *target])) == 0
     assert "ana-1" in capsys.readouterr().out
+
+
+async def test_uplink_carries_state_oee_and_alarm_metrics(broker, consumer, start_bridge, tmp_path):
+    from tests.mqtt_broker import uplink_section
+
+    await start_bridge(
+        [sim_device("ana-1", signals=2, rate_hz=200)],
+        analytics=ANALYTICS,
+        uplink=uplink_section(broker, tmp_path / "o.sqlite"),
+    )
+    await consumer.wait_for(lambda: consumer.of("DBIRTH", device="ana-1"), what="DBIRTH")
+    names = {m.name for m in consumer.of("DBIRTH", device="ana-1")[-1].payload.metrics}  # type: ignore[union-attr]
+    assert {
+        "state/current",
+        "state/seconds/EXECUTE",
+        "alarms/wave_hi/active",
+        "alarms/wave_hi/acked",
+    } <= names
+    await consumer.wait_for(
+        lambda: any(s.name == "alarms/wave_hi/active" and s.value is True for s in consumer.samples),
+        what="the alarm as a Sparkplug metric",
+    )
+    assert consumer.errors == []
+
+
+async def test_offline_device_is_offline_and_its_stale_rule_fires(start_bridge):
+    from linebridge.analytics import MachineState
+    from linebridge.drivers.sim.driver import LINKS_DOWN
+
+    section = {
+        "publish_interval_seconds": 0.05,
+        "devices": {
+            "gone-*": {"rules": [{"name": "silent", "type": "stale", "seconds": 0.5, "severity": 300}]}
+        },
+    }
+    app = await start_bridge([sim_device("gone-1", signals=1, rate_hz=50)], analytics=section)
+    await wait_for_state(app, "gone-1", DeviceState.ONLINE)
+    rt = app.analytics.devices["gone-1"]
+    LINKS_DOWN.add("gone-1")
+    try:
+        await wait_for_state(app, "gone-1", DeviceState.OFFLINE, DeviceState.CONNECTING)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        while not (rt.clock.state is MachineState.OFFLINE and "gone-1/silent" in app.alarms.alarms):
+            assert loop.time() < end, f"state {rt.clock.state.name}, alarms {list(app.alarms.alarms)}"
+            await asyncio.sleep(0.02)
+        assert app.alarms.alarms["gone-1/silent"].active
+    finally:
+        LINKS_DOWN.discard("gone-1")
+
+
+def test_shortage_by_suspended_share_of_the_window():
+    from linebridge.analytics.config import DeviceAnalytics
+    from linebridge.analytics.device import DeviceAnalyticsRuntime
+    from linebridge.analytics.states import MachineState
+    from linebridge.model import Signal, ValueType
+
+    config = DeviceAnalytics.model_validate(
+        {
+            "states": [{"state": "SUSPENDED", "when": [{"signal": "starved", "eq": True}]}],
+            "default_state": "EXECUTE",
+            "rules": [{"name": "short", "type": "shortage", "suspended_share": 0.5, "window_seconds": 60}],
+        }
+    )
+    s = 1_000_000_000
+    rt = DeviceAnalyticsRuntime("line-1", config, 0)
+    rt.bind({"starved": Signal("starved", ValueType.BOOL, alias=7)}, lambda rule: True)
+    rt.reachable = True
+    rt.inputs["starved"] = False
+    rt.evaluate_state(0)
+    rt.inputs["starved"] = True
+    rt.evaluate_state(20 * s)  # EXECUTE 0-20 s, then SUSPENDED
+    rt.tick(45 * s)  # 25 of the last 45 s... of a 60 s window: 25/60 < 0.5
+    assert not rt.rules[0].detector.active and rt.clock.state is MachineState.SUSPENDED
+    rt.tick(55 * s)  # 35/60 > 0.5
+    assert rt.rules[0].detector.active and "SUSPENDED 58%" in rt.rules[0].detector.detail
