@@ -96,6 +96,12 @@ async def test_opcua_conditions_refresh_acknowledge_forwarded(start_bridge, clie
         assert answer.alarm.acked
         assert sim.conditions.acknowledged == [("ProtectiveStop", "cell checked (local)")]
         assert sim.conditions.conditions["ProtectiveStop"].acked
+        # the condition became ordinary signals of the robot too (for Subscribe, Read and the uplink)
+        await _until(
+            lambda: "alarms/protective_stop/acked" in app.registry.get("rob-a").signals, what="signals"
+        )
+        alias = app.registry.get("rob-a").signals["alarms/protective_stop/acked"].alias
+        await _until(lambda: (app.bus.value_of(alias) or (None,))[0] is True, what="acked published")
     finally:
         await sim.stop()
 

@@ -218,3 +218,24 @@ def test_rules_on_a_register_map_are_checked_at_load(rule, message):
     with pytest.raises(ConfigError, match=message) as info:
         DriverCatalog.from_entry_points().check(config, "cell.yaml")
     assert "analytics.devices['plc-*'] (device plc-9)" in str(info.value)
+
+
+def test_a_reconnect_keeps_each_rules_detector_and_its_state():
+    from linebridge.analytics.device import DeviceAnalyticsRuntime
+    from linebridge.model import Signal, ValueType
+
+    config = DeviceAnalytics.model_validate(
+        {"rules": [{"name": "hot", "type": "limit", "kind": "hi", "signal": "t", "limit": 1.0}]}
+    )
+    rt = DeviceAnalyticsRuntime("m-1", config, 0)
+    signals = {"t": Signal("t", ValueType.DOUBLE, alias=3)}
+    rt.bind(signals, lambda rule: True)
+    rt.update([3], [5.0], [S], ValueType.DOUBLE, S)
+    before = rt.rules[0].detector
+    assert before.active
+    rt.bind({"t": Signal("t", ValueType.DOUBLE, alias=3)}, lambda rule: True)  # the device connected again
+    assert rt.rules[0].detector is before and rt.rules[0].detector.active
+    rt.bind(
+        {"t": Signal("t", ValueType.DOUBLE, alias=4)}, lambda rule: True
+    )  # a different signal: new detector
+    assert rt.rules[0].detector is not before

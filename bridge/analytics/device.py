@@ -92,11 +92,14 @@ class DeviceAnalyticsRuntime:
         self.errors: list[str] = []
         self.reachable = False
         self.device_stale: list[BoundRule] = []
+        self._previous: dict[str, BoundRule] = {}
         self._plans: dict[int, tuple[list[int], dict[int, np.ndarray], list]] = {}
         self.banks: list[LimitBank | RateBank] = []
 
     def bind(self, signals: dict[str, Signal], strict: Callable[[Any], bool]) -> None:
         """Attach every rule to its signals; a rule naming an unknown or non-numeric signal is refused."""
+        # A re-description (reconnect) keeps each rule's detector: delays, baselines and raised alarms carry on.
+        self._previous = {b.rule.name: b for b in self.rules}
         self.slots, self.rules, self.errors, self._plans, self.device_stale = {}, [], [], {}, []
         for path in self.model.inputs:
             if path in signals:
@@ -140,7 +143,10 @@ class DeviceAnalyticsRuntime:
         numeric = not isinstance(rule, BitRule)
         if not all(self._need(signals, p, f"rule {rule.name!r}", numeric, loud) for p in rule.inputs):
             return
-        bound = BoundRule(rule, build_detector(rule), [signals[p].alias for p in rule.inputs])
+        aliases = [signals[p].alias for p in rule.inputs]
+        bound = self._previous.get(rule.name)
+        if bound is None or bound.rule != rule or bound.aliases != aliases:
+            bound = BoundRule(rule, build_detector(rule), aliases)
         self.rules.append(bound)
         if isinstance(rule, StaleRule):
             if bound.aliases:

@@ -64,6 +64,7 @@ class AnalyticsEngine:
         self.devices: dict[str, DeviceAnalyticsRuntime] = {}
         self.outputs: dict[str, dict[str, Signal]] = {}
         self.derived: set[int] = set()
+        self.device_alarms: dict[str, set[str]] = {}  # device id -> names of alarms the device raised itself
         self.pbt_override: dict[str, float] = {}  # device id -> PBT seconds set from outside (an MES)
         self._pending: dict[str, dict[int, Value]] = {}
         self._flush_scheduled = False
@@ -140,8 +141,8 @@ class AnalyticsEngine:
         if config.oee is not None:
             for window in ("shift", "hour"):
                 out += [Signal(f"oee/{_oee_prefix(window)}{f}", ValueType.DOUBLE) for f in _OEE_FIELDS]
-        for bound in rt.rules:
-            name = bound.rule.name
+        names = [b.rule.name for b in rt.rules] + sorted(self.device_alarms.get(device_id, ()))
+        for name in dict.fromkeys(names):
             out += [
                 Signal(f"alarms/{name}/active", ValueType.BOOL),
                 Signal(f"alarms/{name}/severity", ValueType.INT),
@@ -188,6 +189,8 @@ class AnalyticsEngine:
             if d.active != bound.reported:
                 bound.reported = d.active
                 rule = bound.rule
+                if rule.suppress_in:  # suppressed by design from the moment it is raised
+                    self.alarms.suppress(f"{rt.device_id}/{rule.name}", rt.clock.state in rule.suppress_in)
                 self.alarms.report(
                     rt.device_id,
                     rule.name,
@@ -210,6 +213,24 @@ class AnalyticsEngine:
 
     def _alarm_changed(self, event: AlarmEvent) -> None:
         a = event.alarm
+        outputs = self.outputs.get(a.device_id)
+        known = self.device_alarms.setdefault(a.device_id, set())
+        if outputs is not None and f"alarms/{a.name}/active" not in outputs and a.name not in known:
+            # A device's own alarm seen for the first time (an OPC UA condition): declare its signals by
+            # describing the device again (its aliases stay; the uplink sends a new DBIRTH).
+            known.add(a.name)
+            with contextlib.suppress(RuntimeError):  # no loop: nothing to redescribe (unit tests)
+                asyncio.get_running_loop().call_soon(self._redescribe, a.device_id)
+        self._alarm_changed_values(a)
+
+    def _redescribe(self, device_id: str) -> None:
+        record = self.registry.find(device_id)
+        if record is not None and record.description is not None:
+            self.registry.set_description(device_id, record.description, record.details)
+            for alarm in self.alarms.current(device_id, include_inactive=True):
+                self._alarm_changed_values(alarm)
+
+    def _alarm_changed_values(self, a) -> None:  # noqa: ANN001 - an Alarm
         self._queue(
             a.device_id,
             {
