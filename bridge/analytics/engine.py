@@ -178,9 +178,10 @@ class AnalyticsEngine:
             return
         now = time.time_ns()
         if rt.update(batch.aliases, batch.values, batch.timestamps, batch.value_type, now):
-            at = batch.timestamps[-1]
-            if rt.evaluate_state(at):
-                self._state_out(rt, at)
+            # State changes are dated by the bridge's clock: windows and shifts are on that clock too,
+            # whatever the device's own clock says.
+            if rt.evaluate_state(now):
+                self._state_out(rt, now)
         self._report(rt, now)
 
     def _report(self, rt: DeviceAnalyticsRuntime, now: int) -> None:
