@@ -265,3 +265,20 @@ def test_shortage_by_suspended_share_of_the_window():
     assert not rt.rules[0].detector.active and rt.clock.state is MachineState.SUSPENDED
     rt.tick(55 * s)  # 35/60 > 0.5
     assert rt.rules[0].detector.active and "SUSPENDED 58%" in rt.rules[0].detector.detail
+
+
+async def test_planned_busy_time_set_by_an_mes(start_bridge, client_for):
+    from google.protobuf.duration_pb2 import Duration
+
+    app = await _bridge(start_bridge)
+    client = client_for(app)
+    request = pb.alarm.SetPlannedBusyTimeRequest(
+        device_glob="ana-*", planned_busy_time=Duration(seconds=7200)
+    )
+    assert list((await client.efficiency.SetPlannedBusyTime(request)).device_ids) == ["ana-1"]
+    (eff,) = (await client.efficiency.GetEfficiency(pb.alarm.GetEfficiencyRequest(window="shift"))).devices
+    assert eff.pbt == 7200 and eff.availability == pytest.approx(eff.apt / 7200)
+    back = pb.alarm.SetPlannedBusyTimeRequest(device_glob="ana-*", planned_busy_time=Duration(seconds=0))
+    await client.efficiency.SetPlannedBusyTime(back)
+    (eff,) = (await client.efficiency.GetEfficiency(pb.alarm.GetEfficiencyRequest(window="shift"))).devices
+    assert eff.pbt != 7200

@@ -143,3 +143,13 @@ def test_motor_drift_is_caught_minutes_before_the_hi_limit(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_drift_warning_from_a_healthy_robot(seed):
     assert _first_drift_alarm(seed, drift=False, seconds=600)[0] is None
+
+
+def test_intermittent_fault_schedule_is_reproducible_from_the_seed():
+    import itertools
+
+    first = list(itertools.islice(FaultPlan(["intermittent"], seed=7).outages(), 5))
+    again = list(itertools.islice(FaultPlan(["intermittent"], seed=7).outages(), 5))
+    other = list(itertools.islice(FaultPlan(["intermittent"], seed=8).outages(), 5))
+    assert first == again != other
+    assert all(10 <= up <= 20 and 2 <= down <= 5 for up, down in first)
