@@ -98,6 +98,7 @@ class BridgeApp:
         self.alarms = AlarmManager(config.analytics.history, self._audit_alarm)
         self.analytics = AnalyticsEngine(config.analytics, self.registry, self.bus, self.alarms)
         self.alarms.forwarders["device"] = self._forward_ack
+        self.alarms.confirm_forwarders["device"] = self._forward_confirm
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
             if config.uplink.enabled
@@ -188,6 +189,7 @@ class BridgeApp:
             message=report.message,
             source="device",
             acked=report.acked,
+            confirmed=report.confirmed,
         )
 
     async def _forward_ack(self, alarm: Alarm, comment: str, who: Identity) -> None:
@@ -196,6 +198,13 @@ class BridgeApp:
         if driver is None:
             raise Unavailable(f"device {alarm.device_id!r} is not online: cannot forward the acknowledgement")
         await driver.acknowledge_alarm(alarm.name, f"{comment} ({who.name})" if comment else who.name)
+
+    async def _forward_confirm(self, alarm: Alarm, comment: str, who: Identity) -> None:
+        """An operator confirmed a device's alarm: the device confirms it too (OPC UA Part 9 §5.7.4)."""
+        driver = self.driver_of(alarm.device_id)
+        if driver is None:
+            raise Unavailable(f"device {alarm.device_id!r} is not online: cannot forward the confirmation")
+        await driver.confirm_alarm(alarm.name, f"{comment} ({who.name})" if comment else who.name)
 
     def _audit_alarm(self, action: str, alarm: Alarm, who: Identity, detail: dict) -> None:
         """Acknowledgements and shelving are audit-logged like commands."""

@@ -265,6 +265,7 @@ class AlarmReport:
     message: str = ""
     source: str = ""  # the device's own name for the source (SourceName)
     retain: bool = True
+    confirmed: bool = True  # OPC UA ConfirmedState (true when the device has none)
 
 
 @dataclass(frozen=True, slots=True)

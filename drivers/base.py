@@ -216,6 +216,10 @@ class Driver(ABC):
         """Acknowledge an alarm the device reported (forwarded to the device, e.g. OPC UA Acknowledge)."""
         raise Unsupported(f"{self.type_name} driver does not acknowledge alarms")
 
+    async def confirm_alarm(self, name: str, comment: str) -> None:
+        """Confirm an acknowledged alarm the device reported (forwarded, e.g. OPC UA Confirm)."""
+        raise Unsupported(f"{self.type_name} driver does not confirm alarms")
+
     async def stop(self) -> None:
         """Request a protective stop of the device's motion or program."""
         raise Unsupported(f"{self.type_name} driver does not support stop")

@@ -77,6 +77,9 @@ async def test_alarm_raised_watched_acknowledged_and_audited(start_bridge, clien
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await client.alarms.Acknowledge(pb.alarm.AcknowledgeRequest(alarm_id="ana-1/nope"))
     assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as no_confirm:  # a rule alarm needs no confirmation
+        await client.alarms.Confirm(pb.alarm.ConfirmRequest(alarm_id="ana-1/wave_hi"))
+    assert no_confirm.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     stream.cancel()
     history = await client.alarms.AlarmHistory(pb.alarm.AlarmHistoryRequest(device_glob="ana-1"))
     changes = [e.change for e in history.events]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
 from linebridge.analytics import MachineState
@@ -96,6 +97,17 @@ async def test_opcua_conditions_refresh_acknowledge_forwarded(start_bridge, clie
         assert answer.alarm.acked
         assert sim.conditions.acknowledged == [("ProtectiveStop", "cell checked (local)")]
         assert sim.conditions.conditions["ProtectiveStop"].acked
+        # Part 9 §5.7.4: after the acknowledgement the server waits for a Confirm, forwarded the same way
+        await _until(
+            lambda: not app.alarms.alarms["rob-a/protective_stop"].confirmed, what="ConfirmedState false"
+        )
+        confirmed = await client.alarms.Confirm(
+            pb.alarm.ConfirmRequest(alarm_id="rob-a/protective_stop", comment="fixed")
+        )
+        assert confirmed.alarm.confirmed and sim.conditions.confirmed == [("ProtectiveStop", "fixed (local)")]
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await client.alarms.Confirm(pb.alarm.ConfirmRequest(alarm_id="rob-a/protective_stop"))
+        assert again.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         # the condition became ordinary signals of the robot too (for Subscribe, Read and the uplink)
         await _until(
             lambda: "alarms/protective_stop/acked" in app.registry.get("rob-a").signals, what="signals"

@@ -33,6 +33,7 @@ class AlarmChange(IntEnum):
     SUPPRESSED = 6
     UNSUPPRESSED = 7
     UPDATED = 8  # severity or message changed while active
+    CONFIRMED = 9
 
 
 @dataclass(slots=True)
@@ -56,6 +57,9 @@ class Alarm:
     acked_ns: int = 0
     acked_by: str = ""
     ack_comment: str = ""
+    confirmed: bool = True  # ConfirmedState: a device alarm may need a Confirm after its acknowledgement
+    confirmed_ns: int = 0
+    confirmed_by: str = ""
 
     @property
     def id(self) -> str:
@@ -68,7 +72,7 @@ class Alarm:
     @property
     def retain(self) -> bool:
         """OPC UA Part 9 Retain: the alarm is of interest (active, or its return not yet acknowledged)."""
-        return self.active or not self.acked
+        return self.active or not self.acked or not self.confirmed
 
     @property
     def annunciated(self) -> bool:
@@ -144,6 +148,7 @@ class AlarmManager:
         self.watches: set[Watch] = set()
         self.audit = audit
         self.forwarders: dict[str, AckForwarder] = {}  # alarm source -> who acknowledges at the device
+        self.confirm_forwarders: dict[str, AckForwarder] = {}  # alarm source -> who confirms at the device
         self.listeners: list[Callable[[AlarmEvent], None]] = []
         self._seq = 0
 
@@ -160,6 +165,7 @@ class AlarmManager:
         signals: tuple[str, ...] = (),
         at_ns: int | None = None,
         acked: bool | None = None,
+        confirmed: bool | None = None,
     ) -> Alarm:
         """Set an alarm's ActiveState (and, for device alarms, its AckedState as the device reports it)."""
         now = at_ns or time.time_ns()
@@ -185,6 +191,11 @@ class AlarmManager:
         if acked is not None and acked and not alarm.acked:
             alarm.acked, alarm.acked_ns, alarm.acked_by = True, now, "device"
             self._emit(AlarmChange.ACKNOWLEDGED, alarm, now, "device")
+        if confirmed is not None and confirmed != alarm.confirmed:
+            alarm.confirmed = confirmed  # the device's ConfirmedState (false: it waits for a Confirm)
+            if confirmed:
+                alarm.confirmed_ns, alarm.confirmed_by = now, alarm.confirmed_by or "device"
+                self._emit(AlarmChange.CONFIRMED, alarm, now, "device")
         return alarm
 
     def suppress(self, alarm_id: str, suppressed: bool) -> None:
@@ -216,6 +227,24 @@ class AlarmManager:
         alarm.acked, alarm.acked_ns, alarm.acked_by, alarm.ack_comment = True, now, who.name, comment
         self._audit("alarm.acknowledge", alarm, who, {"comment": comment})
         self._emit(AlarmChange.ACKNOWLEDGED, alarm, now, who.name, comment)
+        return alarm
+
+    async def confirm(self, alarm_id: str, who: Identity, comment: str = "") -> Alarm:
+        """ConfirmedState -> true (OPC UA Part 9 §5.7.4 Confirm), after an acknowledgement; forwarded to the device."""
+        alarm = self.get(alarm_id)
+        if not alarm.acked:
+            raise FailedPrecondition(f"alarm {alarm_id!r} is not acknowledged yet: acknowledge it first")
+        if alarm.confirmed:
+            raise FailedPrecondition(f"alarm {alarm_id!r} needs no confirmation (or is confirmed already)")
+        forward = self.confirm_forwarders.get(alarm.source)
+        if forward is not None:
+            result = forward(alarm, comment, who)
+            if asyncio.iscoroutine(result):
+                await result
+        now = time.time_ns()
+        alarm.confirmed, alarm.confirmed_ns, alarm.confirmed_by = True, now, who.name
+        self._audit("alarm.confirm", alarm, who, {"comment": comment})
+        self._emit(AlarmChange.CONFIRMED, alarm, now, who.name, comment)
         return alarm
 
     def shelve(self, alarm_id: str, who: Identity, seconds: float, reason: str) -> Alarm:

@@ -50,6 +50,9 @@ def alarm_to_pb(a: Alarm) -> pb.alarm.Alarm:
         shelved_until=_ts(a.shelved_until_ns),
         shelve_reason=a.shelve_reason,
         shelved_by=a.shelved_by,
+        confirmed=a.confirmed,
+        confirmed_at=_ts(a.confirmed_ns),
+        confirmed_by=a.confirmed_by,
     )
 
 
@@ -118,6 +121,13 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
             request.alarm_id, current_identity() or LOCAL_ADMIN, request.comment
         )
         return pb.alarm.AcknowledgeResponse(alarm=alarm_to_pb(alarm))
+
+    @grpc_errors
+    async def Confirm(self, request, context):  # noqa: N802
+        alarm = await self.alarms.confirm(
+            request.alarm_id, current_identity() or LOCAL_ADMIN, request.comment
+        )
+        return pb.alarm.ConfirmResponse(alarm=alarm_to_pb(alarm))
 
     @grpc_errors
     async def Shelve(self, request, context):  # noqa: N802

@@ -62,6 +62,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     **_methods(pb.alarm, "EfficiencyService", Role.VIEWER),
     # Operators acknowledge and shelve; viewers read (issue 14).
     "/linebridge.v1.AlarmService/Acknowledge": Role.OPERATOR,
+    "/linebridge.v1.AlarmService/Confirm": Role.OPERATOR,
     "/linebridge.v1.AlarmService/Shelve": Role.OPERATOR,
     "/linebridge.v1.AlarmService/Unshelve": Role.OPERATOR,
     "/linebridge.v1.EfficiencyService/SetPlannedBusyTime": Role.OPERATOR,

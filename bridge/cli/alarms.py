@@ -1,4 +1,4 @@
-"""`linebridge alarms [--watch]`, `linebridge ack ID --comment ...`, `linebridge shelve`, `linebridge oee`."""
+"""`linebridge alarms [--watch]`, `ack ID --comment ...`, `confirm`, `shelve`/`unshelve`, `oee`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def add_commands(client: Callable[[str, str], argparse.ArgumentParser]) -> None:
     ack = client("ack", "acknowledge an alarm (operator)")
     ack.add_argument("alarm_id", help="DEVICE/NAME as `linebridge alarms` shows it")
     ack.add_argument("--comment", default="")
+    confirm = client("confirm", "confirm an acknowledged device alarm (operator; OPC UA Confirm)")
+    confirm.add_argument("alarm_id")
+    confirm.add_argument("--comment", default="")
     shelve = client("shelve", "shelve an alarm for a while (operator)")
     shelve.add_argument("alarm_id")
     shelve.add_argument("--minutes", type=float, required=True)
@@ -42,6 +45,8 @@ def _time(ts) -> str:  # noqa: ANN001 - a protobuf Timestamp
 def _state(a: pb.alarm.Alarm) -> str:
     """ISA-18.2 state in a word: ACTIVE, ACKED (active and acknowledged), RTN-UNACK, NORMAL; plus flags."""
     word = ("ACKED" if a.acked else "ACTIVE") if a.active else ("NORMAL" if a.acked else "RTN-UNACK")
+    if a.acked and not a.confirmed:
+        word += "/UNCONFIRMED"
     flags = [f for f, on in (("shelved", a.shelved), ("suppressed", a.suppressed)) if on]
     return word + (f" ({', '.join(flags)})" if flags else "")
 
@@ -84,6 +89,12 @@ async def ack(client: AsyncClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def confirm(client: AsyncClient, args: argparse.Namespace) -> int:
+    alarm = await client.confirm(args.alarm_id, args.comment)
+    print(f"confirmed {alarm.id} as {alarm.confirmed_by}")
+    return 0
+
+
 async def shelve(client: AsyncClient, args: argparse.Namespace) -> int:
     alarm = await client.shelve(args.alarm_id, args.minutes * 60, args.reason)
     print(f"shelved {alarm.id} until {_time(alarm.shelved_until)}")
@@ -117,4 +128,11 @@ async def oee(client: AsyncClient, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"alarms": alarms, "ack": ack, "shelve": shelve, "unshelve": unshelve, "oee": oee}
+COMMANDS = {
+    "alarms": alarms,
+    "ack": ack,
+    "confirm": confirm,
+    "shelve": shelve,
+    "unshelve": unshelve,
+    "oee": oee,
+}

@@ -46,6 +46,11 @@ class AlarmCalls:
         request = pb.alarm.AcknowledgeRequest(alarm_id=alarm_id, comment=comment)
         return (await self._unary(self.stubs.alarms.Acknowledge, request)).alarm
 
+    async def confirm(self, alarm_id: str, comment: str = "") -> pb.alarm.Alarm:
+        """Confirm an acknowledged device alarm (operator role; OPC UA Part 9 Confirm at the device)."""
+        request = pb.alarm.ConfirmRequest(alarm_id=alarm_id, comment=comment)
+        return (await self._unary(self.stubs.alarms.Confirm, request)).alarm
+
     async def shelve(self, alarm_id: str, seconds: float, reason: str) -> pb.alarm.Alarm:
         """Shelve an alarm for `seconds` with a reason (operator role)."""
         request = pb.alarm.ShelveRequest(alarm_id=alarm_id, duration=duration(seconds), reason=reason)

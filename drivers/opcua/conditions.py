@@ -28,6 +28,7 @@ _FIELDS: tuple[tuple[str, int], ...] = (
     ("Retain", ua.ObjectIds.ConditionType),
     ("ActiveState/Id", ua.ObjectIds.AlarmConditionType),
     ("AckedState/Id", ua.ObjectIds.AcknowledgeableConditionType),
+    ("ConfirmedState/Id", ua.ObjectIds.AcknowledgeableConditionType),  # optional: null when not offered
 )
 
 
@@ -128,7 +129,9 @@ class ConditionWatch:
     def _event(self, fields: list[object]) -> None:
         if len(fields) != len(_FIELDS) + 1:
             return
-        event_id, _time, message, severity, source, name, retain, active, acked, condition_id = fields
+        event_id, _time, message, severity, source, name, retain, active, acked, confirmed, condition_id = (
+            fields
+        )
         if not name or not isinstance(condition_id, ua.NodeId):
             return  # RefreshStart/End and other non-condition events
         key = snake(str(name))
@@ -143,17 +146,25 @@ class ConditionWatch:
                 message=text or str(name),
                 source=str(source or ""),
                 retain=bool(retain),
+                confirmed=True if confirmed is None else bool(confirmed),
             )
         )
 
     async def acknowledge(self, name: str, comment: str) -> None:
-        """Forward an operator's acknowledgement to the server's Acknowledge method."""
+        """Forward an operator's acknowledgement to the server's Acknowledge method (Part 9 §5.7.3)."""
+        await self._call(name, comment, ua.ObjectIds.AcknowledgeableConditionType_Acknowledge, "Acknowledge")
+
+    async def confirm(self, name: str, comment: str) -> None:
+        """Forward an operator's confirmation to the server's Confirm method (Part 9 §5.7.4)."""
+        await self._call(name, comment, ua.ObjectIds.AcknowledgeableConditionType_Confirm, "Confirm")
+
+    async def _call(self, name: str, comment: str, method: int, what: str) -> None:
         known = self.known.get(name)
         if known is None:
             raise NotFound(f"the server reported no condition {name!r}")
         request = ua.CallMethodRequest(
             ObjectId=known.condition_id,
-            MethodId=ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge),
+            MethodId=ua.NodeId(method),
             InputArguments=[
                 ua.Variant(known.event_id, ua.VariantType.ByteString),
                 ua.Variant(ua.LocalizedText(comment), ua.VariantType.LocalizedText),
@@ -161,7 +172,7 @@ class ConditionWatch:
         )
         (result,) = await self._session.call([request])
         if not result.StatusCode.is_good():
-            raise DeviceError(f"the server refused Acknowledge of {name}: {result.StatusCode.name}")
+            raise DeviceError(f"the server refused {what} of {name}: {result.StatusCode.name}")
 
     async def stop(self) -> None:
         """Delete the subscription (best effort)."""

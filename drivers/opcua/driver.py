@@ -238,6 +238,13 @@ class OpcUaDriver(Driver):
         with self._errors("acknowledge on"):
             await self._conditions.acknowledge(name, comment)
 
+    async def confirm_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Confirm on the condition (OPC UA Part 9 §5.7.4)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("confirm on"):
+            await self._conditions.confirm(name, comment)
+
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Current values of `signals`, one Read request."""
         session = self._session()

@@ -28,6 +28,7 @@ class SimCondition:
     generator: EventGenerator
     active: bool = False
     acked: bool = True
+    confirmed: bool = True
 
 
 class SimConditions:
@@ -37,6 +38,7 @@ class SimConditions:
         self.conditions: dict[str, SimCondition] = {}
         self.by_node: dict[ua.NodeId, SimCondition] = {}
         self.acknowledged: list[tuple[str, str]] = []  # (condition, comment), for tests
+        self.confirmed: list[tuple[str, str]] = []
 
     async def build(
         self, server: Server, parent: ua.NodeId, ns: int, specs: list[tuple[str, int, str]]
@@ -64,6 +66,9 @@ class SimConditions:
         session.add_method_callback(
             ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge), self._acknowledge
         )
+        session.add_method_callback(
+            ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Confirm), self._confirm
+        )
         service = server.iserver.subscription_service
         for etype in (ua.ObjectIds.RefreshStartEventType, ua.ObjectIds.RefreshEndEventType):
             marker = EventGenerator(session)
@@ -81,7 +86,9 @@ class SimConditions:
         ev.ActiveState = ua.LocalizedText("Active" if cond.active else "Inactive")
         setattr(ev, "AckedState/Id", cond.acked)
         ev.AckedState = ua.LocalizedText("Acknowledged" if cond.acked else "Unacknowledged")
-        ev.Retain = cond.active or not cond.acked  # Part 9 §5.5.2
+        setattr(ev, "ConfirmedState/Id", cond.confirmed)
+        ev.ConfirmedState = ua.LocalizedText("Confirmed" if cond.confirmed else "Unconfirmed")
+        ev.Retain = cond.active or not cond.acked or not cond.confirmed  # Part 9 §5.5.2
 
     async def set(self, name: str, active: bool) -> None:
         """Raise or clear a condition; a newly active condition is unacknowledged."""
@@ -90,7 +97,7 @@ class SimConditions:
             return
         cond.active = active
         if active:
-            cond.acked = False
+            cond.acked, cond.confirmed = False, True  # a new activation starts a new ack/confirm cycle
         self._fields(cond)
         text = cond.message if active else f"{cond.message} (returned to normal)"
         await cond.generator.trigger(message=text)
@@ -109,14 +116,35 @@ class SimConditions:
         if cond.acked:
             return ua.StatusCode(ua.StatusCodes.BadConditionBranchAlreadyAcked)
         cond.acked = True
-        comment = (
-            args[1].Value.Text if isinstance(args[1].Value, ua.LocalizedText) else str(args[1].Value or "")
-        )
+        cond.confirmed = False  # Part 9 §5.7.4: after an acknowledgement the condition waits for a Confirm
+        text = _plain(args[1])
+        comment = text.Text if isinstance(text, ua.LocalizedText) else str(text or "")
         self.acknowledged.append((cond.name, comment or ""))
         self._fields(cond)
         ev = cond.generator.event
         ev.Comment = ua.LocalizedText(comment or "")
         await cond.generator.trigger(message=f"{cond.message} (acknowledged)")
+        return []
+
+    async def _confirm(self, parent: ua.NodeId, *args: ua.Variant) -> list[ua.Variant] | ua.StatusCode:
+        """AcknowledgeableConditionType.Confirm(EventId, Comment) called on a ConditionId."""
+        cond = self.by_node.get(parent)
+        if cond is None:
+            return ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)
+        if len(args) != 2:
+            return ua.StatusCode(ua.StatusCodes.BadArgumentsMissing)
+        current = cond.generator.event.EventId
+        if _plain(args[0]) != (current.Value if isinstance(current, ua.Variant) else current):
+            return ua.StatusCode(ua.StatusCodes.BadEventIdUnknown)
+        if cond.confirmed:
+            return ua.StatusCode(ua.StatusCodes.BadConditionBranchAlreadyConfirmed)
+        cond.confirmed = True
+        text = _plain(args[1])
+        self.confirmed.append(
+            (cond.name, text.Text if isinstance(text, ua.LocalizedText) else str(text or ""))
+        )
+        self._fields(cond)
+        await cond.generator.trigger(message=f"{cond.message} (confirmed)")
         return []
 
 

@@ -37,6 +37,7 @@ class _AlarmChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlarmChan
     ALARM_CHANGE_UNSUPPRESSED: _AlarmChange.ValueType  # 7
     ALARM_CHANGE_UPDATED: _AlarmChange.ValueType  # 8
     """Severity or message changed while active."""
+    ALARM_CHANGE_CONFIRMED: _AlarmChange.ValueType  # 9
 
 class AlarmChange(_AlarmChange, metaclass=_AlarmChangeEnumTypeWrapper):
     """What happened to an alarm."""
@@ -51,6 +52,7 @@ ALARM_CHANGE_SUPPRESSED: AlarmChange.ValueType  # 6
 ALARM_CHANGE_UNSUPPRESSED: AlarmChange.ValueType  # 7
 ALARM_CHANGE_UPDATED: AlarmChange.ValueType  # 8
 """Severity or message changed while active."""
+ALARM_CHANGE_CONFIRMED: AlarmChange.ValueType  # 9
 Global___AlarmChange: _TypeAlias = AlarmChange  # noqa: Y015
 
 @_typing.final
@@ -80,6 +82,9 @@ class Alarm(_message.Message):
     SHELVED_UNTIL_FIELD_NUMBER: _builtins.int
     SHELVE_REASON_FIELD_NUMBER: _builtins.int
     SHELVED_BY_FIELD_NUMBER: _builtins.int
+    CONFIRMED_FIELD_NUMBER: _builtins.int
+    CONFIRMED_AT_FIELD_NUMBER: _builtins.int
+    CONFIRMED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """"<device_id>/<name>": the handle for Acknowledge, Shelve and Unshelve."""
     device_id: _builtins.str
@@ -97,6 +102,9 @@ class Alarm(_message.Message):
     ack_comment: _builtins.str
     shelve_reason: _builtins.str
     shelved_by: _builtins.str
+    confirmed: _builtins.bool
+    """ConfirmedState (Part 9 §5.7.4): false after an acknowledgement of a device alarm that needs a Confirm."""
+    confirmed_by: _builtins.str
     @_builtins.property
     def signals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Signal paths (of the same device) the alarm is about."""
@@ -113,6 +121,8 @@ class Alarm(_message.Message):
     def shelved_until(self) -> _timestamp_pb2.Timestamp:
         """When a TimedShelve runs out (unset when not shelved)."""
 
+    @_builtins.property
+    def confirmed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -135,10 +145,13 @@ class Alarm(_message.Message):
         shelved_until: _timestamp_pb2.Timestamp | None = ...,
         shelve_reason: _builtins.str = ...,
         shelved_by: _builtins.str = ...,
+        confirmed: _builtins.bool = ...,
+        confirmed_at: _timestamp_pb2.Timestamp | None = ...,
+        confirmed_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acked_at", b"acked_at", "cleared", b"cleared", "raised", b"raised", "shelved_until", b"shelved_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acked_at", b"acked_at", "cleared", b"cleared", "confirmed_at", b"confirmed_at", "raised", b"raised", "shelved_until", b"shelved_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_comment", b"ack_comment", "acked", b"acked", "acked_at", b"acked_at", "acked_by", b"acked_by", "active", b"active", "cleared", b"cleared", "device_id", b"device_id", "id", b"id", "message", b"message", "name", b"name", "raised", b"raised", "severity", b"severity", "shelve_reason", b"shelve_reason", "shelved", b"shelved", "shelved_by", b"shelved_by", "shelved_until", b"shelved_until", "signals", b"signals", "source", b"source", "suppressed", b"suppressed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_comment", b"ack_comment", "acked", b"acked", "acked_at", b"acked_at", "acked_by", b"acked_by", "active", b"active", "cleared", b"cleared", "confirmed", b"confirmed", "confirmed_at", b"confirmed_at", "confirmed_by", b"confirmed_by", "device_id", b"device_id", "id", b"id", "message", b"message", "name", b"name", "raised", b"raised", "severity", b"severity", "shelve_reason", b"shelve_reason", "shelved", b"shelved", "shelved_by", b"shelved_by", "shelved_until", b"shelved_until", "signals", b"signals", "source", b"source", "suppressed", b"suppressed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -377,6 +390,52 @@ class AcknowledgeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AcknowledgeResponse: _TypeAlias = AcknowledgeResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmRequest(_message.Message):
+    """Request for AlarmService.Confirm."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARM_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    alarm_id: _builtins.str
+    comment: _builtins.str
+    def __init__(
+        self,
+        *,
+        alarm_id: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm_id", b"alarm_id", "comment", b"comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmRequest: _TypeAlias = ConfirmRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmResponse(_message.Message):
+    """Response of AlarmService.Confirm."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alarm(self) -> Global___Alarm: ...
+    def __init__(
+        self,
+        *,
+        alarm: Global___Alarm | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmResponse: _TypeAlias = ConfirmResponse  # noqa: Y015
 
 @_typing.final
 class ShelveRequest(_message.Message):

@@ -50,6 +50,11 @@ class AlarmServiceStub:
                 request_serializer=linebridge_dot_v1_dot_alarm__pb2.AcknowledgeRequest.SerializeToString,
                 response_deserializer=linebridge_dot_v1_dot_alarm__pb2.AcknowledgeResponse.FromString,
                 _registered_method=True)
+        self.Confirm = channel.unary_unary(
+                '/linebridge.v1.AlarmService/Confirm',
+                request_serializer=linebridge_dot_v1_dot_alarm__pb2.ConfirmRequest.SerializeToString,
+                response_deserializer=linebridge_dot_v1_dot_alarm__pb2.ConfirmResponse.FromString,
+                _registered_method=True)
         self.Shelve = channel.unary_unary(
                 '/linebridge.v1.AlarmService/Shelve',
                 request_serializer=linebridge_dot_v1_dot_alarm__pb2.ShelveRequest.SerializeToString,
@@ -85,6 +90,14 @@ class AlarmServiceServicer:
 
     def Acknowledge(self, request, context):
         """NOT_FOUND for an unknown alarm, FAILED_PRECONDITION when it is already acknowledged. Needs operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Confirm(self, request, context):
+        """Confirm an acknowledged alarm (OPC UA Part 9 Confirm; forwarded to the device). NOT_FOUND for an
+        unknown alarm, FAILED_PRECONDITION when it is not acknowledged or needs no confirmation. Needs operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +140,11 @@ def add_AlarmServiceServicer_to_server(servicer, server):
                     servicer.Acknowledge,
                     request_deserializer=linebridge_dot_v1_dot_alarm__pb2.AcknowledgeRequest.FromString,
                     response_serializer=linebridge_dot_v1_dot_alarm__pb2.AcknowledgeResponse.SerializeToString,
+            ),
+            'Confirm': grpc.unary_unary_rpc_method_handler(
+                    servicer.Confirm,
+                    request_deserializer=linebridge_dot_v1_dot_alarm__pb2.ConfirmRequest.FromString,
+                    response_serializer=linebridge_dot_v1_dot_alarm__pb2.ConfirmResponse.SerializeToString,
             ),
             'Shelve': grpc.unary_unary_rpc_method_handler(
                     servicer.Shelve,
@@ -226,6 +244,33 @@ class AlarmService:
             '/linebridge.v1.AlarmService/Acknowledge',
             linebridge_dot_v1_dot_alarm__pb2.AcknowledgeRequest.SerializeToString,
             linebridge_dot_v1_dot_alarm__pb2.AcknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Confirm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linebridge.v1.AlarmService/Confirm',
+            linebridge_dot_v1_dot_alarm__pb2.ConfirmRequest.SerializeToString,
+            linebridge_dot_v1_dot_alarm__pb2.ConfirmResponse.FromString,
             options,
             channel_credentials,
             insecure,

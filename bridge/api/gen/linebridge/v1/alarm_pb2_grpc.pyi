@@ -37,6 +37,10 @@ class AlarmServiceStub:
     WatchAlarms: _grpc.UnaryStreamMultiCallable[_alarm_pb2.WatchAlarmsRequest, _alarm_pb2.WatchAlarmsResponse]
     Acknowledge: _grpc.UnaryUnaryMultiCallable[_alarm_pb2.AcknowledgeRequest, _alarm_pb2.AcknowledgeResponse]
     """NOT_FOUND for an unknown alarm, FAILED_PRECONDITION when it is already acknowledged. Needs operator."""
+    Confirm: _grpc.UnaryUnaryMultiCallable[_alarm_pb2.ConfirmRequest, _alarm_pb2.ConfirmResponse]
+    """Confirm an acknowledged alarm (OPC UA Part 9 Confirm; forwarded to the device). NOT_FOUND for an
+    unknown alarm, FAILED_PRECONDITION when it is not acknowledged or needs no confirmation. Needs operator.
+    """
     Shelve: _grpc.UnaryUnaryMultiCallable[_alarm_pb2.ShelveRequest, _alarm_pb2.ShelveResponse]
     """TimedShelve with a reason. Needs operator."""
     Unshelve: _grpc.UnaryUnaryMultiCallable[_alarm_pb2.UnshelveRequest, _alarm_pb2.UnshelveResponse]
@@ -52,6 +56,10 @@ class AlarmServiceAsyncStub(AlarmServiceStub):
     WatchAlarms: _aio.UnaryStreamMultiCallable[_alarm_pb2.WatchAlarmsRequest, _alarm_pb2.WatchAlarmsResponse]  # type: ignore[assignment]
     Acknowledge: _aio.UnaryUnaryMultiCallable[_alarm_pb2.AcknowledgeRequest, _alarm_pb2.AcknowledgeResponse]  # type: ignore[assignment]
     """NOT_FOUND for an unknown alarm, FAILED_PRECONDITION when it is already acknowledged. Needs operator."""
+    Confirm: _aio.UnaryUnaryMultiCallable[_alarm_pb2.ConfirmRequest, _alarm_pb2.ConfirmResponse]  # type: ignore[assignment]
+    """Confirm an acknowledged alarm (OPC UA Part 9 Confirm; forwarded to the device). NOT_FOUND for an
+    unknown alarm, FAILED_PRECONDITION when it is not acknowledged or needs no confirmation. Needs operator.
+    """
     Shelve: _aio.UnaryUnaryMultiCallable[_alarm_pb2.ShelveRequest, _alarm_pb2.ShelveResponse]  # type: ignore[assignment]
     """TimedShelve with a reason. Needs operator."""
     Unshelve: _aio.UnaryUnaryMultiCallable[_alarm_pb2.UnshelveRequest, _alarm_pb2.UnshelveResponse]  # type: ignore[assignment]
@@ -82,6 +90,16 @@ class AlarmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_alarm_pb2.AcknowledgeResponse, _abc.Awaitable[_alarm_pb2.AcknowledgeResponse]]:
         """NOT_FOUND for an unknown alarm, FAILED_PRECONDITION when it is already acknowledged. Needs operator."""
+
+    @_abc_1.abstractmethod
+    def Confirm(
+        self,
+        request: _alarm_pb2.ConfirmRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alarm_pb2.ConfirmResponse, _abc.Awaitable[_alarm_pb2.ConfirmResponse]]:
+        """Confirm an acknowledged alarm (OPC UA Part 9 Confirm; forwarded to the device). NOT_FOUND for an
+        unknown alarm, FAILED_PRECONDITION when it is not acknowledged or needs no confirmation. Needs operator.
+        """
 
     @_abc_1.abstractmethod
     def Shelve(
