@@ -33,6 +33,7 @@ from linebridge.model import AlarmReport, Identity
 from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import ValueGuard
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,12 @@ class BridgeApp:
         )
         self.metrics.watch(self.bus, self.registry)
         self.audit = (
-            AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
+            AuditLog(
+                config.audit,
+                config.audit.directory(config.base_dir),
+                config.bridge.id,
+                config.audit.key_path(config.base_dir),
+            )
             if config.audit.enabled
             else None
         )
@@ -93,6 +99,7 @@ class BridgeApp:
             self.bus,
             self.approvals,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+            on_guarded=self.metrics.on_guarded,
             on_alarm=self._device_alarm,
         )
         self.alarms = AlarmManager(config.analytics.history, self._audit_alarm)
@@ -118,6 +125,7 @@ class BridgeApp:
             self.warnings,
             self.started_ns,
             self.started_monotonic,
+            self.audit.head if self.audit is not None else None,
             alarms=self.alarms,
             analytics=self.analytics,
         )
@@ -235,6 +243,10 @@ class BridgeApp:
 
     def driver_of(self, device_id: str) -> Driver | None:
         return self.devices.driver_of(device_id)
+
+    def guard_of(self, device_id: str) -> ValueGuard:
+        """The driver-boundary checks of a device (see DeviceManager.guard_of)."""
+        return self.devices.guard_of(device_id)
 
     def add_device(self, *args, **kwargs) -> DeviceRecord:
         """Register a device and start its session (see DeviceManager.add_device)."""
