@@ -107,7 +107,15 @@ class BridgeApp:
         self.alarms.forwarders["device"] = self._forward_ack
         self.alarms.confirm_forwarders["device"] = self._forward_confirm
         self.uplink = (
-            Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
+            Uplink(
+                config.uplink,
+                config.bridge.id,
+                self.registry,
+                self.bus,
+                self.commands,
+                config.base_dir,
+                audit_head=self._audit_head_text if self.audit is not None else None,
+            )
             if config.uplink.enabled
             else None
         )
@@ -227,6 +235,12 @@ class BridgeApp:
 
     def uplink_status(self) -> UplinkStatus:
         return self.uplink.status() if self.uplink is not None else DISABLED
+
+    def _audit_head_text(self) -> str:
+        """The audit chain head as the uplink publishes it: "<file>:<seq>:<hash>" ("" before any record)."""
+        assert self.audit is not None
+        head = self.audit.head()
+        return f"{head.segment}:{head.seq}:{head.hash}" if head.seq else ""
 
     @property
     def api_address(self) -> str:
