@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from hil_tests.rig import Rig, RigDevice, load_rig
 from linebridge.app import BridgeApp
 from linebridge.client import AsyncClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
+from linebridge.hil.rig import Rig, RigDevice, load_rig
+from linebridge.hil.sim_process import SimProcess
 from tests.conftest import no_leaked_tasks  # noqa: F401  (the same leak guard as the unit tests)
-from tests.sim_process import SimProcess
 
 DEFAULT_RIG = Path(__file__).parent / "rigs" / "simulated-cell.yaml"
 

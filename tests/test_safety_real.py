@@ -19,7 +19,7 @@ from linebridge.drivers.ur.sim_robot import RobotMode, RuntimeState
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.gates_helpers import events_of, eventually, move_joints, stop
-from tests.sim_process import SimProcess
+from linebridge.hil.sim_process import SimProcess
 
 NO_METADATA: tuple[tuple[str, str], ...] = ()
 FAR = [1.2, -0.4, 0.5, -2.6, -0.5, 1.0]  # far enough from home that a slow move takes many seconds

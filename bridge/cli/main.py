@@ -13,6 +13,7 @@ from linebridge.cli import security as security_cli
 from linebridge.config import load_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError, LinebridgeError
+from linebridge.hil import cli as hil_cli
 from linebridge.uplink.config import with_broker
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("device")
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
+    hil_cli.add_commands(sub)
     return p
 
 
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return audit_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
+        if args.command == "hil":
+            return hil_cli.run(args)
         from linebridge.cli.remote import run_client
 
         return asyncio.run(run_client(args))
