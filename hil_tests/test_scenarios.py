@@ -57,7 +57,9 @@ def test_scenario_holds(runs, name):
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    # `make test` puts the browser scripts/ensure_browser.sh found into LINEBRIDGE_CHROMIUM.
+    found = os.environ.get("LINEBRIDGE_CHROMIUM") or shutil.which("chromium")
+    found = found or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
     if found is None:
         pytest.fail("the HTML report test needs Debian's chromium: apt-get install chromium")
     return found
