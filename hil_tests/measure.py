@@ -51,7 +51,9 @@ class Recording:
     devices: list[str]
     start: float = 0.0  # time.monotonic() at t = 0
     states: dict[str, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
-    arrivals: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+    wall_start: float = 0.0  # time.time() at t = 0: source timestamps are placed on the clock with it
+    # per device: chunks of the source timestamps of its samples, in seconds from t = 0
+    arrivals: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     commands: list[CommandRecord] = field(default_factory=list)
     faults: list[tuple[float, float, str, str]] = field(default_factory=list)  # start, end, link, kind
     uplink: UplinkCounter | None = None
@@ -75,10 +77,17 @@ class Recording:
     def shift(self, offset: float) -> None:
         """Move t = 0 by `offset` seconds (what was recorded before it gets negative times)."""
         self.start += offset
-        for series in [*self.states.values(), *self.arrivals.values()]:
-            series[:] = [(t - offset, v) for t, v in series]  # type: ignore[misc]
+        self.wall_start += offset
+        for series in self.states.values():
+            series[:] = [(t - offset, v) for t, v in series]
+        for chunks in self.arrivals.values():
+            chunks[:] = [c - offset for c in chunks]
         if self.uplink is not None:
             self.uplink.shift(offset)
+
+    def times(self, device: str) -> np.ndarray:
+        """Sorted source times (seconds from t = 0) of every sample of the device."""
+        return times_of(self.arrivals, device)
 
     def state_at(self, device: str, t: float) -> str:
         """The device's state at time t ('' before the first event)."""
@@ -99,25 +108,38 @@ class Recording:
         return None
 
     def rate(self, device: str, since: float, until: float) -> float:
-        """Samples per second the device delivered between two times."""
-        count = sum(n for t, n in self.arrivals[device] if since <= t < until)
-        return count / (until - since) if until > since else 0.0
+        """Samples per second the device produced between two times (by source timestamp)."""
+        t = self.times(device)
+        count = np.count_nonzero((t >= since) & (t < until))
+        return float(count) / (until - since) if until > since else 0.0
 
     def rate_series(self, device: str, until: float) -> list[tuple[float, float]]:
-        """(bin start, samples per second) bins from the first arrival to `until`."""
-        bins: Counter[int] = Counter()
-        for t, n in self.arrivals[device]:
-            bins[int(np.floor(t / RATE_BIN))] += n
-        if not self.arrivals[device]:
-            return []
-        first = int(np.floor(self.arrivals[device][0][0] / RATE_BIN))
-        last = int(np.floor(until / RATE_BIN))
-        return [(b * RATE_BIN, bins.get(b, 0) / RATE_BIN) for b in range(first, last)]
+        """(bin start, samples per second) bins from the first sample to `until`."""
+        return rate_series(self.times(device), until)
 
     def max_gap(self, device: str, since: float, until: float) -> float:
-        """The longest time in [since, until] without a sample arriving from the device."""
-        times = [since, *(t for t, _ in self.arrivals[device] if since <= t <= until), until]
-        return float(np.max(np.diff(times))) if len(times) > 1 else until - since
+        """The longest time in [since, until] without a sample of the device (by source timestamp)."""
+        t = self.times(device)
+        t = np.concatenate([[since], t[(t >= since) & (t <= until)], [until]])
+        return float(np.max(np.diff(t)))
+
+
+def times_of(chunks: dict[str, list[np.ndarray]], device: str) -> np.ndarray:
+    """The chunks of one device as one sorted array."""
+    found = chunks.get(device) or [np.empty(0)]
+    return np.sort(np.concatenate(found))
+
+
+def rate_series(t: np.ndarray, until: float) -> list[tuple[float, float]]:
+    """Samples per second in RATE_BIN bins, from the first sample to `until`."""
+    if len(t) == 0:
+        return []
+    first = float(np.floor(t[0] / RATE_BIN) * RATE_BIN)
+    edges = np.arange(first, until + RATE_BIN, RATE_BIN)
+    if len(edges) < 2:
+        return []
+    counts, _ = np.histogram(t, bins=edges)
+    return [(float(e), float(c) / RATE_BIN) for e, c in zip(edges[:-1], counts, strict=True)]
 
 
 async def watch_states(client: AsyncClient, rec: Recording) -> None:
@@ -133,15 +155,14 @@ async def watch_states(client: AsyncClient, rec: Recording) -> None:
 
 
 async def count_samples(client: AsyncClient, rec: Recording, globs: list[str]) -> None:
-    """Record per device how many samples arrived when (one entry per batch and device)."""
+    """Record the source time of every sample, per device (one array per batch and device)."""
     async for batch in client.subscribe(globs, latency=0.05):
-        now = rec.now()
         if len(batch.index) == 0:
             continue
         devices = np.array([p.partition("/")[0] for p in batch.catalog.paths], dtype=object)[batch.index]
-        names, counts = np.unique(devices, return_counts=True)
-        for name, count in zip(names, counts, strict=True):
-            rec.arrivals[str(name)].append((now, int(count)))
+        seconds = batch.timestamps.astype(np.float64) / 1e9 - rec.wall_start
+        for name in np.unique(devices):
+            rec.arrivals[str(name)].append(seconds[devices == name])
         rec.changed.set()
 
 
@@ -150,7 +171,7 @@ class UplinkCounter:
 
     Sparkplug 3.0 [tck-id-payloads-sequence-num-incrementing]: seq runs 0..255 per edge node across
     NBIRTH, DBIRTH and DDATA; a jump shows a lost message. A metric repeated with the same name and
-    timestamp is a duplicate (a re-sent store-and-forward message counted twice)."""
+    timestamp and value is a duplicate (a re-sent store-and-forward message counted twice)."""
 
     def __init__(self, port: int, group: str, clock: Recording) -> None:
         import paho.mqtt.client as mqtt  # the `hil` extra; imported here so the CLI starts without it
@@ -158,8 +179,8 @@ class UplinkCounter:
         self._mqtt = mqtt
         self.port, self.group, self.clock = port, group, clock
         self.samples: Counter[str] = Counter()
-        self.keys: Counter[tuple[str, str, int]] = Counter()
-        self.arrivals: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        self.keys: Counter[tuple[str, str, int, object]] = Counter()
+        self.arrivals: dict[str, list[np.ndarray]] = defaultdict(list)  # source times, as Recording
         self.seq_gaps = 0
         self._last_seq: int | None = None
         self._lock = threading.Lock()
@@ -178,13 +199,13 @@ class UplinkCounter:
 
     def shift(self, offset: float) -> None:
         with self._lock:
-            for series in self.arrivals.values():
-                series[:] = [(t - offset, n) for t, n in series]
+            for chunks in self.arrivals.values():
+                chunks[:] = [c - offset for c in chunks]
 
     def duplicates_of(self, devices: list[str]) -> int:
         """Samples of these devices received more than once (same metric, same timestamp)."""
         with self._lock:
-            return sum(n - 1 for (device, _, _), n in self.keys.items() if n > 1 and device in devices)
+            return sum(n - 1 for (device, *_), n in self.keys.items() if n > 1 and device in devices)
 
     def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:  # type: ignore[no-untyped-def]
         client.subscribe(f"spBv1.0/{self.group}/#", qos=1)
@@ -215,13 +236,15 @@ class UplinkCounter:
         self._last_seq = seq
 
     def _count(self, device: str, payload: spb.Payload) -> None:
-        n = 0
+        stamps = []
         for metric in payload.metrics:
             name = metric.name or str(metric.alias)
-            self.keys[(device, name, metric.timestamp)] += 1
-            n += 1
-        self.samples[device] += n
-        self.arrivals[device].append((self.clock.now(), n))
+            kind = metric.WhichOneof("value")
+            value = getattr(metric, kind) if kind else None
+            self.keys[(device, name, metric.timestamp, value)] += 1
+            stamps.append(metric.timestamp or payload.timestamp)
+        self.samples[device] += len(stamps)
+        self.arrivals[device].append(np.array(stamps, dtype=np.float64) / 1e3 - self.clock.wall_start)
 
 
 async def wait_settled(rec: Recording, timeout: float) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from linebridge.hil.measure import Recording, Result, ScenarioRun
+from linebridge.hil.measure import Recording, Result, ScenarioRun, rate_series, times_of
 
 WIDTH, LEFT, RIGHT = 960, 110, 20
 BAND, RATE_H, GAP = 16, 46, 8
@@ -136,9 +136,7 @@ def timeline(run: ScenarioRun) -> str:
 
 def _uplink_series(rec: Recording, device: str, until: float) -> list[tuple[float, float]]:
     assert rec.uplink is not None
-    shadow = Recording([device])
-    shadow.arrivals[device] = list(rec.uplink.arrivals.get(device, []))
-    return shadow.rate_series(device, until)
+    return rate_series(times_of(rec.uplink.arrivals, device), until)
 
 
 def _row(result: Result) -> str:

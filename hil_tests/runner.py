@@ -148,7 +148,7 @@ class CellRun:
 
     async def _play(self, client: AsyncClient, cell: Cell) -> None:
         rec, scenario = self.rec, self.scenario
-        rec.start = time.monotonic()  # provisional: moved to t = 0 once the cell has settled
+        rec.start, rec.wall_start = time.monotonic(), time.time()  # moved to t = 0 once settled
         rec.uplink = UplinkCounter(cell.broker.port, GROUP, rec)
         rec.uplink.start()
         globs = [f"{d.id}/{d.expect.streaming or '*'}" for d in self.rig.devices]

@@ -7,6 +7,7 @@ from linebridge.hil.rig import Rig
 from linebridge.hil.scenario import Check, Expectation, Scenario
 
 ONLINE = ("ONLINE",)
+MIN_RATE = 10.0  # samples/s a device must stream before the fault for its rate change to be judged
 
 
 def verdicts(rig: Rig, scenario: Scenario, rec: Recording) -> list[Result]:
@@ -18,14 +19,13 @@ def verdicts(rig: Rig, scenario: Scenario, rec: Recording) -> list[Result]:
 
 
 def _judge(exp: Expectation, rig: Rig, scenario: Scenario, rec: Recording) -> list[Result]:
-    if exp.check in (Check.LEAVES_ONLINE, Check.ONLINE_AGAIN):
+    if exp.check is Check.LEAVES_ONLINE:
         step = scenario.steps[exp.step]
-        leaving = exp.check is Check.LEAVES_ONLINE
-        since = step.at if leaving else step.end
-        when = rec.first_state(exp.device, since, not leaving, ONLINE)
-        took = None if when is None else when - since
-        what = "detection" if leaving else "recovery"
-        return [_timed(Result, f"{exp.device} {exp.check} ({what} time)", took, exp.within)]
+        when = rec.first_state(exp.device, step.at, False, ONLINE)
+        took = None if when is None else when - step.at
+        return [_timed(Result, f"{exp.device} leaves ONLINE (detection time)", took, exp.within)]
+    if exp.check is Check.ONLINE_AGAIN:
+        return [_recovery(exp, scenario, rec)]
     if exp.check is Check.RATES_STEADY:
         return _rates(Result, exp, rig, scenario, rec)
     if exp.check is Check.MAX_GAP:
@@ -34,6 +34,20 @@ def _judge(exp: Expectation, rig: Rig, scenario: Scenario, rec: Recording) -> li
     if exp.check in (Check.FAILS_FAST, Check.STOP_LATENCY):
         return [_command(Result, exp, rec)]
     return _uplink(Result, exp, rec, {s.device for s in scenario.steps if s.device})
+
+
+def _recovery(exp: Expectation, scenario: Scenario, rec: Recording) -> Result:
+    """Fault released -> ONLINE. A device that noticed the fault only after its release (an instant
+    reset) is measured to its first ONLINE after it left."""
+    step = scenario.steps[exp.step]
+    left = rec.first_state(exp.device, step.at, False, ONLINE)
+    after = step.end if left is None else max(step.end, left)
+    when = rec.first_state(exp.device, after, True, ONLINE)
+    took = None if when is None else when - step.end
+    result = _timed(Result, f"{exp.device} ONLINE again (recovery time)", took, exp.within)
+    if left is None:
+        result.detail = "never left ONLINE"
+    return result
 
 
 def _timed(result: type[Result], name: str, took: float | None, within: float) -> Result:
@@ -54,8 +68,10 @@ def _rates(
         before = rec.rate(device, -scenario.settle, 0.0)
         during = rec.rate(device, step.at, until)
         change = (during / before - 1.0) if before > 0 else None
-        passed = change is not None and abs(change) <= exp.tolerance
+        passed: bool | None = change is not None and abs(change) <= exp.tolerance
         detail = f"{before:.1f}/s before, {during:.1f}/s during"
+        if 0 < before < MIN_RATE:  # a device that reports on change: too few samples for a rate
+            passed, detail = None, detail + f"; under {MIN_RATE:g}/s: not judged"
         out.append(
             result(
                 f"{device} sample rate change",
