@@ -27,7 +27,7 @@ from linebridge.hil.measure import (
     watch_states,
 )
 from linebridge.hil.rig import Rig, RigDevice, load_rig
-from linebridge.hil.scenario import Check, Expectation, Scenario, load_scenario, load_scenarios
+from linebridge.hil.scenario import Check, Expectation, Scenario, StepKind, load_scenario, load_scenarios
 from linebridge.hil.sim_process import SimProcess
 from linebridge.hil.verdicts import verdicts
 
@@ -244,6 +244,13 @@ def load_all(rig_path: str | Path, scenario_paths: list[Path]) -> tuple[Rig, lis
     scenarios: list[Scenario] = []
     for path in scenario_paths:
         scenarios += load_scenarios(path, rig) if path.is_dir() else [load_scenario(path, rig)]
+    for scenario in scenarios:
+        for i, step in enumerate(scenario.steps):
+            if step.fault in (StepKind.MDNS_DISAPPEAR, StepKind.MDNS_MOVE):
+                raise ConfigError(
+                    f"{scenario.path}: steps[{i}] ({step.fault}): mDNS faults are not supported by this runner yet "
+                    "(it configures every device as a static entry pointing at its proxy)"
+                )
     return rig, scenarios
 
 

@@ -122,3 +122,13 @@ def test_a_rig_naming_an_unknown_driver(tmp_path):
     rig_path.write_text(RIG.read_text().replace("driver: ur", "driver: urx"))
     with pytest.raises(ConfigError, match=r"devices\[1\] \(ur-1\): unknown driver 'urx'"):
         preflight(rig_path, load_rig(rig_path), DriverCatalog.from_entry_points())
+
+
+def test_an_mdns_fault_is_refused_before_the_run_until_the_runner_announces_devices(tmp_path):
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "mdns.yaml").write_text(GOOD.replace("fault: stall", "fault: mdns_disappear"))
+    with pytest.raises(
+        ConfigError, match=r"mdns.yaml: steps\[0\] \(mdns_disappear\): mDNS faults are not supported"
+    ):
+        load_all(RIG, [folder])
