@@ -30,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def conformance(rig: str, report: Path | None) -> int:
     """The pytest conformance suite against the rig (its JUnit XML next to the reports); pytest's code."""
-    cmd = [sys.executable, "-m", "pytest", str(HERE / "test_conformance.py"), "--rig", rig, "-q"]
+    cmd = [sys.executable, "-m", "pytest", str(HERE / "test_conformance.py"), "--rig", rig, "-q", "--tb=line"]
     cmd += ["-p", "no:cacheprovider"]
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
