@@ -52,7 +52,9 @@ def _states(rec: Recording, device: str, axis: _Axis, y: float) -> list[str]:
     return out
 
 
-def _rates(series: list[tuple[float, float]], axis: _Axis, y: float, colour: str, label: str) -> list[str]:
+def _rates(
+    series: list[tuple[float, float]], axis: _Axis, y: float, colour: str, label: str, row: int = 0
+) -> list[str]:
     if not series:
         return []
     top = max(r for _, r in series) or 1.0
@@ -60,7 +62,7 @@ def _rates(series: list[tuple[float, float]], axis: _Axis, y: float, colour: str
     return [
         f'<polyline class="rate" points="{points}" fill="none" stroke="{colour}" stroke-width="1.2">'
         f"<title>{escape(label)} (max {top:.0f}/s)</title></polyline>",
-        f'<text x="{WIDTH - RIGHT}" y="{y + 9}" text-anchor="end" fill="{colour}">{top:.0f}/s</text>',
+        f'<text x="{WIDTH - RIGHT}" y="{y + 9 + row * 12}" text-anchor="end" fill="{colour}">{top:.0f}/s</text>',
     ]
 
 
