@@ -119,6 +119,7 @@ def timeline(run: ScenarioRun) -> str:
                 y + BAND + 2,
                 "#8e24aa",
                 f"{device} uplink",
+                row=1,
             )
         y += BAND + RATE_H + GAP + 4
     height = y + 18
