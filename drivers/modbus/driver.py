@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -38,6 +37,7 @@ from linebridge.drivers.modbus.poller import GroupPoller, Health, decode_block
 from linebridge.drivers.modbus.regmap import RegisterMap, is_map_name, load_map, shipped_maps
 from linebridge.drivers.modbus.transport import POOL, ModbusConnection
 from linebridge.drivers.modbus.writer import execute_writes, plan_writes
+from linebridge.drivers.tasks import until_first_failure
 
 DEFAULT_PORT = 502  # IANA "mbap"
 SCHEMES = ("modbus+tcp", "modbus")
@@ -90,20 +90,6 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
     if parts.scheme not in SCHEMES or not parts.hostname or parts.path not in ("", "/") or parts.query:
         raise InvalidArgument(f"endpoint {endpoint!r} is not modbus+tcp://host[:port]")
     return parts.hostname, port
-
-
-async def _first_error(coros: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run coroutines as owned tasks until one raises; cancel and await the rest, re-raise."""
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise cast(BaseException, task.exception())
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class ModbusDriver(Driver):
@@ -210,9 +196,7 @@ class ModbusDriver(Driver):
             GroupPoller(self.device_id, group, by_path, client, self.options.timeout, hints.deadband, health)
             for group in self.plan.groups
         ]
-        if not pollers:
-            await asyncio.Event().wait()  # nothing to poll: idle until cancelled
-        await _first_error([poller.run(sink) for poller in pollers])
+        await until_first_failure([poller.run(sink) for poller in pollers])  # no pollers: idle
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Read the signals now, with as few requests as the planner allows."""

@@ -34,6 +34,7 @@ from linebridge.drivers.base import (
     Value,
     batch_of,
 )
+from linebridge.drivers.tasks import until_first_failure
 from linebridge.drivers.ur import dashboard as dash
 from linebridge.drivers.ur.catalog import OUTPUT_TYPES
 from linebridge.drivers.ur.fields import (
@@ -58,7 +59,7 @@ from linebridge.drivers.ur.options import (
     discovered_device,
     parse_endpoint,
 )
-from linebridge.drivers.ur.probe import catalog_signals, supported_fields, until_first_failure
+from linebridge.drivers.ur.probe import catalog_signals, supported_fields
 from linebridge.drivers.ur.rtde import Recipe
 from linebridge.drivers.ur.rtde_client import RtdeClient
 from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream

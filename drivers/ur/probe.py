@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-
 from linebridge.drivers.base import Access, Signal
 from linebridge.drivers.ur.fields import FIELDS, DashboardQuery, DashboardSignal, RtdeAddress, RtdeField
 from linebridge.drivers.ur.rtde import NOT_FOUND, ProtocolError, parse_type
@@ -54,18 +51,3 @@ def catalog_signals(fields: list[RtdeField], polled: list[DashboardSignal]) -> l
         for d in polled
     ]
     return signals
-
-
-async def until_first_failure(jobs: list[Coroutine]) -> None:
-    """Run jobs together until one fails (re-raised as is, not as an ExceptionGroup) or all are cancelled."""
-    if not jobs:
-        await asyncio.Event().wait()
-    tasks = [asyncio.create_task(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
