@@ -10,7 +10,6 @@ from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
-from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer, check_exposure
 from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
@@ -19,6 +18,7 @@ from linebridge.commands.gates import CommandGates
 from linebridge.commands.manager import CommandManager
 from linebridge.commands.types import CommandRecord
 from linebridge.config import Config
+from linebridge.configbase import relative_to_config
 from linebridge.devices.approval import Approvals
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
@@ -82,7 +82,8 @@ class BridgeApp:
         )
         d = config.discovery
         self.approvals = Approvals(
-            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
+            d.auto_approve,
+            relative_to_config(d.approvals_file, config.base_dir) if d.approvals_file else None,
         )
         self.devices = DeviceManager(
             config,

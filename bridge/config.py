@@ -10,21 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from linebridge.audit.log import AuditConfig
 from linebridge.commands.policy import DevicePolicy
 from linebridge.commands.ratelimit import RateLimits
+from linebridge.configbase import StrictModel
 from linebridge.errors import ConfigError
 from linebridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
 from linebridge.uplink.config import UplinkConfig
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_PREFIX = "LINEBRIDGE__"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_address(value: str) -> str:
@@ -34,7 +31,7 @@ def _check_address(value: str) -> str:
     return value
 
 
-class BridgeSection(_Model):
+class BridgeSection(StrictModel):
     """Identity of this bridge."""
 
     id: str = "linebridge"
@@ -42,7 +39,7 @@ class BridgeSection(_Model):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
 
-class GrpcConfig(_Model):
+class GrpcConfig(StrictModel):
     """The gRPC API server."""
 
     address: str = "127.0.0.1:50051"
@@ -55,7 +52,7 @@ class GrpcConfig(_Model):
     _address = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
 
-class MetricsConfig(_Model):
+class MetricsConfig(StrictModel):
     """The Prometheus metrics endpoint."""
 
     enabled: bool = True
@@ -64,7 +61,7 @@ class MetricsConfig(_Model):
     _address = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
 
-class DiscoveryConfig(_Model):
+class DiscoveryConfig(StrictModel):
     """Zeroconf browsing for devices and advertising of the bridge."""
 
     enabled: bool = True
@@ -78,7 +75,7 @@ class DiscoveryConfig(_Model):
     approvals_file: str = ""
 
 
-class DeviceConfig(_Model):
+class DeviceConfig(StrictModel):
     """One statically configured device."""
 
     id: str
@@ -105,7 +102,7 @@ class DeviceConfig(_Model):
         return value
 
 
-class TelemetryConfig(_Model):
+class TelemetryConfig(StrictModel):
     """The telemetry bus and subscriptions."""
 
     # Samples a subscriber may have queued before the oldest are dropped (and counted).
@@ -113,7 +110,7 @@ class TelemetryConfig(_Model):
     max_subscriptions: int = Field(256, ge=1)
 
 
-class CommandsConfig(_Model):
+class CommandsConfig(StrictModel):
     """The command manager."""
 
     default_timeout_seconds: float = Field(10.0, gt=0)
@@ -125,7 +122,7 @@ class CommandsConfig(_Model):
     deadman_interval_seconds: float = Field(0.5, gt=0, le=10)
 
 
-class SessionsConfig(_Model):
+class SessionsConfig(StrictModel):
     """Device connection supervision."""
 
     connect_timeout_seconds: float = Field(5.0, gt=0)
@@ -133,7 +130,7 @@ class SessionsConfig(_Model):
     backoff_max_seconds: float = Field(10.0, gt=0)
 
 
-class Config(_Model):
+class Config(StrictModel):
     """The whole bridge configuration."""
 
     bridge: BridgeSection = Field(default_factory=BridgeSection)

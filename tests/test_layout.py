@@ -18,6 +18,7 @@ DRIVER_MAY_IMPORT = (
     "linebridge.drivers.mdns",
     "linebridge.drivers.simkit",
     "linebridge.drivers.tasks",
+    "linebridge.configbase",  # DriverOptions is a StrictModel; config-relative paths (via drivers.base)
     "linebridge.model",
     "linebridge.errors",
 )

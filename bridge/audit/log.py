@@ -27,18 +27,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from linebridge.audit.chain import GENESIS, audit_files, file_name, last_line, seal
+from linebridge.configbase import StrictModel, relative_to_config
 from linebridge.errors import ConfigError, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(StrictModel):
     """The `audit` section: where the log goes and how big it may grow."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     # A directory; relative paths resolve against the config file's folder (or the working directory).
@@ -61,8 +60,7 @@ class AuditConfig(BaseModel):
 
     def directory(self, base_dir: Path | None) -> Path:
         """The log directory, with a relative path resolved like other paths in the config file."""
-        path = Path(self.path).expanduser()
-        return base_dir / path if base_dir is not None and not path.is_absolute() else path
+        return relative_to_config(self.path, base_dir)
 
 
 class AuditFailure(ResourceExhausted):

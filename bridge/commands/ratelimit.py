@@ -7,8 +7,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from linebridge.configbase import StrictModel
 from linebridge.errors import ResourceExhausted
 
 _MAX_BUCKETS = 10_000  # idle buckets are full anyway; forgetting the oldest loses nothing
@@ -20,10 +21,8 @@ class RateLimited(ResourceExhausted):
     reason = "RATE_LIMITED"
 
 
-class Bucket(BaseModel):
+class Bucket(StrictModel):
     """Commands per second sustained, and how many may come at once; rate 0 turns the limit off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     rate: float = Field(ge=0)
     burst: int = Field(0, ge=0, description="0: twice the rate (at least 1)")
@@ -35,10 +34,8 @@ class Bucket(BaseModel):
         return self
 
 
-class RateLimits(BaseModel):
+class RateLimits(StrictModel):
     """Limits on commands (Stop excepted): per identity (who asks) and per device (who is commanded)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     identity: Bucket = Field(default_factory=lambda: Bucket(rate=100.0, burst=200))
     device: Bucket = Field(default_factory=lambda: Bucket(rate=200.0, burst=400))

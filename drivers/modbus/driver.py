@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from linebridge.drivers.base import (
     Unavailable,
     Value,
     batch_of,
+    config_dir,
 )
 from linebridge.drivers.modbus.client import UnitClient
 from linebridge.drivers.modbus.pdu import ModbusException
@@ -60,9 +60,8 @@ class ModbusOptions(DriverOptions):
     @classmethod
     def _load_map(cls, value: Any, info: ValidationInfo) -> Any:
         # A relative map path is relative to the config file when the loader says where it is.
-        base = (info.context or {}).get("config_dir") if isinstance(info.context, Mapping) else None
         if isinstance(value, str | Mapping):
-            return load_map(value, Path(base) if base else None)
+            return load_map(value, config_dir(info))
         return value
 
     @model_validator(mode="after")
