@@ -51,6 +51,18 @@ class ResourceExhausted(LinebridgeError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class RateLimited(ResourceExhausted):
+    """A caller or a device went over its command rate."""
+
+    reason = "RATE_LIMITED"
+
+
+class AuditFailure(ResourceExhausted):
+    """The audit log cannot take a record; the command that needed it is refused."""
+
+    reason = "AUDIT_UNAVAILABLE"
+
+
 class DeadlineExceeded(LinebridgeError):
     """The operation did not finish in time."""
 

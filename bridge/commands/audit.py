@@ -13,9 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from linebridge.audit.log import AuditFailure, AuditLog
-from linebridge.commands.ratelimit import RateLimited
-from linebridge.errors import LinebridgeError, PermissionDenied
+from linebridge.audit.log import AuditLog
+from linebridge.errors import AuditFailure, LinebridgeError, PermissionDenied, RateLimited
 from linebridge.model import CommandKind, Identity
 
 if TYPE_CHECKING:

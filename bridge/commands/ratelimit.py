@@ -10,15 +10,9 @@ from collections.abc import Callable
 from pydantic import Field, model_validator
 
 from linebridge.configbase import StrictModel
-from linebridge.errors import ResourceExhausted
+from linebridge.errors import RateLimited
 
 _MAX_BUCKETS = 10_000  # idle buckets are full anyway; forgetting the oldest loses nothing
-
-
-class RateLimited(ResourceExhausted):
-    """A caller or a device went over its command rate."""
-
-    reason = "RATE_LIMITED"
 
 
 class Bucket(StrictModel):
