@@ -213,7 +213,7 @@ class DeviceDescription:
     commands: frozenset[CommandKind] = frozenset()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakly referenced by the API layer's encoding cache
 class SampleBatch:
     """Samples of one device in columnar form: parallel lists, no object per sample.
 
@@ -229,8 +229,6 @@ class SampleBatch:
     timestamps: list[int]
     qualities: list[int] | None = None
     value_type: ValueType | None = None
-    # Wire encoding, filled once by the API layer and shared by every subscriber that sends it.
-    encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.aliases)

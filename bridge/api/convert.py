@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from google.protobuf.duration_pb2 import Duration
 
 from linebridge.api import pb
-from linebridge.api.wire import encode_fast, wrap_update
+from linebridge.api.wire import UpdateCache, encode_fast, wrap_update
 from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument
 from linebridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
@@ -158,6 +158,9 @@ def encode_batches(batches: Sequence[SampleBatch], types: dict[int, ValueType]) 
     return msg
 
 
+ENCODED = UpdateCache()  # each batch encoded once, whatever the number of subscribers
+
+
 def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueType]) -> bytes:
     """A serialized TelemetryUpdate{batch} for `batches`, reusing each batch's cached encoding.
 
@@ -170,12 +173,13 @@ def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueTyp
     if len({b.qualities is None for b in batches}) == 1:
         parts = []
         for b in batches:
-            if b.encoded is None:
+            data = ENCODED.get(b)
+            if data is None:
                 inner = encode_fast(b)
                 if inner is None:
                     inner = encode_batches([b], types).SerializeToString()
-                b.encoded = wrap_update(inner)
-            parts.append(b.encoded)
+                data = ENCODED.put(b, wrap_update(inner))
+            parts.append(data)
         return b"".join(parts)
     return pb.telemetry.TelemetryUpdate(batch=encode_batches(batches, types)).SerializeToString()
 
