@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pydantic import Field, model_validator
 
+from linebridge.buckets import TokenBucket
 from linebridge.configbase import StrictModel
 from linebridge.errors import RateLimited
 
@@ -36,25 +37,22 @@ class RateLimits(StrictModel):
 
 
 class TokenBuckets:
-    """One token bucket per key, created full on first use."""
+    """One token bucket per key, created full on first use; rate 0 turns the limit off."""
 
     def __init__(self, bucket: Bucket, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst = bucket.rate, float(bucket.burst)
         self._clock = clock
-        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, time)
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()  # least recently used first
 
     def take(self, key: str) -> bool:
         """Take one token for `key`; False when its bucket is empty (nothing is taken then)."""
         if not self.rate:
             return True
-        now = self._clock()
-        tokens, then = self._state.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - then) * self.rate)
-        allowed = tokens >= 1.0
-        self._state[key] = (tokens - 1.0 if allowed else tokens, now)
-        while len(self._state) > _MAX_BUCKETS:
-            self._state.popitem(last=False)
-        return allowed
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst, self._clock)
+        self._buckets[key] = bucket
+        while len(self._buckets) > _MAX_BUCKETS:
+            self._buckets.popitem(last=False)
+        return bucket.take()
 
 
 class RateLimiter:

@@ -1,0 +1,46 @@
+"""linebridge.buckets.TokenBucket: the one token bucket (command rate limits, uplink publish rate)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from linebridge.buckets import TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_starts_full_refuses_when_empty_and_refills_at_its_rate():
+    clock = Clock()
+    bucket = TokenBucket(rate=2.0, burst=3, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now = 0.5  # one token back
+    assert [bucket.take() for _ in range(2)] == [True, False]
+    clock.now = 100.0  # never more than the burst
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (-1.0, 1), (1.0, 0.5)])
+def test_a_bucket_that_could_never_give_a_token_is_refused(rate, burst):
+    with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
+        TokenBucket(rate, burst)
+
+
+async def test_acquire_takes_at_once_while_tokens_last_then_waits_for_the_next():
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(rate=50.0, burst=2, clock=loop.time)
+    await bucket.acquire()
+    await bucket.acquire()
+    assert bucket.tokens < 1.0  # empty: the next acquire has to wait for a refill
+    waiter = asyncio.create_task(bucket.acquire())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await asyncio.wait_for(waiter, timeout=5.0)  # bounded: the token comes at the bucket's rate
+    assert bucket.tokens < 1.0
