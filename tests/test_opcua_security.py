@@ -189,6 +189,7 @@ def test_client_certificate_profile(pki: Path) -> None:
         ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
         ("Basic256Sha256", "Sign"),
         ("Aes256_Sha256_RsaPss", "Sign"),
+        ("Aes128_Sha256_RsaOaep", "Sign"),
     ],
 )
 async def test_secured_session_with_a_trusted_server(
