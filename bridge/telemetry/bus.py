@@ -277,13 +277,9 @@ class Subscription:
         yield SyncUpdate()
         if opts.once:
             return
-        changes = (
-            ChangeFilter(opts.deadband, self.bus.registry.value_types)
-            if opts.trigger is Trigger.ON_CHANGE
-            else None
-        )
+        changes = ChangeFilter(opts.deadband) if opts.trigger is Trigger.ON_CHANGE else None
         if changes is not None:
-            changes.seed(initial)
+            changes.seed_batch(initial)
         while True:
             if self._catalog_dirty:
                 delta = self.catalog_delta()
@@ -300,7 +296,7 @@ class Subscription:
                 yield HeartbeatUpdate(time.time_ns())
                 continue
             if changes is not None:
-                batches = changes.apply(batches)
+                batches = changes.apply_all(batches)
             if batches:
                 self.bus.samples_out += sum(len(b.aliases) for b in batches)
                 for part in bounded(batches, opts.max_size):

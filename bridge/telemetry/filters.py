@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from linebridge.model import SampleBatch, Value, ValueType
+from itertools import compress
+from operator import ne
+
+from linebridge.model import SampleBatch, Value
 
 _MISSING = object()
 
@@ -28,41 +31,78 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
 
 
 class ChangeFilter:
-    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
+    """Report by exception: keeps the last value passed per alias and lets through only changes.
 
-    def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
+    A numeric change within the alias's deadband (its own, else the default) is no change; the
+    comparison is against the last value actually passed, so slow drifts still get through. Without
+    a deadband in play the test is one C-level `map(ne, ...)` per batch. With `report_quality`, a
+    batch that carries qualities passes whole (a quality change is news even when the value repeats).
+    Used by on-change subscriptions and by the uplink's report by exception.
+    """
+
+    def __init__(self, deadband: float = 0.0, report_quality: bool = False) -> None:
         self.deadband = deadband
-        self.types = types
+        self.report_quality = report_quality
+        self.deadbands: dict[int, float] = {}
         self.last: dict[int, Value] = {}
+        self.suppressed = 0
 
-    def seed(self, batch: SampleBatch) -> None:
+    def set_deadband(self, alias: int, deadband: float) -> None:
+        """The absolute deadband of one alias (0: the default deadband applies)."""
+        if deadband > 0:
+            self.deadbands[alias] = deadband
+        else:
+            self.deadbands.pop(alias, None)
+
+    def seed(self, alias: int, value: Value | None) -> None:
+        """`value` was reported for `alias` by other means (None: forget the alias)."""
+        if value is None:
+            self.last.pop(alias, None)
+        else:
+            self.last[alias] = value
+
+    def seed_batch(self, batch: SampleBatch) -> None:
+        """Every value of `batch` was reported by other means (the initial values of a stream)."""
         self.last.update(zip(batch.aliases, batch.values, strict=True))
 
-    def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
-        out = []
-        for batch in batches:
-            keep = [
-                i
-                for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v)
-            ]
-            if keep:
-                out.append(take(batch, keep))
-        return out
+    def apply(self, batch: SampleBatch) -> SampleBatch | None:
+        """The samples worth reporting: the batch itself when all are, None when none are."""
+        if self.report_quality and batch.qualities is not None:
+            self.seed_batch(batch)
+            return batch
+        aliases = batch.aliases
+        banded = self.deadband or (self.deadbands and not self.deadbands.keys().isdisjoint(aliases))
+        if banded or len(set(aliases)) != len(aliases):
+            mask = self._one_by_one(batch)
+        else:
+            mask = list(map(ne, map(self.last.get, aliases), batch.values))
+            self.seed_batch(batch)
+        if all(mask):
+            return batch
+        kept = sum(mask)
+        self.suppressed += len(mask) - kept
+        return take(batch, list(compress(range(len(mask)), mask))) if kept else None
 
-    def _changed(self, alias: int, value: Value) -> bool:
-        old = self.last.get(alias, _MISSING)
-        if (
-            old is _MISSING
-            or old != value
-            and not (
-                self.deadband
-                and isinstance(value, float | int)
-                and not isinstance(value, bool)
-                and isinstance(old, float | int)
-                and abs(value - old) <= self.deadband
+    def apply_all(self, batches: list[SampleBatch]) -> list[SampleBatch]:
+        """apply() to each batch in order, keeping the batches that still hold samples."""
+        return [kept for batch in batches if (kept := self.apply(batch)) is not None]
+
+    def _one_by_one(self, batch: SampleBatch) -> list[bool]:
+        last, deadbands, default = self.last, self.deadbands, self.deadband
+        mask = []
+        for alias, value in zip(batch.aliases, batch.values, strict=True):
+            old = last.get(alias, _MISSING)
+            band = deadbands.get(alias, default)
+            changed = old is _MISSING or (
+                old != value
+                and not (
+                    band
+                    and type(value) in (int, float)
+                    and type(old) in (int, float)
+                    and abs(value - old) <= band  # type: ignore[operator]
+                )
             )
-        ):
-            self.last[alias] = value
-            return True
-        return False
+            if changed:
+                last[alias] = value
+            mask.append(changed)
+        return mask
