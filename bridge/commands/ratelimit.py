@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from pydantic import Field, model_validator
 
-from linebridge.buckets import TokenBucket
 from linebridge.configbase import StrictModel
 from linebridge.errors import RateLimited
+from linebridge.pacing import TokenBucket
 
 _MAX_BUCKETS = 10_000  # idle buckets are full anyway; forgetting the oldest loses nothing
 

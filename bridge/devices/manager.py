@@ -12,10 +12,11 @@ from linebridge.config import Config, DeviceConfig
 from linebridge.devices.approval import Approvals, Pending
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
-from linebridge.devices.sessions import Backoff, DeviceSession
+from linebridge.devices.sessions import DeviceSession
 from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
 from linebridge.errors import ConfigError, DeadlineExceeded, Unavailable
 from linebridge.model import SampleBatch, Signal
+from linebridge.pacing import Backoff
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 

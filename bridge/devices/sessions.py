@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from linebridge.drivers.base import Driver, StreamHints, all_signals
 from linebridge.errors import Unavailable
 from linebridge.model import DeviceState, SampleBatch
+from linebridge.pacing import Backoff
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 
 log = logging.getLogger(__name__)
 
 DriverFactory = Callable[[str], Driver]  # endpoint -> a new driver instance
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter (delays in seconds)."""
-
-    initial: float = 0.2
-    maximum: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        cap = min(self.maximum, self.initial * (2 ** min(attempt, 30)))
-        return random.uniform(cap / 2, cap)
 
 
 class _Channel:

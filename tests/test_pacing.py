@@ -1,4 +1,4 @@
-"""linebridge.buckets.TokenBucket: the one token bucket (command rate limits, uplink publish rate)."""
+"""linebridge.pacing.TokenBucket: the one token bucket (command rate limits, uplink publish rate)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from linebridge.buckets import TokenBucket
+from linebridge.pacing import Backoff, TokenBucket
 
 
 class Clock:
@@ -44,3 +44,10 @@ async def test_acquire_takes_at_once_while_tokens_last_then_waits_for_the_next()
     assert not waiter.done()
     await asyncio.wait_for(waiter, timeout=5.0)  # bounded: the token comes at the bucket's rate
     assert bucket.tokens < 1.0
+
+
+def test_backoff_doubles_up_to_its_cap_with_jitter_below_it():
+    backoff = Backoff(initial=0.2, maximum=1.0)
+    for attempt, cap in [(0, 0.2), (1, 0.4), (2, 0.8), (3, 1.0), (50, 1.0)]:
+        delays = [backoff.delay(attempt) for _ in range(50)]
+        assert all(cap / 2 <= d <= cap for d in delays)

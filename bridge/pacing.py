@@ -1,14 +1,16 @@
-"""The one token bucket: `rate` tokens a second, at most `burst` held, starting full."""
+"""Pacing: the token bucket (rate limits) and the backoff between retries, each in one place."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class TokenBucket:
-    """A token bucket on a monotonic clock; take() refuses at once, acquire() waits for a token."""
+    """`rate` tokens a second, at most `burst` held, starting full; take() refuses at once, acquire() waits."""
 
     __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
 
@@ -41,3 +43,16 @@ class TokenBucket:
             # a rare undershoot leaves the bucket slightly negative, paid back by the next refill.
             self.refill()
         self.tokens -= 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter (delays in seconds): device sessions and the uplink retry with it."""
+
+    initial: float = 0.2
+    maximum: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """The wait before retry number `attempt` (0-based): between half the cap and the cap."""
+        cap = min(self.maximum, self.initial * (2 ** min(attempt, 30)))
+        return random.uniform(cap / 2, cap)
