@@ -10,7 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from linebridge.api import pb
-from linebridge.client import Sample, value_message, value_of
+from linebridge.client import Sample
+from linebridge.client.raw import value_message, value_of
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 from tests.gates_helpers import eventually

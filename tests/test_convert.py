@@ -7,7 +7,7 @@ import gc
 from linebridge.api import convert, pb
 from linebridge.api.convert import ENCODED, batch_update_bytes
 from linebridge.api.wire import UpdateCache
-from linebridge.client import CatalogDecoder
+from linebridge.client.raw import CatalogDecoder
 from linebridge.model import Quality, SampleBatch, ValueType
 
 TYPES = {1: ValueType.DOUBLE, 2: ValueType.INT, 3: ValueType.BOOL, 4: ValueType.STRING, 5: ValueType.DOUBLE}

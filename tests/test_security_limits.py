@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from linebridge.api import pb
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
@@ -27,7 +27,7 @@ LIMITS = {
 @pytest.fixture
 async def start_limited(start_bridge, tmp_path):
     """A bridge with small limits and two viewer identities, greedy and modest, each with its own channel."""
-    made: list[Client] = []
+    made: list[RawClient] = []
 
     async def start(**limits):
         tokens = write_tokens(tmp_path / "tokens", ["greedy", "modest"])
@@ -40,7 +40,7 @@ async def start_limited(start_bridge, tmp_path):
             },
         )
         await wait_for_state(app, "sim-1", DeviceState.ONLINE)
-        clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
+        clients = {name: RawClient(app.api_address, token=token) for name, token in tokens.items()}
         made.extend(clients.values())
         return app, clients, tokens
 
@@ -49,7 +49,7 @@ async def start_limited(start_bridge, tmp_path):
         await client.close()
 
 
-async def healthy(client: Client) -> None:
+async def healthy(client: RawClient) -> None:
     """The other client still lists, reads and subscribes."""
     assert [d.id for d in await client.list_devices()] == ["sim-1"]
     stream = client.telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/values/*"]))

@@ -17,6 +17,7 @@ ORDER = (
     "uplink_replay",
     "ur_rtde",
     "startup",
+    "client_decode",
 )
 
 
