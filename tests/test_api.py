@@ -131,7 +131,7 @@ async def test_write_read_back_and_bad_values(bridge, client_for):
         write=pb.command.WriteAction(
             writes=[
                 pb.command.SignalWrite(path="setpoint", value=value_message(12.5)),
-                pb.command.SignalWrite(path="sim-1/enabled", value=value_message(True)),
+                pb.command.SignalWrite(path="enabled", value=value_message(True)),
             ]
         ),
     )
