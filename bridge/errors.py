@@ -79,6 +79,10 @@ class AuditFailure(ResourceExhausted):
     reason = "AUDIT_UNAVAILABLE"
 
 
+class AuditFull(AuditFailure):
+    """The record does not fit in the audit budget (audit.max_total_bytes)."""
+
+
 class DeadlineExceeded(LinebridgeError):
     """The operation did not finish in time."""
 

@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 
 from linebridge.audit.chain import GENESIS, audit_files, file_name, last_line, seal
 from linebridge.configbase import StrictModel, relative_to_config
-from linebridge.errors import AuditFailure, ConfigError
+from linebridge.errors import AuditFailure, AuditFull, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ class AuditConfig(StrictModel):
     def directory(self, base_dir: Path | None) -> Path:
         """The log directory, with a relative path resolved like other paths in the config file."""
         return relative_to_config(self.path, base_dir)
-
-
-class AuditFull(AuditFailure):
-    """The record does not fit in the audit budget (audit.max_total_bytes)."""
 
 
 def utc_timestamp(time_ns: int) -> str:
