@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from linebridge.drivers.base import Access, Signal
-from linebridge.drivers.ur.fields import FIELDS, DashboardQuery, DashboardSignal, RtdeAddress, RtdeField
+import logging
+
+from linebridge.drivers.base import Access, DeviceError, Signal
+from linebridge.drivers.ur.dashboard import DashboardClient
+from linebridge.drivers.ur.fields import (
+    DASHBOARD_SIGNALS,
+    FIELDS,
+    DashboardQuery,
+    DashboardSignal,
+    RtdeAddress,
+    RtdeField,
+)
 from linebridge.drivers.ur.rtde import NOT_FOUND, ProtocolError, parse_type
 
 
@@ -51,3 +61,16 @@ def catalog_signals(fields: list[RtdeField], polled: list[DashboardSignal]) -> l
         for d in polled
     ]
     return signals
+
+
+async def answered_queries(dashboard: DashboardClient, log: logging.Logger) -> list[DashboardSignal]:
+    """The polled Dashboard signals whose query this controller answers (CB-series lacks some)."""
+    usable = []
+    for polled in DASHBOARD_SIGNALS:
+        try:
+            await dashboard.query(polled.command)
+        except DeviceError as exc:
+            log.warning("signal %s left out: %s", polled.path, exc)
+        else:
+            usable.append(polled)
+    return usable
