@@ -37,10 +37,12 @@ def current_identity() -> Identity | None:
 
 
 def set_identity(identity: Identity | None) -> contextvars.Token[Identity | None]:
+    """Make `identity` the caller of the RPC running in this context; the token undoes it."""
     return _identity.set(identity)
 
 
 def reset_identity(token: contextvars.Token[Identity | None]) -> None:
+    """Restore the caller that was current before set_identity()."""
     _identity.reset(token)
 
 

@@ -34,6 +34,7 @@ _COLUMN = {
 
 # -- values --------------------------------------------------------------------------------------
 def value_to_pb(value: Value) -> pb.common.Value:
+    """A model value as a protobuf Value."""
     if isinstance(value, bool):
         return pb.common.Value(bool_value=value)
     if isinstance(value, int):
@@ -44,6 +45,7 @@ def value_to_pb(value: Value) -> pb.common.Value:
 
 
 def value_from_pb(message: pb.common.Value) -> Value:
+    """The model value a protobuf Value holds; InvalidArgument when it holds none."""
     kind = message.WhichOneof("kind")
     if kind is None:
         raise InvalidArgument("value is empty: set one of double_value, int_value, bool_value, string_value")
@@ -51,10 +53,12 @@ def value_from_pb(message: pb.common.Value) -> Value:
 
 
 def seconds(duration: Duration) -> float:
+    """A protobuf Duration in seconds."""
     return duration.seconds + duration.nanos / 1e9
 
 
 def duration(value: float) -> Duration:
+    """Seconds as a protobuf Duration."""
     d = Duration()
     d.FromNanoseconds(int(value * 1e9))
     return d
@@ -62,6 +66,7 @@ def duration(value: float) -> Duration:
 
 # -- devices -------------------------------------------------------------------------------------
 def signal_to_pb(signal: Signal) -> pb.device.Signal:
+    """A signal as its protobuf description."""
     return pb.device.Signal(
         path=signal.path,
         value_type=int(signal.value_type),
@@ -74,6 +79,7 @@ def signal_to_pb(signal: Signal) -> pb.device.Signal:
 
 
 def device_to_pb(record: DeviceRecord, with_signals: bool = True) -> pb.device.Device:
+    """A device record as a protobuf Device, with or without its signals."""
     d = record.description
     message = pb.device.Device(
         id=record.id,
@@ -190,6 +196,7 @@ def serialize_update(message: pb.telemetry.TelemetryUpdate | bytes) -> bytes:
 
 
 def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.TelemetryUpdate | bytes:
+    """A subscription update as a TelemetryUpdate (batches as ready-encoded bytes)."""
     if isinstance(update, BatchUpdate):
         return batch_update_bytes(update.batches, types)
     if isinstance(update, CatalogUpdate):
@@ -255,6 +262,7 @@ def spec_from_pb(request: pb.command.ExecuteRequest, origin: str) -> CommandSpec
 
 
 def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
+    """A command event as its protobuf message."""
     message = pb.command.CommandEvent(
         command_id=event.command_id,
         state=int(event.state),
@@ -270,6 +278,7 @@ def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
 
 
 def command_to_pb(record: CommandRecord) -> pb.command.Command:
+    """A command record as a protobuf Command."""
     message = pb.command.Command(
         command_id=record.id,
         device_id=record.spec.device_id,
