@@ -63,6 +63,7 @@ class DeviceSession:
         self.connections = 0
 
     def start(self) -> None:
+        """Start the supervisor task."""
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name=f"session:{self.device_id}")
 
@@ -104,6 +105,7 @@ class DeviceSession:
         await self._supervise()
 
     def set_degraded(self, reason: str | None) -> None:
+        """Mark the device DEGRADED with a reason, or ONLINE again when the reason is empty."""
         record = self.registry.find(self.device_id)
         if record is None or not record.available:
             return
