@@ -33,6 +33,7 @@ class ServerTls(StrictModel):
 
     @property
     def enabled(self) -> bool:
+        """Whether the server uses TLS (a certificate is configured)."""
         return bool(self.cert_file)
 
 
@@ -64,6 +65,7 @@ class SecurityConfig(StrictModel):
         return bool(self.tls.client_ca_file or self.tokens_file)
 
     def role_of(self, identity: str) -> Role | None:
+        """The configured role of an identity key, or None."""
         role = self.identities.get(identity)
         return ROLE_NAMES[role] if role is not None else None
 
