@@ -145,6 +145,7 @@ class TelemetryBus:
         return globs
 
     def subscribe(self, paths: Sequence[str], options: SubscriptionOptions) -> Subscription:
+        """A new subscription to the signals the paths select."""
         globs = self.select(paths or ["*"])
         if len(self.subscriptions) >= self.max_subscriptions:
             raise ResourceExhausted(f"the bridge already serves {self.max_subscriptions} subscriptions")
@@ -168,6 +169,7 @@ class TelemetryBus:
         return found
 
     def value_of(self, alias: int) -> tuple[Value, int, int] | None:
+        """The latest value, timestamp and quality of an alias, or None."""
         self._fold_all()
         if alias not in self._values:
             return None
@@ -198,14 +200,17 @@ class Subscription:
             self._reselect(record)
 
     def close(self) -> None:
+        """Stop receiving batches."""
         self.bus.subscriptions.discard(self)
 
     @property
     def queued(self) -> int:
+        """Samples waiting to be sent."""
         return self._queued
 
     # -- called by the bus (synchronous, never blocks) ---------------------------------------
     def offer(self, batch: SampleBatch) -> None:
+        """Queue the selected samples of a batch; drop the oldest beyond the limit. Never blocks."""
         sel = self._select.get(batch.device_id, False)
         if sel is False or self.options.trigger is Trigger.SAMPLE:
             return
@@ -224,6 +229,7 @@ class Subscription:
         self._wake.set()
 
     def device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        """Follow a device that appeared, changed or went away."""
         if event is DeviceEvent.REMOVED:
             self._select.pop(record.id, None)
         else:
@@ -240,6 +246,7 @@ class Subscription:
 
     # -- consumed by the API stream ----------------------------------------------------------
     def selected(self) -> list[tuple[int, str, Signal]]:
+        """The selected signals now: alias, full path and signal."""
         out = []
         for device_id, sel in self._select.items():
             record = self.bus.registry.find(device_id)
@@ -265,6 +272,7 @@ class Subscription:
         return CatalogUpdate(new, removed) if new or removed or not self._catalog_sent else None
 
     def snapshot(self) -> SampleBatch:
+        """The latest values of the selected signals, as one batch."""
         return self.bus.latest([alias for alias, _, _ in self.selected()])
 
     async def updates(self) -> AsyncIterator[Update]:
