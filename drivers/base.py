@@ -168,6 +168,7 @@ class Driver(ABC):
 
     @property
     def device_id(self) -> str:
+        """The id of the device this driver serves."""
         return self.ctx.device_id
 
     @classmethod
