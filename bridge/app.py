@@ -167,22 +167,27 @@ class BridgeApp:
         self.metrics.shutdown()
 
     def uplink_status(self) -> UplinkStatus:
+        """What the uplink reports about itself (DISABLED without an uplink)."""
         return self.uplink.status() if self.uplink is not None else DISABLED
 
     @property
     def api_address(self) -> str:
+        """The host:port the gRPC API listens on."""
         return f"{self.config.grpc.address.rpartition(':')[0]}:{self.grpc_port}"
 
     # -- devices (the lifecycle is in DeviceManager; these keep the bridge's old surface) -------
     @property
     def sessions(self) -> dict[str, DeviceSession]:
+        """The device sessions, by device id."""
         return self.devices.sessions
 
     @property
     def discovery(self) -> Discovery | None:
+        """The running mDNS discovery, if any."""
         return self.devices.discovery
 
     def driver_of(self, device_id: str) -> Driver | None:
+        """The connected driver of a device, if any."""
         return self.devices.driver_of(device_id)
 
     def add_device(self, *args, **kwargs) -> DeviceRecord:

@@ -169,6 +169,7 @@ class Config(StrictModel):
 
     @property
     def base_dir(self) -> Path | None:
+        """The config file's folder (None when the config did not come from a file)."""
         return self._base_dir
 
     @field_validator("devices")

@@ -39,10 +39,12 @@ class Access(IntEnum):
 
     @property
     def writable(self) -> bool:
+        """Whether the signal may be written."""
         return self in (Access.WRITE, Access.READ_WRITE)
 
     @property
     def readable(self) -> bool:
+        """Whether the signal may be read."""
         return self in (Access.READ, Access.READ_WRITE)
 
 
