@@ -35,6 +35,11 @@ class TokenBucket:
         self.tokens -= 1.0
         return True
 
+    def charge(self) -> None:
+        """Count a use that did not wait: take a token even when none is there (later waits pay the debt)."""
+        self.refill()
+        self.tokens -= 1.0
+
     async def acquire(self) -> None:
         """Wait until a token is there, then take it (the clock must be the event loop's, monotonic)."""
         if self.refill() < 1.0:

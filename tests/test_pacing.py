@@ -27,6 +27,18 @@ def test_starts_full_refuses_when_empty_and_refills_at_its_rate():
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
 
 
+def test_charge_takes_a_token_even_from_an_empty_bucket_and_the_debt_delays_the_next():
+    clock = Clock()
+    bucket = TokenBucket(rate=10.0, burst=1, clock=clock)
+    bucket.charge()
+    bucket.charge()  # one token into debt
+    assert not bucket.take()
+    clock.now = 0.15  # 1.5 tokens earned: the debt paid, half a token left
+    assert not bucket.take()
+    clock.now = 0.2
+    assert bucket.take()
+
+
 @pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (-1.0, 1), (1.0, 0.5)])
 def test_a_bucket_that_could_never_give_a_token_is_refused(rate, burst):
     with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
