@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from linebridge.model import Quality, SampleBatch
 from linebridge.telemetry.filters import ChangeFilter
 
@@ -75,3 +78,38 @@ def test_apply_all_keeps_batches_that_still_hold_samples():
     changes = ChangeFilter()
     out = changes.apply_all([batch([1], [1.0]), batch([1], [1.0]), batch([1], [2.0])])
     assert [b.values for b in out] == [[1.0], [2.0]]
+
+
+def test_rows_of_one_alias_list_are_compared_row_by_row():
+    changes = ChangeFilter()
+    kept = changes.apply(batch([1, 2] * 3, [1.0, 5.0, 1.0, 6.0, 2.0, 6.0]))
+    assert kept is not None and list(zip(kept.aliases, kept.values, strict=True)) == [
+        (1, 1.0),
+        (2, 5.0),
+        (2, 6.0),
+        (1, 2.0),
+    ]
+    assert changes.last == {1: 2.0, 2: 6.0}
+
+
+VALUES = st.sampled_from([0, 1, 1.0, 2.5, True, False, "a", "b"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 6), min_size=1, max_size=6, unique=True), st.integers(1, 4), st.data()
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_c_level_path_decides_like_the_sample_by_sample_one(batches):
+    fast, slow = ChangeFilter(), ChangeFilter()
+    slow._exact = lambda aliases, values: None  # force the reference path
+    for aliases, rows, data in batches:
+        values = data.draw(st.lists(VALUES, min_size=len(aliases) * rows, max_size=len(aliases) * rows))
+        b = batch(aliases * rows, values)
+        got, want = fast.apply(b), slow.apply(b)
+        assert (got and (got.aliases, got.values)) == (want and (want.aliases, want.values))
+    assert fast.last == slow.last and fast.suppressed == slow.suppressed

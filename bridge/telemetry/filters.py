@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from itertools import compress
+from collections.abc import Iterable
+from itertools import chain, compress
 from operator import ne
 
 from linebridge.model import SampleBatch, Value
@@ -34,9 +35,10 @@ class ChangeFilter:
     """Report by exception: keeps the last value passed per alias and lets through only changes.
 
     A numeric change within the alias's deadband (its own, else the default) is no change; the
-    comparison is against the last value actually passed, so slow drifts still get through. Without
-    a deadband in play the test is one C-level `map(ne, ...)` per batch. With `report_quality`, a
-    batch that carries qualities passes whole (a quality change is news even when the value repeats).
+    comparison is against the last value actually passed, so slow drifts still get through. Without a
+    deadband in play the test is C-level `map(ne, ...)` per batch, batches of repeated rows included.
+    With `report_quality`, a batch that carries qualities passes whole (a quality change is news even
+    when the value repeats).
     Used by on-change subscriptions and by the uplink's report by exception.
     """
 
@@ -72,11 +74,9 @@ class ChangeFilter:
             return batch
         aliases = batch.aliases
         banded = self.deadband or (self.deadbands and not self.deadbands.keys().isdisjoint(aliases))
-        if banded or len(set(aliases)) != len(aliases):
+        mask = None if banded else self._exact(aliases, batch.values)
+        if mask is None:
             mask = self._one_by_one(batch)
-        else:
-            mask = list(map(ne, map(self.last.get, aliases), batch.values))
-            self.seed_batch(batch)
         if all(mask):
             return batch
         kept = sum(mask)
@@ -86,6 +86,23 @@ class ChangeFilter:
     def apply_all(self, batches: list[SampleBatch]) -> list[SampleBatch]:
         """apply() to each batch in order, keeping the batches that still hold samples."""
         return [kept for batch in batches if (kept := self.apply(batch)) is not None]
+
+    def _exact(self, aliases: list[int], values: list[Value]) -> list[bool] | None:
+        """Changed-or-not per sample in C-level loops, when the batch is rows of one alias list.
+
+        Without a deadband a sample's reference is the sample before it of the same alias (the last
+        one passed had that value too). None for irregular repeats: they go one by one.
+        """
+        n, distinct = len(aliases), len(set(aliases))
+        if distinct == n:
+            previous: Iterable[Value | None] = map(self.last.get, aliases)
+        elif n % distinct == 0 and aliases == aliases[:distinct] * (n // distinct):
+            previous = chain(map(self.last.get, aliases[:distinct]), values[: n - distinct])
+        else:
+            return None
+        mask = list(map(ne, previous, values))
+        self.last.update(zip(aliases, values, strict=True))  # the last row wins
+        return mask
 
     def _one_by_one(self, batch: SampleBatch) -> list[bool]:
         last, deadbands, default = self.last, self.deadbands, self.deadband
