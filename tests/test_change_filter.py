@@ -56,14 +56,22 @@ def test_a_repeated_alias_in_one_batch_is_compared_with_its_previous_sample():
     assert kept is not None and kept.values == [1.0, 2.0]
 
 
-def test_qualities_pass_whole_only_when_asked():
-    bad = batch([1], [3.0], qualities=[int(Quality.BAD)])
-    rbe = ChangeFilter(report_quality=True)
-    rbe.seed(1, 3.0)
-    assert rbe.apply(bad) is bad  # a quality change is news even when the value repeats
-    stream = ChangeFilter()
-    stream.seed(1, 3.0)
-    assert stream.apply(bad) is None
+def test_a_quality_change_passes_even_when_the_value_repeats():
+    changes = ChangeFilter()
+    changes.seed(1, 3.0)
+    bad = batch([1, 2], [3.0, 4.0], qualities=[int(Quality.BAD), int(Quality.GOOD)])
+    assert changes.apply(bad) is bad  # alias 1 turned BAD, alias 2 is new
+    assert changes.apply(batch([1], [3.0], qualities=[int(Quality.BAD)])) is None  # still BAD: no news
+    back = changes.apply(batch([1, 2], [3.0, 4.0]))  # alias 1 GOOD again
+    assert back is not None and back.aliases == [1]
+    assert changes.quality == {}
+
+
+def test_seed_batch_takes_qualities_too():
+    changes = ChangeFilter()
+    changes.seed_batch(batch([1], [3.0], qualities=[int(Quality.STALE)]))
+    assert changes.apply(batch([1], [3.0], qualities=[int(Quality.STALE)])) is None
+    assert changes.apply(batch([1], [3.0])) is not None
 
 
 def test_seed_none_forgets_the_alias():

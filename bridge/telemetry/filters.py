@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from itertools import chain, compress
 from operator import ne
 
-from linebridge.model import SampleBatch, Value
+from linebridge.model import Quality, SampleBatch, Value
 
 _MISSING = object()
+_GOOD = int(Quality.GOOD)
 
 
 def take(batch: SampleBatch, idx: list[int]) -> SampleBatch:
@@ -32,21 +33,20 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
 
 
 class ChangeFilter:
-    """Report by exception: keeps the last value passed per alias and lets through only changes.
+    """Report by exception: keeps the last value and quality passed per alias; lets through changes.
 
-    A numeric change within the alias's deadband (its own, else the default) is no change; the
-    comparison is against the last value actually passed, so slow drifts still get through. Without a
-    deadband in play the test is C-level `map(ne, ...)` per batch, batches of repeated rows included.
-    With `report_quality`, a batch that carries qualities passes whole (a quality change is news even
-    when the value repeats).
-    Used by on-change subscriptions and by the uplink's report by exception.
+    A sample passes when its quality differs from the alias's last one (a value turning STALE or BAD
+    is news even when the number is the same) or its value changed beyond the alias's deadband (its
+    own, else the default). The comparison is against the last value actually passed, so slow drifts
+    still get through. With no deadband and no quality in play the test is C-level `map(ne, ...)` per
+    batch, batches of repeated rows included. Used by on-change subscriptions and the uplink.
     """
 
-    def __init__(self, deadband: float = 0.0, report_quality: bool = False) -> None:
+    def __init__(self, deadband: float = 0.0) -> None:
         self.deadband = deadband
-        self.report_quality = report_quality
         self.deadbands: dict[int, float] = {}
         self.last: dict[int, Value] = {}
+        self.quality: dict[int, int] = {}  # aliases whose last quality is not GOOD
         self.suppressed = 0
 
     def set_deadband(self, alias: int, deadband: float) -> None:
@@ -64,17 +64,22 @@ class ChangeFilter:
             self.last[alias] = value
 
     def seed_batch(self, batch: SampleBatch) -> None:
-        """Every value of `batch` was reported by other means (the initial values of a stream)."""
+        """Every sample of `batch` was reported by other means (the initial values of a stream)."""
         self.last.update(zip(batch.aliases, batch.values, strict=True))
+        if batch.qualities is not None:
+            for alias, quality in zip(batch.aliases, batch.qualities, strict=True):
+                self._set_quality(alias, quality)
 
     def apply(self, batch: SampleBatch) -> SampleBatch | None:
         """The samples worth reporting: the batch itself when all are, None when none are."""
-        if self.report_quality and batch.qualities is not None:
-            self.seed_batch(batch)
-            return batch
         aliases = batch.aliases
-        banded = self.deadband or (self.deadbands and not self.deadbands.keys().isdisjoint(aliases))
-        mask = None if banded else self._exact(aliases, batch.values)
+        simple = not (
+            batch.qualities is not None
+            or self.deadband
+            or (self.quality and not self.quality.keys().isdisjoint(aliases))
+            or (self.deadbands and not self.deadbands.keys().isdisjoint(aliases))
+        )
+        mask = self._exact(aliases, batch.values) if simple else None
         if mask is None:
             mask = self._one_by_one(batch)
         if all(mask):
@@ -106,8 +111,14 @@ class ChangeFilter:
 
     def _one_by_one(self, batch: SampleBatch) -> list[bool]:
         last, deadbands, default = self.last, self.deadbands, self.deadband
+        qualities = batch.qualities if batch.qualities is not None else [_GOOD] * len(batch.aliases)
         mask = []
-        for alias, value in zip(batch.aliases, batch.values, strict=True):
+        for alias, value, quality in zip(batch.aliases, batch.values, qualities, strict=True):
+            if self.quality.get(alias, _GOOD) != quality:
+                self._set_quality(alias, quality)
+                last[alias] = value
+                mask.append(True)
+                continue
             old = last.get(alias, _MISSING)
             band = deadbands.get(alias, default)
             changed = old is _MISSING or (
@@ -123,3 +134,9 @@ class ChangeFilter:
                 last[alias] = value
             mask.append(changed)
         return mask
+
+    def _set_quality(self, alias: int, quality: int) -> None:
+        if quality == _GOOD:
+            self.quality.pop(alias, None)
+        else:
+            self.quality[alias] = quality
