@@ -55,6 +55,12 @@ class IdentityChanged(Unavailable):
     reason = "IDENTITY_CHANGED"
 
 
+class LinkError(Unavailable):
+    """The uplink's connection to its MQTT broker could not be made, or it is gone."""
+
+    reason = "UPLINK_UNAVAILABLE"
+
+
 class PermissionDenied(LinebridgeError):
     """The caller's role does not allow this."""
 
