@@ -11,7 +11,6 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
 from linebridge.analytics import Alarm, AlarmManager, AnalyticsEngine
-from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer
 from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
@@ -21,6 +20,7 @@ from linebridge.commands.gates import CommandGates
 from linebridge.commands.manager import CommandManager
 from linebridge.commands.types import CommandRecord
 from linebridge.config import Config
+from linebridge.configbase import relative_to_config
 from linebridge.devices.approval import Approvals
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
@@ -90,7 +90,8 @@ class BridgeApp:
         )
         d = config.discovery
         self.approvals = Approvals(
-            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
+            d.auto_approve,
+            relative_to_config(d.approvals_file, config.base_dir) if d.approvals_file else None,
         )
         self.devices = DeviceManager(
             config,
@@ -234,6 +235,7 @@ class BridgeApp:
             )
 
     def uplink_status(self) -> UplinkStatus:
+        """What the uplink reports about itself (DISABLED without an uplink)."""
         return self.uplink.status() if self.uplink is not None else DISABLED
 
     def _audit_head_text(self) -> str:
@@ -244,18 +246,22 @@ class BridgeApp:
 
     @property
     def api_address(self) -> str:
+        """The host:port the gRPC API listens on."""
         return f"{self.config.grpc.address.rpartition(':')[0]}:{self.grpc_port}"
 
     # -- devices (the lifecycle is in DeviceManager; these keep the bridge's old surface) -------
     @property
     def sessions(self) -> dict[str, DeviceSession]:
+        """The device sessions, by device id."""
         return self.devices.sessions
 
     @property
     def discovery(self) -> Discovery | None:
+        """The running mDNS discovery, if any."""
         return self.devices.discovery
 
     def driver_of(self, device_id: str) -> Driver | None:
+        """The connected driver of a device, if any."""
         return self.devices.driver_of(device_id)
 
     def guard_of(self, device_id: str) -> ValueGuard:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, ValidationInfo
 
+from linebridge.configbase import StrictModel, relative_to_config  # re-exported for drivers
 from linebridge.errors import (  # re-exported for drivers
     DeviceError,
     FailedPrecondition,
@@ -78,13 +79,21 @@ __all__ = [
     "Value",
     "ValueType",
     "batch_of",
+    "config_dir",
+    "relative_to_config",
 ]
 
 
-class DriverOptions(BaseModel):
+class DriverOptions(StrictModel):
     """Base of every driver's options model: unknown keys are errors, so typos are caught."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
+
+
+def config_dir(info: ValidationInfo) -> Path | None:
+    """The config file's folder the loader passed to an options validator (None: no config file)."""
+    base = info.context.get("config_dir") if isinstance(info.context, Mapping) else None
+    return Path(base) if base else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,7 @@ class Driver(ABC):
 
     @property
     def device_id(self) -> str:
+        """The id of the device this driver serves."""
         return self.ctx.device_id
 
     @classmethod

@@ -33,6 +33,7 @@ SERVICE_NAMES = (
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback name or address."""
     if host == "localhost":
         return True
     try:
@@ -129,6 +130,7 @@ class ApiServer:
         self.port = 0
 
     async def start(self) -> int:
+        """Bind the address and start serving; the port bound."""
         try:
             if self.credentials is None:
                 self.port = self.server.add_insecure_port(self.address)
@@ -144,5 +146,6 @@ class ApiServer:
         return self.port
 
     async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then stop, letting running calls finish within `grace` seconds."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)

@@ -322,6 +322,7 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C; the exit code."""
     setup_logging("WARNING")
     asyncio.run(_demo(args))
     print("demo stopped: bridge and simulators are gone")

@@ -152,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `linebridge` command line; the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sim"] and len(argv) >= 2 and argv[1] not in ("-h", "--help"):
         return _run_simulator(argv[1], argv[2:])

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linebridge.audit.log import AuditFailure, AuditFull, AuditLog, utc_timestamp
-from linebridge.commands.ratelimit import RateLimited
-from linebridge.errors import LinebridgeError, PermissionDenied
+from linebridge.audit.log import AuditLog, utc_timestamp
+from linebridge.errors import AuditFailure, AuditFull, LinebridgeError, PermissionDenied, RateLimited
 from linebridge.model import CommandKind, Identity
 
 if TYPE_CHECKING:

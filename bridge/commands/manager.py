@@ -157,12 +157,14 @@ class CommandManager:
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, command_id: str) -> CommandRecord:
+        """One command by id; NotFound when it is unknown or forgotten."""
         try:
             return self._history[command_id]
         except KeyError:
             raise NotFound(f"unknown command {command_id!r}") from None
 
     def list(self, device_id: str = "", limit: int = 100) -> list[CommandRecord]:
+        """The latest commands, newest first, of one device or all."""
         out = []
         for record in reversed(self._history.values()):
             if not device_id or record.spec.device_id == device_id:
@@ -380,6 +382,7 @@ class CommandManager:
                 self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
 
     async def close(self) -> None:
+        """Close the command audit, release the deadmen, and cancel and await every command task."""
         if self.audit is not None:
             self.audit.close()
         for handle in self._deadmen:

@@ -43,9 +43,11 @@ class DriverCatalog:
         return cls(classes)
 
     def names(self) -> list[str]:
+        """The driver type names, sorted."""
         return sorted(self._classes)
 
     def get(self, name: str) -> type[Driver]:
+        """The driver class of a type name; ConfigError naming the known ones."""
         try:
             return self._classes[name]
         except KeyError:
@@ -110,6 +112,7 @@ class DriverCatalog:
                 return
 
     def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
+        """A new driver instance for one device."""
         driver = self.get(name)
         ctx = DriverContext(device_id, endpoint, options, logging.getLogger(f"drivers.{name}.{device_id}"))
         return driver(ctx)

@@ -12,7 +12,7 @@ from linebridge.config import Config, DeviceConfig
 from linebridge.devices.approval import Approvals, Pending, bare_type
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
-from linebridge.devices.sessions import Backoff, DeviceSession
+from linebridge.devices.sessions import DeviceSession
 from linebridge.drivers.base import (
     DeviceDescription,
     DiscoveredDevice,
@@ -23,6 +23,7 @@ from linebridge.drivers.base import (
 )
 from linebridge.errors import ConfigError, DeadlineExceeded, IdentityChanged, Unavailable
 from linebridge.model import AlarmReport, SampleBatch, Signal
+from linebridge.pacing import Backoff
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import Counter, GuardSettings, ValueGuard
