@@ -21,6 +21,7 @@ from linebridge.config import Config, DeviceConfig
 from linebridge.devices.approval import Approvals, Pending
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
+from linebridge.devices.gateway import GatewayDevices
 from linebridge.devices.sessions import Backoff, DeviceSession
 from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
 from linebridge.errors import ConfigError
@@ -79,6 +80,7 @@ class BridgeApp:
             audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
         )
         self.sessions: dict[str, DeviceSession] = {}
+        self.gateway = GatewayDevices(self.registry, self.bus)  # devices behind one driver connection
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
             if config.uplink.enabled
@@ -161,7 +163,7 @@ class BridgeApp:
     # -- devices -----------------------------------------------------------------------------
     def driver_of(self, device_id: str) -> Driver | None:
         session = self.sessions.get(device_id)
-        return session.driver if session is not None else None
+        return session.driver if session is not None else self.gateway.driver_of(device_id)
 
     def add_device(
         self,
@@ -189,7 +191,8 @@ class BridgeApp:
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:
-            return self.drivers.create(driver, device_id, endpoint, options)
+            host = self.gateway.host_for(device_id, driver, endpoint)
+            return self.drivers.create(driver, device_id, endpoint, options, host)
 
         session = DeviceSession(
             device_id,

@@ -182,6 +182,9 @@ class CommandManager:
                     + (f": {device.state_reason}" if device.state_reason else "")
                 )
             self.gates.check(record.command_class, device, record.request)
+            driver = self._driver_of(spec.device_id)
+            if driver is not None and record.request is not None:  # the driver's own rules (VDA 5050 §6.6)
+                driver.check(record.request)
             queue = self._queues.setdefault(spec.device_id, deque())
             if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
                 raise ResourceExhausted(f"device {spec.device_id!r} has {len(queue)} commands queued")

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from linebridge.config import Config, describe_validation_error
-from linebridge.drivers.base import Driver, DriverContext, DriverOptions
+from linebridge.drivers.base import DeviceHost, Driver, DriverContext, DriverOptions
 from linebridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,10 @@ class DriverCatalog:
                 )
             self.options(device.driver, device.options, source, f"devices.{i}.options", config.base_dir)
 
-    def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
+    def create(
+        self, name: str, device_id: str, endpoint: str, options: DriverOptions, host: DeviceHost | None = None
+    ) -> Driver:
         driver = self.get(name)
-        ctx = DriverContext(device_id, endpoint, options, logging.getLogger(f"drivers.{name}.{device_id}"))
+        logger = logging.getLogger(f"drivers.{name}.{device_id}")
+        ctx = DriverContext(device_id, endpoint, options, logger, host)
         return driver(ctx)
