@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import select
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -21,6 +15,7 @@ from linebridge.client import Client
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from tests.conftest import no_leaked_tasks  # noqa: F401  (the same leak guard as the unit tests)
+from tests.sim_process import SimProcess
 
 DEFAULT_RIG = Path(__file__).parent / "rigs" / "simulated-cell.yaml"
 
@@ -29,63 +24,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--rig", default=None, help="rig file (YAML); default: simulators on loopback")
 
 
-@dataclass
-class Simulator:
-    """A simulator child process, restartable on the port it first got."""
-
-    device: RigDevice
-    process: subprocess.Popen[str] | None = None
-    endpoint: str = ""
-    port_args: list[str] = field(default_factory=list)  # after the first start: the ports it got
-
-    def start(self) -> None:
-        # The ports it got at first start come last, so on a restart they win over "--port 0".
-        cmd = [
-            sys.executable,
-            "-m",
-            "linebridge.cli",
-            "sim",
-            self.device.simulator,
-            "--name",
-            self.device.id,
-            *self.device.simulator_args,
-            *self.port_args,
-        ]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + 30
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
-            if ready:
-                line = self.process.stdout.readline()
-                if line.startswith("READY "):
-                    self.endpoint = line.split(None, 1)[1].strip()
-                    self.port_args = self._same_ports()
-                    return
-                if not line and self.process.poll() is not None:
-                    break
-        self.stop()
-        raise RuntimeError(f"simulator {self.device.simulator} for {self.device.id} did not become ready")
-
-    def _same_ports(self) -> list[str]:
-        """Arguments that restart the simulator on the ports it reported (--port P, or --X-port P
-        for each X=P in the endpoint's query, as the UR simulator reports its three servers)."""
-        parts = urlsplit(self.endpoint)
-        query = parse_qsl(parts.query)
-        if query:
-            return [arg for key, value in query for arg in (f"--{key}-port", value)]
-        return ["--port", str(parts.port)]
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
+def simulator_for(device: RigDevice) -> SimProcess:
+    """The simulator process of a rig device (`simulator:` and `simulator_args:` in the rig file)."""
+    return SimProcess(device.simulator, device.id, list(device.simulator_args))
 
 
 @dataclass
@@ -93,7 +34,7 @@ class RigUnderTest:
     """The rig and, for simulated devices, their processes."""
 
     rig: Rig
-    simulators: dict[str, Simulator]
+    simulators: dict[str, SimProcess]
     real: bool
 
     def config(self, audit_dir: Path) -> Any:
@@ -127,7 +68,7 @@ class RigUnderTest:
 def rig(request: pytest.FixtureRequest) -> Iterator[RigUnderTest]:
     path = request.config.getoption("--rig")
     loaded = load_rig(path or DEFAULT_RIG)
-    sims = {d.id: Simulator(d) for d in loaded.devices if d.simulator and not path}
+    sims = {d.id: simulator_for(d) for d in loaded.devices if d.simulator and not path}
     try:
         for sim in sims.values():
             sim.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -103,16 +104,22 @@ async def test_survives_server_restart(bridge, client, rig, device):
     glob = f"{device.id}/{device.expect.streaming or '*'}"
     stream = client.samples([glob])
 
-    async def next_sample():
+    async def sample_after(moment_ns: int) -> Sample:
+        """The first sample whose *source* timestamp is after `moment_ns` (older buffered ones skipped)."""
         async with asyncio.timeout(20):
             async for item in stream:
-                if isinstance(item, Sample):
+                if isinstance(item, Sample) and item.timestamp_ns > moment_ns:
                     return item
+        raise AssertionError("the stream ended")
 
-    await next_sample()
+    await sample_after(0)
     await asyncio.to_thread(sim.stop)
     await wait_for_state(bridge, device.id, DeviceState.OFFLINE, timeout=20)
+    restarted_ns = time.time_ns()  # nothing the new process produces can be older than this
     await asyncio.to_thread(sim.start)
     await _online(bridge, device)
-    assert (await next_sample()) is not None  # the same subscription resumed by itself
+    # The same subscription resumed by itself: a sample produced after the restart arrives on it. A sample
+    # buffered before the stop cannot satisfy this (a probe once saw one 893 ms older than the stop).
+    resumed = await sample_after(restarted_ns)
+    assert resumed.path.startswith(f"{device.id}/")
     await stream.aclose()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from linebridge.app import BridgeApp
 from linebridge.client import Client
@@ -19,6 +21,13 @@ from tests.mqtt_broker import broker, consumer  # noqa: F401  (fixtures shared b
 from tests.vda5050_helpers import fleet  # noqa: F401  (simulated AGVs on the test broker)
 
 OUR_CODE = ("/bridge/", "/drivers/")
+
+# Property tests are derandomized (the same examples every run, so a red run reproduces) and have no
+# per-example deadline (a loaded 2-core machine is not a defect). HYPOTHESIS_PROFILE=explore runs them
+# with random seeds to look for new failures.
+settings.register_profile("linebridge", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "linebridge"))
 
 
 def free_port() -> int:

@@ -111,6 +111,7 @@ class RawModbusServer:
                 transaction, _, length, unit = HEADER.unpack(header)
                 request = Request(transaction, unit, await reader.readexactly(length - 1))
                 self.requests.append(request)
+                self.events.notify()
                 reply = self.respond(request)
                 if asyncio.iscoroutine(reply):
                     reply = await reply

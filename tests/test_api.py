@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -13,6 +11,7 @@ from linebridge.api import pb
 from linebridge.client import Sample, value_message, value_of
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
+from tests.gates_helpers import eventually
 
 Code = grpc.StatusCode
 
@@ -110,7 +109,9 @@ async def test_unknown_exact_path_is_not_found(bridge, client_for):
 
 async def test_subscribe_once_ends_after_sync(bridge, client_for):
     client = client_for(bridge)
-    await asyncio.sleep(0.1)  # let values arrive
+    signals = bridge.registry.get("sim-2").signals
+    aliases = [s.alias for path, s in signals.items() if path.startswith("values/")]
+    await eventually(lambda: all(bridge.bus.value_of(a) for a in aliases), "a cached value of sim-2's values")
     updates = [
         u.WhichOneof("update")
         async for u in client.telemetry.Subscribe(

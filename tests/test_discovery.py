@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 
 import pytest
 
@@ -11,10 +13,12 @@ from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import decode_txt, instance_of, pick_address
 from linebridge.drivers.base import DiscoveredDevice, MdnsMatch, MdnsService
 from linebridge.drivers.mdns import Advertiser
+from linebridge.drivers.modbus.driver import ModbusDriver
 from linebridge.drivers.sim.driver import SimDriver
 from linebridge.errors import InvalidArgument
 from linebridge.model import DeviceState
 from tests.conftest import make_config, wait_for_state
+from tests.gates_helpers import eventually
 
 TEST_TYPE = "_lbtest._tcp.local."
 
@@ -58,8 +62,10 @@ def test_pick_address_and_instance():
     assert instance_of("robot-1._opcua-tcp._tcp.local.", "_opcua-tcp._tcp.local.") == "robot-1"
 
 
-async def test_discovered_device_dedupes_and_moves():
-    catalog = DriverCatalog({"adsim": AdvertisedSim})
+async def test_discovered_device_dedupes_and_moves(caplog):
+    # The junk announcement goes to a real driver's TXT rules (Modbus `unit=`), so what is proven is the
+    # bridge's handling of a refused announcement: logged once with the driver's reason, never registered.
+    catalog = DriverCatalog({"adsim": AdvertisedSim, "modbus": ModbusDriver})
     config = make_config(
         discovery={
             "enabled": True,
@@ -70,12 +76,18 @@ async def test_discovered_device_dedupes_and_moves():
     )
     app = BridgeApp(config, catalog)
     await app.start()
-    junk = Advertiser(TEST_TYPE, "junk-1", 7001, {"signals": "lots"})
+    caplog.set_level(logging.WARNING, logger="linebridge.devices.discovery")
+    junk_name = f"lbtest-junk-{os.getpid()}"
+    junk = Advertiser("_modbus._tcp.local.", junk_name, 7001, {"unit": "lots", "map": "cell-plc"})
     first = Advertiser(TEST_TYPE, "cell-a", 7002, {"signals": "3"})
     moved = Advertiser(TEST_TYPE, "cell-a", 7003, {"signals": "3"})
     try:
         await junk.start()
         await first.start()
+        await eventually(
+            lambda: any(junk_name in r.getMessage() for r in caplog.records),
+            "the junk announcement's warning",
+        )
         await wait_for_state(app, "cell-a", DeviceState.ONLINE)
         record = app.registry.get("cell-a")
         assert record.source == "mdns" and record.endpoint.endswith("port=7002")
@@ -88,7 +100,11 @@ async def test_discovered_device_dedupes_and_moves():
             await asyncio.sleep(0.02)
         assert app.registry.get("cell-a").endpoint.endswith("port=7003")
         await wait_for_state(app, "cell-a", DeviceState.ONLINE)
-        assert [r.id for r in app.registry] == ["cell-a"], "junk TXT ignored, one device per identity"
+        ours = [r.id for r in app.registry if r.endpoint.startswith("sim://")]
+        assert ours == ["cell-a"], "one device per identity"
+        assert app.registry.find(junk_name) is None, "junk TXT ignored"
+        (warning,) = [r.getMessage() for r in caplog.records if junk_name in r.getMessage()]
+        assert "unit='lots' is not a number" in warning  # said once, with the driver's reason
     finally:
         for adv in (junk, first, moved):
             await adv.stop()

@@ -15,7 +15,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from linebridge.drivers.base import MdnsService
+from linebridge.drivers.base import MdnsService, Unavailable
 from linebridge.drivers.modbus.driver import ModbusDriver
 from linebridge.drivers.modbus.plc_model import PART_SPACING, CellPlcModel, Mode
 from linebridge.drivers.modbus.simulator import CellPlcSimulator, bench_map
@@ -152,7 +152,7 @@ async def test_a_muted_plc_stops_answering_and_comes_back(sim: CellPlcSimulator)
     signals = with_aliases((await driver.connect()).signals)
     try:
         sim.set_responding(False)
-        with pytest.raises(Exception, match="did not answer"):
+        with pytest.raises(Unavailable, match="did not answer"):
             await driver.read(signals[:1])
         sim.set_responding(True)
         await driver.close()

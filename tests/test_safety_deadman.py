@@ -48,8 +48,13 @@ async def test_a_lapsed_heartbeat_sends_stop_and_is_audited(start_bridge: Bridge
     assert accepted["who"]["peer"] == "alice" and tripped["seq"] < accepted["seq"]
     released = app.commands.deadman("sim-1", ALICE, interval=0.05)
     released.release()
-    await asyncio.sleep(0.2)
-    assert sim.stopped == 1  # type: ignore[attr-defined]  # a released deadman sends nothing
+    # A witness armed just after it and never beaten: once its stop has arrived, the released one's
+    # interval has certainly passed too, so the absence of a second stop is proven, not hoped for.
+    witness = app.commands.deadman("sim-1", ALICE, interval=0.05)
+    await eventually(lambda: sim.stopped == 2, "the witness deadman's stop")  # type: ignore[attr-defined]
+    assert witness.tripped == "heartbeat lapsed" and released.tripped == ""
+    assert len(audit_records(app, "deadman.tripped")) == 2, "only the first and the witness tripped"
+    assert sim.stopped == 2  # type: ignore[attr-defined]  # the released deadman sent nothing
 
 
 async def jog_bridge(start_bridge: BridgeFactory):

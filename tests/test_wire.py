@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from google.protobuf.wrappers_pb2 import UInt64Value
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,12 +16,23 @@ ALIASES = st.integers(min_value=0, max_value=2**32 - 1)
 TIMESTAMPS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
-def test_varint_matches_protobuf():
-    for value in (0, 1, 127, 128, 300, 16383, 16384, 2**32 - 1, 2**63):
-        encoded = pb.telemetry.SampleBatch(aliases=[1] * value if value < 1000 else []).SerializeToString()
-        if value < 1000 and value:
-            assert encoded[1 : 1 + len(varint(value))] == varint(value)
-    assert varint(300) == b"\xac\x02"
+# The edges where a varint grows by a byte, and the largest values protobuf fields carry.
+VARINT_EDGES = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1]
+
+
+@pytest.mark.parametrize("value", VARINT_EDGES)
+def test_varint_matches_protobuf(value):
+    # protobuf's own encoder of a uint64 field (field 1, wire type 0) is the independent reference.
+    reference = UInt64Value(value=value).SerializeToString()
+    assert reference[:1] == b"\x08" or value == 0
+    assert varint(value) == (reference[1:] if value else b"\x00")
+    assert len(varint(value)) == max(1, (value.bit_length() + 6) // 7)
+
+
+@pytest.mark.parametrize("value", [-1, -(2**63), 2**64])
+def test_varint_refuses_what_protobuf_cannot_carry(value):
+    with pytest.raises(ValueError, match="varint holds"):
+        varint(value)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

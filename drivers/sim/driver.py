@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import Field
@@ -50,6 +51,8 @@ _CYCLE = 64  # distinct precomputed batches per stream
 
 # A process-wide switchboard so tests can cut and restore a simulated link by name.
 LINKS_DOWN: set[str] = set()
+# Connect attempts per device name, so a test can prove retries happened before it asserts on their logs.
+CONNECT_ATTEMPTS: Counter[str] = Counter()
 
 
 class SimDriver(Driver):
@@ -67,6 +70,7 @@ class SimDriver(Driver):
         self.connected = False
 
     async def connect(self) -> DeviceDescription:
+        CONNECT_ATTEMPTS[self.name] += 1
         if self.options.fail_connect or self.name in LINKS_DOWN:
             raise Unavailable(f"sim device {self.name} is unreachable")
         self.connected = True
