@@ -28,6 +28,7 @@ from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.transport.index import TransportIndex
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class BridgeApp:
         )
         self.sessions: dict[str, DeviceSession] = {}
         self.gateway = GatewayDevices(self.registry, self.bus)  # devices behind one driver connection
+        self.transport = TransportIndex(self.registry, self.bus, config.transport)
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
             if config.uplink.enabled
@@ -117,6 +119,7 @@ class BridgeApp:
                     raise ConfigError(
                         f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
                     ) from None
+            self.transport.start()
             self.grpc_port = await self.api.start()
             if self.uplink is not None:  # before the devices, so it sees their first batch
                 await self.uplink.start()
@@ -147,6 +150,7 @@ class BridgeApp:
             await self.zeroconf.async_close()
             self.zeroconf = None
         await self.commands.close()
+        await self.transport.stop()
         if self.audit is not None:
             await self.audit.close()
         sessions, self.sessions = list(self.sessions.values()), {}

@@ -16,6 +16,7 @@ from linebridge.api.convert import serialize_update
 from linebridge.api.interceptor import AuthInterceptor
 from linebridge.api.limits import StreamLimiter, server_options
 from linebridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
+from linebridge.api.transport import TransportService
 from linebridge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ SERVICE_NAMES = (
     pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
     pb.command.DESCRIPTOR.services_by_name["CommandService"].full_name,
     pb.bridge.DESCRIPTOR.services_by_name["BridgeService"].full_name,
+    pb.transport.DESCRIPTOR.services_by_name["TransportService"].full_name,
 )
 
 
@@ -101,6 +103,7 @@ class ApiServer:
         add_telemetry_service(TelemetryService(app), self.server)
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(app), self.server)
+        pb.transport_grpc.add_TransportServiceServicer_to_server(TransportService(app), self.server)
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("device")
     approve = client("approve", "let a device found through mDNS connect (admin)")
     approve.add_argument("device")
+    where = client("where", "where is a load: the AGV carrying it, its position, map and zones")
+    where.add_argument("load_id")
+    client("fleet", "a table of AGVs: position, load, battery, order progress, errors")
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
     return p

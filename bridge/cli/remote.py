@@ -10,6 +10,7 @@ import grpc
 
 from linebridge.api import pb
 from linebridge.api.convert import duration
+from linebridge.cli import transport as transport_cli
 from linebridge.cli.security import client_from_args
 from linebridge.client import Client, Sample, value_message, value_of
 from linebridge.errors import InvalidArgument
@@ -255,4 +256,6 @@ COMMANDS = {
     "stop": _stop,
     "uplink": _uplink,
     "approve": _approve,
+    "where": transport_cli.where,
+    "fleet": transport_cli.fleet,
 }

@@ -123,6 +123,7 @@ class Client:
         self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(self.channel)
         self.commands = pb.command_grpc.CommandServiceStub(self.channel)
         self.bridge = pb.bridge_grpc.BridgeServiceStub(self.channel)
+        self.transport = pb.transport_grpc.TransportServiceStub(self.channel)
 
     async def __aenter__(self) -> Client:
         return self
