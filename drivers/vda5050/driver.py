@@ -89,6 +89,9 @@ class Vda5050Driver(Driver):
         if not spec:
             raise InvalidArgument(f"MQTT broker {service.instance!r} carries no vda5050 TXT entry")
         interface, _, manufacturer = spec.partition("/")
+        for part in (interface, manufacturer):  # §6.3 topic levels: no "/", "$" or MQTT wildcards
+            if part and not SERIAL.fullmatch(part):
+                raise InvalidArgument(f"vda5050 TXT {spec!r}: interface/manufacturer must not contain / + # $")
         endpoint = f"vda5050+mqtt://{service.host}:{service.port}?interface={interface}"
         if manufacturer:
             endpoint += f"&manufacturer={manufacturer}"

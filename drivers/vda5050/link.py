@@ -30,7 +30,7 @@ def parse_endpoint(endpoint: str) -> BrokerAddress:
     """Parse `vda5050+mqtt://host:port?interface=uagv&manufacturer=...` (or +mqtts, or plain mqtt://)."""
     parts = urlsplit(endpoint)
     scheme = parts.scheme.removeprefix("vda5050+")
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.fragment:
         raise InvalidArgument(
             f"endpoint {endpoint!r}: expected vda5050+mqtt://host:port or vda5050+mqtts://host:port"
         )
