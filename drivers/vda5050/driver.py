@@ -91,7 +91,9 @@ class Vda5050Driver(Driver):
         interface, _, manufacturer = spec.partition("/")
         for part in (interface, manufacturer):  # §6.3 topic levels: no "/", "$" or MQTT wildcards
             if part and not SERIAL.fullmatch(part):
-                raise InvalidArgument(f"vda5050 TXT {spec!r}: interface/manufacturer must not contain / + # $")
+                raise InvalidArgument(
+                    f"vda5050 TXT {spec!r}: interface/manufacturer must not contain / + # $"
+                )
         endpoint = f"vda5050+mqtt://{service.host}:{service.port}?interface={interface}"
         if manufacturer:
             endpoint += f"&manufacturer={manufacturer}"

@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interface", default="uagv")
     p.add_argument("--viz-hz", type=float, default=5.0, help="visualization rate per AGV (default 5)")
     p.add_argument("--state-interval", type=float, default=30.0, help="max seconds between states (<= 30)")
-    p.add_argument("--advertise", default="", metavar="NAME", help="announce the broker over mDNS (loopback)")
+    p.add_argument(
+        "--name", default="agv-fleet", help="the fleet's name (its mDNS instance with --advertise)"
+    )
+    p.add_argument("--advertise", action="store_true", help="announce the broker over mDNS (loopback only)")
     args = p.parse_args(argv)
     if not 0 < args.state_interval <= 30:
         p.error("--state-interval must be in (0, 30]: VDA 5050 §6.10 asks for a state at least every 30 s")
@@ -143,6 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         args.interface,
         args.viz_hz,
         args.state_interval,
-        args.advertise,
+        args.name if args.advertise else "",
     )
     return asyncio.run(serve_until_signalled(fleet, "agv-fleet"))
