@@ -235,6 +235,22 @@ class SampleBatch:
     def __len__(self) -> int:
         return len(self.aliases)
 
+    def split(self, size: int) -> tuple[SampleBatch, SampleBatch]:
+        """The first `size` samples and the rest, as two new batches (this one is left as it was)."""
+        qualities = self.qualities
+
+        def part(cut: slice) -> SampleBatch:
+            return SampleBatch(
+                self.device_id,
+                self.aliases[cut],
+                self.values[cut],
+                self.timestamps[cut],
+                None if qualities is None else qualities[cut],
+                self.value_type,
+            )
+
+        return part(slice(None, size)), part(slice(size, None))
+
 
 @dataclass(frozen=True, slots=True)
 class Pose:

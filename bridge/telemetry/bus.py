@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -341,8 +341,8 @@ class Subscription:
         opts = self.options
         yield self.catalog_delta() or CatalogUpdate([], [])
         initial = self.snapshot()
-        if initial.aliases:
-            yield BatchUpdate([initial])
+        for part in bounded([initial] if initial.aliases else [], opts.max_size):
+            yield BatchUpdate(part)
         yield SyncUpdate()
         if opts.once:
             return
@@ -372,7 +372,8 @@ class Subscription:
                 batches = changes.apply(batches)
             if batches:
                 self.bus.samples_out += sum(len(b.aliases) for b in batches)
-                yield BatchUpdate(batches)
+                for part in bounded(batches, opts.max_size):
+                    yield BatchUpdate(part)
 
     async def _wait(self, timeout: float | None) -> bool:
         try:
@@ -401,12 +402,18 @@ class Subscription:
         return self._take(opts.max_size)
 
     def _take(self, max_size: int) -> list[SampleBatch]:
+        """Up to `max_size` samples from the queue; a larger driver batch is split, its rest stays queued
+        (the client's `max_batch_size` bounds every batch it receives)."""
         out: list[SampleBatch] = []
         taken = 0
-        while self._queue and (taken < max_size or not out):
+        while self._queue and taken < max_size:
             batch = self._queue.popleft()
+            room = max_size - taken
+            if len(batch) > room:
+                batch, rest = batch.split(room)
+                self._queue.appendleft(rest)
             out.append(batch)
-            taken += len(batch.aliases)
+            taken += len(batch)
         self._queued -= taken
         return out
 
@@ -417,6 +424,24 @@ class Subscription:
             return []
         snap = self.snapshot()
         return [snap] if snap.aliases else []
+
+
+def bounded(batches: list[SampleBatch], max_size: int) -> Iterator[list[SampleBatch]]:
+    """Group batches into updates of at most `max_size` samples, splitting a batch where it must (one
+    update reaches the client as one SampleBatch, which `max_batch_size` bounds)."""
+    part: list[SampleBatch] = []
+    room = max_size
+    for batch in batches:
+        rest: SampleBatch | None = batch
+        while rest is not None and len(rest):
+            if room == 0:
+                yield part
+                part, room = [], max_size
+            head, rest = rest.split(room) if len(rest) > room else (rest, None)
+            part.append(head)
+            room -= len(head)
+    if part:
+        yield part
 
 
 class _ChangeFilter:
