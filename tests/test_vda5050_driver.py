@@ -141,3 +141,20 @@ async def test_an_instant_action_the_agv_does_not_know_is_refused(
     await finished(record)
     assert record.state.name == "FAILED"
     assert "noOrderToCancel" in record.error_message  # §6.6.3.2, in the AGV's words
+
+
+async def test_a_new_agv_device_asks_for_a_state_instead_of_waiting_up_to_30_s(
+    broker: Broker, start_bridge: BridgeFactory
+) -> None:
+    from linebridge.drivers.vda5050.simulator import AgvFleet
+
+    quiet = AgvFleet(broker.url, 1, viz_hz=0, state_interval=30)  # no visualization, states 30 s apart
+    await quiet.start()
+    try:
+        await until(lambda: quiet.agvs[0]._ids.get("state") == 0, what="the first state, before the bridge")
+        app = await start_bridge([fleet_device(broker)])
+        await wait_for_state(app, "agv-001", DeviceState.ONLINE)
+        await until(lambda: value(app, "agv-001", "order/last_node_id") == "goods-in", timeout=5, what="a state")
+        assert quiet.agvs[0]._ids["state"] >= 1  # sent on the stateRequest
+    finally:
+        await quiet.stop()

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from linebridge.app import BridgeApp
+from linebridge.cli import demo_logistics
 from linebridge.cli.runner import run_bridge, setup_logging
 from linebridge.config import Config, parse_config
 from linebridge.devices.catalog import DriverCatalog
@@ -100,6 +101,8 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> s
         f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
         f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
         f"  .venv/bin/linebridge uplink status --target {app.api_address}",
+        f"  .venv/bin/linebridge fleet --target {app.api_address}   (AGVs, with --mqtt)",
+        f"  .venv/bin/linebridge where BODY-001-1 --target {app.api_address}",
         f"  grpcurl -plaintext {app.api_address} list",
         "Ctrl-C stops the bridge and the simulators.",
     ]
@@ -183,6 +186,9 @@ async def _demo(args: argparse.Namespace) -> None:
                     "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20},
                 },
                 "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
+                # AGVs (VDA 5050) need a broker: they run on the uplink's broker when there is one.
+                "devices": [demo_logistics.fleet_config(args.mqtt)] if args.mqtt and args.agvs else [],
+                "transport": demo_logistics.zones_config(),
             }
         )
         await _run_cell(args, config, sims)
@@ -191,6 +197,10 @@ async def _demo(args: argparse.Namespace) -> None:
 async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProcess]) -> None:
     try:
         starts = [start_simulator(kind, name, *sim_args) for kind, name, sim_args in demo_cell(args)]
+        if args.mqtt and args.agvs:
+            starts.append(
+                start_simulator("agv-fleet", "agv-fleet", "--agvs", str(args.agvs), "--broker", args.mqtt)
+            )
         results = await asyncio.gather(*starts, return_exceptions=True)
         sims += [r for r in results if isinstance(r, SimProcess)]
         for result in results:
@@ -202,7 +212,9 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
         await run_bridge(
             config,
             DriverCatalog.from_entry_points(),
-            while_running=lambda app: live_table(app, sims, args.duration),
+            while_running=lambda app: demo_logistics.alongside(
+                app, live_table(app, sims, args.duration), args.agvs
+            ),
         )
     finally:
         await stop_simulators(sims)

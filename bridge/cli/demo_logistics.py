@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from linebridge.app import BridgeApp
@@ -135,3 +136,13 @@ async def run_logistics(app: BridgeApp, agvs: int = 3, legs: int = 0) -> None:
     async with asyncio.TaskGroup() as tasks:
         for device_id in sorted(online)[:agvs]:
             tasks.create_task(carry(app, device_id, legs), name=f"logistics:{device_id}")
+
+
+async def alongside(app: BridgeApp, table: Awaitable[None], agvs: int = 3) -> None:
+    """Run the logistics loop (an owned task) until `table`, the demo's live table, ends."""
+    task = asyncio.create_task(run_logistics(app, agvs), name="logistics")
+    try:
+        await table
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
     demo.add_argument(
+        "--agvs", type=int, default=3, help="simulated VDA 5050 AGVs on the broker (default 3; 0 = none)"
+    )
+    demo.add_argument(
         "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
     )
     demo.add_argument(

@@ -267,6 +267,12 @@ class Agv(Driver):
                 )
         return actions
 
+    def state_request(self) -> m.InstantActions:
+        """An instantActions message asking for a state now (§6.8.1 stateRequest)."""
+        return m.InstantActions(
+            **_snake(self._header("instantActions")), actions=[self._action("stateRequest")]
+        )
+
     # -- running ---------------------------------------------------------------------------------
     async def next_state(self) -> m.State:
         waiter: asyncio.Future[m.State] = asyncio.get_running_loop().create_future()

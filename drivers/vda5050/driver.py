@@ -81,6 +81,7 @@ class Vda5050Driver(Driver):
         self._client: aiomqtt.Client | None = None
         self._sink: BatchSink | None = None
         self._signals: list[Signal] = []
+        self._state_wanted: list[Agv] = []  # attached AGVs to ask for a state (stateRequest)
 
     @classmethod
     def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
@@ -161,6 +162,8 @@ class Vda5050Driver(Driver):
             async for message in self._client.messages:
                 payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
                 self.on_message(message.topic.value, bytes(payload))
+                while self._state_wanted:
+                    await self._request_state(self._state_wanted.pop())
                 now = time.monotonic()
                 if now >= next_counters:
                     next_counters = now + 1.0
@@ -268,7 +271,16 @@ class Vda5050Driver(Driver):
     def _attach(self, agv: Agv) -> None:
         if self.ctx.host is None or not self.ctx.host.attach(agv.device_id, agv.describe(), agv):
             return
+        if agv.columns is None:
+            self._state_wanted.append(agv)  # state is not retained: ask rather than wait up to 30 s
         agv.attached(agv.device_id)
+
+    async def _request_state(self, agv: Agv) -> None:
+        """Send the §6.8.1 instant action stateRequest, so a new AGV device has values at once."""
+        try:
+            await self._send(agv.serial, "instantActions", agv.state_request())
+        except Unavailable as exc:
+            log.debug("%s: stateRequest to %s not sent: %s", self.device_id, agv.serial, exc)
 
     async def _send(self, serial: str, topic: str, message: msgspec.Struct) -> None:
         """Publish an order or instantActions to one AGV (QoS 0, §6.2)."""

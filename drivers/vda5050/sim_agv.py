@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import aiomqtt
 import msgspec
@@ -120,8 +121,10 @@ class SimAgv(AgvModel):
     async def run(self) -> None:
         """Connect, publish, obey; reconnect after a deliberate drop or a broker restart."""
         while True:
-            with contextlib.suppress(aiomqtt.MqttError):
+            try:
                 await self._session()
+            except Exception as exc:  # MqttError, or the session TaskGroup's ExceptionGroup around one
+                log.debug("AGV %s: connection ended: %r", self.cfg.serial, exc)
             self._client = None
             await asyncio.sleep(self.cfg.reconnect_seconds)
 
@@ -156,7 +159,9 @@ class SimAgv(AgvModel):
         # aiomqtt has no public call for an abrupt close; paho's socket() is the documented way in.
         sock = c._client.socket()  # noqa: SLF001
         if sock is not None:
-            sock.close()
+            # shutdown, not close: paho keeps a valid fd, reads EOF and reports the connection lost.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         raise aiomqtt.MqttError("connection dropped on request")
 
     async def stop(self) -> None:
