@@ -22,6 +22,7 @@ from linebridge.transport.config import TransportConfig, inside
 
 log = logging.getLogger(__name__)
 ENTERED, LEFT = 1, 2
+Values = dict[int, tuple[object, int]]  # alias -> (latest value, its time in ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +98,17 @@ class TransportIndex:
         return lambda: self._watchers.remove(callback) if callback in self._watchers else None
 
     # -- queries ---------------------------------------------------------------------------------
-    def _value(self, record: DeviceRecord, path: str) -> tuple[object, int] | None:
-        signal = record.signals.get(path)
-        found = self.bus.value_of(signal.alias) if signal is not None else None
-        return None if found is None else (found[0], found[1])
+    PATHS = ("position/x", "position/y", "position/theta", "position/map_id", "load/ids")
+    ROW_PATHS = (
+        "battery/charge",
+        "order/id",
+        "order/last_node_id",
+        "order/nodes_left",
+        "order/edges_left",
+        "driving",
+        "paused",
+        "errors/text",
+    )
 
     def agvs(self) -> list[DeviceRecord]:
         return sorted(
@@ -114,13 +122,23 @@ class TransportIndex:
             key=lambda r: r.id,
         )
 
+    def snapshot(self, records: list[DeviceRecord], paths: tuple[str, ...] = PATHS) -> Values:
+        """The latest value and time of `paths` of every record, from one read of the bus cache."""
+        aliases = [r.signals[p].alias for r in records for p in paths if p in r.signals]
+        latest = self.bus.latest(aliases)  # one call: the cache folds pending batches once
+        return dict(zip(latest.aliases, zip(latest.values, latest.timestamps, strict=True), strict=True))
+
+    @staticmethod
+    def _value(record: DeviceRecord, path: str, values: Values) -> tuple[object, int] | None:
+        signal = record.signals.get(path)
+        return values.get(signal.alias) if signal is not None else None
+
     def zones_at(self, map_id: str, x: float, y: float) -> tuple[str, ...]:
         return tuple(name for name, poly in self.config.zones.get(map_id, {}).items() if inside(poly, x, y))
 
-    def place_of(self, record: DeviceRecord) -> Place | None:
-        found = [
-            self._value(record, p) for p in ("position/x", "position/y", "position/theta", "position/map_id")
-        ]
+    def place_of(self, record: DeviceRecord, values: Values | None = None) -> Place | None:
+        values = self.snapshot([record]) if values is None else values
+        found = [self._value(record, p, values) for p in self.PATHS[:4]]
         if any(f is None for f in found):
             return None
         (x, t), (y, _), (theta, _), (map_id, _) = found  # type: ignore[misc]
@@ -128,34 +146,32 @@ class TransportIndex:
             return None
         return Place(str(map_id), x, y, float(theta), self.zones_at(str(map_id), x, y), t)  # type: ignore[arg-type]
 
-    def loads_of(self, record: DeviceRecord) -> list[str]:
-        found = self._value(record, "load/ids")
+    def loads_of(self, record: DeviceRecord, values: Values | None = None) -> list[str]:
+        values = self.snapshot([record]) if values is None else values
+        found = self._value(record, "load/ids", values)
         return [i for i in str(found[0]).split(",") if i] if found else []
 
     def transporters(self) -> list[TransporterView]:
+        records = self.agvs()
+        values = self.snapshot(records, self.PATHS + self.ROW_PATHS)
         rows = []
-        for r in self.agvs():
-            values = {}
-            for path in (
-                "battery/charge",
-                "order/id",
-                "order/last_node_id",
-                "order/nodes_left",
-                "order/edges_left",
-                "driving",
-                "paused",
-                "errors/text",
-            ):
-                found = self._value(r, path)
-                values[path] = found[0] if found else None
-            rows.append(TransporterView(r.id, r.state, self.place_of(r), self.loads_of(r), values))
+        for r in records:
+            row = {}
+            for path in self.ROW_PATHS:
+                found = self._value(r, path, values)
+                row[path] = found[0] if found else None
+            rows.append(
+                TransporterView(r.id, r.state, self.place_of(r, values), self.loads_of(r, values), row)
+            )
         return rows
 
     def locate(self, load_id: str) -> LoadPlace:
         """Where `load_id` is now (on board), or where it was last seen; NotFound when never seen."""
-        for record in self.agvs():
-            if load_id in self.loads_of(record):
-                place = self.place_of(record)
+        records = self.agvs()
+        values = self.snapshot(records)
+        for record in records:
+            if load_id in self.loads_of(record, values):
+                place = self.place_of(record, values)
                 if place is not None:
                     return LoadPlace(load_id, record.id, True, place)
         found = self._dropped.get(load_id) or self._carried.get(load_id)
@@ -175,12 +191,14 @@ class TransportIndex:
     def check(self) -> None:
         """One pass: update where loads were last seen and emit zone changes."""
         on_board: set[str] = set()
-        for record in self.agvs():
-            place = self.place_of(record)
+        records = self.agvs()
+        values = self.snapshot(records)
+        for record in records:
+            place = self.place_of(record, values)
             if place is None:
                 continue
             self._compare(record.id, "", place)
-            for load_id in self.loads_of(record):
+            for load_id in self.loads_of(record, values):
                 on_board.add(load_id)
                 self._carried[load_id] = LoadPlace(load_id, record.id, True, place)
                 self._dropped.pop(load_id, None)
