@@ -87,7 +87,7 @@ async def bridge(args: argparse.Namespace) -> list[float]:
     times = []
     try:
         await online.wait()
-        agv = app.gateway.driver_of("agv-001")
+        agv = app.driver_of("agv-001")
         while agv.state is None:  # the stateRequest sent on attach
             await agv.next_state()
         for i in range(args.count):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
@@ -13,17 +12,19 @@ from zeroconf.asyncio import AsyncZeroconf
 from linebridge import __version__
 from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer, check_exposure
+from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
 from linebridge.commands.audit import CommandAudit
 from linebridge.commands.gates import CommandGates
-from linebridge.commands.manager import CommandManager, CommandRecord
-from linebridge.config import Config, DeviceConfig
-from linebridge.devices.approval import Approvals, Pending
+from linebridge.commands.manager import CommandManager
+from linebridge.commands.types import CommandRecord
+from linebridge.config import Config
+from linebridge.devices.approval import Approvals
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
-from linebridge.devices.gateway import GatewayDevices
-from linebridge.devices.sessions import Backoff, DeviceSession
-from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
+from linebridge.devices.manager import DeviceManager
+from linebridge.devices.sessions import DeviceSession
+from linebridge.drivers.base import Driver
 from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
 from linebridge.registry import DeviceRecord, DeviceRegistry
@@ -80,30 +81,47 @@ class BridgeApp:
             deadman_interval=c.deadman_interval_seconds,
             audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
         )
-        self.sessions: dict[str, DeviceSession] = {}
-        self.gateway = GatewayDevices(self.registry, self.bus)  # devices behind one driver connection
-        self.transport = TransportIndex(self.registry, self.bus, config.transport)
+        d = config.discovery
+        self.approvals = Approvals(
+            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
+        )
+        self.devices = DeviceManager(
+            config,
+            drivers,
+            self.registry,
+            self.bus,
+            self.approvals,
+            on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+        )
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
             if config.uplink.enabled
             else None
         )
         self.metrics.watch_uplink(self.uplink_status)
-        self.api = ApiServer(self, config)
+        self.transport = TransportIndex(self.registry, self.bus, config.transport)
+        self.started_ns = time.time_ns()
+        self.started_monotonic = time.monotonic()
+        parts = ApiParts(
+            self.registry,
+            self.bus,
+            self.commands,
+            self.devices,
+            self.uplink_status,
+            config.bridge.id,
+            drivers.names(),
+            self.warnings,
+            self.started_ns,
+            self.started_monotonic,
+            transport=self.transport,
+        )
+        self.api = ApiServer(parts, config)
         if self.commands.audit is not None:  # calls refused before they became commands are audited too
             self.api.auth.on_denied = self.commands.audit.call_denied
-        d = config.discovery
-        self.approvals = Approvals(
-            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
-        )
         self.zeroconf: AsyncZeroconf | None = None
-        self.discovery: Discovery | None = None
         self._advertised: ServiceInfo | None = None
         self.grpc_port = 0
         self.metrics_port = 0
-        self._stopping = False
-        self.started_ns = time.time_ns()
-        self.started_monotonic = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,9 +141,7 @@ class BridgeApp:
             self.grpc_port = await self.api.start()
             if self.uplink is not None:  # before the devices, so it sees their first batch
                 await self.uplink.start()
-            for device in self.config.devices:
-                if device.enabled:
-                    self._add_configured(device)
+            self.devices.start()
             if self.config.discovery.enabled:
                 await self._start_discovery()
             self.metrics.info.labels(self.config.bridge.id, __version__).set(1)
@@ -138,12 +154,11 @@ class BridgeApp:
 
     async def stop(self) -> None:
         """Stop in reverse order: stop taking requests, stop discovery, close devices."""
-        self._stopping = True  # a late mDNS answer or approval must not start a session now
+        self.devices.refuse_new()  # a late mDNS answer or approval must not start a session now
         await self.api.stop(self.config.grpc.grace_seconds)
         if self.uplink is not None:  # while devices are still up: NDEATH, not a DDEATH per device
             await self.uplink.stop()
-        if self.discovery is not None:
-            await self.discovery.stop()
+        await self.devices.stop_discovery()
         if self.zeroconf is not None:
             if self._advertised is not None:
                 await (await self.zeroconf.async_unregister_service(self._advertised))
@@ -153,8 +168,7 @@ class BridgeApp:
         await self.transport.stop()
         if self.audit is not None:
             await self.audit.close()
-        sessions, self.sessions = list(self.sessions.values()), {}
-        await asyncio.gather(*(s.stop() for s in sessions))
+        await self.devices.stop()
         self.metrics.shutdown()
 
     def uplink_status(self) -> UplinkStatus:
@@ -164,123 +178,30 @@ class BridgeApp:
     def api_address(self) -> str:
         return f"{self.config.grpc.address.rpartition(':')[0]}:{self.grpc_port}"
 
-    # -- devices -----------------------------------------------------------------------------
+    # -- devices (the lifecycle is in DeviceManager; these keep the bridge's old surface) -------
+    @property
+    def sessions(self) -> dict[str, DeviceSession]:
+        return self.devices.sessions
+
+    @property
+    def discovery(self) -> Discovery | None:
+        return self.devices.discovery
+
     def driver_of(self, device_id: str) -> Driver | None:
-        session = self.sessions.get(device_id)
-        return session.driver if session is not None else self.gateway.driver_of(device_id)
+        return self.devices.driver_of(device_id)
 
-    def add_device(
-        self,
-        device_id: str,
-        driver: str,
-        endpoint: str,
-        options: DriverOptions,
-        *,
-        source: str = "config",
-        name: str = "",
-        hints: StreamHints | None = None,
-    ) -> DeviceRecord:
-        """Register a device and start its session."""
-        record = self.registry.add(
-            DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name, source=source)
-        )
-        self._start_session(device_id, driver, options, hints)
-        return record
-
-    def _start_session(
-        self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None
-    ) -> None:
-        if self._stopping:
-            return
-        s = self.config.sessions
-
-        def factory(endpoint: str) -> Driver:
-            host = self.gateway.host_for(device_id, driver, endpoint)
-            return self.drivers.create(driver, device_id, endpoint, options, host)
-
-        session = DeviceSession(
-            device_id,
-            factory,
-            self.registry,
-            self.bus,
-            hints or StreamHints(),
-            Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
-            s.connect_timeout_seconds,
-            on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
-        )
-        self.sessions[device_id] = session
-        session.start()
-
-    def _add_configured(self, device: DeviceConfig) -> None:
-        options = self.drivers.options(
-            device.driver, device.options, "config", f"devices.{device.id}.options", self.config.base_dir
-        )
-        self.add_device(
-            device.id,
-            device.driver,
-            device.endpoint,
-            options,
-            source="config",
-            name=device.name,
-            hints=StreamHints(device.sampling_interval, device.deadband),
-        )
-
-    def on_discovered(self, driver: str, found: DiscoveredDevice, service: MdnsService) -> None:
-        """A service was announced: new device (connected if approved), or the same device at a new address."""
-        mdns_name = f"{service.instance}.{service.service_type}"
-        existing = self.registry.find(found.device_id)
-        if existing is not None:
-            if existing.source == "mdns" and existing.endpoint != found.endpoint:
-                log.info("device %s moved to %s", found.device_id, found.endpoint)
-                self.registry.update_endpoint(found.device_id, found.endpoint)
-                if found.device_id in self.sessions:  # not while it waits for approval
-                    self.sessions[found.device_id].restart()
-            return
-        try:
-            options = self.drivers.options(driver, found.options, f"mDNS {mdns_name}")
-        except ConfigError as exc:
-            log.warning("ignoring mDNS service %s: %s", mdns_name, exc)
-            return
-        if not self.approvals.allows(found.device_id, service):
-            log.warning(
-                "discovered %s device %s at %s; it matches no discovery.auto_approve rule and waits for an "
-                "admin: linebridge approve %s",
-                driver,
-                found.device_id,
-                found.endpoint,
-                found.device_id,
-            )
-            self.approvals.hold(found.device_id, Pending(driver, options))
-            self.registry.add(
-                DeviceRecord(
-                    id=found.device_id,
-                    driver=driver,
-                    endpoint=found.endpoint,
-                    name=found.name,
-                    source="mdns",
-                    state_reason="waiting for approval by an admin",
-                )
-            )
-            return
-        log.info("discovered %s device %s at %s", driver, found.device_id, found.endpoint)
-        self.add_device(found.device_id, driver, found.endpoint, options, source="mdns", name=found.name)
+    def add_device(self, *args, **kwargs) -> DeviceRecord:
+        """Register a device and start its session (see DeviceManager.add_device)."""
+        return self.devices.add_device(*args, **kwargs)
 
     async def approve(self, device_id: str) -> DeviceRecord:
-        """Let a discovered device connect (NotFound when unknown; a device already allowed stays as it is)."""
-        record = self.registry.get(device_id)
-        pending = await self.approvals.approve(device_id)
-        if pending is not None and device_id not in self.sessions and self.registry.find(device_id) is record:
-            log.info("device %s approved; connecting to %s", device_id, record.endpoint)
-            self._start_session(device_id, pending.driver, pending.options, None)
-        return record
+        """Let a discovered device connect (see DeviceManager.approve)."""
+        return await self.devices.approve(device_id)
 
     async def _start_discovery(self) -> None:
         d = self.config.discovery
         self.zeroconf = AsyncZeroconf(interfaces=list(d.interfaces))
-        self.discovery = Discovery(
-            self.drivers.service_types(), self.on_discovered, d.interfaces, d.resolve_timeout_seconds
-        )
-        await self.discovery.start(self.zeroconf)
+        await self.devices.start_discovery(self.zeroconf)
         if d.advertise:
             host = self.config.grpc.address.rpartition(":")[0]
             address = host if host not in ("0.0.0.0", "", "[::]", "localhost") else d.interfaces[0]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 # Packages whose code atheris instruments for coverage feedback (the decoders live here).
-OWN_PACKAGES = ("drivers", "bridge", "fuzz")
+OWN_PACKAGES = ("linebridge", "fuzz")
 
 
 class Cursor:

@@ -114,7 +114,7 @@ async def test_an_order_where_the_agv_stands_and_instant_actions_succeed(
     fleet_bridge: BridgeApp, agv: str
 ) -> None:
     await wait_for_state(fleet_bridge, agv, DeviceState.ONLINE, timeout=20)
-    handle = fleet_bridge.gateway.driver_of(agv)
+    handle = fleet_bridge.driver_of(agv)
     async with asyncio.timeout(20):
         while handle.state is None or handle.state.agv_position is None:
             await handle.next_state()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -156,6 +158,24 @@ async def test_write_read_back_and_bad_values(bridge, client_for):
     assert value_of(read.values[0].value) == 12.5  # nothing else changed
     failed = await client.execute(write_of("setpoint", 5000.0))  # device refuses: FAILED, not an RPC error
     assert failed[-1].state == pb.command.COMMAND_STATE_FAILED and "out of range" in failed[-1].error.message
+
+
+async def test_read_from_a_hung_device_ends_at_the_rpc_deadline(bridge, client_for):
+    client = client_for(bridge)
+    driver = bridge.driver_of("sim-1")
+
+    async def hung(signals):
+        await asyncio.Event().wait()  # a device that never answers
+
+    driver.read = hung
+    request = pb.telemetry.ReadRequest(paths=["sim-1/setpoint"], from_device=True)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await client.telemetry.Read(request, timeout=2.0)
+    assert info.value.code() is Code.DEADLINE_EXCEEDED
+    assert "device 'sim-1' did not answer a read within" in info.value.details()
+    assert info.value.details().endswith(" s")  # names the time it waited
+    other = await client.telemetry.Read(pb.telemetry.ReadRequest(paths=["sim-2/setpoint"], from_device=True))
+    assert other.values[0].path == "sim-2/setpoint"  # the bridge and the other device are unaffected
 
 
 async def test_invoke_with_typed_arguments(bridge, client_for):

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fuzz import fuzz_sparkplug as target
-from linebridge.commands.manager import CommandState
+from linebridge.commands.types import CommandState
 from linebridge.model import ValueType
 from linebridge.uplink.cloud_commands import REBIRTH, decode
 from linebridge.uplink.encoder import get_value

@@ -36,8 +36,8 @@ from linebridge.drivers.opcua.certs import (
     thumbprint,
 )
 from linebridge.drivers.opcua.driver import OpcUaDriver, OpcUaOptions
+from linebridge.drivers.opcua.sim_args import parse_args, security_from_args
 from linebridge.drivers.opcua.sim_security import SimSecurity
-from linebridge.drivers.opcua.simulator import _parse_args, security_from_args
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.opcua_helpers import ThreadedSimulator, by_path, make_driver
@@ -189,6 +189,7 @@ def test_client_certificate_profile(pki: Path) -> None:
         ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
         ("Basic256Sha256", "Sign"),
         ("Aes256_Sha256_RsaPss", "Sign"),
+        ("Aes128_Sha256_RsaOaep", "Sign"),
     ],
 )
 async def test_secured_session_with_a_trusted_server(
@@ -360,9 +361,9 @@ async def test_untrusted_server_takes_the_device_offline_with_the_reason(
 
 
 def test_cli_security_flags() -> None:
-    assert security_from_args(_parse_args(["--name", "r"])) is None
+    assert security_from_args(parse_args(["--name", "r"])) is None
     security = security_from_args(
-        _parse_args(
+        parse_args(
             [
                 "--name",
                 "r",
@@ -388,7 +389,7 @@ def test_cli_security_flags() -> None:
     )
     assert security.cert_dir == Path("/tmp/x") and security.allow_none
     with pytest.raises(ValueError, match="NAME:PASSWORD"):
-        security_from_args(_parse_args(["--user", "nopassword"]))
+        security_from_args(parse_args(["--user", "nopassword"]))
 
 
 async def test_cli_serves_secured_and_prints_its_certificate(

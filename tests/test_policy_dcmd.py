@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from linebridge.app import BridgeApp
-from linebridge.commands.manager import CommandState
+from linebridge.commands.types import CommandState
 from linebridge.model import Identity, Role
 from linebridge.uplink.cloud_commands import cloud_identity
 from linebridge.uplink.config import UplinkConfig

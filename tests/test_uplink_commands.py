@@ -9,7 +9,7 @@ from pathlib import Path
 from linebridge.api import pb
 from linebridge.app import BridgeApp
 from linebridge.client import Client
-from linebridge.commands.manager import CommandState
+from linebridge.commands.types import CommandState
 from tests.conftest import BridgeFactory, sim_device
 from tests.mqtt_broker import Broker, Consumer, uplink_section
 from tests.sparkplug_decoder import encode_metric, encode_payload

@@ -134,7 +134,7 @@ async def test_an_instant_action_the_agv_does_not_know_is_refused(
 ) -> None:
     app = await start_bridge([fleet_device(broker)])
     await wait_for_state(app, "agv-001", DeviceState.ONLINE)
-    await until(lambda: fleet.by_serial("agv-001").connections and app.gateway.driver_of("agv-001").factsheet)
+    await until(lambda: fleet.by_serial("agv-001").connections and app.driver_of("agv-001").factsheet)
     with pytest.raises(InvalidArgument, match="neither predefined"):
         app.commands.submit(instant_spec("agv-001", [{"actionType": "fly"}]))
     record, _ = app.commands.submit(instant_spec("agv-001", [{"actionType": "cancelOrder"}]))
@@ -154,7 +154,9 @@ async def test_a_new_agv_device_asks_for_a_state_instead_of_waiting_up_to_30_s(
         await until(lambda: quiet.agvs[0]._ids.get("state") == 0, what="the first state, before the bridge")
         app = await start_bridge([fleet_device(broker)])
         await wait_for_state(app, "agv-001", DeviceState.ONLINE)
-        await until(lambda: value(app, "agv-001", "order/last_node_id") == "goods-in", timeout=5, what="a state")
+        await until(
+            lambda: value(app, "agv-001", "order/last_node_id") == "goods-in", timeout=5, what="a state"
+        )
         assert quiet.agvs[0]._ids["state"] >= 1  # sent on the stateRequest
     finally:
         await quiet.stop()

@@ -8,7 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from linebridge.api import pb
 from linebridge.api.wire import encode_fast, wrap_update
-from linebridge.commands.manager import CommandEvent, CommandRecord, CommandSpec
+from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument
 from linebridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
 from linebridge.registry import DeviceRecord

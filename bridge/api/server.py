@@ -15,12 +15,11 @@ from linebridge.api.auth import Authenticator, server_credentials
 from linebridge.api.convert import serialize_update
 from linebridge.api.interceptor import AuthInterceptor
 from linebridge.api.limits import StreamLimiter, server_options
-from linebridge.api.services import BridgeService, CommandService, DeviceService, TelemetryService
+from linebridge.api.services import ApiParts, BridgeService, CommandService, DeviceService, TelemetryService
 from linebridge.api.transport import TransportService
 from linebridge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from linebridge.app import BridgeApp
     from linebridge.config import Config
 
 SERVICE_NAMES = (
@@ -89,7 +88,7 @@ def add_telemetry_service(servicer: TelemetryService, server: grpc.aio.Server) -
 class ApiServer:
     """The gRPC server (TLS when configured, every call through the auth interceptor) and its health servicer."""
 
-    def __init__(self, app: BridgeApp, config: Config) -> None:
+    def __init__(self, parts: ApiParts, config: Config) -> None:
         self.address = config.grpc.address
         self.credentials = server_credentials(config.security.tls, config.base_dir)
         self.limiter = StreamLimiter(config.grpc.limits)
@@ -99,11 +98,14 @@ class ApiServer:
             interceptors=[self.auth],
             options=server_options(config.grpc.limits, config.grpc.max_receive_message_bytes),
         )
-        pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(app), self.server)
-        add_telemetry_service(TelemetryService(app), self.server)
-        pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(app), self.server)
-        pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(app), self.server)
-        pb.transport_grpc.add_TransportServiceServicer_to_server(TransportService(app), self.server)
+        pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(parts.registry), self.server)
+        add_telemetry_service(TelemetryService(parts.bus, parts.devices), self.server)
+        pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(parts.commands), self.server)
+        pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(parts), self.server)
+        if parts.transport is not None:
+            pb.transport_grpc.add_TransportServiceServicer_to_server(
+                TransportService(parts.transport), self.server
+            )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

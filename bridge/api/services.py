@@ -6,6 +6,8 @@ import asyncio
 import fnmatch
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
@@ -26,14 +28,36 @@ from linebridge.api.convert import (
 )
 from linebridge.api.errors import grpc_errors
 from linebridge.commands.jog import JogSession
-from linebridge.commands.manager import CommandEvent
-from linebridge.errors import InvalidArgument, Unavailable
-from linebridge.registry import DeviceEvent, DeviceRecord
+from linebridge.commands.types import CommandEvent
+from linebridge.errors import InvalidArgument
+from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 
 if TYPE_CHECKING:
-    from linebridge.app import BridgeApp as Bridge
+    from linebridge.commands.manager import CommandManager
+    from linebridge.devices.manager import DeviceManager
+    from linebridge.telemetry.bus import TelemetryBus
+    from linebridge.transport.index import TransportIndex
+    from linebridge.uplink.status import UplinkStatus
 
+DEFAULT_READ_SECONDS = 10.0  # a Read from the device without a gRPC deadline waits at most this long
 _EVENT = {DeviceEvent.ADDED: 1, DeviceEvent.CHANGED: 2, DeviceEvent.REMOVED: 3}
+
+
+@dataclass
+class ApiParts:
+    """The core parts the servicers call: no servicer sees the whole bridge."""
+
+    registry: DeviceRegistry
+    bus: TelemetryBus
+    commands: CommandManager
+    devices: DeviceManager
+    uplink_status: Callable[[], UplinkStatus]
+    bridge_id: str
+    drivers: list[str]
+    warnings: list[str] = field(default_factory=list)
+    started_ns: int = field(default_factory=time.time_ns)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    transport: TransportIndex | None = None  # goods transport (TransportService)
 
 
 def peer_of(context: grpc.aio.ServicerContext) -> str:
@@ -43,8 +67,8 @@ def peer_of(context: grpc.aio.ServicerContext) -> str:
 class DeviceService(pb.device_grpc.DeviceServiceServicer):
     """ListDevices, GetDevice, WatchDevices."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.registry = bridge.registry
+    def __init__(self, registry: DeviceRegistry) -> None:
+        self.registry = registry
 
     @grpc_errors
     async def ListDevices(self, request, context):  # noqa: N802
@@ -85,9 +109,8 @@ class DeviceService(pb.device_grpc.DeviceServiceServicer):
 class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
     """Subscribe and Read."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.bus = bridge.bus
+    def __init__(self, bus: TelemetryBus, devices: DeviceManager) -> None:
+        self.bus, self.devices = bus, devices
 
     @grpc_errors
     async def Subscribe(self, request, context):  # noqa: N802
@@ -105,7 +128,7 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
         selected = self.bus.read_cached(list(request.paths))
         values: dict[int, tuple[object, int, int]] = {}
         if request.from_device:
-            values = await self._read_devices(selected)
+            values = await self._read_devices(selected, context.time_remaining())
         response = pb.telemetry.ReadResponse()
         for path, signal in selected:
             item = values.get(signal.alias) or self.bus.value_of(signal.alias)
@@ -116,16 +139,18 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
                 entry.timestamp_ns, entry.quality = ts, quality
         return response
 
-    async def _read_devices(self, selected):
+    async def _read_devices(self, selected, time_remaining: float | None):
+        """Read from each device within the RPC's deadline, keeping a margin so the answer still arrives."""
+        if time_remaining is None:
+            time_remaining = DEFAULT_READ_SECONDS
+        deadline = time.monotonic() + time_remaining - min(0.5, 0.2 * time_remaining)
         by_device = defaultdict(list)
         for path, signal in selected:
             by_device[path.split("/", 1)[0]].append(signal)
         out = {}
         for device_id, signals in by_device.items():
-            driver = self.bridge.driver_of(device_id)
-            if driver is None:
-                raise Unavailable(f"device {device_id!r} is not online")
-            batch = await driver.read(signals)
+            timeout = deadline - time.monotonic()
+            batch = await self.devices.read(device_id, signals, timeout)
             qualities = batch.qualities or [1] * len(batch.aliases)
             out.update(
                 zip(batch.aliases, zip(batch.values, batch.timestamps, qualities, strict=True), strict=True)
@@ -136,8 +161,8 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
 class CommandService(pb.command_grpc.CommandServiceServicer):
     """Execute, Cancel, GetCommand, ListCommands."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.commands = bridge.commands
+    def __init__(self, commands: CommandManager) -> None:
+        self.commands = commands
 
     @grpc_errors
     async def Execute(self, request, context):  # noqa: N802
@@ -193,16 +218,16 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
     """GetInfo, GetUplinkStatus, ApproveDevice."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(self, parts: ApiParts) -> None:
+        self.parts = parts
 
     @grpc_errors
     async def GetInfo(self, request, context):  # noqa: N802
-        b = self.bridge
+        b = self.parts
         devices = list(b.registry)
         response = pb.bridge.GetInfoResponse(
             version=__version__,
-            bridge_id=b.config.bridge.id,
+            bridge_id=b.bridge_id,
             uptime=duration(time.monotonic() - b.started_monotonic),
             devices=len(devices),
             devices_online=sum(1 for d in devices if d.available),
@@ -210,7 +235,7 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
             samples_in=b.bus.samples_in,
             samples_out=b.bus.samples_out,
             samples_dropped=b.bus.samples_dropped,
-            drivers=b.drivers.names(),
+            drivers=b.drivers,
             warnings=b.warnings,
         )
         response.started.FromNanoseconds(b.started_ns)
@@ -218,7 +243,7 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
 
     @grpc_errors
     async def GetUplinkStatus(self, request, context):  # noqa: N802
-        s = self.bridge.uplink_status()
+        s = self.parts.uplink_status()
         return pb.bridge.GetUplinkStatusResponse(
             state=int(s.state),
             broker=s.broker,
@@ -246,5 +271,5 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
     @grpc_errors
     async def ApproveDevice(self, request, context):  # noqa: N802
         return pb.bridge.ApproveDeviceResponse(
-            device=device_to_pb(await self.bridge.approve(request.device_id))
+            device=device_to_pb(await self.parts.devices.approve(request.device_id))
         )

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from linebridge.api import pb
 from linebridge.api.errors import grpc_errors
 from linebridge.errors import InvalidArgument
-from linebridge.transport.index import Place, ZoneChange
-
-if TYPE_CHECKING:
-    from linebridge.app import BridgeApp as Bridge
+from linebridge.transport.index import Place, TransportIndex, ZoneChange
 
 QUEUE_LIMIT = 1000  # zone events per stream; the oldest go when a client does not keep up
 
@@ -45,8 +41,8 @@ def change_to_pb(change: ZoneChange) -> pb.transport.ZoneEvent:
 class TransportService(pb.transport_grpc.TransportServiceServicer):
     """Where loads and AGVs are."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.index = bridge.transport
+    def __init__(self, index: TransportIndex) -> None:
+        self.index = index
 
     @grpc_errors
     async def LocateLoad(self, request, context):  # noqa: N802

@@ -19,7 +19,7 @@ from linebridge.errors import LinebridgeError, PermissionDenied
 from linebridge.model import CommandKind, Identity
 
 if TYPE_CHECKING:
-    from linebridge.commands.manager import CommandRecord, CommandSpec
+    from linebridge.commands.types import CommandRecord, CommandSpec
 
 log = logging.getLogger(__name__)
 _SUPPRESS_SECONDS = (

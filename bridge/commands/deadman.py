@@ -5,10 +5,15 @@ bridge sends the device a Stop. Jogging and streamed targets hold one while they
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
-from linebridge.errors import FailedPrecondition
-from linebridge.model import Identity
+from linebridge.commands.audit import CommandAudit, who
+from linebridge.commands.types import CommandSpec
+from linebridge.errors import FailedPrecondition, LinebridgeError
+from linebridge.model import CommandKind, Identity, Role
+
+log = logging.getLogger(__name__)
 
 
 class Deadman:
@@ -57,3 +62,35 @@ class Deadman:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def stop_on_trip(
+    handle: Deadman, reason: str, submit: Callable[[CommandSpec], object], audit: CommandAudit | None
+) -> None:
+    """A tripped deadman: audit the trip, then submit a Stop for its device in the deadman's name."""
+    holder = who(handle.identity)
+    if audit is not None:
+        audit.event(
+            "control_system_event",
+            "deadman.tripped",
+            "success",
+            who=holder,
+            what={"device": handle.device_id, "interval": handle.interval},
+            reason=reason,
+        )
+    spec = CommandSpec(
+        handle.device_id,
+        CommandKind.STOP,
+        origin=f"deadman:{holder['name']}",
+        identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"),
+    )
+    try:
+        submit(spec)
+    except LinebridgeError as exc:
+        log.error(
+            "deadman of %s on %s tripped (%s), but the stop was refused: %s",
+            holder["name"],
+            handle.device_id,
+            reason,
+            exc,
+        )

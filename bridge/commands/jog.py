@@ -8,7 +8,8 @@ client that drives it.
 
 from __future__ import annotations
 
-from linebridge.commands.manager import CommandManager, CommandRecord, CommandSpec
+from linebridge.commands.manager import CommandManager
+from linebridge.commands.types import CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument
 from linebridge.model import CommandKind, Identity
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
-from linebridge.commands.audit import CommandAudit, who
-from linebridge.commands.deadman import Deadman
+from linebridge.commands.audit import CommandAudit
+from linebridge.commands.deadman import Deadman, stop_on_trip
 from linebridge.commands.gates import CommandGates
 from linebridge.commands.resolve import resolve
+from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState
 from linebridge.drivers.base import Driver
 from linebridge.errors import (
     DeadlineExceeded,
@@ -28,97 +26,10 @@ from linebridge.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from linebridge.model import CommandKind, CommandRequest, Identity, Pose, Role, Value
+from linebridge.model import CommandKind, Identity
 from linebridge.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
-
-
-class CommandState(IntEnum):
-    """Lifecycle states; numbers match linebridge.v1.CommandState."""
-
-    QUEUED = 1
-    RUNNING = 2
-    SUCCEEDED = 3
-    FAILED = 4
-    REJECTED = 5
-    CANCELLED = 6
-    TIMED_OUT = 7
-
-    @property
-    def final(self) -> bool:
-        return self >= CommandState.SUCCEEDED
-
-
-@dataclass(slots=True)
-class CommandSpec:
-    """What a caller asks for, before validation (values as the caller sent them)."""
-
-    device_id: str
-    kind: CommandKind
-    writes: list[tuple[str, Any]] = field(default_factory=list)
-    method: str = ""
-    args: list[Any] = field(default_factory=list)
-    joint_positions: list[float] = field(default_factory=list)
-    pose: Pose | None = None
-    speed: float = 0.0
-    acceleration: float = 0.0
-    program: str = ""
-    idempotency_key: str = ""
-    timeout: float | None = None
-    origin: str = "grpc"
-    # Who asked; None only for callers inside the bridge process (tests, the demo).
-    identity: Identity | None = None
-
-
-@dataclass(slots=True)
-class CommandRecord:
-    """A command and where it is in its lifecycle."""
-
-    id: str
-    spec: CommandSpec
-    state: CommandState = CommandState.QUEUED
-    progress: float = 0.0
-    progress_message: str = ""
-    result: list[Value] = field(default_factory=list)
-    error_reason: str = ""
-    error_message: str = ""
-    created_ns: int = field(default_factory=time.time_ns)
-    updated_ns: int = field(default_factory=time.time_ns)
-    request: CommandRequest | None = None
-    deadline: float = math.inf  # loop time
-    watchers: list[asyncio.Queue[CommandEvent]] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-    timer: asyncio.TimerHandle | None = None
-    command_class: str = ""  # write, invoke, motion, program or stop, as the device's policy sees it
-    audit_seq: int = 0  # seq of its "accepted" audit record; 0 when it was never accepted
-
-
-@dataclass(frozen=True, slots=True)
-class CommandEvent:
-    """One state change or progress report of a command, as it was at that moment."""
-
-    command_id: str
-    state: CommandState
-    progress: float
-    progress_message: str
-    result: tuple[Value, ...]
-    error_reason: str
-    error_message: str
-    time_ns: int
-
-    @classmethod
-    def of(cls, record: CommandRecord) -> CommandEvent:
-        return cls(
-            record.id,
-            record.state,
-            record.progress,
-            record.progress_message,
-            tuple(record.result),
-            record.error_reason,
-            record.error_message,
-            record.updated_ns,
-        )
 
 
 Finished = Callable[[CommandRecord, float], None]
@@ -313,32 +224,7 @@ class CommandManager:
         return handle
 
     def _deadman_tripped(self, handle: Deadman, reason: str) -> None:
-        holder = who(handle.identity)
-        if self.audit is not None:
-            self.audit.event(
-                "control_system_event",
-                "deadman.tripped",
-                "success",
-                who=holder,
-                what={"device": handle.device_id, "interval": handle.interval},
-                reason=reason,
-            )
-        spec = CommandSpec(
-            handle.device_id,
-            CommandKind.STOP,
-            origin=f"deadman:{holder['name']}",
-            identity=Identity("deadman", Role.OPERATOR, peer=holder["name"], via="local"),
-        )
-        try:
-            self.submit(spec)
-        except LinebridgeError as exc:
-            log.error(
-                "deadman of %s on %s tripped (%s), but the stop was refused: %s",
-                holder["name"],
-                handle.device_id,
-                reason,
-                exc,
-            )
+        stop_on_trip(handle, reason, self.submit, self.audit)
 
     # -- running -----------------------------------------------------------------------------
     def _wake(self, device_id: str) -> None:

@@ -10,7 +10,7 @@ from linebridge.model import CommandKind, CommandRequest, Value, coerce
 from linebridge.registry import DeviceRecord
 
 if TYPE_CHECKING:
-    from linebridge.commands.manager import CommandSpec
+    from linebridge.commands.types import CommandSpec
 
 
 def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:

@@ -1,1 +1,9 @@
-"""Devices: driver catalog, discovery, approval and one supervised session per device."""
+"""Devices: driver catalog, discovery, approval, one supervised session per device, and their manager."""
+
+from linebridge.devices.approval import Approvals, Pending
+from linebridge.devices.catalog import DriverCatalog
+from linebridge.devices.discovery import Discovery
+from linebridge.devices.manager import DeviceManager
+from linebridge.devices.sessions import Backoff, DeviceSession
+
+__all__ = ["Approvals", "Backoff", "DeviceManager", "DeviceSession", "Discovery", "DriverCatalog", "Pending"]

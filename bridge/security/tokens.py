@@ -67,10 +67,13 @@ class TokenTable:
 
     @classmethod
     def load(cls, path: Path) -> TokenTable:
+        """Read the tokens file; ConfigError naming it when it cannot be read or is not UTF-8 text."""
         try:
-            return cls.parse(path.read_text(), str(path))
+            return cls.parse(path.read_text(encoding="utf-8"), str(path))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read tokens file: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:  # found by fuzz/fuzz_files.py
+            raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
 
     def verify(self, token: str) -> str | None:
         """The name of the token, or None; compares with every entry in constant time (no early exit)."""

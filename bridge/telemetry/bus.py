@@ -7,13 +7,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from enum import Enum
 
 from linebridge.errors import NotFound, ResourceExhausted
-from linebridge.model import Quality, SampleBatch, Signal, Value, ValueType
+from linebridge.model import Quality, SampleBatch, Signal, Value
 from linebridge.paths import PathGlob, compile_glob
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.telemetry.filters import ChangeFilter, filter_batch
+from linebridge.telemetry.updates import (
+    BatchUpdate,
+    CatalogUpdate,
+    DroppedUpdate,
+    HeartbeatUpdate,
+    SubscriptionOptions,
+    SyncUpdate,
+    Trigger,
+    Update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,85 +30,7 @@ ALL = None  # selection of every signal of a device
 _RECENT_LIMIT = 16  # distinct-shape batches kept unfolded per device
 
 
-class Trigger(Enum):
-    """When a streaming subscription sends samples."""
-
-    ALL = 1
-    ON_CHANGE = 2
-    SAMPLE = 3
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionOptions:
-    """What a subscriber asked for (seconds for every interval)."""
-
-    once: bool = False
-    trigger: Trigger = Trigger.ALL
-    sample_interval: float = 1.0
-    deadband: float = 0.0
-    heartbeat_interval: float = 0.0
-    max_latency: float = 0.01
-    max_size: int = 10_000
-
-
-@dataclass(slots=True)
-class CatalogUpdate:
-    """New aliases (alias, full path, signal) and aliases that went away."""
-
-    entries: list[tuple[int, str, Signal]]
-    removed: list[int]
-
-
-@dataclass(slots=True)
-class BatchUpdate:
-    """Batches to send as one message; columns concatenate in order."""
-
-    batches: list[SampleBatch]
-
-
-@dataclass(slots=True)
-class SyncUpdate:
-    """Initial values have been sent."""
-
-
-@dataclass(slots=True)
-class DroppedUpdate:
-    """Samples lost by this subscriber since the last notice."""
-
-    samples: int
-    total: int
-    reason: str
-
-
-@dataclass(slots=True)
-class HeartbeatUpdate:
-    """Nothing to send for heartbeat_interval."""
-
-    time_ns: int
-
-
-Update = CatalogUpdate | BatchUpdate | SyncUpdate | DroppedUpdate | HeartbeatUpdate
 Tap = Callable[[SampleBatch], None]
-
-
-def take(batch: SampleBatch, idx: list[int]) -> SampleBatch:
-    """The samples of `batch` at positions `idx`, as a new batch (the batch itself when that is all)."""
-    if len(idx) == len(batch.aliases):
-        return batch
-    q = batch.qualities
-    return SampleBatch(
-        device_id=batch.device_id,
-        aliases=[batch.aliases[i] for i in idx],
-        values=[batch.values[i] for i in idx],
-        timestamps=[batch.timestamps[i] for i in idx],
-        qualities=None if q is None else [q[i] for i in idx],
-        value_type=batch.value_type,
-    )
-
-
-def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
-    """The samples of `batch` whose alias is in `keep` (used only for partial selections)."""
-    return take(batch, [i for i, a in enumerate(batch.aliases) if a in keep])
 
 
 class TelemetryBus:
@@ -347,7 +278,7 @@ class Subscription:
         if opts.once:
             return
         changes = (
-            _ChangeFilter(opts.deadband, self.bus.registry.value_types)
+            ChangeFilter(opts.deadband, self.bus.registry.value_types)
             if opts.trigger is Trigger.ON_CHANGE
             else None
         )
@@ -442,47 +373,3 @@ def bounded(batches: list[SampleBatch], max_size: int) -> Iterator[list[SampleBa
             room -= len(head)
     if part:
         yield part
-
-
-class _ChangeFilter:
-    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
-
-    def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
-        self.deadband = deadband
-        self.types = types
-        self.last: dict[int, Value] = {}
-
-    def seed(self, batch: SampleBatch) -> None:
-        self.last.update(zip(batch.aliases, batch.values, strict=True))
-
-    def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
-        out = []
-        for batch in batches:
-            keep = [
-                i
-                for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v)
-            ]
-            if keep:
-                out.append(take(batch, keep))
-        return out
-
-    def _changed(self, alias: int, value: Value) -> bool:
-        old = self.last.get(alias, _MISSING)
-        if (
-            old is _MISSING
-            or old != value
-            and not (
-                self.deadband
-                and isinstance(value, float | int)
-                and not isinstance(value, bool)
-                and isinstance(old, float | int)
-                and abs(value - old) <= self.deadband
-            )
-        ):
-            self.last[alias] = value
-            return True
-        return False
-
-
-_MISSING = object()

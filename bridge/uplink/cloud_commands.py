@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from linebridge.commands.manager import CommandManager, CommandRecord, CommandSpec
+from linebridge.commands.manager import CommandManager
+from linebridge.commands.types import CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument, LinebridgeError, NotFound, PermissionDenied
 from linebridge.model import CommandKind, Identity, Role, Signal
 from linebridge.paths import PathGlob, compile_glob

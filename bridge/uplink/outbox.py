@@ -18,11 +18,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from linebridge.uplink.config import DropPolicy, OutboxConfig
+from linebridge.uplink.outbox_types import Losses, Row
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +41,6 @@ T = TypeVar("T")
 
 class OutboxFileError(Exception):
     """The file is not a Linebridge outbox (foreign or corrupt)."""
-
-
-@dataclass(slots=True)
-class Row:
-    """One stored payload: a DDATA body (device) or NDATA body (device "")."""
-
-    id: int
-    device_id: str
-    body: bytes
-    samples: int
-    created_ms: int
-    historical: bool
-
-
-@dataclass(slots=True)
-class Losses:
-    """What the outbox had to give up, and why."""
-
-    dropped_messages: int = 0  # budget full
-    dropped_samples: int = 0
-    expired_messages: int = 0  # older than the age limit
-    expired_samples: int = 0
 
 
 class Outbox:

@@ -16,7 +16,8 @@ from functools import partial
 
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
 from linebridge.uplink.mqtt import MqttClient, MqttError
-from linebridge.uplink.outbox import Outbox, Row
+from linebridge.uplink.outbox import Outbox
+from linebridge.uplink.outbox_types import Row
 from linebridge.uplink.topics import Topics
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Iterator, Sequence
 from typing import cast
-from urllib.parse import urlsplit
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
@@ -36,13 +34,18 @@ from linebridge.drivers.base import (
     Unsupported,
     Value,
 )
+from linebridge.drivers.opcua.addressing import (
+    encode_arg,
+    method_address,
+    node_id_of,
+    opc_tcp_url,
+    variant_of,
+)
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
 from linebridge.drivers.opcua.conversion import (
-    UA_TYPES_BY_NAME,
     ZERO,
     decode,
-    encode,
     plain,
     quality_of,
     status_name,
@@ -73,7 +76,6 @@ for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"
 
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
-DEFAULT_PORT = 4840  # IANA-registered opc.tcp port (OPC 10000-6 §7.2)
 # Service results that mean the session or the transport is gone rather than the request refused.
 _LINK_STATUS = frozenset(
     {
@@ -95,36 +97,6 @@ _SERVER_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
 )
-
-
-@functools.lru_cache(maxsize=65536)
-def _parse_node_id(text: str) -> ua.NodeId:
-    return ua.NodeId.from_string(text)
-
-
-def node_id_of(address: object) -> ua.NodeId:
-    """The NodeId a Signal/MethodSpec address names (a NodeId string such as "ns=2;s=Robot/Speed")."""
-    if isinstance(address, ua.NodeId):
-        return address
-    if not isinstance(address, str):
-        raise InvalidArgument(f"OPC UA address must be a NodeId string, got {address!r}")
-    try:
-        return _parse_node_id(address)
-    except Exception:
-        raise InvalidArgument(f"OPC UA address {address!r} is not a NodeId") from None
-
-
-def opc_tcp_url(endpoint: str) -> str:
-    """`endpoint` as a complete opc.tcp URL (port 4840 when none is given); InvalidArgument otherwise."""
-    try:
-        parts = urlsplit(endpoint)
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise InvalidArgument(f"endpoint {endpoint!r} is not a URL: {exc}") from None
-    if parts.scheme != "opc.tcp" or not parts.hostname:
-        raise InvalidArgument(f"endpoint {endpoint!r} must look like opc.tcp://host:port/path")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"opc.tcp://{host}:{port}{parts.path or '/'}"
 
 
 class OpcUaDriver(Driver):
@@ -276,7 +248,7 @@ class OpcUaDriver(Driver):
             ua.WriteValue(
                 NodeId=node_id_of(s.address),
                 AttributeId=ua.AttributeIds.Value,
-                Value=ua.DataValue(_variant(s, v), StatusCode=None),
+                Value=ua.DataValue(variant_of(s, v), StatusCode=None),
             )
             for s, v in writes
         ]
@@ -293,7 +265,7 @@ class OpcUaDriver(Driver):
     async def call(self, method: MethodSpec, args: Sequence[Value], progress: ProgressFn) -> list[Value]:
         """Call an OPC UA method; its output arguments are the result."""
         session = self._session()
-        object_id, method_id = _method_address(method)
+        object_id, method_id = method_address(method)
         input_types = self._catalog.method_inputs.get(method_id.to_string())
         if input_types is None:
             raise NotFound(f"method {method.name} is not offered by {self.device_id}")
@@ -302,7 +274,7 @@ class OpcUaDriver(Driver):
                 f"method {method.name} takes {len(input_types)} argument(s), got {len(args)}"
             )
         variants = [
-            _encode_arg(method, i, a, t) for i, (a, t) in enumerate(zip(args, input_types, strict=True))
+            encode_arg(method, i, a, t) for i, (a, t) in enumerate(zip(args, input_types, strict=True))
         ]
         request = ua.CallMethodRequest(ObjectId=object_id, MethodId=method_id, InputArguments=variants)
         with self._errors(f"call {method.name} on"):
@@ -406,28 +378,3 @@ class OpcUaDriver(Driver):
             raise error(f"cannot {where}: {status_name(code)}") from exc
         except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
             raise Unavailable(f"cannot {where}: {exc or type(exc).__name__}") from exc
-
-
-def _variant(signal: Signal, value: Value) -> ua.Variant:
-    ua_type = UA_TYPES_BY_NAME.get(signal.source_type)
-    if ua_type is None:
-        raise InvalidArgument(f"{signal.path}: unknown OPC UA type {signal.source_type!r}")
-    try:
-        return encode(value, ua_type)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"{signal.path}: {exc}") from None
-
-
-def _encode_arg(method: MethodSpec, index: int, value: Value, ua_type: object) -> ua.Variant:
-    try:
-        return encode(value, ua_type)  # type: ignore[arg-type]
-    except InvalidArgument as exc:
-        name = method.inputs[index].name if index < len(method.inputs) else str(index)
-        raise InvalidArgument(f"method {method.name} argument {name}: {exc}") from None
-
-
-def _method_address(method: MethodSpec) -> tuple[ua.NodeId, ua.NodeId]:
-    address = method.address
-    if not isinstance(address, tuple | list) or len(address) != 2:
-        raise InvalidArgument(f"method {method.name} has no (object, method) NodeId address")
-    return node_id_of(address[0]), node_id_of(address[1])

@@ -18,20 +18,16 @@ import contextlib
 import itertools
 import logging
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from asyncua import Server, ua
 
 from linebridge.drivers.mdns import Advertiser
 from linebridge.drivers.opcua.certs import CertificateFiles
-from linebridge.drivers.opcua.options import default_state_dir
 from linebridge.drivers.opcua.robot_model import AXIS_COUNT, RobotModel
+from linebridge.drivers.opcua.sim_args import parse_args, security_from_args
 from linebridge.drivers.opcua.sim_nodes import NodeTree, variable_specs
 from linebridge.drivers.opcua.sim_security import (
-    ALL_MODES,
-    ALL_POLICIES,
     SimSecurity,
     SimUserManager,
     secure_server,
@@ -327,70 +323,6 @@ class RobotSimulator:
         return []
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="linebridge sim opcua-robot", description="OPC UA (OPC 40010 Robotics) robot simulator"
-    )
-    parser.add_argument(
-        "--name", default="robot-1", help="robot name: mDNS instance and ApplicationUri suffix"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
-    parser.add_argument("--rate", type=float, default=100.0, help="joint update rate in Hz")
-    parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
-    secured = parser.add_argument_group("security (any flag but --allow-none serves secured endpoints)")
-    secured.add_argument(
-        "--security-policy",
-        action="append",
-        choices=ALL_POLICIES,
-        help="offer this policy (repeatable; default: all three when secured)",
-    )
-    secured.add_argument(
-        "--security-mode",
-        action="append",
-        choices=ALL_MODES,
-        help="offer this mode (repeatable; default: Sign and SignAndEncrypt)",
-    )
-    secured.add_argument(
-        "--cert-dir",
-        type=Path,
-        help="server key+certificate folder, created on first start (default: <state dir>/sim/<name>/pki)",
-    )
-    secured.add_argument(
-        "--user",
-        action="append",
-        metavar="NAME:PASSWORD",
-        help="require this user (repeatable); without --user sessions are anonymous",
-    )
-    secured.add_argument(
-        "--trust-client-dir", type=Path, help="accept only client certificates found in this folder"
-    )
-    secured.add_argument("--allow-none", action="store_true", help="also offer the unsecured endpoint")
-    return parser.parse_args(argv)
-
-
-def security_from_args(args: argparse.Namespace) -> SimSecurity | None:
-    """The SimSecurity the CLI flags ask for, or None when no security flag was given."""
-    if not (
-        args.security_policy or args.security_mode or args.cert_dir or args.user or args.trust_client_dir
-    ):
-        return None
-    users = {}
-    for entry in args.user or []:
-        name, sep, password = entry.partition(":")
-        if not sep or not name:
-            raise ValueError(f"--user takes NAME:PASSWORD, got {entry!r}")
-        users[name] = password
-    return SimSecurity(
-        cert_dir=args.cert_dir or default_state_dir() / "sim" / args.name / "pki",
-        policies=tuple(dict.fromkeys(args.security_policy or ALL_POLICIES)),
-        modes=tuple(dict.fromkeys(args.security_mode or ALL_MODES)),
-        users=users,
-        trusted_clients=args.trust_client_dir,
-        allow_none=args.allow_none,
-    )
-
-
 async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
     sim = RobotSimulator(
         args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security
@@ -409,7 +341,7 @@ async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: serve one simulated robot until SIGINT/SIGTERM."""
-    args = _parse_args(argv)
+    args = parse_args(argv)
     try:
         security = security_from_args(args)
     except ValueError as exc:

@@ -259,3 +259,18 @@ class DashboardClient:
         if writer is None:
             return
         await close_writer(writer)
+
+
+async def wait_program_state(dashboard: DashboardClient, wanted: str, timeout: float, poll: float) -> str:
+    """Poll `programState` until it is `wanted` (returns the program); DeviceError after `timeout` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state, program = parse_program_state(await dashboard.request("programState"))
+        if state == wanted:
+            return program
+        if asyncio.get_running_loop().time() > deadline:
+            safety = await dashboard.request("safetystatus")
+            raise DeviceError(
+                f"program {program} is {state}, not {wanted}, {timeout:g} s after the request ({safety})"
+            )
+        await asyncio.sleep(poll)

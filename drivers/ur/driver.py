@@ -12,7 +12,6 @@ import time
 from collections.abc import Coroutine, Sequence
 
 from linebridge.drivers.base import (
-    Access,
     BatchSink,
     CommandKind,
     CommandRequest,
@@ -23,7 +22,6 @@ from linebridge.drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
-    InvalidArgument,
     MdnsMatch,
     MdnsService,
     MethodSpec,
@@ -44,7 +42,6 @@ from linebridge.drivers.ur.fields import (
     FIELDS_BY_NAME,
     DashboardQuery,
     DashboardSignal,
-    RtdeAddress,
     RtdeField,
 )
 from linebridge.drivers.ur.motion import (
@@ -56,14 +53,13 @@ from linebridge.drivers.ur.motion import (
     send_script,
 )
 from linebridge.drivers.ur.options import (
-    DASHBOARD_PORT,
-    SECONDARY_PORT,
     UrAddress,
     UrOptions,
-    _port,
+    discovered_device,
     parse_endpoint,
 )
-from linebridge.drivers.ur.rtde import NOT_FOUND, ProtocolError, Recipe, parse_type
+from linebridge.drivers.ur.probe import catalog_signals, supported_fields, until_first_failure
+from linebridge.drivers.ur.rtde import Recipe
 from linebridge.drivers.ur.rtde_client import RtdeClient
 from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
 
@@ -107,15 +103,7 @@ class UrDriver(Driver):
     @classmethod
     def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
         """Device id from the instance name; RTDE port from SRV, Dashboard/secondary ports from TXT."""
-        if not service.instance.strip() or not service.host:
-            raise InvalidArgument(f"UR service without instance name or host: {service!r}")
-        props = service.properties
-        # Numbers first: a TXT value such as "1&rtde=7" must not rewrite the endpoint's query.
-        dashboard = _port(props.get("dashboard", str(DASHBOARD_PORT)), "TXT dashboard")
-        secondary = _port(props.get("secondary", str(SECONDARY_PORT)), "TXT secondary")
-        query = f"rtde={service.port}&dashboard={dashboard}&secondary={secondary}"
-        address = parse_endpoint(f"ur://{service.host}?{query}", UrOptions())
-        return DiscoveredDevice(service.instance, address.endpoint(), props.get("name", service.instance))
+        return discovered_device(service)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -142,7 +130,7 @@ class UrDriver(Driver):
             model=model,
             serial_number=serial,
             identity=f"ur:{serial}" if serial else "",
-            signals=self._signals(fields, polled),
+            signals=catalog_signals(fields, polled),
             methods=dash.method_specs(),
             commands=COMMANDS,
         )
@@ -166,17 +154,7 @@ class UrDriver(Driver):
                 CB_SERIES_MAX_HZ,
             )
             self._frequency = CB_SERIES_MAX_HZ
-        supported, missing = [], []
-        for rtde_field, type_name in zip(FIELDS, type_names, strict=True):
-            if type_name == NOT_FOUND:
-                missing.append(rtde_field.name)
-            elif parse_type(type_name) is not rtde_field.rtde_type:
-                raise ProtocolError(
-                    f"recipe answer types {rtde_field.name} as {type_name}, "
-                    f"documented as {rtde_field.rtde_type.name}"
-                )
-            else:
-                supported.append(rtde_field)
+        supported, missing = supported_fields(type_names)
         if missing:
             self.log.warning(
                 "controller does not know RTDE variable(s) %s; their signals are left out", ", ".join(missing)
@@ -195,35 +173,6 @@ class UrDriver(Driver):
             else:
                 usable.append(polled)
         return usable
-
-    def _signals(self, fields: list[RtdeField], polled: list[DashboardSignal]) -> list[Signal]:
-        signals = [
-            Signal(
-                path,
-                f.value_type,
-                unit,
-                Access.READ,
-                f.description,
-                f.rtde_type.name,
-                RtdeAddress(f.name, element),
-            )
-            for f in fields
-            for element, (path, unit) in enumerate(zip(f.paths, f.units, strict=True))
-        ]
-        signals += [
-            Signal(
-                d.path,
-                d.value_type,
-                "",
-                Access.READ,
-                d.description,
-                "dashboard",
-                DashboardQuery(d.command),
-                change_detection="polled-compare",
-            )
-            for d in polled
-        ]
-        return signals
 
     async def close(self) -> None:
         """Close the Dashboard connection (streams and commands close their own); idempotent."""
@@ -268,7 +217,7 @@ class UrDriver(Driver):
         if polled:
             jobs.append(self._poll_dashboard(polled, sink))
         try:
-            await _until_first_failure(jobs)
+            await until_first_failure(jobs)
         except Exception as exc:
             self._degraded = True
             sink.degraded(str(exc))
@@ -387,19 +336,8 @@ class UrDriver(Driver):
         return CommandResult(values=[loaded], message=f"program {loaded} running")
 
     async def _wait_program_state(self, wanted: str) -> str:
-        dashboard = self._require_dashboard()
-        deadline = asyncio.get_running_loop().time() + self.options.program_start_timeout
-        while True:
-            state, program = dash.parse_program_state(await dashboard.request("programState"))
-            if state == wanted:
-                return program
-            if asyncio.get_running_loop().time() > deadline:
-                safety = await dashboard.request("safetystatus")
-                raise DeviceError(
-                    f"program {program} is {state}, not {wanted}, "
-                    f"{self.options.program_start_timeout:g} s after the request ({safety})"
-                )
-            await asyncio.sleep(_POLL)
+        timeout = self.options.program_start_timeout
+        return await dash.wait_program_state(self._require_dashboard(), wanted, timeout, _POLL)
 
     async def _move(self, target: MotionTarget, progress: ProgressFn) -> CommandResult:
         """Check readiness, watch RTDE, send the script, wait until the robot is there."""
@@ -448,18 +386,3 @@ class UrDriver(Driver):
         if self._dashboard is None:
             raise Unavailable("UR driver is not connected")
         return self._dashboard
-
-
-async def _until_first_failure(jobs: list[Coroutine]) -> None:
-    """Run jobs together until one fails (re-raised as is, not as an ExceptionGroup) or all are cancelled."""
-    if not jobs:
-        await asyncio.Event().wait()
-    tasks = [asyncio.create_task(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, model_validator
 
-from linebridge.drivers.base import DriverOptions, InvalidArgument
+from linebridge.drivers.base import DiscoveredDevice, DriverOptions, InvalidArgument, MdnsService
 
 RTDE_PORT, DASHBOARD_PORT, SECONDARY_PORT = 30004, 29999, 30002
 _TWO_PI = 2 * math.pi
@@ -126,3 +126,16 @@ def parse_endpoint(endpoint: str, options: UrOptions) -> UrAddress:
             )
         ports[key] = _port(value, key)
     return UrAddress(parts.hostname, ports["rtde"], ports["dashboard"], ports["secondary"])
+
+
+def discovered_device(service: MdnsService) -> DiscoveredDevice:
+    """Device id from the instance name; RTDE port from SRV, Dashboard/secondary ports from TXT."""
+    if not service.instance.strip() or not service.host:
+        raise InvalidArgument(f"UR service without instance name or host: {service!r}")
+    props = service.properties
+    # Numbers first: a TXT value such as "1&rtde=7" must not rewrite the endpoint's query.
+    dashboard = _port(props.get("dashboard", str(DASHBOARD_PORT)), "TXT dashboard")
+    secondary = _port(props.get("secondary", str(SECONDARY_PORT)), "TXT secondary")
+    query = f"rtde={service.port}&dashboard={dashboard}&secondary={secondary}"
+    address = parse_endpoint(f"ur://{service.host}?{query}", UrOptions())
+    return DiscoveredDevice(service.instance, address.endpoint(), props.get("name", service.instance))
