@@ -160,3 +160,17 @@ async def test_a_new_agv_device_asks_for_a_state_instead_of_waiting_up_to_30_s(
         assert quiet.agvs[0]._ids["state"] >= 1  # sent on the stateRequest
     finally:
         await quiet.stop()
+
+
+async def test_the_broker_going_away_takes_the_agvs_offline_and_they_return_with_it(
+    broker: Broker, fleet, start_bridge: BridgeFactory
+) -> None:
+    app = await start_bridge([fleet_device(broker)])
+    await wait_for_state(app, "agv-001", DeviceState.ONLINE)
+    await broker.stop()
+    await wait_for_state(app, "fleet", DeviceState.OFFLINE)
+    await wait_for_state(app, "agv-001", DeviceState.OFFLINE)
+    assert app.registry.get("agv-001").state_reason == "fleet connection closed"
+    await broker.start()
+    await wait_for_state(app, "fleet", DeviceState.ONLINE, timeout=20)
+    await wait_for_state(app, "agv-001", DeviceState.ONLINE, timeout=20)
