@@ -11,7 +11,7 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
 from linebridge.api.auth import resolve
-from linebridge.api.server import ApiServer, check_exposure
+from linebridge.api.server import ApiServer
 from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
 from linebridge.commands.audit import CommandAudit
@@ -27,6 +27,7 @@ from linebridge.devices.sessions import DeviceSession
 from linebridge.drivers.base import Driver
 from linebridge.errors import ConfigError
 from linebridge.metrics import Metrics
+from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.transport.index import TransportIndex
@@ -42,10 +43,7 @@ class BridgeApp:
 
     def __init__(self, config: Config, drivers: DriverCatalog, insecure: bool = False) -> None:
         self.config, self.drivers = config, drivers
-        sec = config.security
-        self.warnings = check_exposure(
-            config.grpc.address, insecure or config.grpc.insecure, sec.tls.enabled, sec.authentication
-        )
+        self.warnings = preflight(config, drivers, insecure)  # the checks `run --check` makes too
         self.registry = DeviceRegistry()
         self.metrics = Metrics()
         self.bus = TelemetryBus(
@@ -79,6 +77,7 @@ class BridgeApp:
             self._command_finished,
             gates=gates,
             deadman_interval=c.deadman_interval_seconds,
+            max_value_bytes=c.max_value_bytes,
             audit=CommandAudit(self.audit, config.audit.max_value_chars) if self.audit is not None else None,
         )
         d = config.discovery

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from linebridge.audit.log import AuditConfig
 from linebridge.commands.policy import DevicePolicy
@@ -124,6 +132,17 @@ class CommandsConfig(_Model):
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     # A deadman (jogging, streamed targets) sends Stop when no heartbeat came for this long.
     deadman_interval_seconds: float = Field(0.5, gt=0, le=10)
+    # Largest string or bytes value a write, method argument or program name may carry (UTF-8 bytes).
+    max_value_bytes: int = Field(64 << 10, ge=16, le=1 << 20)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> CommandsConfig:
+        if self.default_timeout_seconds > self.max_timeout_seconds:
+            raise ValueError(
+                f"default_timeout_seconds ({self.default_timeout_seconds:g}) must not exceed "
+                f"max_timeout_seconds ({self.max_timeout_seconds:g}): every command would be refused"
+            )
+        return self
 
 
 class SessionsConfig(_Model):

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def describe(exc: BaseException, timeout: float | None = None) -> str:
+    """What happened, never empty: the error's text, or "no response within N s" for a bare timeout."""
+    text = str(exc)
+    if text:
+        return text
+    if isinstance(exc, TimeoutError):
+        return f"no response within {timeout:g} s" if timeout else "no response in time"
+    return type(exc).__name__
+
+
 class LinebridgeError(Exception):
     """Base of every error the bridge reports to a caller."""
 
@@ -37,6 +47,12 @@ class Unavailable(LinebridgeError):
     """The device is offline or its connection broke."""
 
     reason = "DEVICE_OFFLINE"
+
+
+class IdentityChanged(Unavailable):
+    """The device at the endpoint is not the one approved (another ApplicationUri or serial number)."""
+
+    reason = "IDENTITY_CHANGED"
 
 
 class PermissionDenied(LinebridgeError):

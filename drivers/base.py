@@ -172,6 +172,9 @@ class Driver(ABC):
     type_name: ClassVar[str]
     options_model: ClassVar[type[DriverOptions]] = DriverOptions
     discovery: ClassVar[tuple[MdnsMatch, ...]] = ()
+    # Whether DeviceDescription.identity is the device's own (ApplicationUri, serial number), so that a
+    # device found over mDNS can be pinned to it; False when it only restates the address.
+    identity_pinning: ClassVar[bool] = True
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -184,6 +187,11 @@ class Driver(ABC):
     def from_mdns(cls, service: MdnsService) -> DiscoveredDevice:
         """Turn an advertised service into a device; raise InvalidArgument for junk TXT values."""
         raise InvalidArgument(f"driver {cls.type_name} does not take mDNS services")
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """Raise InvalidArgument when `endpoint` is not an address this driver can use (before connecting)."""
+        return None  # drivers without a fixed endpoint form take any
 
     @abstractmethod
     async def connect(self) -> DeviceDescription:

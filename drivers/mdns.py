@@ -46,6 +46,20 @@ class Advertiser:
         # The call returns the task that sends the announcements; await it so none is left behind.
         await (await self._zc.async_register_service(self.info, allow_name_change=True))
 
+    async def move(self, port: int) -> None:
+        """Announce the same instance at another port (a device that moved, or an impostor)."""
+        assert self._zc is not None, "start() first"
+        info = self.info
+        self.info = ServiceInfo(
+            info.type,
+            info.name,
+            addresses=info.addresses,
+            port=port,
+            properties=info.properties,
+            server=info.server,
+        )
+        await (await self._zc.async_update_service(self.info))
+
     async def stop(self) -> None:
         if self._zc is None:
             return

@@ -10,36 +10,34 @@ import argparse
 import asyncio
 import uuid
 
-from linebridge.api import pb
-from linebridge.client import Client, value_message, value_of
+from linebridge.client import AsyncClient, ClientError, CommandState
 
 
-def build_request(
-    device: str, method: str, args: list[str], write: str, key: str
-) -> pb.command.ExecuteRequest:
-    request = pb.command.ExecuteRequest(device_id=device, idempotency_key=key)
-    request.timeout.FromSeconds(30)
-    if write:
-        path, _, raw = write.partition("=")
-        value: float | str = float(raw) if raw.replace(".", "", 1).lstrip("-").isdigit() else raw
-        request.write.writes.add(path=path, value=value_message(value))
-    else:
-        request.invoke.method = method
-        request.invoke.args.extend(value_message(a) for a in args)
-    return request
+def parse(raw: str) -> float | str:
+    """A number when the text is one, else the text."""
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
 
 
-async def main(target: str, request: pb.command.ExecuteRequest) -> int:
-    async with Client(target) as client:
-        final = None
-        # A cloud service retries on network errors; the idempotency key makes a retry safe.
-        async for event in client.commands.Execute(request):
-            final = event
-            state = pb.command.CommandState.Name(event.state).removeprefix("COMMAND_STATE_")
-            detail = event.error.message or event.progress_message
-            result = ", ".join(str(value_of(v)) for v in event.result)
-            print(f"{event.command_id} {state} {detail} {result}".rstrip())
-    return 0 if final is not None and final.state == pb.command.COMMAND_STATE_SUCCEEDED else 1
+async def main(target: str, device: str, method: str, args: list[str], write: str, key: str) -> int:
+    async with AsyncClient(target) as bridge:
+        # The idempotency key makes a retry safe: the bridge returns the existing command, never a second one.
+        if write:
+            path, _, raw = write.partition("=")
+            command = await bridge.execute(device, write={path: parse(raw)}, idempotency_key=key, timeout=30)
+        else:
+            command = await bridge.execute(device, invoke=method, args=args, idempotency_key=key, timeout=30)
+        async for event in command.events():
+            detail = event.error_message or event.progress_message
+            result = ", ".join(str(v) for v in event.result)
+            print(f"{event.command_id} {event.state.name} {detail} {result}".rstrip())
+        try:
+            await command.wait()
+        except ClientError as exc:
+            print(f"failed: {exc}")
+    return 0 if command.state is CommandState.SUCCEEDED else 1
 
 
 if __name__ == "__main__":
@@ -51,5 +49,6 @@ if __name__ == "__main__":
     parser.add_argument("--write", default="", help="PATH=VALUE instead of a method call")
     parser.add_argument("--key", default="", help="idempotency key (default: a new one)")
     a = parser.parse_args()
-    req = build_request(a.device, a.method, a.arg, a.write, a.key or uuid.uuid4().hex)
-    raise SystemExit(asyncio.run(main(a.target, req)))
+    raise SystemExit(
+        asyncio.run(main(a.target, a.device, a.method, a.arg, a.write, a.key or uuid.uuid4().hex))
+    )

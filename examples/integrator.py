@@ -6,24 +6,21 @@ python examples/integrator.py --target 127.0.0.1:50051 --path 'robot-1/axes/1/ac
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from linebridge.api import pb
-from linebridge.client import Client, Sample
+from linebridge.client import Client
 
 
-async def main(target: str, path: str, count: int) -> int:
-    async with Client(target) as client:
-        devices = await client.list_devices()
+def main(target: str, path: str, count: int) -> int:
+    with Client(target) as bridge:
+        devices = bridge.devices()
         print(f"{len(devices)} device(s) on {target}:")
         for d in devices:
-            state = pb.device.DeviceState.Name(d.state).removeprefix("DEVICE_STATE_")
-            print(f"  {d.id:<12} {state:<10} {d.vendor} {d.model} ({len(d.signals)} signals) at {d.endpoint}")
-        printed = 0
-        async for item in client.samples([path]):
-            if isinstance(item, Sample):
-                print(f"{item.path} = {item.value}")
-                printed += 1
+            print(
+                f"  {d.id:<12} {d.state.name:<10} {d.vendor} {d.model} ({len(d.signals)} signals) at {d.endpoint}"
+            )
+        with bridge.subscribe([path]) as subscription:
+            for printed, sample in enumerate(subscription.samples(), start=1):
+                print(f"{sample.path} = {sample.value}")
                 if printed >= count:
                     break
     return 0
@@ -35,4 +32,4 @@ if __name__ == "__main__":
     parser.add_argument("--path", default="robot-1/axes/1/actual_position", help="signal path or glob")
     parser.add_argument("--count", type=int, default=20, help="samples to print before exiting")
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.target, args.path, args.count)))
+    raise SystemExit(main(args.target, args.path, args.count))

@@ -11,7 +11,7 @@ import pytest
 
 from hil_tests.rig import Rig, RigDevice, load_rig
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client import AsyncClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from tests.conftest import no_leaked_tasks  # noqa: F401  (the same leak guard as the unit tests)
@@ -99,6 +99,6 @@ async def bridge(rig: RigUnderTest, tmp_path: Path) -> AsyncIterator[BridgeApp]:
 
 
 @pytest.fixture
-async def client(bridge: BridgeApp) -> AsyncIterator[Client]:
-    async with Client(bridge.api_address) as c:
+async def client(bridge: BridgeApp) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(bridge.api_address) as c:
         yield c

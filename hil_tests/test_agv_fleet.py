@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from google.protobuf.duration_pb2 import Duration
 from pydantic import BaseModel, ConfigDict, Field
 
-from linebridge.api import pb
 from linebridge.app import BridgeApp
-from linebridge.client import Client, Sample, value_message
+from linebridge.client import AsyncClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.model import DeviceState
@@ -97,15 +95,15 @@ async def test_agv_is_a_device_with_its_signals_and_streams(
 ) -> None:
     rig = load(request.config)
     await wait_for_state(fleet_bridge, agv, DeviceState.ONLINE, timeout=20)
-    async with Client(fleet_bridge.api_address) as client:
-        got = (await client.devices.GetDevice(pb.device.GetDeviceRequest(id=agv))).device
-        assert got.kind == pb.device.DEVICE_KIND_AGV
-        missing = [p for p in rig.expect.signals if p not in {s.path for s in got.signals}]
+    async with AsyncClient(fleet_bridge.api_address) as client:
+        got = await client.device(agv)
+        assert got.kind.name == "AGV"
+        missing = [p for p in rig.expect.signals if p not in got.signals]
         assert not missing, f"{agv} lacks signals {missing}"
         seen = 0
         async with asyncio.timeout(15):
-            async for item in client.samples([f"{agv}/{rig.expect.streaming}"]):
-                seen += isinstance(item, Sample)
+            async for _ in client.subscribe([f"{agv}/{rig.expect.streaming}"]).samples():
+                seen += 1
                 if seen >= 10:
                     break
 
@@ -128,18 +126,12 @@ async def test_an_order_where_the_agv_stands_and_instant_actions_succeed(
         "nodePosition": {"x": p.x, "y": p.y, "mapId": p.map_id, "allowedDeviationXY": 0.5},
     }
     order = {"orderId": f"hil-{agv}", "orderUpdateId": 0, "nodes": [node], "edges": []}
-    async with Client(fleet_bridge.api_address) as client:
+    async with AsyncClient(fleet_bridge.api_address) as client:
         for method, arg in (
             ("order", json.dumps(order)),
             ("instant_actions", json.dumps([{"actionType": "stateRequest"}])),
             ("instant_actions", json.dumps([{"actionType": "startPause"}])),
             ("instant_actions", json.dumps([{"actionType": "stopPause"}])),
         ):
-            events = await client.execute(
-                pb.command.ExecuteRequest(
-                    device_id=agv,
-                    invoke=pb.command.InvokeAction(method=method, args=[value_message(arg)]),
-                    timeout=Duration(seconds=20),
-                )
-            )
-            assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED, (method, events[-1].error.message)
+            command = await client.execute(agv, invoke=method, args=[arg], timeout=20)
+            await command.wait(timeout=30)  # raises CommandFailed with the AGV's words

@@ -8,8 +8,7 @@ import time
 import pytest
 
 from hil_tests.rig import RigDevice
-from linebridge.api import pb
-from linebridge.client import Sample, value_message, value_of
+from linebridge.client import Sample
 from linebridge.model import DeviceState
 from tests.conftest import wait_for_state
 
@@ -29,11 +28,10 @@ async def test_discovered_or_configured(bridge, device):
 
 async def test_connect_and_browse(bridge, client, device):
     await _online(bridge, device)
-    got = (await client.devices.GetDevice(pb.device.GetDeviceRequest(id=device.id))).device
+    got = await client.device(device.id)
     if device.expect.kind:
-        assert pb.device.DeviceKind.Name(got.kind) == f"DEVICE_KIND_{device.expect.kind.upper()}"
-    paths = {s.path for s in got.signals}
-    missing = [p for p in device.expect.signals if p not in paths]
+        assert got.kind.name == device.expect.kind.upper()
+    missing = [p for p in device.expect.signals if p not in got.signals]
     assert not missing, f"{device.id} lacks signals {missing}"
 
 
@@ -43,12 +41,16 @@ async def test_stream_changes(bridge, client, device):
     await _online(bridge, device)
     values: dict[str, set] = {}
     async with asyncio.timeout(15):
-        async for item in client.samples([f"{device.id}/{device.expect.streaming}"]):
-            if isinstance(item, Sample):
-                values.setdefault(item.path, set()).add(item.value)
-                if values and all(len(v) >= 3 for v in values.values()) and len(values) > 0:
-                    break
+        async for sample in client.subscribe([f"{device.id}/{device.expect.streaming}"]).samples():
+            values.setdefault(sample.path, set()).add(sample.value)
+            if all(len(v) >= 3 for v in values.values()):
+                break
     assert values and all(len(v) >= 3 for v in values.values())
+
+
+async def _value_from_device(client, path: str):  # type: ignore[no-untyped-def]
+    read = await client.read([path], from_device=True)
+    return read.latest()[path].value
 
 
 async def test_write_and_read_back(bridge, client, device):
@@ -56,25 +58,10 @@ async def test_write_and_read_back(bridge, client, device):
     if check is None:
         pytest.skip("rig file names no write check for this device")
     await _online(bridge, device)
-
-    async def write(value):
-        events = await client.execute(
-            pb.command.ExecuteRequest(
-                device_id=device.id,
-                write=pb.command.WriteAction(
-                    writes=[pb.command.SignalWrite(path=check.path, value=value_message(value))]
-                ),
-            )
-        )
-        assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED, events[-1].error.message
-
-    await write(check.value)
-    read = await client.telemetry.Read(
-        pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.path}"], from_device=True)
-    )
-    assert value_of(read.values[0].value) == pytest.approx(check.value)
+    await (await client.execute(device.id, write={check.path: check.value})).wait(timeout=30)
+    assert await _value_from_device(client, f"{device.id}/{check.path}") == pytest.approx(check.value)
     if check.restore is not None:
-        await write(check.restore)
+        await (await client.execute(device.id, write={check.path: check.restore})).wait(timeout=30)
 
 
 async def test_call_method(bridge, client, device):
@@ -82,18 +69,9 @@ async def test_call_method(bridge, client, device):
     if check is None:
         pytest.skip("rig file names no method call for this device")
     await _online(bridge, device)
-    events = await client.execute(
-        pb.command.ExecuteRequest(
-            device_id=device.id,
-            invoke=pb.command.InvokeAction(method=check.method, args=[value_message(a) for a in check.args]),
-        )
-    )
-    assert events[-1].state == pb.command.COMMAND_STATE_SUCCEEDED, events[-1].error.message
+    await (await client.execute(device.id, invoke=check.method, args=list(check.args))).wait(timeout=30)
     if check.then_path:
-        read = await client.telemetry.Read(
-            pb.telemetry.ReadRequest(paths=[f"{device.id}/{check.then_path}"], from_device=True)
-        )
-        assert value_of(read.values[0].value) == check.then_value
+        assert await _value_from_device(client, f"{device.id}/{check.then_path}") == check.then_value
 
 
 async def test_survives_server_restart(bridge, client, rig, device):
@@ -102,14 +80,14 @@ async def test_survives_server_restart(bridge, client, rig, device):
         pytest.skip("only simulated devices are restarted by the suite")
     await _online(bridge, device)
     glob = f"{device.id}/{device.expect.streaming or '*'}"
-    stream = client.samples([glob])
+    stream = client.subscribe([glob]).samples()
 
     async def sample_after(moment_ns: int) -> Sample:
         """The first sample whose *source* timestamp is after `moment_ns` (older buffered ones skipped)."""
         async with asyncio.timeout(20):
-            async for item in stream:
-                if isinstance(item, Sample) and item.timestamp_ns > moment_ns:
-                    return item
+            async for sample in stream:
+                if sample.timestamp_ns > moment_ns:
+                    return sample
         raise AssertionError("the stream ended")
 
     await sample_after(0)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.model import DeviceState
@@ -105,11 +105,11 @@ async def start_bridge(catalog: DriverCatalog, tmp_path: Path) -> AsyncIterator[
 
 
 @pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[BridgeApp], Client]]:
-    clients: list[Client] = []
+async def client_for() -> AsyncIterator[Callable[[BridgeApp], RawClient]]:
+    clients: list[RawClient] = []
 
-    def make(app: BridgeApp) -> Client:
-        client = Client(app.api_address)
+    def make(app: BridgeApp) -> RawClient:
+        client = RawClient(app.api_address)
         clients.append(client)
         return client
 

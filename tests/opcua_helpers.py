@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -94,6 +95,10 @@ class ThreadedSimulator:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(15)
+
+    def freeze(self, seconds: float) -> None:
+        """Hang the server for `seconds`: its loop blocks, connections stay open, nothing is answered."""
+        self._loop.call_soon_threadsafe(time.sleep, seconds)
 
     async def fresh(self) -> ThreadedSimulator:
         """Serving again (a test may have stopped it) and back in its power-on state."""

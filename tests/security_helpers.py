@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from linebridge.app import BridgeApp
-from linebridge.client import Client, tls_credentials
+from linebridge.client import tls_credentials
+from linebridge.client.raw import RawClient
 from linebridge.security.certs import CertDir
 from linebridge.security.tokens import new_token, token_line
 
@@ -51,12 +52,12 @@ def mtls_section(pki: CertDir, identities: dict[str, str]) -> dict[str, Any]:
 
 def tls_client(
     app: BridgeApp, ca: Path, cert: Path | None = None, key: Path | None = None, token: str | None = None
-) -> Client:
+) -> RawClient:
     """A client of `app` over TLS trusting `ca`, with a client certificate when given."""
     credentials = tls_credentials(
         ca.read_bytes(), cert.read_bytes() if cert else None, key.read_bytes() if key else None
     )
-    return Client(app.api_address, credentials, token=token)
+    return RawClient(app.api_address, credentials, token=token)
 
 
 async def rpc_error(awaitable: Awaitable[Any]) -> grpc.aio.AioRpcError:

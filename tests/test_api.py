@@ -10,7 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from linebridge.api import pb
-from linebridge.client import Sample, value_message, value_of
+from linebridge.client import Sample
+from linebridge.client.raw import value_message, value_of
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 from tests.gates_helpers import eventually
@@ -130,7 +131,7 @@ async def test_write_read_back_and_bad_values(bridge, client_for):
         write=pb.command.WriteAction(
             writes=[
                 pb.command.SignalWrite(path="setpoint", value=value_message(12.5)),
-                pb.command.SignalWrite(path="sim-1/enabled", value=value_message(True)),
+                pb.command.SignalWrite(path="enabled", value=value_message(True)),
             ]
         ),
     )

@@ -10,7 +10,7 @@ from linebridge.api import pb
 from linebridge.audit.chain import verify
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
-from tests.gates_helpers import events_of, refusal, stop, write
+from tests.gates_helpers import audit_records, events_of, refusal, stop, write
 
 Code = grpc.StatusCode
 SUCCEEDED = pb.command.COMMAND_STATE_SUCCEEDED
@@ -24,7 +24,7 @@ async def online(start_bridge: BridgeFactory, **audit: object):
 
 
 async def test_a_full_audit_budget_refuses_commands_but_not_stop(start_bridge: BridgeFactory):
-    app = await online(start_bridge, max_total_bytes=16384, reserve_bytes=4096)
+    app = await online(start_bridge, max_total_bytes=16384, reserve_bytes=4096, stop_reserve_bytes=1024)
     sim = app.driver_of("sim-1")
     accepted = 0
     for n in range(1, 100):
@@ -67,3 +67,33 @@ async def test_a_disk_error_refuses_commands_until_the_log_can_be_written(start_
     assert sim.state["setpoint"] == 0.0 and sim.stopped == 0  # type: ignore[attr-defined]
     assert (await events_of(app, write("sim-1", "setpoint", 6.0), NO_METADATA))[-1].state == SUCCEEDED
     assert verify(audit.directory).ok
+
+
+async def test_a_stop_flood_neither_fills_the_budget_nor_is_blocked_by_a_full_one(
+    start_bridge: BridgeFactory,
+):
+    """Issue 12, risk 1: 150 Stops in 0.3 s filled a 64 KB budget, and then every command was refused."""
+    app = await online(start_bridge, max_total_bytes=32768, reserve_bytes=4096, stop_reserve_bytes=4096)
+    sim = app.driver_of("sim-1")
+    async with grpc.aio.insecure_channel(app.api_address) as channel:
+        stub = pb.command_grpc.CommandServiceStub(channel)
+        for _ in range(150):
+            assert [e async for e in stub.Execute(stop("sim-1"))][-1].state == SUCCEEDED
+    assert sim.stopped == 150  # type: ignore[attr-defined]  # every Stop ran
+    # The flood took a few records: commands are still accepted.
+    assert (await events_of(app, write("sim-1", "setpoint", 1.0), NO_METADATA))[-1].state == SUCCEEDED
+    await app.commands.close()  # closes the open window: its count is written
+    coalesced = audit_records(app, "command.stops_coalesced")
+    accepted = [r for r in audit_records(app, "command.accepted") if r["what"]["action"] == "stop"]
+    assert coalesced and len(accepted) + sum(r["what"]["count"] for r in coalesced) == 150
+    assert all(r["who"]["name"] == "local" or r["who"]["via"] == "grpc" for r in coalesced)
+
+
+async def test_a_full_budget_never_blocks_a_stop(start_bridge: BridgeFactory):
+    app = await online(start_bridge, max_total_bytes=16384, reserve_bytes=4096, stop_reserve_bytes=2048)
+    assert app.audit is not None
+    app.audit.usage = app.audit.config.max_total_bytes  # full to the last byte, the Stop reserve too
+    error = await refusal(app, write("sim-1", "setpoint", 2.0), NO_METADATA)
+    assert error.code() is Code.RESOURCE_EXHAUSTED and "audit log full" in error.details()
+    assert (await events_of(app, stop("sim-1"), NO_METADATA))[-1].state == SUCCEEDED
+    assert app.driver_of("sim-1").stopped == 1  # type: ignore[attr-defined]

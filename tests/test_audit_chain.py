@@ -118,7 +118,8 @@ async def test_reopening_continues_the_chain_and_drops_a_torn_record(tmp_path):
 
 
 async def test_the_budget_refuses_records_but_keeps_a_reserve(tmp_path):
-    log = AuditLog(AuditConfig(path=str(tmp_path), max_total_bytes=16384, reserve_bytes=4096), tmp_path, "b")
+    config = AuditConfig(path=str(tmp_path), max_total_bytes=16384, reserve_bytes=4096, stop_reserve_bytes=0)
+    log = AuditLog(config, tmp_path, "b")
     await log.open()
     body = {
         "category": "control_system_event",
@@ -126,7 +127,9 @@ async def test_the_budget_refuses_records_but_keeps_a_reserve(tmp_path):
         "result": "success",
         "pad": "x" * 200,
     }
-    with pytest.raises(AuditFailure, match=r"audit log full: .* \(audit.max_total_bytes\)"):
+    with pytest.raises(
+        AuditFailure, match=r"audit log full: .* \(audit.max_total_bytes; the last 4096 are kept"
+    ):
         for _ in range(100):
             log.append(body)
     assert 16384 - 4096 - 600 < log.usage <= 16384 - 4096

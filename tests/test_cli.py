@@ -110,3 +110,31 @@ async def test_healthcheck(start_bridge):
     app = await online_bridge(start_bridge)
     assert await asyncio.to_thread(check, app.api_address)
     assert not await asyncio.to_thread(check, "127.0.0.1:1", 0.5)
+
+
+async def test_notebook_quicklook_saves_a_plot(start_bridge, tmp_path):
+    app = await online_bridge(start_bridge)
+    out = tmp_path / "quicklook.png"
+    code, stdout, err = await run(
+        sys.executable,
+        "examples/notebook_quicklook.py",
+        "--target",
+        app.api_address,
+        "--path",
+        "sim-1/values/*",
+        "--seconds",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "x 2 signals" in stdout and "'sim-1/values/0': 'float64'" in stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_examples_use_only_the_client_sdk():
+    for example in (ROOT / "examples").glob("*.py"):
+        imports = [
+            line for line in example.read_text().splitlines() if "import" in line and "linebridge" in line
+        ]
+        assert all(line.startswith("from linebridge.client import") for line in imports), (example, imports)

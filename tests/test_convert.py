@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from linebridge.api import pb
 from linebridge.api.convert import batch_update_bytes
-from linebridge.client import CatalogDecoder
+from linebridge.client.raw import CatalogDecoder
 from linebridge.model import Quality, SampleBatch, ValueType
 
 TYPES = {1: ValueType.DOUBLE, 2: ValueType.INT, 3: ValueType.BOOL, 4: ValueType.STRING, 5: ValueType.DOUBLE}

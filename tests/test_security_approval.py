@@ -12,7 +12,7 @@ import pytest
 
 from linebridge.api import pb
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.devices.approval import rule_matches
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.drivers.base import MdnsService
@@ -86,7 +86,7 @@ async def test_unmatched_device_waits_for_an_admin(tmp_path):
     )
     trusted, visitor = f"trusted-{RUN}-1", f"visitor-{RUN}"
     ads = [Advertiser(TEST_TYPE, trusted, 7101, {"signals": "2"}), Advertiser(TEST_TYPE, visitor, 7102, {})]
-    clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
+    clients = {name: RawClient(app.api_address, token=token) for name, token in tokens.items()}
     try:
         for ad in ads:
             await ad.start()

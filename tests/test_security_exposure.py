@@ -11,7 +11,7 @@ import pytest
 from linebridge.api import pb
 from linebridge.api.server import check_exposure
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.errors import ConfigError
 from tests.conftest import make_config
 from tests.test_cli import run
@@ -50,7 +50,7 @@ async def test_insecure_bridge_warns_at_start_and_in_get_info(catalog, caplog):
     caplog.set_level(logging.WARNING, "linebridge.app")
     await app.start()
     try:
-        async with Client(f"127.0.0.1:{app.grpc_port}") as client:
+        async with RawClient(f"127.0.0.1:{app.grpc_port}") as client:
             info = await client.bridge.GetInfo(pb.bridge.GetInfoRequest())
     finally:
         await app.stop()

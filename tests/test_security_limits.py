@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from linebridge.api import pb
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
@@ -27,7 +27,7 @@ LIMITS = {
 @pytest.fixture
 async def start_limited(start_bridge, tmp_path):
     """A bridge with small limits and two viewer identities, greedy and modest, each with its own channel."""
-    made: list[Client] = []
+    made: list[RawClient] = []
 
     async def start(**limits):
         tokens = write_tokens(tmp_path / "tokens", ["greedy", "modest"])
@@ -40,7 +40,7 @@ async def start_limited(start_bridge, tmp_path):
             },
         )
         await wait_for_state(app, "sim-1", DeviceState.ONLINE)
-        clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
+        clients = {name: RawClient(app.api_address, token=token) for name, token in tokens.items()}
         made.extend(clients.values())
         return app, clients, tokens
 
@@ -49,7 +49,7 @@ async def start_limited(start_bridge, tmp_path):
         await client.close()
 
 
-async def healthy(client: Client) -> None:
+async def healthy(client: RawClient) -> None:
     """The other client still lists, reads and subscribes."""
     assert [d.id for d in await client.list_devices()] == ["sim-1"]
     stream = client.telemetry.Subscribe(pb.telemetry.SubscribeRequest(paths=["sim-1/values/*"]))
@@ -156,3 +156,33 @@ async def test_ping_flood_gets_goaway_and_others_carry_on(start_limited):
     # "Too many pings" when the client reads the GOAWAY first, a closed socket when it sees the close first.
     assert error.code() is Code.UNAVAILABLE
     await healthy(clients["modest"])
+
+
+async def test_anonymous_subscriptions_are_counted_per_address_across_connections(start_bridge):
+    """Issue 12, risk 3: ten connections of one local process took every subscription slot."""
+    app = await start_bridge(
+        [sim_device("sim-1", signals=2, rate_hz=50)],
+        grpc={"limits": {"max_subscriptions_per_client": 2, "max_subscriptions_per_address": 5}},
+    )
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    request = pb.telemetry.SubscribeRequest(paths=["sim-1/*"])
+    # Three connections from 127.0.0.1 (a local subchannel pool each: gRPC would share one otherwise).
+    channels = [
+        grpc.aio.insecure_channel(app.api_address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(3)
+    ]
+    try:
+        stubs = [pb.telemetry_grpc.TelemetryServiceStub(channel) for channel in channels]
+        streams = [stubs[n // 2].Subscribe(request) for n in range(5)]  # 2 + 2 + 1
+        for stream in streams:
+            assert (await stream.read()).WhichOneof("update") == "catalog"
+        assert len({k for k in app.api.limiter.open if not k.startswith("address:")}) == 3
+        error = await rpc_error(stubs[2].Subscribe(request).read())
+        assert error.code() is Code.RESOURCE_EXHAUSTED
+        assert "127.0.0.1 already has 5 open subscription streams" in error.details()
+        assert "max_subscriptions_per_address" in error.details()
+        for stream in streams:
+            stream.cancel()
+    finally:
+        for channel in channels:
+            await channel.close()

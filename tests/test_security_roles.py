@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2
 
 from linebridge.api import pb
 from linebridge.api.auth import REQUIRED_ROLE, required_role
-from linebridge.client import Client, value_message
+from linebridge.client.raw import RawClient, value_message
 from linebridge.model import DeviceState, Role
 from tests.conftest import sim_device, wait_for_state
 from tests.security_helpers import rpc_error, write_tokens
@@ -32,8 +32,8 @@ async def secured(start_bridge, tmp_path):
         },
     )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
-    clients = {name: Client(app.api_address, token=token) for name, token in tokens.items()}
-    clients["nobody"] = Client(app.api_address)
+    clients = {name: RawClient(app.api_address, token=token) for name, token in tokens.items()}
+    clients["nobody"] = RawClient(app.api_address)
     yield app, clients
     for client in clients.values():
         await client.close()

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from linebridge.api import pb
 from linebridge.cli.healthcheck import main as healthcheck
-from linebridge.client import value_message
+from linebridge.client.raw import value_message
 from linebridge.model import DeviceState, Role
 from linebridge.security.certs import CertDir, Issued, issue
 from tests.conftest import sim_device, wait_for_state
@@ -157,6 +157,23 @@ async def test_cli_talks_to_a_mutual_tls_bridge(pki, start_bridge):
     assert code == 0 and "sim-1" in out, err
     code, _, err = await run(*base, "--cert", str(cert))
     assert code == 2 and "--cert and --key go together" in err
+
+
+async def test_client_sdk_over_mutual_tls(pki, start_bridge):
+    """AsyncClient with the PEM files as paths: the operator writes, the viewer is refused by role."""
+    from linebridge.client import AsyncClient, PermissionDenied
+
+    lab: CertDir = pki["lab"]
+    app = await mtls_bridge(start_bridge, lab)
+    cert, key = lab.client("op-1")
+    async with AsyncClient(app.api_address, ca=lab.ca[0], cert=cert, key=key) as operator:
+        assert [d.id for d in await operator.devices()] == ["sim-1"]
+        assert await (await operator.execute("sim-1", write={"setpoint": 3.0})).wait(timeout=10) == ()
+    viewer_cert, viewer_key = lab.client("viewer-1")
+    pem = {"ca": lab.ca[0].read_bytes(), "cert": viewer_cert.read_bytes(), "key": viewer_key.read_bytes()}
+    async with AsyncClient(app.api_address, **pem) as viewer:
+        with pytest.raises(PermissionDenied, match="cn:viewer-1 has role viewer"):
+            await viewer.execute("sim-1", stop=True)
 
 
 async def test_healthcheck_over_mutual_tls(pki, start_bridge, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 from linebridge.api import pb
 from linebridge.api.auth import AuthFailure, bearer_token
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.errors import ConfigError
 from linebridge.model import DeviceState
 from linebridge.security.certs import CertDir
@@ -32,7 +32,7 @@ def lab(tmp_path_factory) -> CertDir:
 
 @pytest.fixture
 async def closing():
-    made: list[Client] = []
+    made: list[RawClient] = []
     yield lambda c: made.append(c) or c
     for client in made:
         await client.close()
@@ -91,7 +91,7 @@ async def test_tokens_over_server_tls(start_bridge, lab, tmp_path, closing):
     assert error.code() is Code.UNAUTHENTICATED
     unmapped = await rpc_error(closing(tls_client(app, lab.ca[0], token=tokens["old"])).list_devices())
     assert unmapped.code() is Code.PERMISSION_DENIED
-    plaintext = await rpc_error(closing(Client(app.api_address, token=tokens["mes"])).list_devices())
+    plaintext = await rpc_error(closing(RawClient(app.api_address, token=tokens["mes"])).list_devices())
     assert plaintext.code() is Code.UNAVAILABLE  # a TLS port does not speak plaintext
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from linebridge.api import pb
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.commands.types import CommandState
 from tests.conftest import BridgeFactory, sim_device
 from tests.mqtt_broker import Broker, Consumer, uplink_section
@@ -36,7 +36,7 @@ async def ready(
     return app, {m.name: m.alias for m in birth.metrics if m.name and m.alias is not None}
 
 
-async def listed(client: Client, device_id: str) -> list[pb.command.Command]:
+async def listed(client: RawClient, device_id: str) -> list[pb.command.Command]:
     response = await client.commands.ListCommands(pb.command.ListCommandsRequest(device_id=device_id))
     return list(response.commands)
 
@@ -57,7 +57,7 @@ async def test_an_allowed_dcmd_becomes_a_write_command(
     broker: Broker,
     consumer: Consumer,
     start_bridge: BridgeFactory,
-    client_for: Callable[[BridgeApp], Client],
+    client_for: Callable[[BridgeApp], RawClient],
     tmp_path: Path,
 ) -> None:
     app, alias = await ready(
@@ -84,7 +84,7 @@ async def test_a_denied_dcmd_has_no_side_effect_and_is_rejected_in_the_history(
     broker: Broker,
     consumer: Consumer,
     start_bridge: BridgeFactory,
-    client_for: Callable[[BridgeApp], Client],
+    client_for: Callable[[BridgeApp], RawClient],
     tmp_path: Path,
 ) -> None:
     app, alias = await ready(start_bridge, broker, consumer, tmp_path, cloud_writable={"sim-1": ["setpoint"]})
@@ -103,7 +103,7 @@ async def test_malformed_dcmds_are_rejected_without_side_effects(
     broker: Broker,
     consumer: Consumer,
     start_bridge: BridgeFactory,
-    client_for: Callable[[BridgeApp], Client],
+    client_for: Callable[[BridgeApp], RawClient],
     tmp_path: Path,
 ) -> None:
     app, alias = await ready(start_bridge, broker, consumer, tmp_path, cloud_writable={"sim-1": ["*"]})

@@ -23,7 +23,7 @@ import yaml
 
 from linebridge.api import pb
 from linebridge.app import BridgeApp
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.drivers.sim.driver import LINKS_DOWN
 from linebridge.model import DeviceState, SampleBatch
 from linebridge.uplink import Uplink, UplinkState, UplinkStatus
@@ -240,7 +240,7 @@ def spawn_bridge(config: Path, mqtt: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def uplink_status(client: Client) -> pb.bridge.GetUplinkStatusResponse:
+async def uplink_status(client: RawClient) -> pb.bridge.GetUplinkStatusResponse:
     async with asyncio.timeout(20):
         while True:
             with contextlib.suppress(Exception):
@@ -255,7 +255,7 @@ async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: P
     port = free_port()
     config = bridge_config(tmp_path / "bridge.yaml", port, tmp_path / "outbox.sqlite")
     process = spawn_bridge(config, broker.url, tmp_path / "bridge.log")
-    client = Client(f"127.0.0.1:{port}")
+    client = RawClient(f"127.0.0.1:{port}")
     try:
         # Run 1 is held by the offline host, so everything it produces goes to the outbox.
         first = await uplink_status(client)

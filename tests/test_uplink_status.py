@@ -15,7 +15,7 @@ from linebridge.app import BridgeApp
 from linebridge.cli.demo import uplink_line
 from linebridge.cli.main import _parser, main
 from linebridge.cli.remote import run_client
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 from linebridge.errors import ConfigError
 from linebridge.model import DeviceState
 from linebridge.uplink.config import UplinkConfig, with_broker
@@ -37,7 +37,9 @@ async def cli_status(app: BridgeApp, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 async def test_disabled_uplink(
-    start_bridge: BridgeFactory, client_for: Callable[[BridgeApp], Client], capsys: pytest.CaptureFixture[str]
+    start_bridge: BridgeFactory,
+    client_for: Callable[[BridgeApp], RawClient],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = await start_bridge([])
     status = await client_for(app).bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
@@ -47,7 +49,7 @@ async def test_disabled_uplink(
 
 async def test_without_a_broker_data_buffers_and_every_view_says_so(
     start_bridge: BridgeFactory,
-    client_for: Callable[[BridgeApp], Client],
+    client_for: Callable[[BridgeApp], RawClient],
     refusing_port: int,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

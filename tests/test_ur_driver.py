@@ -365,3 +365,21 @@ def test_from_mdns():
             UrDriver.from_mdns(MdnsService("_ur-rtde._tcp.local.", "ur-9", "127.0.0.1", 30004, junk))
     with pytest.raises(InvalidArgument):
         UrDriver.from_mdns(MdnsService("_ur-rtde._tcp.local.", " ", "127.0.0.1", 30004))
+
+
+async def test_rtde_lost_mid_motion_stops_the_program(connect, ur_sim):
+    """Issue 12, defect 12: after RTDE dropped the robot finished the motion unwatched."""
+    driver, description = await connect(motion_enabled=True)
+    await make_ready(driver, description, ur_sim)
+    move = asyncio.create_task(
+        driver.execute(CommandRequest(CommandKind.MOVE_JOINTS, joint_positions=TARGET_Q, speed=0.1), noop)
+    )
+    for _ in range(300):
+        if ur_sim.robot.runtime_state == RuntimeState.PLAYING:
+            break
+        await asyncio.sleep(0.01)
+    assert ur_sim.drop_rtde() >= 1
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(move, 10)
+    assert ur_sim.robot.runtime_state == RuntimeState.STOPPED  # stopped by the driver, not left running
+    assert ur_sim.robot.q != pytest.approx(TARGET_Q, abs=1e-3)

@@ -12,7 +12,8 @@ import pytest
 from linebridge.api import pb
 from linebridge.app import BridgeApp
 from linebridge.cli import transport as transport_cli
-from linebridge.client import Client
+from linebridge.client import AsyncClient, NotFound
+from linebridge.client.raw import RawClient
 from linebridge.drivers.vda5050.stations import load_action, zones
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
@@ -24,7 +25,7 @@ async def test_a_load_is_located_on_board_then_at_its_drop_point_with_zone_event
     broker: Broker,
     fleet,
     start_bridge: BridgeFactory,
-    client_for: Callable[[BridgeApp], Client],
+    client_for: Callable[[BridgeApp], RawClient],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = await start_bridge([fleet_device(broker)], transport={"zones": zones(), "interval_seconds": 0.05})
@@ -73,9 +74,12 @@ async def test_a_load_is_located_on_board_then_at_its_drop_point_with_zone_event
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
 
-    assert await transport_cli.where(client, argparse.Namespace(load_id="BODY-9")) == 0
-    assert "BODY-9: dropped by agv-001 at plant (24.00, 0.00)" in capsys.readouterr().out
-    assert await transport_cli.fleet(client, argparse.Namespace()) == 0
+    async with AsyncClient(app.api_address) as sdk:
+        assert await transport_cli.where(sdk, argparse.Namespace(load_id="BODY-9")) == 0
+        assert "BODY-9: dropped by agv-001 at plant (24.00, 0.00)" in capsys.readouterr().out
+        assert await transport_cli.fleet(sdk, argparse.Namespace()) == 0
+        with pytest.raises(NotFound, match="BODY-404"):
+            await sdk.locate_load("BODY-404")
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["AGV", "STATE", "MAP"]
     row = next(line for line in table if line.startswith("agv-002"))

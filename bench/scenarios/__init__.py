@@ -19,6 +19,7 @@ ORDER = (
     "startup",
     "vda5050_state",
     "order_rtt",
+    "client_decode",
 )
 
 

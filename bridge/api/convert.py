@@ -257,6 +257,7 @@ def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
         progress=event.progress,
         progress_message=event.progress_message,
         result=[value_to_pb(v) for v in event.result],
+        cancelled_by=event.cancelled_by,
     )
     if event.error_reason:
         message.error.reason, message.error.message = event.error_reason, event.error_message
@@ -279,4 +280,7 @@ def command_to_pb(record: CommandRecord) -> pb.command.Command:
         message.error.reason, message.error.message = record.error_reason, record.error_message
     message.created.FromNanoseconds(record.created_ns)
     message.updated.FromNanoseconds(record.updated_ns)
+    if record.cancelled_by:
+        message.cancelled_by = record.cancelled_by
+        message.cancelled.FromNanoseconds(record.cancelled_ns)
     return message

@@ -101,12 +101,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if method in PATH_METHODS:
                 self.limiter.check_paths(request)
             if method in STREAM_METHODS:
-                # Anonymous callers all look alike: count them per connection (peer address and port).
-                stack.enter_context(
-                    self.limiter.hold(
-                        identity.peer if identity.name in ("local", "anonymous") else identity.name
-                    )
-                )
+                # Anonymous callers all look alike: count them per connection and per peer address.
+                if identity.name in ("local", "anonymous"):
+                    stack.enter_context(self.limiter.hold_anonymous(identity.peer))
+                else:
+                    stack.enter_context(self.limiter.hold(identity.name))
         except AuthFailure as exc:
             self._denied(identity, method, exc.code, exc.reason, context)
             await context.abort(exc.code, exc.reason)

@@ -44,11 +44,30 @@ class StreamLimiter:
 
     @contextmanager
     def hold(self, client: str) -> Iterator[None]:
+        """A slot for `client` (an identity, or the connection of an anonymous caller) while the stream lasts."""
         limit = self.limits.max_subscriptions_per_client
         if self.open[client] >= limit:
             raise ResourceExhausted(
                 f"{client} already has {limit} open subscription streams (the limit per client)"
             )
+        with self._held(client):
+            yield
+
+    @contextmanager
+    def hold_anonymous(self, peer: str) -> Iterator[None]:
+        """Slots of an unauthenticated caller: per connection and per peer address (all its connections)."""
+        address = "address:" + peer.rpartition(":")[0]
+        limit = self.limits.max_subscriptions_per_address
+        if self.open[address] >= limit:
+            raise ResourceExhausted(
+                f"{peer.rpartition(':')[0]} already has {limit} open subscription streams of unauthenticated "
+                "callers (grpc.limits.max_subscriptions_per_address)"
+            )
+        with self._held(address), self.hold(peer):
+            yield
+
+    @contextmanager
+    def _held(self, client: str) -> Iterator[None]:
         self.open[client] += 1
         try:
             yield

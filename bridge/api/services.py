@@ -88,22 +88,52 @@ class DeviceService(pb.device_grpc.DeviceServiceServicer):
 
     @grpc_errors
     async def WatchDevices(self, request, context):  # noqa: N802
-        queue: asyncio.Queue[tuple[DeviceEvent, pb.device.Device]] = asyncio.Queue(maxsize=10_000)
-
-        def listener(event: DeviceEvent, record: DeviceRecord) -> None:
-            if not queue.full():  # a stalled watcher loses events rather than growing without bound
-                queue.put_nowait((event, device_to_pb(record)))
-
-        remove = self.registry.add_listener(listener)
+        watch = DeviceWatch(WATCH_QUEUE_EVENTS)
+        remove = self.registry.add_listener(watch.put)
         try:
             if request.include_existing:
                 for record in self.registry:
                     yield pb.device.WatchDevicesResponse(type=1, device=device_to_pb(record))
             while True:
-                event, device = await queue.get()
-                yield pb.device.WatchDevicesResponse(type=_EVENT[event], device=device)
+                yield await watch.get()
         finally:
             remove()
+
+
+WATCH_QUEUE_EVENTS = 10_000  # device events a WatchDevices stream may have queued
+
+
+class DeviceWatch:
+    """The queue of one WatchDevices stream: a stalled watcher loses events, counted and told, never hidden."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[pb.device.WatchDevicesResponse] = asyncio.Queue(maxsize=size)
+        self.lost = 0  # dropped since the last notice
+        self.total_lost = 0
+
+    def put(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        """Registry listener: queue the event, or count it lost (a notice goes ahead of the next one)."""
+        if self.queue.qsize() >= self.queue.maxsize - (1 if self.lost else 0):
+            self.lost += 1
+            self.total_lost += 1
+            return
+        if self.lost:
+            self.queue.put_nowait(self._notice())
+        self.queue.put_nowait(pb.device.WatchDevicesResponse(type=_EVENT[event], device=device_to_pb(record)))
+
+    async def get(self) -> pb.device.WatchDevicesResponse:
+        """The next message; a drop notice as soon as the queue is drained, if events were lost."""
+        if self.queue.empty() and self.lost:
+            return self._notice()
+        return await self.queue.get()
+
+    def _notice(self) -> pb.device.WatchDevicesResponse:
+        lost, self.lost = self.lost, 0
+        return pb.device.WatchDevicesResponse(
+            type=pb.device.DEVICE_EVENT_TYPE_DROPPED,
+            dropped_events=lost,
+            total_dropped_events=self.total_lost,
+        )
 
 
 class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
@@ -174,7 +204,8 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 
     @grpc_errors
     async def Cancel(self, request, context):  # noqa: N802
-        return pb.command.CancelResponse(command=command_to_pb(self.commands.cancel(request.command_id)))
+        record = self.commands.cancel(request.command_id, identity=current_identity())
+        return pb.command.CancelResponse(command=command_to_pb(record))
 
     @grpc_errors
     async def GetCommand(self, request, context):  # noqa: N802

@@ -48,6 +48,8 @@ class AuditConfig(BaseModel):
     max_total_bytes: int = Field(1 << 30, ge=16384)
     # Part of the budget kept for outcome records and Stop once new commands are refused.
     reserve_bytes: int = Field(64 << 10, ge=0)
+    # The last part of the budget, which only Stop records may use (a full budget never blocks a Stop).
+    stop_reserve_bytes: int = Field(8 << 10, ge=0)
     # Wait for fsync before a command reaches its device (a power cut cannot lose its record).
     fsync: bool = True
     # Longer string arguments are cut to this length in the record (the record notes the full length).
@@ -55,8 +57,8 @@ class AuditConfig(BaseModel):
 
     @model_validator(mode="after")
     def _sizes(self) -> AuditConfig:
-        if self.reserve_bytes >= self.max_total_bytes:
-            raise ValueError("reserve_bytes must be smaller than max_total_bytes")
+        if self.reserve_bytes + self.stop_reserve_bytes >= self.max_total_bytes:
+            raise ValueError("reserve_bytes + stop_reserve_bytes must be smaller than max_total_bytes")
         return self
 
     def directory(self, base_dir: Path | None) -> Path:
@@ -69,6 +71,10 @@ class AuditFailure(ResourceExhausted):
     """The audit log cannot take a record; the command that needed it is refused."""
 
     reason = "AUDIT_UNAVAILABLE"
+
+
+class AuditFull(AuditFailure):
+    """The record does not fit in the audit budget (audit.max_total_bytes)."""
 
 
 def utc_timestamp(time_ns: int) -> str:
@@ -196,10 +202,11 @@ class AuditLog:
         self._failed = self._failed or "the audit log is closed"
 
     # -- writing -----------------------------------------------------------------------------
-    def append(self, body: dict[str, Any], reserve: bool = False) -> int:
+    def append(self, body: dict[str, Any], reserve: bool = False, stop: bool = False) -> int:
         """Write one record now; its seq. AuditFailure when it cannot be written (nothing is then written).
 
-        `reserve` lets the record use the last `reserve_bytes` of the budget (outcomes, Stop).
+        `reserve` lets the record use the `reserve_bytes` of the budget (outcomes, Stop); `stop` also
+        the last `stop_reserve_bytes`, which only Stop records may use.
         """
         if self._failed or self._fd is None:
             raise AuditFailure(f"audit log unavailable: {self._failed or 'not open'}; commands are refused")
@@ -213,19 +220,23 @@ class AuditLog:
             **body,
         }
         line, digest = seal(record, self.last_hash)
-        self._check_budget(len(line), reserve)
+        self._check_budget(len(line), reserve or stop, stop)
         if self._size and self._size + len(line) > self.config.max_file_bytes:
             self._rotate()
         self._write(line)
         self.seq, self.last_hash = self.seq + 1, digest
         return self.seq
 
-    def _check_budget(self, size: int, reserve: bool) -> None:
-        budget = self.config.max_total_bytes - (0 if reserve else self.config.reserve_bytes)
+    def _check_budget(self, size: int, reserve: bool, stop: bool = False) -> None:
+        c = self.config
+        budget = (
+            c.max_total_bytes - (0 if stop else c.stop_reserve_bytes) - (0 if reserve else c.reserve_bytes)
+        )
         if self.usage + size > budget:
-            raise AuditFailure(
-                f"audit log full: {self.usage} of {self.config.max_total_bytes} bytes used (audit.max_total_bytes) "
-                f"in {self.directory}; commands are refused until old audit files are archived"
+            raise AuditFull(
+                f"audit log full: {self.usage} of {c.max_total_bytes} bytes used (audit.max_total_bytes; the "
+                f"last {c.max_total_bytes - budget} are kept for outcome and Stop records) in {self.directory}; "
+                "commands are refused until old audit files are archived"
             )
 
     def _write(self, line: bytes) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from linebridge.app import BridgeApp
 from linebridge.cli import demo_logistics
+from linebridge.cli.demo_broker import DemoBroker, find_mosquitto, start_broker
 from linebridge.cli.runner import run_bridge, setup_logging
 from linebridge.config import Config, parse_config
 from linebridge.devices.catalog import DriverCatalog
@@ -22,14 +25,31 @@ from linebridge.uplink import UplinkState
 
 @dataclass
 class SimProcess:
-    """One simulator child process and the endpoint it reported."""
+    """One simulator child process, the endpoint it reported, and the task relaying its stderr."""
 
     name: str
     process: asyncio.subprocess.Process
     endpoint: str = ""
+    relay: asyncio.Task[None] | None = None
 
 
-async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float = 30.0) -> SimProcess:
+class Shutdown:
+    """Set once the demo starts stopping: from then on the simulators' complaints are not news."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    async def relay(self, stream: asyncio.StreamReader) -> None:
+        """Copy a simulator's stderr to ours until it closes, dropping it while the cell shuts down."""
+        while line := await stream.readline():
+            if not self.started:
+                sys.stderr.write(line.decode(errors="replace"))
+                sys.stderr.flush()
+
+
+async def start_simulator(
+    kind: str, name: str, *args: str, shutdown: Shutdown, ready_timeout: float = 60.0
+) -> SimProcess:
     """Start `linebridge sim KIND --name NAME ...` (free ports) and wait for its READY line."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -41,10 +61,14 @@ async def start_simulator(kind: str, name: str, *args: str, ready_timeout: float
         name,
         *args,
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.DEVNULL,
+        # Its own process group: a terminal's Ctrl-C reaches the bridge only, which stops first; then the
+        # demo stops the simulators (so the bridge never sees its devices die and report them offline).
+        process_group=0,
     )
-    sim = SimProcess(name, process)
-    assert process.stdout is not None
+    assert process.stdout is not None and process.stderr is not None
+    sim = SimProcess(name, process, relay=asyncio.create_task(shutdown.relay(process.stderr)))
     try:
         async with asyncio.timeout(ready_timeout):
             while not sim.endpoint:
@@ -73,9 +97,15 @@ async def stop_simulators(sims: list[SimProcess]) -> None:
         except TimeoutError:
             sim.process.kill()
             await sim.process.wait()
+        if sim.relay is not None:  # ends at EOF, once the process and anything it started are gone
+            try:
+                await asyncio.wait_for(sim.relay, 5)
+            except TimeoutError:
+                pass  # wait_for cancelled it
 
 
-def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> str:
+def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], uplink: Uplink) -> str:
+    """The live table: devices, the uplink, the children, and what to try next."""
     lines = [
         f"Linebridge demo - bridge '{app.config.bridge.id}', gRPC {app.api_address}, "
         f"metrics http://127.0.0.1:{app.metrics_port}/metrics",
@@ -90,18 +120,19 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> s
         )
     if not len(app.registry):
         lines.append("(waiting for mDNS announcements ...)")
+    robot = sims[0].name if sims else "robot-1"
     lines += [
         "",
-        uplink_line(app),
+        uplink_line(app, uplink),
         f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
         f"{', '.join(str(s.process.pid) for s in sims)})",
         "",
         "Try, in another terminal:",
         f"  .venv/bin/linebridge devices --target {app.api_address}",
-        f"  .venv/bin/linebridge watch --target {app.api_address} 'robot-1/axes/*/actual_position'",
-        f"  .venv/bin/linebridge call --target {app.api_address} robot-1 StartProgram demo",
+        f"  .venv/bin/linebridge watch --target {app.api_address} '{robot}/axes/*/actual_position'",
+        f"  .venv/bin/linebridge call --target {app.api_address} {robot} StartProgram demo",
         f"  .venv/bin/linebridge uplink status --target {app.api_address}",
-        f"  .venv/bin/linebridge fleet --target {app.api_address}   (AGVs, with --mqtt)",
+        f"  .venv/bin/linebridge fleet --target {app.api_address}",
         f"  .venv/bin/linebridge where BODY-001-1 --target {app.api_address}",
         f"  grpcurl -plaintext {app.api_address} list",
         "Ctrl-C stops the bridge and the simulators.",
@@ -109,20 +140,26 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess]) -> s
     return "\n".join(lines)
 
 
-def uplink_line(app: BridgeApp) -> str:
+def uplink_line(app: BridgeApp, uplink: Uplink | None = None) -> str:
     """The uplink at a glance: state, broker, backlog, losses."""
     s = app.uplink_status()
     if s.state is UplinkState.DISABLED:
         return "uplink disabled"
     lost = s.dropped_samples + s.expired_samples
+    if uplink is not None and uplink.buffering:
+        where = "no broker, buffering to disk"
+    elif uplink is not None and uplink.own is not None:
+        where = f"Sparkplug B to {s.broker}, the demo's own mosquitto pid {uplink.own.process.pid}"
+    else:
+        where = f"Sparkplug B to {s.broker}"
     return (
-        f"uplink {s.state.name.lower()} ({s.broker})   backlog {s.backlog_messages} payloads, "
+        f"uplink {s.state.name.lower()} ({where})   backlog {s.backlog_messages} payloads, "
         f"{s.backlog_bytes / 1e6:.1f} MB, {s.backlog_samples} samples, oldest {s.oldest_age_seconds:.0f} s   "
         f"published {s.published_samples} samples   lost {lost}"
     )
 
 
-async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) -> None:
+async def live_table(app: BridgeApp, sims: list[SimProcess], uplink: Uplink, duration: float) -> None:
     """Redraw the device table once a second (plain lines when stdout is not a terminal)."""
     tty = sys.stdout.isatty()
     last: dict[str, float] = {}
@@ -134,20 +171,21 @@ async def live_table(app: BridgeApp, sims: list[SimProcess], duration: float) ->
         counts = dict(app.metrics.device_samples)
         rates = {d: (n - last.get(d, 0)) / (now - last_time) for d, n in counts.items()}
         last, last_time = counts, now
-        text = render(app, rates, sims)
+        text = render(app, rates, sims, uplink)
         print(("\x1b[H\x1b[2J" if tty else "\n") + text, flush=True)
 
 
 def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     """(simulator, name, arguments) of every device in the demo cell."""
+    suffix = f"-{args.suffix}" if getattr(args, "suffix", "") else ""
     cell = [
-        ("opcua-robot", f"robot-{i}", ["--port", "0", "--rate", f"{args.rate:g}"])
+        ("opcua-robot", f"robot-{i}{suffix}", ["--port", "0", "--rate", f"{args.rate:g}"])
         for i in range(1, args.robots + 1)
     ]
     if args.ur:
-        cell.append(("ur", "ur-1", []))
+        cell.append(("ur", f"ur-1{suffix}", []))
     if args.plc:
-        cell.append(("modbus-plc", "plc-1", ["--port", "0"]))
+        cell.append(("modbus-plc", f"plc-1{suffix}", ["--port", "0"]))
     return cell
 
 
@@ -158,16 +196,44 @@ def _refusing_port() -> socket.socket:
     return sock
 
 
-async def _demo(args: argparse.Namespace) -> None:
-    sims: list[SimProcess] = []
-    with tempfile.TemporaryDirectory(prefix="linebridge-demo-") as workdir, _refusing_port() as nobody:
-        # Without --mqtt the uplink still runs, against a port that refuses: it buffers to the outbox.
-        broker = args.mqtt or f"mqtt://127.0.0.1:{nobody.getsockname()[1]}"
-        if not args.mqtt:
+@dataclass
+class Uplink:
+    """Where the demo's uplink publishes: a given broker, the demo's own mosquitto, or nowhere."""
+
+    url: str
+    own: DemoBroker | None = None
+    buffering: bool = False  # no broker at all: the outbox keeps everything on disk
+
+
+async def _choose_uplink(args: argparse.Namespace, workdir: Path, stack: contextlib.AsyncExitStack) -> Uplink:
+    if args.mqtt:
+        return Uplink(args.mqtt)
+    binary = find_mosquitto()
+    reason = "no mosquitto binary found (apt-get install mosquitto, or pass --mqtt mqtt://host:port)"
+    if binary is not None:
+        try:
+            own = await start_broker(binary, workdir)
+        except OSError as exc:
+            reason = f"{binary} would not start ({exc})"
+        else:
+            stack.push_async_callback(own.stop)
             print(
-                "no --mqtt given: the Sparkplug uplink has no broker and buffers everything to its outbox",
+                f"started the demo's own MQTT broker: {binary} on {own.url} (pid {own.process.pid})",
                 flush=True,
             )
+            return Uplink(own.url, own)
+    nobody = stack.enter_context(_refusing_port())
+    # The uplink's connection attempts to this port fail by design: not news, so not logged.
+    logging.getLogger("linebridge.uplink").setLevel(logging.ERROR)
+    print(f"no MQTT broker: {reason}; the Sparkplug uplink buffers everything to disk instead", flush=True)
+    return Uplink(f"mqtt://127.0.0.1:{nobody.getsockname()[1]}", buffering=True)
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    sims: list[SimProcess] = []
+    async with contextlib.AsyncExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linebridge-demo-")))
+        uplink = await _choose_uplink(args, workdir, stack)
         config = parse_config(
             {
                 "bridge": {"id": "demo-cell"},
@@ -181,26 +247,38 @@ async def _demo(args: argparse.Namespace) -> None:
                 },
                 "uplink": {
                     "enabled": True,
-                    "broker": broker,
+                    "broker": uplink.url,
                     "group_id": "linebridge-demo",
                     "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20},
                 },
                 "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
-                # AGVs (VDA 5050) need a broker: they run on the uplink's broker when there is one.
-                "devices": [demo_logistics.fleet_config(args.mqtt)] if args.mqtt and args.agvs else [],
+                # VDA 5050 AGVs on the demo's broker (issue #15), with zones round the stations.
+                "devices": [demo_logistics.fleet_config(uplink.url)] if _agvs(args, uplink) else [],
                 "transport": demo_logistics.zones_config(),
             }
         )
-        await _run_cell(args, config, sims)
+        await _run_cell(args, config, sims, uplink)
 
 
-async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProcess]) -> None:
-    try:
-        starts = [start_simulator(kind, name, *sim_args) for kind, name, sim_args in demo_cell(args)]
-        if args.mqtt and args.agvs:
-            starts.append(
-                start_simulator("agv-fleet", "agv-fleet", "--agvs", str(args.agvs), "--broker", args.mqtt)
+async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProcess], uplink: Uplink) -> None:
+    shutdown = Shutdown()
+
+    async def watch(app: BridgeApp) -> None:
+        try:  # the logistics loop sends the AGVs orders while the table runs
+            await demo_logistics.alongside(
+                app, live_table(app, sims, uplink, args.duration), _agvs(args, uplink)
             )
+        finally:  # Ctrl-C or --duration: the bridge stops next, then the simulators
+            shutdown.started = True
+
+    try:
+        starts = [
+            start_simulator(kind, name, *sim_args, shutdown=shutdown)
+            for kind, name, sim_args in demo_cell(args)
+        ]
+        if _agvs(args, uplink):
+            fleet = ("--agvs", str(args.agvs), "--broker", uplink.url)
+            starts.append(start_simulator("agv-fleet", "agv-fleet", *fleet, shutdown=shutdown))
         results = await asyncio.gather(*starts, return_exceptions=True)
         sims += [r for r in results if isinstance(r, SimProcess)]
         for result in results:
@@ -212,12 +290,15 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
         await run_bridge(
             config,
             DriverCatalog.from_entry_points(),
-            while_running=lambda app: demo_logistics.alongside(
-                app, live_table(app, sims, args.duration), args.agvs
-            ),
+            while_running=watch,
         )
     finally:
         await stop_simulators(sims)
+
+
+def _agvs(args: argparse.Namespace, uplink: Uplink) -> int:
+    """How many simulated AGVs run: they need a broker, so none while the uplink only buffers."""
+    return 0 if uplink.buffering else args.agvs
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -51,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--mqtt",
         metavar="URL",
-        help="Sparkplug uplink broker (mqtt://host:port); without it data buffers to the outbox",
+        help="Sparkplug uplink broker (mqtt://host:port); without it the demo starts its own mosquitto "
+        "when one is installed, else the uplink buffers to disk",
+    )
+    demo.add_argument(
+        "--suffix",
+        default="",
+        help="name the simulators robot-1-SUFFIX etc. (two demos on one machine see each other's mDNS)",
     )
 
     simp = sub.add_parser("sim", help="run one device simulator", add_help=False)
@@ -117,15 +123,18 @@ def _run_simulator(name: str, args: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from linebridge.cli.runner import run_bridge, setup_logging
+    from linebridge.preflight import preflight
 
     drivers = DriverCatalog.from_entry_points()
     config = load_config(args.config)
     if args.mqtt:
         config.uplink = with_broker(config.uplink, args.mqtt)
-    drivers.check(config, args.config)
-    if args.check:
+    if args.check:  # every start check short of binding ports and connecting to devices
+        for warning in preflight(config, drivers, args.insecure, args.config):
+            print(f"{args.config}: warning: {warning}")
         print(f"{args.config}: OK ({len(config.devices)} device(s))")
         return 0
+    drivers.check(config, args.config)
     setup_logging(config.bridge.log_level)
     asyncio.run(run_bridge(config, drivers, insecure=args.insecure))
     return 0

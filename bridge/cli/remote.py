@@ -1,4 +1,4 @@
-"""CLI commands that talk to a running bridge over gRPC."""
+"""CLI commands that talk to a running bridge, through the client SDK (linebridge.client)."""
 
 from __future__ import annotations
 
@@ -6,38 +6,47 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-import grpc
-
-from linebridge.api import pb
-from linebridge.api.convert import duration
 from linebridge.cli import transport as transport_cli
 from linebridge.cli.security import client_from_args
-from linebridge.client import Client, Sample, value_message, value_of
+from linebridge.client import (
+    AsyncClient,
+    BridgeUnavailable,
+    ClientError,
+    Command,
+    CommandState,
+    Notice,
+    NoticeKind,
+    Quality,
+    Sample,
+    ValueType,
+)
 from linebridge.errors import InvalidArgument
-from linebridge.model import ValueType, parse_value_text
+from linebridge.model import ValueType as CoreType
+from linebridge.model import parse_value_text
 from linebridge.paths import split_path
 
-STATE = {v.number: v.name.removeprefix("DEVICE_STATE_") for v in pb.device.DeviceState.DESCRIPTOR.values}
-KIND = {v.number: v.name.removeprefix("DEVICE_KIND_").lower() for v in pb.device.DeviceKind.DESCRIPTOR.values}
-CMD_STATE = {
-    v.number: v.name.removeprefix("COMMAND_STATE_") for v in pb.command.CommandState.DESCRIPTOR.values
-}
 UPLINK_STATE = {
-    v.number: v.name.removeprefix("UPLINK_STATE_") for v in pb.bridge.UplinkState.DESCRIPTOR.values
+    0: "UNSPECIFIED",
+    1: "DISABLED",
+    2: "CONNECTING",
+    3: "WAITING_FOR_HOST",
+    4: "ONLINE",
+    5: "OFFLINE",
 }
-VTYPE = {v.number: v.name.removeprefix("VALUE_TYPE_").lower() for v in pb.common.ValueType.DESCRIPTOR.values}
+ACCESS = {1: "r", 2: "w", 3: "rw"}
 
 
 async def run_client(args: argparse.Namespace) -> int:
+    """Run one client command; errors of the bridge become a one-line message and exit code 1."""
     async with client_from_args(args) as client:
         try:
             return await COMMANDS[args.command](client, args)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or "").lower():
-                print(f"linebridge: cannot reach a bridge at {args.target} (is it running?)", file=sys.stderr)
-            else:
-                print(f"linebridge: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+        except BridgeUnavailable:
+            print(f"linebridge: cannot reach a bridge at {args.target} (is it running?)", file=sys.stderr)
+        except ClientError as exc:
+            name = exc.code.name if exc.code is not None else type(exc).__name__
+            print(f"linebridge: {name}: {exc.message}", file=sys.stderr)
+        return 1
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -45,15 +54,19 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-async def _devices(client: Client, args: argparse.Namespace) -> int:
-    devices = await client.list_devices()
+def _type(value_type: ValueType) -> str:
+    return value_type.name.lower()
+
+
+async def _devices(client: AsyncClient, args: argparse.Namespace) -> int:
+    devices = await client.devices()
     rows = [["ID", "STATE", "KIND", "DRIVER", "ENDPOINT", "SIGNALS", "VENDOR/MODEL"]]
     for d in devices:
         rows.append(
             [
                 d.id,
-                STATE[d.state],
-                KIND[d.kind],
+                d.state.name,
+                d.kind.name.lower(),
                 d.driver,
                 d.endpoint,
                 str(len(d.signals)),
@@ -66,21 +79,20 @@ async def _devices(client: Client, args: argparse.Namespace) -> int:
             print(f"\n{d.id}: {d.name} ({d.source}; identity {d.identity or '-'})")
             if d.state_reason:
                 print(f"  state reason: {d.state_reason}")
-            print(f"  commands: {', '.join(d.capabilities.commands) or 'none'}")
-            for m in d.capabilities.methods:
-                print(f"  method {m.name}({', '.join(f'{a.name}: {VTYPE[a.value_type]}' for a in m.inputs)})")
+            print(f"  commands: {', '.join(d.commands) or 'none'}")
+            for m in d.methods.values():
+                print(f"  method {m.name}({', '.join(f'{a.name}: {_type(a.value_type)}' for a in m.inputs)})")
             for key, text in sorted(d.details.items()):
                 print(f"  {key}:")
                 print("\n".join(f"    {line}" for line in text.splitlines()))
-            for s in d.signals:
-                access = {1: "r", 2: "w", 3: "rw"}.get(s.access, "?")
-                print(f"  {s.path:<40} {VTYPE[s.value_type]:<7} {access:<3} {s.unit}")
+            for s in d.signals.values():
+                print(f"  {s.path:<40} {_type(s.value_type):<7} {ACCESS.get(s.access, '?'):<3} {s.unit}")
     return 0
 
 
-async def _info(client: Client, args: argparse.Namespace) -> int:
-    info = await client.bridge.GetInfo(pb.bridge.GetInfoRequest())
-    print(f"bridge {info.bridge_id} (linebridge {info.version}), up {info.uptime.seconds} s")
+async def _info(client: AsyncClient, args: argparse.Namespace) -> int:
+    info = await client.info()
+    print(f"bridge {info.bridge_id} (linebridge {info.version}), up {int(info.uptime_seconds)} s")
     print(f"devices {info.devices} ({info.devices_online} online), subscribers {info.subscribers}")
     print(f"samples in {info.samples_in}, out {info.samples_out}, dropped {info.samples_dropped}")
     print(f"drivers: {', '.join(info.drivers)}")
@@ -92,63 +104,62 @@ async def _info(client: Client, args: argparse.Namespace) -> int:
 def _fmt(sample: Sample) -> str:
     stamp = datetime.fromtimestamp(sample.timestamp_ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:-3]
     value = f"{sample.value:.4f}" if isinstance(sample.value, float) else str(sample.value)
-    flag = "" if sample.quality == 1 else f"  [{pb.common.Quality.Name(sample.quality)}]"
+    known = sample.quality in Quality._value2member_map_
+    flag = (
+        ""
+        if sample.quality == Quality.GOOD
+        else f"  [{Quality(sample.quality).name if known else sample.quality}]"
+    )
     return f"{stamp}  {sample.path}  {value}{flag}"
 
 
-async def _watch(client: Client, args: argparse.Namespace) -> int:
-    options: dict[str, object] = {}
-    if args.interval:
-        options.update(trigger=3, sample_interval=duration(args.interval))
-    elif args.on_change:
-        options.update(trigger=2, deadband=args.deadband)
-    seen = 0
-    async for item in client.samples(args.paths, **options):
-        if isinstance(item, Sample):
-            print(_fmt(item), flush=True)
-            seen += 1
-            if args.count and seen >= args.count:
-                break
-        elif item.startswith("dropped"):
-            print(f"-- this watcher fell behind and lost {item.split(':')[1]} samples", file=sys.stderr)
-    return 0
+def _tell(notice: Notice) -> None:
+    if notice.kind is NoticeKind.DROPPED:
+        print(f"-- this watcher fell behind and lost {notice.samples} samples", file=sys.stderr)
+    elif notice.kind in (NoticeKind.DISCONNECTED, NoticeKind.RECONNECTED):
+        print(f"-- {notice.message}", file=sys.stderr)
 
 
-async def _read(client: Client, args: argparse.Namespace) -> int:
-    response = await client.telemetry.Read(
-        pb.telemetry.ReadRequest(paths=args.paths, from_device=args.from_device)
+async def _watch(client: AsyncClient, args: argparse.Namespace) -> int:
+    subscription = client.subscribe(
+        args.paths,
+        on_change=args.on_change,
+        deadband=args.deadband,
+        interval=args.interval or None,
+        on_notice=_tell,
     )
-    for v in response.values:
-        value = value_of(v.value)
-        print(f"{v.path}  {'-' if value is None else value} {v.unit}".rstrip())
+    seen = 0
+    async for sample in subscription.samples():
+        print(_fmt(sample), flush=True)
+        seen += 1
+        if args.count and seen >= args.count:
+            break
     return 0
 
 
-async def _signal_types(client: Client, device_id: str) -> pb.device.Device:
-    return (await client.devices.GetDevice(pb.device.GetDeviceRequest(id=device_id))).device
+async def _read(client: AsyncClient, args: argparse.Namespace) -> int:
+    batch = await client.read(args.paths, from_device=args.from_device)
+    latest = batch.latest()
+    for entry in batch.catalog.entries:
+        sample = latest.get(entry.path)
+        print(f"{entry.path}  {'-' if sample is None else sample.value} {entry.unit}".rstrip())
+    return 0
 
 
-def _timeout(request: pb.command.ExecuteRequest, seconds: float) -> None:
-    if seconds:
-        request.timeout.CopyFrom(duration(seconds))
-
-
-async def _follow(client: Client, request: pb.command.ExecuteRequest) -> int:
-    final = None
-    async for event in client.commands.Execute(request):
-        final = event
-        line = f"{event.command_id}: {CMD_STATE[event.state]}"
+async def _follow(command: Command) -> int:
+    async for event in command.events():
+        line = f"{event.command_id}: {event.state.name}"
         if event.progress_message:
             line += f" ({event.progress_message})"
-        if event.error.reason:
-            line += f" {event.error.reason}: {event.error.message}"
+        if event.error_reason:
+            line += f" {event.error_reason}: {event.error_message}"
         if event.result:
-            line += " -> " + ", ".join(str(value_of(v)) for v in event.result)
+            line += " -> " + ", ".join(str(v) for v in event.result)
         print(line, flush=True)
-    return 0 if final is not None and final.state == pb.command.COMMAND_STATE_SUCCEEDED else 1
+    return 0 if command.state is CommandState.SUCCEEDED else 1
 
 
-async def _write(client: Client, args: argparse.Namespace) -> int:
+async def _write(client: AsyncClient, args: argparse.Namespace) -> int:
     parsed = []
     for text in args.assignments:
         path, sep, raw = text.partition("=")
@@ -158,48 +169,37 @@ async def _write(client: Client, args: argparse.Namespace) -> int:
     devices = {d for d, _, _ in parsed}
     if len(devices) != 1:
         raise InvalidArgument("one write command addresses one device")
-    device = await _signal_types(client, devices.pop())
-    types = {s.path: ValueType(s.value_type) for s in device.signals}
-    writes = []
+    device = await client.device(devices.pop())
+    writes = {}
     for _, signal, raw in parsed:
-        if signal not in types:
+        if signal not in device.signals:
             raise InvalidArgument(f"device {device.id} has no signal {signal!r}")
-        writes.append(
-            pb.command.SignalWrite(path=signal, value=value_message(parse_value_text(raw, types[signal])))
-        )
-    request = pb.command.ExecuteRequest(device_id=device.id, write=pb.command.WriteAction(writes=writes))
-    _timeout(request, args.timeout)
-    return await _follow(client, request)
+        writes[signal] = parse_value_text(raw, CoreType(device.signals[signal].value_type))
+    return await _follow(await client.execute(device.id, write=writes, timeout=args.timeout or None))
 
 
-async def _call(client: Client, args: argparse.Namespace) -> int:
-    device = await _signal_types(client, args.device)
-    methods = {m.name: m for m in device.capabilities.methods}
-    if args.method not in methods:
+async def _call(client: AsyncClient, args: argparse.Namespace) -> int:
+    device = await client.device(args.device)
+    method = device.methods.get(args.method)
+    if method is None:
         raise InvalidArgument(
-            f"device {device.id} has no method {args.method!r} (methods: {', '.join(methods)})"
+            f"device {device.id} has no method {args.method!r} (methods: {', '.join(device.methods)})"
         )
-    inputs = methods[args.method].inputs
-    if len(inputs) != len(args.args):
+    if len(method.inputs) != len(args.args):
         raise InvalidArgument(
-            f"{args.method} takes {len(inputs)} argument(s): "
-            + ", ".join(f"{a.name}: {VTYPE[a.value_type]}" for a in inputs)
+            f"{args.method} takes {len(method.inputs)} argument(s): "
+            + ", ".join(f"{a.name}: {_type(a.value_type)}" for a in method.inputs)
         )
     values = [
-        value_message(parse_value_text(raw, ValueType(a.value_type)))
-        for a, raw in zip(inputs, args.args, strict=True)
+        parse_value_text(raw, CoreType(a.value_type)) for a, raw in zip(method.inputs, args.args, strict=True)
     ]
-    request = pb.command.ExecuteRequest(
-        device_id=device.id, invoke=pb.command.InvokeAction(method=args.method, args=values)
-    )
-    _timeout(request, args.timeout)
-    return await _follow(client, request)
-
-
-async def _stop(client: Client, args: argparse.Namespace) -> int:
     return await _follow(
-        client, pb.command.ExecuteRequest(device_id=args.device, stop=pb.command.StopAction())
+        await client.execute(device.id, invoke=method.name, args=values, timeout=args.timeout or None)
     )
+
+
+async def _stop(client: AsyncClient, args: argparse.Namespace) -> int:
+    return await _follow(await client.execute(args.device, stop=True))
 
 
 def _size(n: float) -> str:
@@ -210,9 +210,9 @@ def _size(n: float) -> str:
     return ""
 
 
-async def _uplink(client: Client, args: argparse.Namespace) -> int:
-    s = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
-    state = UPLINK_STATE[s.state]
+async def _uplink(client: AsyncClient, args: argparse.Namespace) -> int:
+    s = await client.uplink_status()
+    state = UPLINK_STATE.get(s.state, str(s.state))
     if state == "DISABLED":
         print("uplink: disabled (set uplink.enabled, or run with --mqtt mqtt://HOST:PORT)")
         return 0
@@ -240,9 +240,9 @@ async def _uplink(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _approve(client: Client, args: argparse.Namespace) -> int:
-    device = (await client.bridge.ApproveDevice(pb.bridge.ApproveDeviceRequest(device_id=args.device))).device
-    print(f"{device.id}: approved, {STATE[device.state]} ({device.driver} at {device.endpoint})")
+async def _approve(client: AsyncClient, args: argparse.Namespace) -> int:
+    device = await client.approve(args.device)
+    print(f"{device.id}: approved, {device.state.name} ({device.driver} at {device.endpoint})")
     return 0
 
 

@@ -14,7 +14,7 @@ from linebridge.security.config import ROLE_NAMES
 from linebridge.security.tokens import TokenTable, new_token, token_line
 
 if TYPE_CHECKING:
-    from linebridge.client import Client
+    from linebridge.client import AsyncClient
 
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
@@ -45,18 +45,21 @@ def _read(path: str | None, what: str) -> bytes | None:
         raise ConfigError(f"{what} {path}: {exc.strerror}") from None
 
 
-def client_from_args(args: argparse.Namespace) -> Client:
-    """A Client for --target with TLS when --ca/--cert/--key is given, plaintext otherwise."""
-    from linebridge.client import Client, tls_credentials  # grpc only for the commands that talk to a bridge
+def client_from_args(args: argparse.Namespace) -> AsyncClient:
+    """An AsyncClient for --target: TLS when --ca/--cert/--key is given, plaintext otherwise; no retries
+    while the bridge is unreachable (a command line says so at once)."""
+    from linebridge.client import AsyncClient  # grpc only for the commands that talk to a bridge
 
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together (a client certificate and its private key)")
-    if not (args.ca or args.cert):
-        return Client(args.target, token=args.token)
-    credentials = tls_credentials(
-        _read(args.ca, "--ca"), _read(args.cert, "--cert"), _read(args.key, "--key")
+    return AsyncClient(
+        args.target,
+        ca=_read(args.ca, "--ca"),
+        cert=_read(args.cert, "--cert"),
+        key=_read(args.key, "--key"),
+        token=args.token,
+        reconnect_seconds=0,
     )
-    return Client(args.target, credentials, token=args.token)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from datetime import UTC, datetime
 
-import grpc
-
 from linebridge.api import pb
-from linebridge.client import Client
+from linebridge.client import AsyncClient
 
 STATE = {v.number: v.name.removeprefix("DEVICE_STATE_") for v in pb.device.DeviceState.DESCRIPTOR.values}
 
@@ -27,15 +24,9 @@ def _where_text(loc: pb.transport.Location) -> str:
     return f"{loc.map_id} ({loc.x:.2f}, {loc.y:.2f}) heading {math.degrees(loc.theta):.0f}°{zones}"
 
 
-async def where(client: Client, args: argparse.Namespace) -> int:
-    """Print where a load is."""
-    try:
-        found = await client.transport.LocateLoad(pb.transport.LocateLoadRequest(load_id=args.load_id))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() is grpc.StatusCode.NOT_FOUND:
-            print(f"linebridge: {exc.details()}", file=sys.stderr)
-            return 1
-        raise
+async def where(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Print where a load is (an unknown load is NOT_FOUND: exit code 1 with the bridge's words)."""
+    found = await client.locate_load(args.load_id)
     how = "on board" if found.on_board else "dropped by"
     print(
         f"{found.load_id}: {how} {found.device_id} at {_where_text(found.location)}, seen {_when(found.last_seen)}"
@@ -43,11 +34,10 @@ async def where(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def fleet(client: Client, args: argparse.Namespace) -> int:
+async def fleet(client: AsyncClient, args: argparse.Namespace) -> int:
     """Print a table of AGVs: position, load, battery, order progress, errors."""
     rows = [["AGV", "STATE", "MAP", "X", "Y", "ZONES", "LOAD", "BATTERY", "ORDER", "AT", "LEFT", "ERRORS"]]
-    response = await client.transport.ListTransporters(pb.transport.ListTransportersRequest())
-    for t in response.transporters:
+    for t in await client.transporters():
         loc = t.location
         moving = " driving" if t.driving else (" paused" if t.paused else "")
         rows.append(

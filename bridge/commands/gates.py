@@ -49,6 +49,11 @@ class CommandGates:
         authorize(identity, device_id, command_class, policy, where)
         return command_class
 
+    def may_cancel(self, device_id: str, command_class: str, identity: Identity | None) -> None:
+        """PermissionDenied unless the caller may send commands of `command_class` to the device."""
+        policy, where = self.book.of(device_id)
+        authorize(identity, device_id, command_class or "write", policy, where)
+
     def check(self, command_class: str, device: DeviceRecord, request: CommandRequest | None) -> None:
         """The safety gates of motion and program commands (enabled, required state, limits)."""
         policy, where = self.book.of(device.id)

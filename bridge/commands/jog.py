@@ -46,7 +46,7 @@ class JogSession:
         self.current, _ = self.commands.submit(spec)  # queued behind the previous target, gates passed
         self.moved = True
         if previous is not None and not previous.state.final:
-            self.commands.cancel(previous.id, "replaced by the next jog target")
+            self.commands.cancel(previous.id, "replaced by the next jog target", self.identity)
         return self.current
 
     def end(self, reason: str = "jog stream ended") -> None:

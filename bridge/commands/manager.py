@@ -11,10 +11,10 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from linebridge.commands.audit import CommandAudit
+from linebridge.commands.audit import CommandAudit, who
 from linebridge.commands.deadman import Deadman, stop_on_trip
 from linebridge.commands.gates import CommandGates
-from linebridge.commands.resolve import resolve
+from linebridge.commands.resolve import check_sizes, resolve
 from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState
 from linebridge.drivers.base import Driver
 from linebridge.errors import (
@@ -34,6 +34,26 @@ log = logging.getLogger(__name__)
 
 Finished = Callable[[CommandRecord, float], None]
 
+# What an idempotency key stands for: the whole request, not who sent it or through which channel.
+_REQUEST_FIELDS = (
+    "device_id",
+    "kind",
+    "writes",
+    "method",
+    "args",
+    "joint_positions",
+    "pose",
+    "speed",
+    "acceleration",
+    "program",
+    "timeout",
+)
+
+
+def _request_of(spec: CommandSpec) -> tuple[Any, ...]:
+    """The parts of a spec that make it the same command (for idempotency-key reuse)."""
+    return tuple(getattr(spec, name) for name in _REQUEST_FIELDS)
+
 
 class CommandManager:
     """Accepts commands, runs them one at a time per device (Stop excepted), keeps a history."""
@@ -50,11 +70,13 @@ class CommandManager:
         gates: CommandGates | None = None,
         audit: CommandAudit | None = None,
         deadman_interval: float = 0.5,
+        max_value_bytes: int = 64 << 10,
     ) -> None:
         self.registry = registry
         self.gates = gates or CommandGates()
         self.audit = audit
         self.deadman_interval = deadman_interval
+        self.max_value_bytes = max_value_bytes
         self._deadmen: set[Deadman] = set()
         self._driver_of = driver_of
         self.default_timeout, self.max_timeout = default_timeout, max_timeout
@@ -84,6 +106,7 @@ class CommandManager:
             if existing is not None:
                 return existing, True
             timeout = self._timeout(spec)
+            check_sizes(spec, self.max_value_bytes)
             device = self.registry.get(spec.device_id)
             if device.description is not None:  # validate against what the device last described
                 record.request = resolve(spec, device)
@@ -126,12 +149,7 @@ class CommandManager:
         if existing_id is None or existing_id not in self._history:
             return None
         existing = self._history[existing_id]
-        if (
-            existing.spec.kind != spec.kind
-            or existing.spec.writes != spec.writes
-            or existing.spec.method != spec.method
-            or existing.spec.args != spec.args
-        ):
+        if _request_of(existing.spec) != _request_of(spec):
             raise InvalidArgument(
                 f"idempotency key {spec.idempotency_key!r} was used for a different command"
             )
@@ -154,6 +172,8 @@ class CommandManager:
 
     def _timeout(self, spec: CommandSpec) -> float:
         timeout = self.default_timeout if spec.timeout is None else spec.timeout
+        if spec.kind is CommandKind.STOP:  # a Stop is never refused by a timeout setting
+            return min(timeout if timeout > 0 else self.default_timeout, self.max_timeout)
         if not 0 < timeout <= self.max_timeout:
             raise InvalidArgument(f"timeout must be between 0 and {self.max_timeout:g} s, got {timeout:g}")
         return timeout
@@ -188,17 +208,40 @@ class CommandManager:
             record.watchers.remove(queue)
 
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self, command_id: str, reason: str = "cancelled by request") -> CommandRecord:
+    def cancel(
+        self, command_id: str, reason: str = "cancelled by request", identity: Identity | None = None
+    ) -> CommandRecord:
+        """Cancel a queued or running command; the caller needs the role the command's class needs there."""
         record = self.get(command_id)
+        if record.state.final:
+            raise FailedPrecondition(f"command {command_id} already ended ({record.state.name})")
+        self._authorize_cancel(record, identity)
+        self._update(record, cancelled_by=who(identity)["name"], cancelled_ns=time.time_ns())
         if record.state is CommandState.QUEUED:
             self._queues.get(record.spec.device_id, deque()).remove(record)
             self._finish(record, CommandState.CANCELLED, "CANCELLED", reason)
         elif record.state is CommandState.RUNNING and record.task is not None:
             record.error_message = reason
             record.task.cancel()
-        elif record.state.final:
-            raise FailedPrecondition(f"command {command_id} already ended ({record.state.name})")
         return record
+
+    def _authorize_cancel(self, record: CommandRecord, identity: Identity | None) -> None:
+        """The per-device role of the command's class; a refusal is audited (an accepted cancel is recorded
+        with the command's outcome: `cancelled_by` with name and time)."""
+        what = {"device": record.spec.device_id, "command_id": record.id, "class": record.command_class}
+        try:
+            self.gates.may_cancel(record.spec.device_id, record.command_class, identity)
+        except LinebridgeError as exc:
+            if self.audit is not None:
+                self.audit.event(
+                    "access_control",
+                    "command.cancel",
+                    "failure",
+                    who=who(identity),
+                    what=what,
+                    reason=str(exc),
+                )
+            raise
 
     def _preempt(self, device_id: str) -> None:
         queue = self._queues.get(device_id, deque())
@@ -360,6 +403,8 @@ class CommandManager:
                 self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
 
     async def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
         for handle in self._deadmen:
             handle.release()
         self._deadmen.clear()

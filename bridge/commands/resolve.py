@@ -44,13 +44,35 @@ def resolve(spec: CommandSpec, device: DeviceRecord) -> CommandRequest:
     return request
 
 
+def check_sizes(spec: CommandSpec, cap: int) -> None:
+    """InvalidArgument when a string or bytes value of the command is over `cap` bytes."""
+    items = [(f"write of {path!r}", value) for path, value in spec.writes]
+    items += [(f"{spec.method} argument {n}", value) for n, value in enumerate(spec.args, start=1)]
+    items.append(("program name", spec.program))
+    for what, value in items:
+        size = _size(value)
+        if size > cap:
+            raise InvalidArgument(
+                f"{what}: value of {size} bytes is over the cap of {cap} bytes (commands.max_value_bytes)"
+            )
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(_size(v) for v in value)
+    return 0
+
+
 def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
     if not spec.writes:
         raise InvalidArgument("write needs at least one signal")
     resolved = []
-    for path, value in spec.writes:
-        prefix = f"{device.id}/"
-        signal = device.signal(path[len(prefix) :] if path.startswith(prefix) else path)
+    for path, value in spec.writes:  # relative to the device, taken as given (a path may begin like the id)
+        signal = _signal(device, path)
         if not signal.access.writable:
             raise InvalidArgument(f"signal {device.id}/{signal.path} is read-only")
         try:
@@ -58,6 +80,20 @@ def _writes(spec: CommandSpec, device: DeviceRecord) -> list[tuple[Any, Value]]:
         except InvalidArgument as exc:
             raise InvalidArgument(f"{device.id}/{signal.path}: {exc}") from None
     return resolved
+
+
+def _signal(device: DeviceRecord, path: str) -> Any:
+    """The device's signal at `path` (relative to the device); NotFound says which form is expected."""
+    try:
+        return device.signal(path)
+    except NotFound:
+        prefix = f"{device.id}/"
+        if path.startswith(prefix) and path[len(prefix) :] in device.signals:
+            raise NotFound(
+                f"device {device.id!r} has no signal {path!r}; SignalWrite.path is relative to the "
+                f"device: write {path[len(prefix) :]!r}"
+            ) from None
+        raise
 
 
 def _call(spec: CommandSpec, device: DeviceRecord) -> tuple[Any, list[Value]]:

@@ -70,6 +70,8 @@ class CommandRecord:
     timer: asyncio.TimerHandle | None = None
     command_class: str = ""  # write, invoke, motion, program or stop, as the device's policy sees it
     audit_seq: int = 0  # seq of its "accepted" audit record; 0 when it was never accepted
+    cancelled_by: str = ""  # identity name of whoever cancelled it ("local" inside the bridge)
+    cancelled_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class CommandEvent:
     error_reason: str
     error_message: str
     time_ns: int
+    cancelled_by: str = ""
 
     @classmethod
     def of(cls, record: CommandRecord) -> CommandEvent:
@@ -96,4 +99,5 @@ class CommandEvent:
             record.error_reason,
             record.error_message,
             record.updated_ns,
+            record.cancelled_by,
         )

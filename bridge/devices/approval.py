@@ -4,6 +4,10 @@ mDNS is unauthenticated: anything on the line network can announce a service. A 
 an `auto_approve` rule, or that an admin approved, gets a session; any other stays DISCOVERED
 (visible, never connected) until an admin approves it. Approval is by device id; a device that
 re-announces itself at a new address keeps its approval (the same trust mDNS dedupe already gives).
+
+Identity pinning: the identity a device reports on its first connection after approval (OPC UA
+ApplicationUri, serial number, UR serial) is recorded; a later connection that reports another one is
+refused until an admin approves the device again (which records the new identity).
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from linebridge.security.config import ApprovalRule
 log = logging.getLogger(__name__)
 
 
-def _bare(service_type: str) -> str:
+def bare_type(service_type: str) -> str:
     """'_opcua-tcp._tcp.local.' and '_opcua-tcp._tcp' compare equal."""
     return service_type.rstrip(".").removesuffix(".local")
 
 
 def rule_matches(rule: ApprovalRule, service: MdnsService) -> bool:
     """True when every field the rule gives matches the service (globs, case-sensitive)."""
-    if rule.service_type and not fnmatchcase(_bare(service.service_type), _bare(rule.service_type)):
+    if rule.service_type and not fnmatchcase(bare_type(service.service_type), bare_type(rule.service_type)):
         return False
     if rule.name and not fnmatchcase(service.instance, rule.name):
         return False
@@ -57,6 +61,7 @@ class Approvals:
         self.rules = list(rules)
         self.path = path
         self.pending: dict[str, Pending] = {}
+        self.identities: dict[str, str] = {}  # device id -> the identity pinned at approval
         self.approved: set[str] = self._load() if path is not None else set()
 
     def _load(self) -> set[str]:
@@ -65,9 +70,19 @@ class Approvals:
             return set()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.identities = {str(k): str(v) for k, v in data.get("identities", {}).items()}
             return {str(i) for i in data["approved"]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f'{self.path}: not an approvals file ({{"approved": [ids]}}): {exc}') from None
+
+    async def pin(self, device_id: str, identity: str) -> None:
+        """Record the identity a device showed on its first connection after approval (saved if a file is set)."""
+        self.identities[device_id] = identity
+        if self.path is not None:
+            try:
+                await asyncio.to_thread(self._save, sorted(self.approved))
+            except OSError as exc:  # kept in memory; the next approval or pin saves it again
+                log.error("cannot save the identity of %s to %s: %s", device_id, self.path, exc.strerror)
 
     def allows(self, device_id: str, service: MdnsService) -> bool:
         return device_id in self.approved or any(rule_matches(rule, service) for rule in self.rules)
@@ -80,11 +95,14 @@ class Approvals:
         pending = self.pending.pop(device_id, None)  # taken at once: a concurrent approve sees None
         if pending is None:
             return None
+        pinned = self.identities.pop(device_id, None)  # the next connection pins the identity it shows
         if self.path is not None:
             try:
                 await asyncio.to_thread(self._save, sorted(self.approved | {device_id}))
             except OSError as exc:
                 self.pending[device_id] = pending
+                if pinned is not None:
+                    self.identities[device_id] = pinned
                 raise FailedPrecondition(f"cannot save the approval to {self.path}: {exc.strerror}") from None
         self.approved.add(device_id)
         return pending
@@ -93,5 +111,6 @@ class Approvals:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"approved": ids}, indent=1) + "\n", encoding="utf-8")
+        data = {"approved": ids, "identities": dict(sorted(self.identities.items()))}
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)  # atomic: a crash leaves the old file or the new one, never half

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from linebridge.config import Config, describe_validation_error
 from linebridge.drivers.base import DeviceHost, Driver, DriverContext, DriverOptions
-from linebridge.errors import ConfigError
+from linebridge.errors import ConfigError, InvalidArgument
 
 log = logging.getLogger(__name__)
 GROUP = "linebridge.drivers"
@@ -82,7 +82,13 @@ class DriverCatalog:
                     f"{source}: devices[{i}].driver: unknown driver {device.driver!r}"
                     f" (known: {', '.join(self.names()) or 'none'})"
                 )
-            self.options(device.driver, device.options, source, f"devices.{i}.options", config.base_dir)
+            options = self.options(
+                device.driver, device.options, source, f"devices.{i}.options", config.base_dir
+            )
+            try:
+                self._classes[device.driver].check_endpoint(device.endpoint, options)
+            except InvalidArgument as exc:
+                raise ConfigError(f"{source}: devices[{i}].endpoint: {exc}") from None
 
     def create(
         self, name: str, device_id: str, endpoint: str, options: DriverOptions, host: DeviceHost | None = None

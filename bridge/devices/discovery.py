@@ -92,9 +92,11 @@ class Discovery:
         on_found: Found,
         interfaces: Sequence[str],
         resolve_timeout: float = 3.0,
+        on_removed: Callable[[str], None] | None = None,
     ) -> None:
         self._types = dict(service_types)
         self._on_found = on_found
+        self._on_removed = on_removed  # called with the full mDNS name of a service that went away
         self._interfaces = list(interfaces)
         self._timeout_ms = int(resolve_timeout * 1000)
         self.zeroconf: AsyncZeroconf | None = None
@@ -127,6 +129,8 @@ class Discovery:
             return
         if state_change is ServiceStateChange.Removed:
             log.info("mDNS service %s went away", name)
+            if self._on_removed is not None:
+                self._on_removed(name)
             return
         task = asyncio.get_running_loop().create_task(self._resolve(service_type, name))
         self._tasks.add(task)

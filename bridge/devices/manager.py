@@ -9,13 +9,20 @@ from collections.abc import Callable, Sequence
 from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge.config import Config, DeviceConfig
-from linebridge.devices.approval import Approvals, Pending
+from linebridge.devices.approval import Approvals, Pending, bare_type
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
 from linebridge.devices.gateway import GatewayDevices
 from linebridge.devices.sessions import Backoff, DeviceSession
-from linebridge.drivers.base import DiscoveredDevice, Driver, DriverOptions, MdnsService, StreamHints
-from linebridge.errors import ConfigError, DeadlineExceeded, Unavailable
+from linebridge.drivers.base import (
+    DeviceDescription,
+    DiscoveredDevice,
+    Driver,
+    DriverOptions,
+    MdnsService,
+    StreamHints,
+)
+from linebridge.errors import ConfigError, DeadlineExceeded, IdentityChanged, Unavailable
 from linebridge.model import SampleBatch, Signal
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
@@ -42,6 +49,10 @@ class DeviceManager:
         self.gateway = GatewayDevices(registry, bus)  # devices behind one driver connection (AGVs)
         self.discovery: Discovery | None = None
         self._stopping = False
+        self.last_good: dict[str, str] = {}  # mDNS device id -> endpoint of its last verified connection
+        self._service_types: dict[str, str] = {}  # mDNS device id -> the service type it was found as
+        self._announced: dict[str, str] = {}  # full mDNS name -> the device id it announces
+        self._options: dict[str, tuple[str, DriverOptions]] = {}  # device id -> (driver, options)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -54,7 +65,11 @@ class DeviceManager:
         """Browse for the service types of every driver; announcements reach `on_discovered`."""
         d = self.config.discovery
         self.discovery = Discovery(
-            self.drivers.service_types(), self.on_discovered, d.interfaces, d.resolve_timeout_seconds
+            self.drivers.service_types(),
+            self.on_discovered,
+            d.interfaces,
+            d.resolve_timeout_seconds,
+            on_removed=self.on_removed,
         )
         await self.discovery.start(zeroconf)
 
@@ -132,6 +147,9 @@ class DeviceManager:
     ) -> None:
         if self._stopping:
             return
+        record = self.registry.find(device_id)
+        # Found on the network: pin the identity it shows, when the driver reports one of the device's own.
+        pin = record is not None and record.source == "mdns" and self.drivers.get(driver).identity_pinning
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:
@@ -147,7 +165,9 @@ class DeviceManager:
             Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
             s.connect_timeout_seconds,
             on_reconnect=self.on_reconnect,
+            verify=self._verify if pin else None,
         )
+        self._options[device_id] = (driver, options)
         self.sessions[device_id] = session
         session.start()
 
@@ -157,7 +177,7 @@ class DeviceManager:
         mdns_name = f"{service.instance}.{service.service_type}"
         existing = self.registry.find(found.device_id)
         if existing is not None:
-            self._moved(existing, found)
+            self._moved(existing, driver, found, service)
             return
         try:
             options = self.drivers.options(driver, found.options, f"mDNS {mdns_name}")
@@ -168,14 +188,72 @@ class DeviceManager:
             self._hold(driver, found, options)
             return
         log.info("discovered %s device %s at %s", driver, found.device_id, found.endpoint)
+        self._service_types[found.device_id] = service.service_type
+        self._announced[mdns_name] = found.device_id
         self.add_device(found.device_id, driver, found.endpoint, options, source="mdns", name=found.name)
 
-    def _moved(self, existing: DeviceRecord, found: DiscoveredDevice) -> None:
-        if existing.source == "mdns" and existing.endpoint != found.endpoint:
-            log.info("device %s moved to %s", found.device_id, found.endpoint)
-            self.registry.update_endpoint(found.device_id, found.endpoint)
-            if found.device_id in self.sessions:  # not while it waits for approval
-                self.sessions[found.device_id].restart()
+    def _moved(
+        self, existing: DeviceRecord, driver: str, found: DiscoveredDevice, service: MdnsService
+    ) -> None:
+        """The same device id announced again: a move, accepted only from an allowed announcement of the
+        same service type (anything else changes nothing about the device)."""
+        if existing.source != "mdns" or existing.endpoint == found.endpoint:
+            return
+        device_id, where = found.device_id, f"{service.instance}.{service.service_type}"
+        if not self.approvals.allows(device_id, service):
+            log.warning(
+                "ignoring %s at %s: it matches no approval rule (device %s stays)",
+                where,
+                found.endpoint,
+                device_id,
+            )
+            return
+        known = self._service_types.get(device_id, service.service_type)
+        if existing.driver != driver or bare_type(known) != bare_type(service.service_type):
+            log.warning(
+                "ignoring %s at %s: device %s was found as %s, and a device moves only within its service type",
+                where,
+                found.endpoint,
+                device_id,
+                bare_type(known),
+            )
+            return
+        log.info("device %s moved to %s", device_id, found.endpoint)
+        self._announced[where] = device_id
+        self.registry.update_endpoint(device_id, found.endpoint)
+        session = self.sessions.get(device_id)
+        if session is not None and not session.held:  # not while it waits for approval
+            session.restart()
+
+    def on_removed(self, mdns_name: str) -> None:
+        """An announcement went away: the device keeps (or goes back to) its last good endpoint."""
+        device_id = self._announced.pop(mdns_name, None)
+        record = self.registry.find(device_id) if device_id is not None else None
+        good = self.last_good.get(device_id or "")
+        if record is None or good is None or record.endpoint == good:
+            return
+        log.info("device %s: %s went away; back to its last good endpoint %s", record.id, mdns_name, good)
+        self.registry.update_endpoint(record.id, good)
+        session = self.sessions.get(record.id)
+        if session is not None:  # a held session too: there the device showed its approved identity
+            session.restart()
+
+    async def _verify(self, device_id: str, endpoint: str, description: DeviceDescription) -> None:
+        """Identity pinning: the first connection after approval records the identity; later ones must match."""
+        identity = description.identity
+        pinned = self.approvals.identities.get(device_id)
+        if pinned is None:
+            if identity:
+                await self.approvals.pin(device_id, identity)
+        elif identity != pinned:
+            driver, options = self._options[device_id]
+            self.approvals.hold(device_id, Pending(driver, options))
+            raise IdentityChanged(
+                f"identity changed: approved as {pinned!r}, but {endpoint} answers as {identity or 'unknown'!r}; "
+                f"not used until an admin approves it again (linebridge approve {device_id})"
+            )
+        self.approvals.pending.pop(device_id, None)  # the approved device again: nothing to approve
+        self.last_good[device_id] = endpoint
 
     def _hold(self, driver: str, found: DiscoveredDevice, options: DriverOptions) -> None:
         log.warning(
@@ -202,7 +280,13 @@ class DeviceManager:
         """Let a discovered device connect (NotFound when unknown; a device already allowed stays as it is)."""
         record = self.registry.get(device_id)
         pending = await self.approvals.approve(device_id)
-        if pending is not None and device_id not in self.sessions and self.registry.find(device_id) is record:
+        if pending is None or self.registry.find(device_id) is not record:
+            return record
+        session = self.sessions.get(device_id)
+        if session is None:
             log.info("device %s approved; connecting to %s", device_id, record.endpoint)
             self._start_session(device_id, pending.driver, pending.options, None)
+        elif session.held:  # approved again after an identity change: the next connection pins the new one
+            log.info("device %s approved with a new identity; connecting to %s", device_id, record.endpoint)
+            session.restart()
         return record

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from linebridge.drivers.base import Driver, StreamHints, all_signals
-from linebridge.errors import Unavailable
+from linebridge.drivers.base import DeviceDescription, Driver, StreamHints, all_signals
+from linebridge.errors import IdentityChanged, LinebridgeError, Unavailable, describe
 from linebridge.model import DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
@@ -17,6 +17,8 @@ from linebridge.telemetry.bus import TelemetryBus
 log = logging.getLogger(__name__)
 
 DriverFactory = Callable[[str], Driver]  # endpoint -> a new driver instance
+# Checks a connected device before it is used: (device id, endpoint, description); IdentityChanged refuses it.
+Verify = Callable[[str, str, DeviceDescription], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +60,15 @@ class DeviceSession:
         backoff: Backoff,
         connect_timeout: float,
         on_reconnect: Callable[[str], None] | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self.device_id = device_id
         self.registry, self.bus = registry, bus
         self._factory, self._hints, self._backoff = factory, hints, backoff
         self._connect_timeout = connect_timeout
         self._on_reconnect = on_reconnect
+        self._verify = verify
+        self.held = False  # ended on an identity change: waits for an approval or its last good endpoint
         self.driver: Driver | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -125,14 +130,22 @@ class DeviceSession:
             self.registry.set_state(self.device_id, state, reason)
 
     async def _supervise(self) -> None:
+        self.held = False
         while not self._stopping:
             try:
                 await self._connect_and_stream()
                 reason = "stream ended"
             except asyncio.CancelledError:
                 raise
+            except IdentityChanged as exc:  # not the approved device: never used, no retries
+                await self._close_driver()
+                self.held = True
+                self._set_state(DeviceState.DISCOVERED, str(exc))
+                log.error("device %s: %s", self.device_id, exc)
+                return
             except Exception as exc:  # the driver raised: the session decides what happens
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                text = describe(exc, self._connect_timeout)
+                reason = text if isinstance(exc, LinebridgeError) else f"{type(exc).__name__}: {text}"
             await self._close_driver()
             self._set_state(DeviceState.OFFLINE, reason)
             if self._failures == 0:  # log a failure once, and its recovery once
@@ -151,6 +164,8 @@ class DeviceSession:
             raise Unavailable(
                 f"connect to {record.endpoint} timed out after {self._connect_timeout:g} s"
             ) from None
+        if self._verify is not None:
+            await self._verify(self.device_id, record.endpoint, description)
         self.registry.set_description(self.device_id, description, driver.diagnostics())
         self._set_state(DeviceState.ONLINE)
         self.connections += 1

@@ -78,6 +78,9 @@ class GrpcLimits(_Model):
     max_concurrent_streams: int = Field(64, ge=1)
     # Open Subscribe and WatchDevices streams per client (an identity, or a connection when anonymous).
     max_subscriptions_per_client: int = Field(32, ge=1)
+    # Open streams of unauthenticated callers per peer address, whatever their connections: one local
+    # process cannot take every slot of telemetry.max_subscriptions by opening many connections.
+    max_subscriptions_per_address: int = Field(64, ge=1)
     max_paths_per_subscription: int = Field(256, ge=1)  # also the limit of paths in one Read
     # Keepalive: the server pings idle connections to find dead clients ...
     keepalive_time_seconds: float = Field(60.0, gt=0)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from linebridge.errors import ConfigError
 from linebridge.uplink.config import DropPolicy, OutboxConfig
 from linebridge.uplink.outbox_types import Losses, Row
 
@@ -113,7 +114,12 @@ class Outbox:
     def _open_sync(
         self,
     ) -> tuple[list[tuple[int, int, int, int, str]], list[tuple[str, str, int, int]], list[tuple[str, str]]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"uplink.outbox.path: cannot create the folder of {self.path}: {exc.strerror or exc}"
+            ) from None
         try:
             self._db = self._connect_checked()
         except (sqlite3.DatabaseError, OutboxFileError) as exc:

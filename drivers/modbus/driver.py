@@ -111,7 +111,13 @@ class ModbusDriver(Driver):
 
     type_name = "modbus"
     options_model = ModbusOptions
+    identity_pinning = False  # Modbus TCP reports no identity of its own: ours is its address and unit
     discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        parse_endpoint(endpoint)
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)

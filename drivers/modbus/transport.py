@@ -19,6 +19,7 @@ from typing import cast
 
 from linebridge.drivers.base import Unavailable
 from linebridge.drivers.modbus.pdu import Frame, MbapFramer, ProtocolError, encode_frame
+from linebridge.errors import describe
 
 log = logging.getLogger(__name__)
 _RECENT_KEPT = 32  # transaction ids whose late or repeated responses are dropped, not fatal
@@ -53,7 +54,7 @@ class _Protocol(asyncio.Protocol):
         self._owner.fail(
             f"{self._owner.address} closed the connection"
             if exc is None
-            else f"connection to {self._owner.address} broke: {exc}"
+            else f"connection to {self._owner.address} broke: {describe(exc)}"
         )
 
 
@@ -100,7 +101,7 @@ class ModbusConnection:
                 async with asyncio.timeout(timeout):
                     transport, _ = await loop.create_connection(lambda: _Protocol(self), self.host, self.port)
             except (OSError, TimeoutError) as exc:
-                self._closed_reason = f"cannot connect to {self.address}: {exc or 'timed out'}"
+                self._closed_reason = f"cannot connect to {self.address}: {describe(exc, timeout)}"
                 raise Unavailable(self._closed_reason) from None
             self._loop, self._transport = loop, cast(asyncio.Transport, transport)
 

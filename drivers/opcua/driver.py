@@ -20,6 +20,7 @@ from linebridge.drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
+    DriverOptions,
     InvalidArgument,
     MdnsMatch,
     MdnsService,
@@ -56,6 +57,7 @@ from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
 from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+from linebridge.errors import describe
 
 
 class _PublishCrashFilter(logging.Filter):
@@ -105,6 +107,11 @@ class OpcUaDriver(Driver):
     type_name = "opcua"
     options_model = OpcUaOptions
     discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        opc_tcp_url(endpoint)
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
@@ -362,7 +369,7 @@ class OpcUaDriver(Driver):
 
     async def _on_connection_lost(self, exc: Exception) -> None:
         """asyncua's connection supervisor found the transport dead (socket closed or probe failed)."""
-        self._lost_reason = f"connection lost ({exc!r})"
+        self._lost_reason = f"connection lost: {describe(exc, self.options.request_timeout)}"
         for stream in list(self._streams):
             stream.lose(self._lost_reason)
 
@@ -377,4 +384,4 @@ class OpcUaDriver(Driver):
             error = Unavailable if code in _LINK_STATUS else DeviceError
             raise error(f"cannot {where}: {status_name(code)}") from exc
         except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
-            raise Unavailable(f"cannot {where}: {exc or type(exc).__name__}") from exc
+            raise Unavailable(f"cannot {where}: {describe(exc, self.options.request_timeout)}") from exc

@@ -93,7 +93,7 @@ class SimDriver(Driver):
             vendor="Linebridge",
             model="Synthetic",
             serial_number=self.name,
-            identity=f"sim:{self.name}",
+            identity=f"sim:{self.name.partition('?')[0]}",  # the same device wherever it is reached
             name=self.name,
             signals=signals,
             methods=methods,

@@ -19,6 +19,7 @@ from linebridge.drivers.base import (
     ValueType,
 )
 from linebridge.drivers.ur.netio import close_writer
+from linebridge.errors import describe
 
 GREETING = "Connected: Universal Robots Dashboard Server"
 LOCAL_CONTROL_REPLY = (
@@ -195,7 +196,9 @@ class DashboardClient:
                 asyncio.open_connection(self.host, self.port, limit=MAX_LINE), self.timeout
             )
         except (OSError, TimeoutError) as exc:
-            raise Unavailable(f"dashboard {self.host}:{self.port} unreachable: {exc}") from exc
+            raise Unavailable(
+                f"dashboard {self.host}:{self.port} unreachable: {describe(exc, self.timeout)}"
+            ) from exc
         greeting = await self._read_line()
         if not greeting.startswith(GREETING):
             await self.close()
@@ -218,7 +221,7 @@ class DashboardClient:
                 return reply
             except OSError as exc:
                 self._abort()
-                raise Unavailable(f"dashboard connection broke: {exc}") from exc
+                raise Unavailable(f"dashboard connection broke: {describe(exc)}") from exc
             except Unavailable:
                 self._abort()
                 raise
@@ -248,7 +251,7 @@ class DashboardClient:
                 f"dashboard {self.host}:{self.port} did not answer in {self.timeout} s"
             ) from None
         except (OSError, ValueError) as exc:  # ValueError: line longer than MAX_LINE
-            raise Unavailable(f"dashboard connection broke: {exc}") from exc
+            raise Unavailable(f"dashboard connection broke: {describe(exc)}") from exc
         if not line.endswith(b"\n"):
             raise Unavailable(f"dashboard {self.host}:{self.port} closed the connection")
         return line.decode(errors="replace").strip()

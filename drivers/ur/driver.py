@@ -22,6 +22,7 @@ from linebridge.drivers.base import (
     DiscoveredDevice,
     Driver,
     DriverContext,
+    DriverOptions,
     MdnsMatch,
     MdnsService,
     MethodSpec,
@@ -62,6 +63,7 @@ from linebridge.drivers.ur.probe import catalog_signals, supported_fields, until
 from linebridge.drivers.ur.rtde import Recipe
 from linebridge.drivers.ur.rtde_client import RtdeClient
 from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
+from linebridge.errors import describe
 
 SERVICE_TYPE = "_ur-rtde._tcp.local."  # Linebridge's own convention; UR controllers do not advertise
 CB_SERIES_MAX_HZ = 125.0
@@ -85,6 +87,11 @@ class UrDriver(Driver):
     type_name = "ur"
     options_model = UrOptions
     discovery = (MdnsMatch(SERVICE_TYPE),)
+
+    @classmethod
+    def check_endpoint(cls, endpoint: str, options: DriverOptions) -> None:
+        """InvalidArgument unless `endpoint` has this driver's form."""
+        parse_endpoint(endpoint, options)  # type: ignore[arg-type]
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
@@ -345,10 +352,12 @@ class UrDriver(Driver):
         await check_ready(self._require_dashboard())
         monitor = self._rtde_client()
         loop = asyncio.get_running_loop()
+        sent = False  # from the first byte of the script on, any exit but "target reached" stops it
         try:
             recipe = await self._start_recipe(monitor, MONITOR_NAMES, self.options.monitor_frequency)
             first = recipe.decode((await monitor.receive())[-1])
             tracker = MotionTracker(target, self.options, first, loop.time())
+            sent = True
             await send_script(
                 self.address.host, self.address.secondary_port, target.script(), self.options.timeout
             )
@@ -363,18 +372,27 @@ class UrDriver(Driver):
                 if loop.time() - reported >= 0.1:
                     reported = loop.time()
                     progress(tracker.progress(row), "moving")
-        except asyncio.CancelledError:
-            await self._halt()
+        except (
+            BaseException
+        ) as exc:  # cancelled, RTDE lost, protocol error, ...: the robot must not go on alone
+            if sent:
+                await self._halt(exc)
             raise
         finally:
             await monitor.close()
 
-    async def _halt(self) -> None:
-        """Best-effort program stop after a cancelled motion, so the robot does not go on alone."""
+    async def _halt(self, cause: BaseException) -> None:
+        """Best-effort program stop after a motion ended other than at its target (no longer watched)."""
+        why = (
+            "cancelled"
+            if isinstance(cause, asyncio.CancelledError)
+            else describe(cause, self.options.timeout)
+        )
+        self.log.warning("motion ended before its target (%s): stopping the program", why)
         try:
             await asyncio.wait_for(self._require_dashboard().request("stop"), self.options.timeout)
-        except Exception as exc:  # noqa: BLE001 - the cancellation is what matters; log the rest
-            self.log.warning("could not stop the program after a cancelled motion: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - the motion's own error is what the caller gets
+            self.log.warning("could not stop the program after the motion ended (%s): %s", why, exc)
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from linebridge.drivers.ur.kinematics import pose_error
 from linebridge.drivers.ur.netio import close_writer
 from linebridge.drivers.ur.options import UrOptions
 from linebridge.drivers.ur.rtde import ProtocolError
+from linebridge.errors import describe
 
 # The monitor recipe; the tracker reads rows by these positions (0 is the recipe id).
 MONITOR_NAMES = ("timestamp", "actual_q", "actual_TCP_pose", "runtime_state", "safety_mode", "robot_mode")
@@ -156,7 +157,7 @@ async def send_script(host: str, port: int, text: str, timeout: float) -> None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as exc:
-        raise Unavailable(f"secondary interface {host}:{port} unreachable: {exc}") from exc
+        raise Unavailable(f"secondary interface {host}:{port} unreachable: {describe(exc, timeout)}") from exc
     try:
         writer.write(text.encode())
         await asyncio.wait_for(writer.drain(), timeout)

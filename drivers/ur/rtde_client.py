@@ -15,6 +15,7 @@ from linebridge.drivers.base import DeviceError, Unavailable
 from linebridge.drivers.ur import rtde
 from linebridge.drivers.ur.netio import close_writer
 from linebridge.drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
+from linebridge.errors import describe
 
 _READ_SIZE = 65536
 _LOG_LEVELS = {
@@ -59,7 +60,7 @@ class RtdeClient:
                 asyncio.open_connection(self.host, self.port), self.timeout
             )
         except (OSError, TimeoutError) as exc:
-            raise Unavailable(f"{self.where} unreachable: {exc}") from exc
+            raise Unavailable(f"{self.where} unreachable: {describe(exc, self.timeout)}") from exc
 
     async def negotiate(self, version: int = rtde.PROTOCOL_VERSION) -> None:
         """Request the protocol version; raise DeviceError when the controller refuses it."""
@@ -153,7 +154,7 @@ class RtdeClient:
         try:
             data = await self._reader.read(_READ_SIZE)
         except OSError as exc:
-            raise Unavailable(f"{self.where} connection broke: {exc}") from exc
+            raise Unavailable(f"{self.where} connection broke: {describe(exc)}") from exc
         if not data:
             if self._framer.pending:
                 raise ProtocolError(

@@ -106,6 +106,13 @@ class UrSimulator:
         """Trigger a protective stop, as a collision or a safety input would."""
         self.robot.protective_stop()
 
+    def drop_rtde(self) -> int:
+        """Cut every RTDE connection (as a controller whose RTDE server fails); programs run on. How many."""
+        sessions = list(self._rtde_sessions)
+        for session in sessions:
+            session.writer.transport.abort()
+        return len(sessions)
+
     async def start(self) -> None:
         """Bind the three servers, start the control cycle, advertise over mDNS."""
         cfg = self.config

@@ -27,15 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from linebridge.api.gen.linebridge.v1 import common_pb2 as linebridge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blinebridge/v1/command.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/common.proto\"@\n\x0bSignalWrite\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.linebridge.v1.Value\"9\n\x0bWriteAction\x12*\n\x06writes\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.SignalWrite\"B\n\x0cInvokeAction\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x14.linebridge.v1.Value\"J\n\x10MoveJointsAction\x12\x11\n\tpositions\x18\x01 \x03(\x01\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x03 \x01(\x01\"K\n\x04Pose\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01z\x18\x03 \x01(\x01\x12\n\n\x02rx\x18\x04 \x01(\x01\x12\n\n\x02ry\x18\x05 \x01(\x01\x12\n\n\x02rz\x18\x06 \x01(\x01\"\\\n\x10MoveLinearAction\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.linebridge.v1.Pose\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x03 \x01(\x01\"#\n\x10RunProgramAction\x12\x0f\n\x07program\x18\x01 \x01(\t\"\x14\n\x12PauseProgramAction\"\x0c\n\nStopAction\"\xdd\x03\n\x0e\x45xecuteRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x05write\x18\n \x01(\x0b\x32\x1a.linebridge.v1.WriteActionH\x00\x12-\n\x06invoke\x18\x0b \x01(\x0b\x32\x1b.linebridge.v1.InvokeActionH\x00\x12)\n\x04stop\x18\x0c \x01(\x0b\x32\x19.linebridge.v1.StopActionH\x00\x12\x36\n\x0bmove_joints\x18\r \x01(\x0b\x32\x1f.linebridge.v1.MoveJointsActionH\x00\x12\x36\n\x0bmove_linear\x18\x0e \x01(\x0b\x32\x1f.linebridge.v1.MoveLinearActionH\x00\x12\x36\n\x0brun_program\x18\x0f \x01(\x0b\x32\x1f.linebridge.v1.RunProgramActionH\x00\x12:\n\rpause_program\x18\x10 \x01(\x0b\x32!.linebridge.v1.PauseProgramActionH\x00\x42\x08\n\x06\x61\x63tion\"/\n\x0c\x43ommandError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xdb\x02\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.linebridge.v1.CommandState\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x18\n\x10progress_message\x18\x07 \x01(\t\x12$\n\x06result\x18\x08 \x03(\x0b\x32\x14.linebridge.v1.Value\x12*\n\x05\x65rror\x18\t \x01(\x0b\x32\x1b.linebridge.v1.CommandError\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x01\n\x0c\x43ommandEvent\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.linebridge.v1.CommandState\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\x18\n\x10progress_message\x18\x04 \x01(\t\x12$\n\x06result\x18\x05 \x03(\x0b\x32\x14.linebridge.v1.Value\x12*\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1b.linebridge.v1.CommandError\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\rCancelRequest\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"9\n\x0e\x43\x61ncelResponse\x12\'\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.Command\"\'\n\x11GetCommandRequest\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"=\n\x12GetCommandResponse\x12\'\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.Command\"7\n\x13ListCommandsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"@\n\x14ListCommandsResponse\x12(\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x16.linebridge.v1.Command\"R\n\x08JogStart\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x33\n\x10\x64\x65\x61\x64man_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x0e\n\x0cJogHeartbeat\"\xe0\x01\n\nJogRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.linebridge.v1.JogStartH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.linebridge.v1.JogHeartbeatH\x00\x12\x36\n\x0bmove_joints\x18\x03 \x01(\x0b\x32\x1f.linebridge.v1.MoveJointsActionH\x00\x12\x36\n\x0bmove_linear\x18\x04 \x01(\x0b\x32\x1f.linebridge.v1.MoveLinearActionH\x00\x42\x06\n\x04step\"9\n\x0bJogResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.linebridge.v1.CommandEvent*\xef\x01\n\x0c\x43ommandState\x12\x1d\n\x19\x43OMMAND_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OMMAND_STATE_QUEUED\x10\x01\x12\x19\n\x15\x43OMMAND_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43OMMAND_STATE_SUCCEEDED\x10\x03\x12\x18\n\x14\x43OMMAND_STATE_FAILED\x10\x04\x12\x1a\n\x16\x43OMMAND_STATE_REJECTED\x10\x05\x12\x1b\n\x17\x43OMMAND_STATE_CANCELLED\x10\x06\x12\x1b\n\x17\x43OMMAND_STATE_TIMED_OUT\x10\x07\x32\x8e\x03\n\x0e\x43ommandService\x12G\n\x07\x45xecute\x12\x1d.linebridge.v1.ExecuteRequest\x1a\x1b.linebridge.v1.CommandEvent0\x01\x12\x45\n\x06\x43\x61ncel\x12\x1c.linebridge.v1.CancelRequest\x1a\x1d.linebridge.v1.CancelResponse\x12Q\n\nGetCommand\x12 .linebridge.v1.GetCommandRequest\x1a!.linebridge.v1.GetCommandResponse\x12W\n\x0cListCommands\x12\".linebridge.v1.ListCommandsRequest\x1a#.linebridge.v1.ListCommandsResponse\x12@\n\x03Jog\x12\x19.linebridge.v1.JogRequest\x1a\x1a.linebridge.v1.JogResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blinebridge/v1/command.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/common.proto\"@\n\x0bSignalWrite\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.linebridge.v1.Value\"9\n\x0bWriteAction\x12*\n\x06writes\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.SignalWrite\"B\n\x0cInvokeAction\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x14.linebridge.v1.Value\"J\n\x10MoveJointsAction\x12\x11\n\tpositions\x18\x01 \x03(\x01\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x03 \x01(\x01\"K\n\x04Pose\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01z\x18\x03 \x01(\x01\x12\n\n\x02rx\x18\x04 \x01(\x01\x12\n\n\x02ry\x18\x05 \x01(\x01\x12\n\n\x02rz\x18\x06 \x01(\x01\"\\\n\x10MoveLinearAction\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.linebridge.v1.Pose\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x03 \x01(\x01\"#\n\x10RunProgramAction\x12\x0f\n\x07program\x18\x01 \x01(\t\"\x14\n\x12PauseProgramAction\"\x0c\n\nStopAction\"\xdd\x03\n\x0e\x45xecuteRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x05write\x18\n \x01(\x0b\x32\x1a.linebridge.v1.WriteActionH\x00\x12-\n\x06invoke\x18\x0b \x01(\x0b\x32\x1b.linebridge.v1.InvokeActionH\x00\x12)\n\x04stop\x18\x0c \x01(\x0b\x32\x19.linebridge.v1.StopActionH\x00\x12\x36\n\x0bmove_joints\x18\r \x01(\x0b\x32\x1f.linebridge.v1.MoveJointsActionH\x00\x12\x36\n\x0bmove_linear\x18\x0e \x01(\x0b\x32\x1f.linebridge.v1.MoveLinearActionH\x00\x12\x36\n\x0brun_program\x18\x0f \x01(\x0b\x32\x1f.linebridge.v1.RunProgramActionH\x00\x12:\n\rpause_program\x18\x10 \x01(\x0b\x32!.linebridge.v1.PauseProgramActionH\x00\x42\x08\n\x06\x61\x63tion\"/\n\x0c\x43ommandError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa0\x03\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.linebridge.v1.CommandState\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x18\n\x10progress_message\x18\x07 \x01(\t\x12$\n\x06result\x18\x08 \x03(\x0b\x32\x14.linebridge.v1.Value\x12*\n\x05\x65rror\x18\t \x01(\x0b\x32\x1b.linebridge.v1.CommandError\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0c \x01(\t\x12-\n\tcancelled\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x02\n\x0c\x43ommandEvent\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.linebridge.v1.CommandState\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\x18\n\x10progress_message\x18\x04 \x01(\t\x12$\n\x06result\x18\x05 \x03(\x0b\x32\x14.linebridge.v1.Value\x12*\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1b.linebridge.v1.CommandError\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61ncelled_by\x18\x08 \x01(\t\"#\n\rCancelRequest\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"9\n\x0e\x43\x61ncelResponse\x12\'\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.Command\"\'\n\x11GetCommandRequest\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"=\n\x12GetCommandResponse\x12\'\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.Command\"7\n\x13ListCommandsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"@\n\x14ListCommandsResponse\x12(\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x16.linebridge.v1.Command\"R\n\x08JogStart\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x33\n\x10\x64\x65\x61\x64man_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x0e\n\x0cJogHeartbeat\"\xe0\x01\n\nJogRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.linebridge.v1.JogStartH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.linebridge.v1.JogHeartbeatH\x00\x12\x36\n\x0bmove_joints\x18\x03 \x01(\x0b\x32\x1f.linebridge.v1.MoveJointsActionH\x00\x12\x36\n\x0bmove_linear\x18\x04 \x01(\x0b\x32\x1f.linebridge.v1.MoveLinearActionH\x00\x42\x06\n\x04step\"9\n\x0bJogResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.linebridge.v1.CommandEvent*\xef\x01\n\x0c\x43ommandState\x12\x1d\n\x19\x43OMMAND_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OMMAND_STATE_QUEUED\x10\x01\x12\x19\n\x15\x43OMMAND_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43OMMAND_STATE_SUCCEEDED\x10\x03\x12\x18\n\x14\x43OMMAND_STATE_FAILED\x10\x04\x12\x1a\n\x16\x43OMMAND_STATE_REJECTED\x10\x05\x12\x1b\n\x17\x43OMMAND_STATE_CANCELLED\x10\x06\x12\x1b\n\x17\x43OMMAND_STATE_TIMED_OUT\x10\x07\x32\x8e\x03\n\x0e\x43ommandService\x12G\n\x07\x45xecute\x12\x1d.linebridge.v1.ExecuteRequest\x1a\x1b.linebridge.v1.CommandEvent0\x01\x12\x45\n\x06\x43\x61ncel\x12\x1c.linebridge.v1.CancelRequest\x1a\x1d.linebridge.v1.CancelResponse\x12Q\n\nGetCommand\x12 .linebridge.v1.GetCommandRequest\x1a!.linebridge.v1.GetCommandResponse\x12W\n\x0cListCommands\x12\".linebridge.v1.ListCommandsRequest\x1a#.linebridge.v1.ListCommandsResponse\x12@\n\x03Jog\x12\x19.linebridge.v1.JogRequest\x1a\x1a.linebridge.v1.JogResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linebridge.v1.command_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMANDSTATE']._serialized_start=2490
-  _globals['_COMMANDSTATE']._serialized_end=2729
+  _globals['_COMMANDSTATE']._serialized_start=2581
+  _globals['_COMMANDSTATE']._serialized_end=2820
   _globals['_SIGNALWRITE']._serialized_start=139
   _globals['_SIGNALWRITE']._serialized_end=203
   _globals['_WRITEACTION']._serialized_start=205
@@ -59,29 +59,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMANDERROR']._serialized_start=1132
   _globals['_COMMANDERROR']._serialized_end=1179
   _globals['_COMMAND']._serialized_start=1182
-  _globals['_COMMAND']._serialized_end=1529
-  _globals['_COMMANDEVENT']._serialized_start=1532
-  _globals['_COMMANDEVENT']._serialized_end=1778
-  _globals['_CANCELREQUEST']._serialized_start=1780
-  _globals['_CANCELREQUEST']._serialized_end=1815
-  _globals['_CANCELRESPONSE']._serialized_start=1817
-  _globals['_CANCELRESPONSE']._serialized_end=1874
-  _globals['_GETCOMMANDREQUEST']._serialized_start=1876
-  _globals['_GETCOMMANDREQUEST']._serialized_end=1915
-  _globals['_GETCOMMANDRESPONSE']._serialized_start=1917
-  _globals['_GETCOMMANDRESPONSE']._serialized_end=1978
-  _globals['_LISTCOMMANDSREQUEST']._serialized_start=1980
-  _globals['_LISTCOMMANDSREQUEST']._serialized_end=2035
-  _globals['_LISTCOMMANDSRESPONSE']._serialized_start=2037
-  _globals['_LISTCOMMANDSRESPONSE']._serialized_end=2101
-  _globals['_JOGSTART']._serialized_start=2103
-  _globals['_JOGSTART']._serialized_end=2185
-  _globals['_JOGHEARTBEAT']._serialized_start=2187
-  _globals['_JOGHEARTBEAT']._serialized_end=2201
-  _globals['_JOGREQUEST']._serialized_start=2204
-  _globals['_JOGREQUEST']._serialized_end=2428
-  _globals['_JOGRESPONSE']._serialized_start=2430
-  _globals['_JOGRESPONSE']._serialized_end=2487
-  _globals['_COMMANDSERVICE']._serialized_start=2732
-  _globals['_COMMANDSERVICE']._serialized_end=3130
+  _globals['_COMMAND']._serialized_end=1598
+  _globals['_COMMANDEVENT']._serialized_start=1601
+  _globals['_COMMANDEVENT']._serialized_end=1869
+  _globals['_CANCELREQUEST']._serialized_start=1871
+  _globals['_CANCELREQUEST']._serialized_end=1906
+  _globals['_CANCELRESPONSE']._serialized_start=1908
+  _globals['_CANCELRESPONSE']._serialized_end=1965
+  _globals['_GETCOMMANDREQUEST']._serialized_start=1967
+  _globals['_GETCOMMANDREQUEST']._serialized_end=2006
+  _globals['_GETCOMMANDRESPONSE']._serialized_start=2008
+  _globals['_GETCOMMANDRESPONSE']._serialized_end=2069
+  _globals['_LISTCOMMANDSREQUEST']._serialized_start=2071
+  _globals['_LISTCOMMANDSREQUEST']._serialized_end=2126
+  _globals['_LISTCOMMANDSRESPONSE']._serialized_start=2128
+  _globals['_LISTCOMMANDSRESPONSE']._serialized_end=2192
+  _globals['_JOGSTART']._serialized_start=2194
+  _globals['_JOGSTART']._serialized_end=2276
+  _globals['_JOGHEARTBEAT']._serialized_start=2278
+  _globals['_JOGHEARTBEAT']._serialized_end=2292
+  _globals['_JOGREQUEST']._serialized_start=2295
+  _globals['_JOGREQUEST']._serialized_end=2519
+  _globals['_JOGRESPONSE']._serialized_start=2521
+  _globals['_JOGRESPONSE']._serialized_end=2578
+  _globals['_COMMANDSERVICE']._serialized_start=2823
+  _globals['_COMMANDSERVICE']._serialized_end=3221
 # @@protoc_insertion_point(module_scope)

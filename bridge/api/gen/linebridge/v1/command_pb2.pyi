@@ -59,7 +59,9 @@ class SignalWrite(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
-    """Signal path inside the device ("setpoints/speed") or full path ("plc-1/setpoints/speed")."""
+    """Signal path relative to the device ("setpoints/speed" for "plc-1/setpoints/speed"), taken as
+    given: a path that begins with the device id names a signal whose path begins that way.
+    """
     @_builtins.property
     def value(self) -> _common_pb2.Value: ...
     def __init__(
@@ -377,6 +379,8 @@ class Command(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
+    CANCELLED_BY_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     device_id: _builtins.str
     idempotency_key: _builtins.str
@@ -386,6 +390,8 @@ class Command(_message.Message):
     progress: _builtins.float
     """0..1 while RUNNING, when the device reports progress."""
     progress_message: _builtins.str
+    cancelled_by: _builtins.str
+    """Who cancelled the command and when (see CommandEvent.cancelled_by)."""
     @_builtins.property
     def result(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Value]:
         """Output values of an invoke, or values read back after a write."""
@@ -396,6 +402,8 @@ class Command(_message.Message):
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cancelled(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -410,10 +418,12 @@ class Command(_message.Message):
         error: Global___CommandError | None = ...,
         created: _timestamp_pb2.Timestamp | None = ...,
         updated: _timestamp_pb2.Timestamp | None = ...,
+        cancelled_by: _builtins.str = ...,
+        cancelled: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "error", b"error", "updated", b"updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "created", b"created", "error", b"error", "updated", b"updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "created", b"created", "device_id", b"device_id", "error", b"error", "idempotency_key", b"idempotency_key", "kind", b"kind", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "state", b"state", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "cancelled_by", b"cancelled_by", "command_id", b"command_id", "created", b"created", "device_id", b"device_id", "error", b"error", "idempotency_key", b"idempotency_key", "kind", b"kind", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "state", b"state", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -432,10 +442,15 @@ class CommandEvent(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    CANCELLED_BY_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     state: Global___CommandState.ValueType
     progress: _builtins.float
     progress_message: _builtins.str
+    cancelled_by: _builtins.str
+    """Who cancelled the command (identity name; "local" inside the bridge), from the moment the
+    Cancel was accepted; empty when nobody did.
+    """
     @_builtins.property
     def result(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Value]: ...
     @_builtins.property
@@ -452,10 +467,11 @@ class CommandEvent(_message.Message):
         result: _abc.Iterable[_common_pb2.Value] | None = ...,
         error: Global___CommandError | None = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        cancelled_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "error", b"error", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "state", b"state", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_by", b"cancelled_by", "command_id", b"command_id", "error", b"error", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "state", b"state", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

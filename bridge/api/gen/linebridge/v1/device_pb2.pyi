@@ -88,6 +88,8 @@ class _DeviceEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Devic
     DEVICE_EVENT_TYPE_ADDED: _DeviceEventType.ValueType  # 1
     DEVICE_EVENT_TYPE_CHANGED: _DeviceEventType.ValueType  # 2
     DEVICE_EVENT_TYPE_REMOVED: _DeviceEventType.ValueType  # 3
+    DEVICE_EVENT_TYPE_DROPPED: _DeviceEventType.ValueType  # 4
+    """The watcher fell behind and events were dropped (no device): re-read with ListDevices."""
 
 class DeviceEventType(_DeviceEventType, metaclass=_DeviceEventTypeEnumTypeWrapper):
     """What happened to a device."""
@@ -96,6 +98,8 @@ DEVICE_EVENT_TYPE_UNSPECIFIED: DeviceEventType.ValueType  # 0
 DEVICE_EVENT_TYPE_ADDED: DeviceEventType.ValueType  # 1
 DEVICE_EVENT_TYPE_CHANGED: DeviceEventType.ValueType  # 2
 DEVICE_EVENT_TYPE_REMOVED: DeviceEventType.ValueType  # 3
+DEVICE_EVENT_TYPE_DROPPED: DeviceEventType.ValueType  # 4
+"""The watcher fell behind and events were dropped (no device): re-read with ListDevices."""
 Global___DeviceEventType: _TypeAlias = DeviceEventType  # noqa: Y015
 
 @_typing.final
@@ -437,13 +441,19 @@ Global___WatchDevicesRequest: _TypeAlias = WatchDevicesRequest  # noqa: Y015
 
 @_typing.final
 class WatchDevicesResponse(_message.Message):
-    """Response of DeviceService.WatchDevices: one device event."""
+    """Response of DeviceService.WatchDevices: one device event, or a notice of dropped events."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
     DEVICE_FIELD_NUMBER: _builtins.int
+    DROPPED_EVENTS_FIELD_NUMBER: _builtins.int
+    TOTAL_DROPPED_EVENTS_FIELD_NUMBER: _builtins.int
     type: Global___DeviceEventType.ValueType
+    dropped_events: _builtins.int
+    """With DEVICE_EVENT_TYPE_DROPPED: events lost since the previous notice."""
+    total_dropped_events: _builtins.int
+    """With DEVICE_EVENT_TYPE_DROPPED: events lost over the life of the stream."""
     @_builtins.property
     def device(self) -> Global___Device: ...
     def __init__(
@@ -451,10 +461,12 @@ class WatchDevicesResponse(_message.Message):
         *,
         type: Global___DeviceEventType.ValueType = ...,
         device: Global___Device | None = ...,
+        dropped_events: _builtins.int = ...,
+        total_dropped_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "dropped_events", b"dropped_events", "total_dropped_events", b"total_dropped_events", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
