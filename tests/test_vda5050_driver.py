@@ -123,6 +123,7 @@ async def test_an_agv_dropping_its_connection_goes_offline_by_last_will_and_come
 ) -> None:
     app = await start_bridge([fleet_device(broker)])
     await wait_for_state(app, "agv-002", DeviceState.ONLINE)
+    await until(lambda: app.driver_of("agv-002").factsheet, what="the factsheet declaring simDropConnection")
     app.commands.submit(instant_spec("agv-002", [{"actionType": "simDropConnection"}]))
     await wait_for_state(app, "agv-002", DeviceState.OFFLINE)
     assert "CONNECTIONBROKEN" in app.registry.get("agv-002").state_reason
@@ -170,7 +171,11 @@ async def test_the_broker_going_away_takes_the_agvs_offline_and_they_return_with
     await broker.stop()
     await wait_for_state(app, "fleet", DeviceState.OFFLINE)
     await wait_for_state(app, "agv-001", DeviceState.OFFLINE)
-    assert app.registry.get("agv-001").state_reason == "fleet connection closed"
+    # Mosquitto may hand the AGVs' last wills to the bridge before it closes the bridge's own connection.
+    assert app.registry.get("agv-001").state_reason in (
+        "fleet connection closed",
+        "connection CONNECTIONBROKEN",
+    )
     await broker.start()
     await wait_for_state(app, "fleet", DeviceState.ONLINE, timeout=20)
     await wait_for_state(app, "agv-001", DeviceState.ONLINE, timeout=20)
