@@ -84,3 +84,38 @@ async def test_a_load_is_located_on_board_then_at_its_drop_point_with_zone_event
     assert table[0].split()[:3] == ["AGV", "STATE", "MAP"]
     row = next(line for line in table if line.startswith("agv-002"))
     assert "ONLINE" in row and "body-shop" in row and "100.0%" in row
+
+
+async def test_agv_signals_are_ordinary_signals_for_subscribe_read_and_the_uplink(
+    broker: Broker,
+    fleet,
+    consumer,
+    start_bridge: BridgeFactory,
+    client_for: Callable[[BridgeApp], RawClient],
+    tmp_path,
+) -> None:
+    from linebridge.api import pb as api
+    from tests.mqtt_broker import uplink_section
+
+    app = await start_bridge([fleet_device(broker)], uplink=uplink_section(broker, tmp_path / "o.sqlite"))
+    await wait_for_state(app, "agv-002", DeviceState.ONLINE)
+    client = client_for(app)
+    seen: dict[str, object] = {}
+    async with asyncio.timeout(15):
+        async for item in client.samples(["agv-002/position/*", "agv-002/battery/charge"]):
+            if not isinstance(item, str):
+                seen[item.path] = item.value
+            if {"agv-002/position/x", "agv-002/position/map_id", "agv-002/battery/charge"} <= set(seen):
+                break
+    assert seen["agv-002/position/x"] == 24.0 and seen["agv-002/position/map_id"] == "plant"
+    read = await client.telemetry.Read(
+        api.telemetry.ReadRequest(paths=["agv-002/load/count"], from_device=True)
+    )
+    assert read.values[0].value.int_value == 0
+    await consumer.wait_for(
+        lambda: any(s.device == "agv-002" and s.name == "position/x" for s in consumer.samples),
+        what="DDATA of an AGV",
+    )
+    (birth,) = consumer.of("DBIRTH", device="agv-002")[:1]
+    assert {"position/x", "load/ids", "errors/text", "order/id"} <= {m.name for m in birth.payload.metrics}
+    assert not consumer.errors
