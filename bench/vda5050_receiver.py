@@ -4,20 +4,21 @@
 --until U` subscribes to the fleet's state and visualization, prints READY (bridge: once all N AGVs are
 devices), counts every message until wall-clock U and prints one RESULT line: messages (total and
 inside the window), samples (bridge: samples in the batches handed to the bus) and the process's CPU
-use inside the window. `raw` only JSON-decodes each payload (msgspec, untyped) and counts it.
+use inside the window. `raw` receives the same way (aiomqtt, each message handed over as paho reads
+it) and only JSON-decodes each payload (msgspec, untyped) and counts it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import time
 
 import aiomqtt
 import msgspec
 
 from bench.common import emit_result, window_cpu
+from linebridge.drivers.vda5050.link import client, parse_endpoint
 
 MANUFACTURER = "bench"
 
@@ -28,6 +29,7 @@ class Counter:
     def __init__(self, start: float, end: float) -> None:
         self.start, self.end = start, end
         self.total = self.window = self.samples = self.window_samples = 0
+        self.at_until = 0  # received by the end of the run (window + 3 s); the rest came late
 
     def add(self, samples: int) -> None:
         self.total += 1
@@ -38,17 +40,31 @@ class Counter:
             self.window_samples += samples
 
 
+async def drain(args: argparse.Namespace, count: Counter) -> None:
+    """Run until `--until`, then on until nothing arrived for 2 s (at most 30 s): late is not lost."""
+    await asyncio.sleep(max(0.0, args.until - time.time()))
+    count.at_until = count.total
+    for _ in range(15):
+        before = count.total
+        await asyncio.sleep(2.0)
+        if count.total == before:
+            return
+
+
 async def raw(args: argparse.Namespace, count: Counter) -> None:
+    """Receive like the driver does (aiomqtt, messages handed over as paho reads them), only JSON-decode."""
     decode = msgspec.json.decode
-    async with aiomqtt.Client("127.0.0.1", args.port, identifier="bench-raw") as c:
+
+    def received(message: aiomqtt.Message) -> None:
+        decode(message.payload)  # type: ignore[arg-type]
+        count.add(0)
+
+    address = parse_endpoint(f"mqtt://127.0.0.1:{args.port}")
+    async with client(address, "bench-raw", on_message=received) as c:
         for topic in ("state", "visualization"):
             await c.subscribe(f"uagv/v2/{MANUFACTURER}/+/{topic}", qos=0)
         print("READY raw", flush=True)
-        with contextlib.suppress(TimeoutError):  # the end of the run
-            async with asyncio.timeout(max(0.0, args.until - time.time())):
-                async for message in c.messages:
-                    decode(message.payload)  # type: ignore[arg-type]
-                    count.add(0)
+        await drain(args, count)
 
 
 async def bridge(args: argparse.Namespace, count: Counter) -> None:
@@ -88,7 +104,7 @@ async def bridge(args: argparse.Namespace, count: Counter) -> None:
     try:
         await online.wait()
         print("READY bridge", flush=True)
-        await asyncio.sleep(max(0.0, args.until - time.time()))
+        await drain(args, count)
         driver = app.sessions["fleet"].driver
         count.bad = dict(driver.bad) if driver is not None else {}  # type: ignore[attr-defined]
     finally:
@@ -102,6 +118,7 @@ async def main_async(args: argparse.Namespace) -> None:
     emit_result(
         {
             "messages": count.total,
+            "messages_at_until": count.at_until,
             "window_messages": count.window,
             "samples": count.samples,
             "window_samples": count.window_samples,

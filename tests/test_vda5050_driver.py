@@ -28,7 +28,8 @@ async def test_each_agv_becomes_a_device_with_factsheet_and_telemetry(
     record = app.registry.get("agv-002")
     assert record.description is not None
     assert record.description.kind is DeviceKind.AGV
-    assert record.description.model == "LB-Tugger"  # from the retained factsheet
+    # ONLINE comes with the retained connection message; the retained factsheet follows it.
+    await until(lambda: record.description.model == "LB-Tugger", what="the model from the factsheet")
     assert record.source == "gateway"
     await until(lambda: value(app, "agv-002", "battery/charge") == 100.0, what="a state of agv-002")
     assert value(app, "agv-002", "position/x") == 24.0  # agv-002 starts at the body shop

@@ -193,16 +193,22 @@ class TransportIndex:
         on_board: set[str] = set()
         records = self.agvs()
         values = self.snapshot(records)
+        zoned = bool(self.config.zones)
         for record in records:
+            loads = self.loads_of(record, values)
+            if not loads and not zoned:
+                continue  # nothing to remember and no zone to enter: skip the position (hot with many AGVs)
             place = self.place_of(record, values)
             if place is None:
                 continue
-            self._compare(record.id, "", place)
-            for load_id in self.loads_of(record, values):
+            if zoned:
+                self._compare(record.id, "", place)
+            for load_id in loads:
                 on_board.add(load_id)
                 self._carried[load_id] = LoadPlace(load_id, record.id, True, place)
                 self._dropped.pop(load_id, None)
-                self._compare(record.id, load_id, place)
+                if zoned:
+                    self._compare(record.id, load_id, place)
         for load_id, seen in list(self._carried.items()):
             if load_id not in on_board:  # dropped where its AGV last was; it stays in its zones
                 del self._carried[load_id]

@@ -9,6 +9,7 @@ logged once per kind and dropped: the AGV's previous values stay.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # §6.3: a serial number consists of A-Z a-z 0-9 _ . : - (no "/" and no "$").
 SERIAL = re.compile(r"[A-Za-z0-9_.:\-]+")
 TOPICS = ("connection", "state", "factsheet", "visualization")
+HOUSEKEEPING_SECONDS = 0.2  # how often stateRequests and counters are looked after
 BAD_KINDS = ("malformed_json", "wrong_version", "schema", "stale_state", "bad_serial", "oversize")
 
 
@@ -113,6 +115,7 @@ class Vda5050Driver(Driver):
             password=o.password,
             tls=tls,
             keepalive=o.keepalive_seconds,
+            on_message=self._received,
         )
         try:
             await self._client.__aenter__()
@@ -154,22 +157,39 @@ class Vda5050Driver(Driver):
         return {"broker": f"{a.host}:{a.port}", "topics": f"{a.interface}/v2/{a.manufacturer or '+'}/+/..."}
 
     async def stream(self, signals: Sequence[Signal], sink: BatchSink, hints: StreamHints) -> None:
+        """Messages are handled as paho reads them (`_received`); this loop sends the stateRequests of
+        newly attached AGVs, publishes the fleet counters each second, and ends when the link breaks."""
         if self._client is None:
             raise Unavailable("not connected")
         self._sink = sink
+        link = asyncio.ensure_future(self._until_disconnected(self._client))
         next_counters = 0.0
         try:
-            async for message in self._client.messages:
-                payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-                self.on_message(message.topic.value, bytes(payload))
+            while not link.done():
+                await asyncio.wait({link}, timeout=HOUSEKEEPING_SECONDS)
                 while self._state_wanted:
                     await self._request_state(self._state_wanted.pop())
-                now = time.monotonic()
-                if now >= next_counters:
-                    next_counters = now + 1.0
+                if time.monotonic() >= next_counters:
+                    next_counters = time.monotonic() + 1.0
                     self._publish_counters()
+            link.result()
         except aiomqtt.MqttError as exc:
             raise Unavailable(f"fleet broker connection lost: {exc}") from None
+        finally:
+            link.cancel()
+
+    @staticmethod
+    async def _until_disconnected(c: aiomqtt.Client) -> None:
+        """Iterate aiomqtt's message view: it yields nothing (messages are dispatched) and raises on disconnect."""
+        async for _ in c.messages:
+            pass
+
+    def _received(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+        try:
+            self.on_message(message.topic.value, bytes(payload))
+        except Exception:  # on_message is built not to raise; paho's read loop must survive a bug anyway
+            log.exception("%s: a message from %s could not be handled", self.device_id, message.topic.value)
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         values = self._counter_values()

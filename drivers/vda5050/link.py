@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -74,8 +76,15 @@ def client(
     will: aiomqtt.Will | None = None,
     keepalive: int = 15,
     max_queued: int = 0,
+    on_message: Callable[[aiomqtt.Message], None] | None = None,
 ) -> aiomqtt.Client:
-    """An aiomqtt client (MQTT 3.1.1, clean session) for `address`."""
+    """An aiomqtt client (MQTT 3.1.1, clean session) for `address`.
+
+    With `on_message`, every message goes to it the moment paho has read it, through aiomqtt's
+    `queue_type` hook, instead of through the `messages` iterator (which spends a task and an
+    `asyncio.wait` per message: twice the raw decode cost at 2,200 messages/s). `messages` then
+    only serves to notice the disconnect.
+    """
     return aiomqtt.Client(
         address.host,
         address.port,
@@ -87,4 +96,15 @@ def client(
         tls_context=tls if address.tls else None,
         timeout=10,
         max_queued_incoming_messages=max_queued or None,
+        queue_type=_dispatcher(on_message) if on_message is not None else None,
     )
+
+
+def _dispatcher(handler: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class whose put_nowait hands the message straight to `handler` (nothing is queued)."""
+
+    class Dispatch(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            handler(item)
+
+    return Dispatch
