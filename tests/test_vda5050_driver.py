@@ -139,6 +139,8 @@ async def test_an_instant_action_the_agv_does_not_know_is_refused(
     await until(lambda: fleet.by_serial("agv-001").connections and app.driver_of("agv-001").factsheet)
     with pytest.raises(InvalidArgument, match="neither predefined"):
         app.commands.submit(instant_spec("agv-001", [{"actionType": "fly"}]))
+    with pytest.raises(InvalidArgument, match="neither predefined"):  # declared, but for nodes only
+        app.commands.submit(instant_spec("agv-001", [{"actionType": "pick"}]))
     record, _ = app.commands.submit(instant_spec("agv-001", [{"actionType": "cancelOrder"}]))
     await finished(record)
     assert record.state.name == "FAILED"

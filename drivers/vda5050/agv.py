@@ -111,9 +111,9 @@ class Agv(Driver):
         self.columns = Columns.of(device_id, self.signals)
 
     def instant_types(self) -> set[str]:
-        declared = (
-            {a.action_type for a in self.factsheet.protocol_features.agv_actions} if self.factsheet else set()
-        )
+        actions = self.factsheet.protocol_features.agv_actions if self.factsheet else []
+        # §7 agvActions: actionScopes INSTANT, NODE, EDGE; only the INSTANT ones go in instantActions.
+        declared = {a.action_type for a in actions if not a.action_scopes or "INSTANT" in a.action_scopes}
         return set(STANDARD_INSTANT) | declared
 
     # -- telemetry -------------------------------------------------------------------------------
