@@ -93,8 +93,17 @@ async def test_a_lower_order_update_id_is_refused_and_an_agv_error_fails_the_ord
     await until(lambda: value(app, "agv-003", "order/id") == "o-3", what="the order in the AGV's state")
     with pytest.raises(InvalidArgument, match="update_id_increases"):
         app.commands.submit(order_spec("agv-003", order_json("agv-003", "o-3", path, update_id=1)))
-    # Told by the test to raise an error (an instant action would queue behind the running order).
-    fleet.by_serial("agv-003")._error("wheelSlip", "FATAL", "left wheel slipping")
+    raise_error = [
+        {
+            "actionType": "simRaiseError",
+            "actionParameters": [
+                {"key": "errorType", "value": "wheelSlip"},
+                {"key": "errorDescription", "value": "left wheel slipping"},
+            ],
+        }
+    ]
+    raised, _ = app.commands.submit(instant_spec("agv-003", raise_error))  # beside the running order
+    assert (await finished(raised, timeout=10)).state.name == "SUCCEEDED", raised.error_message
     await finished(record)
     assert record.state.name == "FAILED"
     assert "wheelSlip: left wheel slipping" in record.error_message
@@ -182,3 +191,22 @@ async def test_the_broker_going_away_takes_the_agvs_offline_and_they_return_with
     await broker.start()
     await wait_for_state(app, "fleet", DeviceState.ONLINE, timeout=20)
     await wait_for_state(app, "agv-001", DeviceState.ONLINE, timeout=20)
+
+
+async def test_instant_actions_pause_and_resume_a_running_order(
+    broker: Broker, fleet, start_bridge: BridgeFactory
+) -> None:
+    app = await start_bridge([fleet_device(broker)])
+    await wait_for_state(app, "agv-001", DeviceState.ONLINE)
+    order, _ = app.commands.submit(
+        order_spec("agv-001", order_json("agv-001", "o-p", ["goods-in", "body-shop"]))
+    )
+    await until(lambda: value(app, "agv-001", "driving") is True, what="driving")
+    pause, _ = app.commands.submit(instant_spec("agv-001", [{"actionType": "startPause"}]))
+    assert (await finished(pause, timeout=10)).state.name == "SUCCEEDED", pause.error_message
+    await until(lambda: value(app, "agv-001", "driving") is False, what="stopped by the pause")
+    x = value(app, "agv-001", "position/x")
+    assert 0.0 < x < 24.0 and not order.state.final  # paused half-way; the order still runs
+    resume, _ = app.commands.submit(instant_spec("agv-001", [{"actionType": "stopPause"}]))
+    assert (await finished(resume, timeout=10)).state.name == "SUCCEEDED"
+    assert (await finished(order)).state.name == "SUCCEEDED", order.error_message

@@ -145,6 +145,12 @@ class CommandManager:
         if spec.kind is CommandKind.STOP:
             self._preempt(spec.device_id)
             self._start(record)
+        elif (
+            record.request is not None
+            and record.request.method is not None
+            and record.request.method.immediate
+        ):
+            self._start(record)  # beside the queue (MethodSpec.immediate)
         else:
             record.timer = loop.call_at(record.deadline, self._expire_queued, record)
             queue.append(record)

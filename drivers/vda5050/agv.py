@@ -60,7 +60,8 @@ ORDER_METHOD = MethodSpec(
 INSTANT_METHOD = MethodSpec(
     "instant_actions",
     (MethodArg("actions", ValueType.STRING, "JSON: a list of actions {actionType, actionParameters, ...}"),),
-    description="send instant actions (§6.9); ends when each one is FINISHED or FAILED",
+    description="send instant actions (§6.9); ends when each one is FINISHED or FAILED; runs beside a running order",
+    immediate=True,  # §6.9: instant actions are for the AGV's running order (pause it, cancel it)
 )
 
 Send = Callable[[str, str, msgspec.Struct], Awaitable[None]]  # serial, topic, message
