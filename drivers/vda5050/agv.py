@@ -26,6 +26,7 @@ from linebridge.drivers.base import (
     DeviceError,
     DeviceKind,
     Driver,
+    DriverContext,
     InvalidArgument,
     MethodArg,
     MethodSpec,
@@ -77,7 +78,7 @@ class Agv(Driver):
 
     type_name = "vda5050"
 
-    def __init__(self, ctx: Any, manufacturer: str, serial: str, send: Send) -> None:
+    def __init__(self, ctx: DriverContext, manufacturer: str, serial: str, send: Send) -> None:
         super().__init__(ctx)
         self.manufacturer, self.serial, self._send = manufacturer, serial, send
         self.signals: list[Signal] = make_signals()
