@@ -34,6 +34,7 @@ class SimAgv(AgvModel):
         self._ids: dict[str, int] = {}
         self._client: aiomqtt.Client | None = None
         self.connections = 0
+        self.stopping = False
 
     # -- protocol ------------------------------------------------------------------------------
     def _header(self, topic: str) -> dict[str, object]:
@@ -120,10 +121,12 @@ class SimAgv(AgvModel):
     # -- running -------------------------------------------------------------------------------
     async def run(self) -> None:
         """Connect, publish, obey; reconnect after a deliberate drop or a broker restart."""
-        while True:
+        while not self.stopping:
             try:
                 await self._session()
             except Exception as exc:  # MqttError, or the session TaskGroup's ExceptionGroup around one
+                if self.stopping:  # aiomqtt's exit can raise MqttError while it is cancelled: stop wins
+                    return
                 log.debug("AGV %s: connection ended: %r", self.cfg.serial, exc)
             self._client = None
             await asyncio.sleep(self.cfg.reconnect_seconds)
@@ -165,7 +168,8 @@ class SimAgv(AgvModel):
         raise aiomqtt.MqttError("connection dropped on request")
 
     async def stop(self) -> None:
-        """Say OFFLINE (retained) before a clean disconnect, as §6.14 asks."""
+        """Say OFFLINE (retained) before a clean disconnect, as §6.14 asks; run() ends after this."""
+        self.stopping = True
         with contextlib.suppress(aiomqtt.MqttError):
             await self._send("connection", self._connection("OFFLINE"), qos=1, retain=True)
 

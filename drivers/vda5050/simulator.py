@@ -113,13 +113,19 @@ class AgvFleet:
         """Each AGV says OFFLINE (retained) and disconnects; tasks are cancelled and awaited."""
         if self._advertiser is not None:
             await self._advertiser.stop()
-        await asyncio.gather(*(a.stop() for a in self.agvs), return_exceptions=True)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        # OFFLINE is best effort: a connection that is down or wedged must not hold the stop up.
+        await asyncio.gather(*(asyncio.wait_for(a.stop(), 2.0) for a in self.agvs), return_exceptions=True)
+        tasks, self._tasks = self._tasks, []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while any(not t.done() for t in tasks) and loop.time() < deadline:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=0.5)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
 
 
 def main(argv: list[str] | None = None) -> int:
