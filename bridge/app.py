@@ -30,6 +30,7 @@ from linebridge.metrics import Metrics
 from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import ValueGuard
 from linebridge.transport.index import TransportIndex
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
@@ -54,7 +55,12 @@ class BridgeApp:
         )
         self.metrics.watch(self.bus, self.registry)
         self.audit = (
-            AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
+            AuditLog(
+                config.audit,
+                config.audit.directory(config.base_dir),
+                config.bridge.id,
+                config.audit.key_path(config.base_dir),
+            )
             if config.audit.enabled
             else None
         )
@@ -91,9 +97,18 @@ class BridgeApp:
             self.bus,
             self.approvals,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+            on_guarded=self.metrics.on_guarded,
         )
         self.uplink = (
-            Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
+            Uplink(
+                config.uplink,
+                config.bridge.id,
+                self.registry,
+                self.bus,
+                self.commands,
+                config.base_dir,
+                audit_head=self._audit_head_text if self.audit is not None else None,
+            )
             if config.uplink.enabled
             else None
         )
@@ -112,6 +127,7 @@ class BridgeApp:
             self.warnings,
             self.started_ns,
             self.started_monotonic,
+            self.audit.head if self.audit is not None else None,
             transport=self.transport,
         )
         self.api = ApiServer(parts, config)
@@ -173,6 +189,12 @@ class BridgeApp:
     def uplink_status(self) -> UplinkStatus:
         return self.uplink.status() if self.uplink is not None else DISABLED
 
+    def _audit_head_text(self) -> str:
+        """The audit chain head as the uplink publishes it: "<file>:<seq>:<hash>" ("" before any record)."""
+        assert self.audit is not None
+        head = self.audit.head()
+        return f"{head.segment}:{head.seq}:{head.hash}" if head.seq else ""
+
     @property
     def api_address(self) -> str:
         return f"{self.config.grpc.address.rpartition(':')[0]}:{self.grpc_port}"
@@ -188,6 +210,10 @@ class BridgeApp:
 
     def driver_of(self, device_id: str) -> Driver | None:
         return self.devices.driver_of(device_id)
+
+    def guard_of(self, device_id: str) -> ValueGuard:
+        """The driver-boundary checks of a device (see DeviceManager.guard_of)."""
+        return self.devices.guard_of(device_id)
 
     def add_device(self, *args, **kwargs) -> DeviceRecord:
         """Register a device and start its session (see DeviceManager.add_device)."""

@@ -129,6 +129,9 @@ class BatchSink(Protocol):
     def degraded(self, reason: str | None) -> None:
         """Report that data is partial or bad (reason), or that it is fine again (None)."""
 
+    def alive(self) -> None:
+        """Report that the device answered with nothing new (a keep-alive, a poll without changes)."""
+
 
 class DeviceHost(Protocol):
     """Where a gateway driver registers the devices behind its one connection (e.g. AGVs on a fleet broker).
@@ -211,6 +214,13 @@ class Driver(ABC):
 
     def check(self, request: CommandRequest) -> None:
         """Refuse a command before it is queued (raise InvalidArgument); the default accepts it."""
+        return None
+
+    def liveness(self, hints: StreamHints) -> float | None:
+        """Seconds without a batch or `sink.alive()` after which the device counts as hung (None: no bound).
+
+        The session enforces it while stream() runs; `liveness_seconds` in a device's config overrides it.
+        """
         return None
 
     def diagnostics(self) -> dict[str, str]:

@@ -22,6 +22,7 @@ TARGETS = (
     "files",
     "client",
     "uplink",
+    "opcua",
     "vda5050",
 )
 # libFuzzer flags: a decoder that takes 10 s for one input counts as a hang; memory capped per target.
