@@ -20,6 +20,7 @@ ORDER = (
     "vda5050_state",
     "order_rtt",
     "client_decode",
+    "analytics_overhead",
 )
 
 

@@ -1,5 +1,7 @@
 """Short names for the generated protobuf modules."""
 
+from linebridge.api.gen.linebridge.v1 import alarm_pb2 as alarm
+from linebridge.api.gen.linebridge.v1 import alarm_pb2_grpc as alarm_grpc
 from linebridge.api.gen.linebridge.v1 import bridge_pb2 as bridge
 from linebridge.api.gen.linebridge.v1 import bridge_pb2_grpc as bridge_grpc
 from linebridge.api.gen.linebridge.v1 import command_pb2 as command
@@ -13,6 +15,8 @@ from linebridge.api.gen.linebridge.v1 import transport_pb2 as transport
 from linebridge.api.gen.linebridge.v1 import transport_pb2_grpc as transport_grpc
 
 __all__ = [
+    "alarm",
+    "alarm_grpc",
     "bridge",
     "bridge_grpc",
     "command",

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from linebridge.api import pb
+from linebridge.api.alarms import AlarmService, EfficiencyService
 from linebridge.api.auth import Authenticator, server_credentials
 from linebridge.api.convert import serialize_update
 from linebridge.api.interceptor import AuthInterceptor
@@ -28,6 +29,8 @@ SERVICE_NAMES = (
     pb.command.DESCRIPTOR.services_by_name["CommandService"].full_name,
     pb.bridge.DESCRIPTOR.services_by_name["BridgeService"].full_name,
     pb.transport.DESCRIPTOR.services_by_name["TransportService"].full_name,
+    pb.alarm.DESCRIPTOR.services_by_name["AlarmService"].full_name,
+    pb.alarm.DESCRIPTOR.services_by_name["EfficiencyService"].full_name,
 )
 
 
@@ -113,6 +116,11 @@ class ApiServer:
         if parts.transport is not None:
             pb.transport_grpc.add_TransportServiceServicer_to_server(
                 TransportService(parts.transport), self.server
+            )
+        if parts.alarms is not None and parts.analytics is not None:
+            pb.alarm_grpc.add_AlarmServiceServicer_to_server(AlarmService(parts.alarms), self.server)
+            pb.alarm_grpc.add_EfficiencyServiceServicer_to_server(
+                EfficiencyService(parts.analytics), self.server
             )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 
 from linebridge import __version__
+from linebridge.cli import alarms as alarms_cli
 from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
 from linebridge.cli import uplink_watch
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of the simulators' randomness (default 1)")
+    demo.add_argument(
+        "--no-faults",
+        dest="faults",
+        action="store_false",
+        help="healthy simulators (default: robot-1's axis 3 motor drifts, the PLC's infeed starves)",
     )
     demo.add_argument(
         "--mqtt",
@@ -107,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     where = client("where", "where is a load: the AGV carrying it, its position, map and zones")
     where.add_argument("load_id")
     client("fleet", "a table of AGVs: position, load, battery, order progress, errors")
+    alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
     return p

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from linebridge.api import pb
 from linebridge.cli import transport as transport_cli
+from linebridge.cli.alarms import COMMANDS as alarm_commands
 from linebridge.cli.security import client_from_args
 from linebridge.client import (
     AsyncClient,
@@ -270,4 +271,5 @@ COMMANDS = {
     "approve": _approve,
     "where": transport_cli.where,
     "fleet": transport_cli.fleet,
+    **alarm_commands,
 }

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import cast
 
 from asyncua import Client, ua
@@ -35,6 +36,7 @@ from linebridge.drivers.base import (
     Unavailable,
     Unsupported,
     Value,
+    analytics_file,
 )
 from linebridge.drivers.opcua.addressing import (
     encode_arg,
@@ -45,6 +47,7 @@ from linebridge.drivers.opcua.addressing import (
 )
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
+from linebridge.drivers.opcua.conditions import ConditionWatch
 from linebridge.drivers.opcua.conversion import (
     plain,
     sample_of,
@@ -56,6 +59,8 @@ from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
 from linebridge.errors import describe
+
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 class _PublishCrashFilter(logging.Filter):
@@ -117,6 +122,7 @@ class OpcUaDriver(Driver):
         self._catalog = Catalog()
         self._stop_method: MethodSpec | None = None
         self._streams: set[SubscriptionStream] = set()
+        self._conditions: ConditionWatch | None = None
         self._lost_reason: str | None = None
         self._setup: SecuritySetup | None = None
 
@@ -212,8 +218,13 @@ class OpcUaDriver(Driver):
             self.ctx.logger,
         )
         self._streams.add(stream)
+        report = getattr(sink, "alarm", None)  # a sink from before issue 14 takes no alarms
+        conditions = ConditionWatch(client.uaclient.session, report or (lambda _r: None), self.ctx.logger)
         try:
             with self._errors("stream from"):
+                if options.alarms and report is not None:
+                    await conditions.start(options.publishing_interval)
+                    self._conditions = conditions
                 await stream.run()
         except Unavailable:
             # The session is dead and the driver never reconnects: end it now, or asyncua's publish
@@ -222,6 +233,22 @@ class OpcUaDriver(Driver):
             raise
         finally:
             self._streams.discard(stream)
+            self._conditions = None
+            await conditions.stop()
+
+    async def acknowledge_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Acknowledge on the condition (OPC UA Part 9 §5.7.3)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("acknowledge on"):
+            await self._conditions.acknowledge(name, comment)
+
+    async def confirm_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Confirm on the condition (OPC UA Part 9 §5.7.4)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("confirm on"):
+            await self._conditions.confirm(name, comment)
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Current values of `signals`, one Read request."""
@@ -339,6 +366,7 @@ class OpcUaDriver(Driver):
             signals=catalog.signals,
             methods=catalog.methods,
             commands=frozenset(commands),
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _server_info(self, client: Client) -> tuple[str, str, str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 
 from linebridge.drivers.base import (
     BatchSink,
@@ -33,6 +34,7 @@ from linebridge.drivers.base import (
     StreamHints,
     Unavailable,
     Value,
+    analytics_file,
     batch_of,
 )
 from linebridge.drivers.ur import dashboard as dash
@@ -79,6 +81,9 @@ COMMANDS = frozenset(
 )
 _CMD = dash.COMMANDS_BY_METHOD
 _POLL = 0.05  # seconds between Dashboard polls while waiting for a program state
+
+
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 class UrDriver(Driver):
@@ -140,6 +145,7 @@ class UrDriver(Driver):
             signals=catalog_signals(fields, polled),
             methods=dash.method_specs(),
             commands=COMMANDS,
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _probe_rtde(self) -> list[RtdeField]:
