@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from linebridge.analytics.states import MachineState
+from linebridge.analytics.machine_state import MachineState
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -5,24 +5,12 @@ from __future__ import annotations
 import bisect
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any
+
+from linebridge.analytics.machine_state import MachineState
 
 if TYPE_CHECKING:
     from linebridge.analytics.config import Condition, StateRule
-
-
-class MachineState(IntEnum):
-    """PackML-style machine states (ISA-TR88.00.02) plus OFFLINE when the bridge cannot reach the device."""
-
-    EXECUTE = 1  # producing
-    IDLE = 2
-    SUSPENDED = 3  # starved or blocked by upstream/downstream
-    HELD = 4  # a fault is being cleared
-    STOPPED = 5
-    ABORTED = 6
-    SETUP = 7
-    OFFLINE = 8
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {

@@ -15,6 +15,7 @@ from linebridge.cli import uplink_watch
 from linebridge.config import load_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError, LinebridgeError
+from linebridge.hil import cli as hil_cli
 from linebridge.uplink.config import with_broker
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
+    hil_cli.add_commands(sub)
     return p
 
 
@@ -173,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return audit_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
+        if args.command == "hil":
+            return hil_cli.run(args)
         if args.command == "uplink" and args.action == "watch":
             return uplink_watch.run_watch(args)
         from linebridge.cli.remote import run_client

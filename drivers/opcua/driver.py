@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,51 +56,14 @@ from linebridge.drivers.opcua.discovery import device_from_service
 from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
 from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
+from linebridge.drivers.opcua.status import LINK_STATUS, SERVER_INFO
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
 from linebridge.errors import describe
 
 ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
-class _PublishCrashFilter(logging.Filter):
-    """Drop asyncua's "Publish iteration crashed" traceback.
-
-    asyncua logs it (with a full traceback, at ERROR) when the server goes away under a running
-    subscription. The driver detects the same loss itself and raises Unavailable, and the bridge's
-    session logs the failure once; the library's traceback would only scare an operator.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Publish iteration crashed")
-
-
-# Filters apply only on the logger a record is created on, so attach to the session's own logger.
-for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"):
-    logging.getLogger(_name).addFilter(_PublishCrashFilter())
-
-
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
-# Service results that mean the session or the transport is gone rather than the request refused.
-_LINK_STATUS = frozenset(
-    {
-        ua.StatusCodes.BadTimeout,
-        ua.StatusCodes.BadSessionIdInvalid,
-        ua.StatusCodes.BadSessionClosed,
-        ua.StatusCodes.BadSecureChannelClosed,
-        ua.StatusCodes.BadConnectionClosed,
-        ua.StatusCodes.BadCommunicationError,
-        ua.StatusCodes.BadServerNotConnected,
-        ua.StatusCodes.BadServerHalted,
-        ua.StatusCodes.BadShutdown,
-        ua.StatusCodes.BadNoCommunication,
-        ua.StatusCodes.BadSecureChannelIdInvalid,
-    }
-)
-_SERVER_INFO = (
-    ua.ObjectIds.Server_ServerArray,
-    ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
-    ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
-)
 
 
 class OpcUaDriver(Driver):
@@ -372,7 +334,7 @@ class OpcUaDriver(Driver):
     async def _server_info(self, client: Client) -> tuple[str, str, str, str]:
         """ApplicationUri, ApplicationName, BuildInfo manufacturer and product name of the server."""
         data = await read_attributes(
-            client.uaclient.session, [(ua.NodeId(i), ua.AttributeIds.Value) for i in _SERVER_INFO]
+            client.uaclient.session, [(ua.NodeId(i), ua.AttributeIds.Value) for i in SERVER_INFO]
         )
         raw = [d.Value.Value if d.Value is not None and d.StatusCode.is_good() else None for d in data]
         # OPC 10000-5 §6.3.1: ServerArray[0] is this server's ApplicationUri.
@@ -414,7 +376,7 @@ class OpcUaDriver(Driver):
             yield
         except ua.UaStatusCodeError as exc:
             code = exc.code if isinstance(exc.code, int) else ua.StatusCodes.BadUnexpectedError
-            error = Unavailable if code in _LINK_STATUS else DeviceError
+            error = Unavailable if code in LINK_STATUS else DeviceError
             raise error(f"cannot {where}: {status_name(code)}") from exc
         except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
             raise Unavailable(f"cannot {where}: {describe(exc, self.options.request_timeout)}") from exc

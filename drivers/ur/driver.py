@@ -54,6 +54,7 @@ from linebridge.drivers.ur.motion import (
     check_ready,
     halt_program,
     plan_move,
+    run_program,
     send_script,
 )
 from linebridge.drivers.ur.options import (
@@ -332,25 +333,14 @@ class UrDriver(Driver):
         if request.kind in (CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR):
             return await self._move(plan_move(request, self.options), progress)
         if request.kind is CommandKind.RUN_PROGRAM:
-            return await self._run_program(request.program, progress)
+            timeout = self.options.program_start_timeout
+            return await run_program(self._require_dashboard(), request.program, progress, timeout, _POLL)
         if request.kind is CommandKind.PAUSE_PROGRAM:
             await self._require_dashboard().run(_CMD["pause"])
             await self._wait_program_state("PAUSED")
             progress(1.0, "program paused")
             return CommandResult(message="program paused")
         return await super().execute(request, progress)
-
-    async def _run_program(self, program: str, progress: ProgressFn) -> CommandResult:
-        """Load (when named) and play; SUCCEEDED only once the controller reports it PLAYING."""
-        dashboard = self._require_dashboard()
-        if program:
-            progress(0.1, f"loading {program}")
-            await dashboard.run(_CMD["load_program"], program)
-        progress(0.5, "starting program")
-        await dashboard.run(_CMD["play"])
-        loaded = await self._wait_program_state("PLAYING")
-        progress(1.0, f"program {loaded} running")
-        return CommandResult(values=[loaded], message=f"program {loaded} running")
 
     async def _wait_program_state(self, wanted: str) -> str:
         timeout = self.options.program_start_timeout
