@@ -16,10 +16,10 @@ from linebridge.app import BridgeApp
 from linebridge.client import AsyncClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
+from linebridge.hil.sim_process import SimProcess
 from linebridge.model import DeviceState
 from tests.conftest import wait_for_state
 from tests.mqtt_broker import Broker
-from tests.sim_process import SimProcess
 
 DEFAULT_RIG = Path(__file__).parent / "rigs" / "agv-fleet.yaml"
 
