@@ -34,6 +34,7 @@ from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import ValueGuard
+from linebridge.transport.index import TransportIndex
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class BridgeApp:
             else None
         )
         self.metrics.watch_uplink(self.uplink_status)
+        self.transport = TransportIndex(self.registry, self.bus, config.transport)
         self.started_ns = time.time_ns()
         self.started_monotonic = time.monotonic()
         parts = ApiParts(
@@ -135,6 +137,7 @@ class BridgeApp:
             self.started_ns,
             self.started_monotonic,
             self.audit.head if self.audit is not None else None,
+            transport=self.transport,
             alarms=self.alarms,
             analytics=self.analytics,
         )
@@ -160,6 +163,7 @@ class BridgeApp:
                     raise ConfigError(
                         f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
                     ) from None
+            self.transport.start()
             if self.config.analytics.enabled:
                 self.analytics.start()
             self.grpc_port = await self.api.start()
@@ -189,6 +193,7 @@ class BridgeApp:
             await self.zeroconf.async_close()
             self.zeroconf = None
         await self.commands.close()
+        await self.transport.stop()
         if self.audit is not None:
             await self.audit.close()
         await self.devices.stop()

@@ -26,6 +26,7 @@ from linebridge.commands.ratelimit import RateLimits
 from linebridge.configbase import StrictModel
 from linebridge.errors import ConfigError
 from linebridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
+from linebridge.transport.config import TransportConfig
 from linebridge.uplink.config import UplinkConfig
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -184,6 +185,7 @@ class Config(StrictModel):
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     # Command policy by device id glob ('robot-*'), for devices without a `policy` of their own.
     policies: dict[str, DevicePolicy] = Field(default_factory=dict)

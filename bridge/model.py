@@ -202,6 +202,9 @@ class MethodSpec:
     outputs: tuple[MethodArg, ...] = ()
     description: str = ""
     address: Any = None
+    # Runs at once, beside the device's queue, instead of waiting for the command before it (e.g. a
+    # VDA 5050 instant action while an order runs); never preempts anything.
+    immediate: bool = False
 
 
 @dataclass(slots=True)

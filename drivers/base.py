@@ -56,6 +56,7 @@ __all__ = [
     "CommandResult",
     "DeviceDescription",
     "DeviceError",
+    "DeviceHost",
     "DeviceKind",
     "DiscoveredDevice",
     "Driver",
@@ -150,6 +151,26 @@ class BatchSink(Protocol):
         """Report the state of an alarm the device raises itself (OPC UA A&C, alarm words)."""
 
 
+class DeviceHost(Protocol):
+    """Where a gateway driver registers the devices behind its one connection (e.g. AGVs on a fleet broker).
+
+    The driver's own device stays the connection; each device behind it gets a record, aliases and
+    a state of its own, and its commands go to the `handler` it was attached with.
+    """
+
+    def attach(self, device_id: str, description: DeviceDescription, handler: Driver) -> bool:
+        """The device is online (again) or re-described: register it, give its signals aliases.
+
+        Returns False (and logs once) when the id belongs to another device.
+        """
+
+    def detach(self, device_id: str, reason: str) -> None:
+        """The device went offline (its record, aliases and last values stay)."""
+
+    def publish(self, batch: SampleBatch) -> None:
+        """Hand a batch of an attached device to the bridge."""
+
+
 @dataclass(frozen=True, slots=True)
 class DriverContext:
     """What a driver instance is given: which device, where, and its validated options."""
@@ -158,6 +179,8 @@ class DriverContext:
     endpoint: str
     options: DriverOptions
     logger: logging.Logger
+    # Set for every driver; only gateway drivers (one connection, many devices) use it.
+    host: DeviceHost | None = None
 
 
 class Driver(ABC):
@@ -212,6 +235,10 @@ class Driver(ABC):
     @abstractmethod
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Read the current values of `signals` from the device."""
+
+    def check(self, request: CommandRequest) -> None:
+        """Refuse a command before it is queued (raise InvalidArgument); the default accepts it."""
+        return None
 
     def liveness(self, hints: StreamHints) -> float | None:
         """Seconds without a batch or `sink.alive()` after which the device counts as hung (None: no bound).

@@ -57,6 +57,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     **_methods(pb.telemetry, "TelemetryService", Role.VIEWER),
     **_methods(pb.command, "CommandService", Role.VIEWER),
     **_methods(pb.bridge, "BridgeService", Role.VIEWER),
+    **_methods(pb.transport, "TransportService", Role.VIEWER),
     "/linebridge.v1.CommandService/Execute": Role.OPERATOR,
     "/linebridge.v1.CommandService/Cancel": Role.OPERATOR,
     "/linebridge.v1.CommandService/Jog": Role.OPERATOR,

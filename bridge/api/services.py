@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from linebridge.commands.manager import CommandManager
     from linebridge.devices.manager import DeviceManager
     from linebridge.telemetry.bus import TelemetryBus
+    from linebridge.transport.index import TransportIndex
     from linebridge.uplink.status import UplinkStatus
 
 DEFAULT_READ_SECONDS = 10.0  # a Read from the device without a gRPC deadline waits at most this long
@@ -64,6 +65,7 @@ class ApiParts:
     started_monotonic: float = field(default_factory=time.monotonic)
     # The audit chain's newest record (None when the audit log is off).
     audit_head: Callable[[], ChainHead] | None = None
+    transport: TransportIndex | None = None  # goods transport (TransportService)
     alarms: AlarmManager | None = None  # issue 14: AlarmService
     analytics: AnalyticsEngine | None = None  # issue 14: EfficiencyService
 

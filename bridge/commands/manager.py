@@ -96,6 +96,9 @@ class CommandManager:
                     + (f": {device.state_reason}" if device.state_reason else "")
                 )
             self.gates.check(record.command_class, device, record.request)
+            driver = self._driver_of(spec.device_id)
+            if driver is not None and record.request is not None:  # the driver's own rules (VDA 5050 §6.6)
+                driver.check(record.request)
             queue = self._queues.setdefault(spec.device_id, deque())
             if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
                 raise ResourceExhausted(f"device {spec.device_id!r} has {len(queue)} commands queued")
@@ -142,6 +145,12 @@ class CommandManager:
         if spec.kind is CommandKind.STOP:
             self._preempt(spec.device_id)
             self._start(record)
+        elif (
+            record.request is not None
+            and record.request.method is not None
+            and record.request.method.immediate
+        ):
+            self._start(record)  # beside the queue (MethodSpec.immediate)
         else:
             record.timer = loop.call_at(record.deadline, self._expire_queued, record)
             queue.append(record)
