@@ -21,12 +21,14 @@ def _time(ns: int) -> Timestamp:
 
 
 def location_to_pb(place: Place) -> pb.transport.Location:
+    """A located place as its protobuf message."""
     return pb.transport.Location(
         map_id=place.map_id, x=place.x, y=place.y, theta=place.theta, zones=place.zones
     )
 
 
 def change_to_pb(change: ZoneChange) -> pb.transport.ZoneEvent:
+    """A zone enter/leave event as its protobuf message."""
     return pb.transport.ZoneEvent(
         kind=change.kind,
         zone=change.zone,
@@ -46,6 +48,7 @@ class TransportService(pb.transport_grpc.TransportServiceServicer):
 
     @grpc_errors
     async def LocateLoad(self, request, context):  # noqa: N802
+        """Where a load is: the AGV carrying it, its position, map and when it was last seen."""
         if not request.load_id:
             raise InvalidArgument("load_id is empty")
         found = self.index.locate(request.load_id)
@@ -59,6 +62,7 @@ class TransportService(pb.transport_grpc.TransportServiceServicer):
 
     @grpc_errors
     async def ListTransporters(self, request, context):  # noqa: N802
+        """Every AGV with position, loads, battery, order progress and errors."""
         rows = []
         for t in self.index.transporters():
             v = t.values
@@ -83,6 +87,7 @@ class TransportService(pb.transport_grpc.TransportServiceServicer):
 
     @grpc_errors
     async def WatchZones(self, request, context):  # noqa: N802
+        """Zone enter/leave events of loads and AGVs as they happen."""
         wanted = set(request.zones)
         queue: asyncio.Queue[ZoneChange] = asyncio.Queue(QUEUE_LIMIT)
 

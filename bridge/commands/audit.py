@@ -148,6 +148,10 @@ class CommandAudit:
         """Record another event (e.g. a deadman lapse); never raises."""
         self._append({"category": category, "type": type_, "result": result, **fields}, reserve=True)
 
+    def cancel_refused(self, identity: Identity | None, what: dict[str, Any], reason: str) -> None:
+        """A Cancel refused by the per-device role of the command's class."""
+        self.event("access_control", "command.cancel", "failure", who=who(identity), what=what, reason=reason)
+
     def call_denied(self, identity: Identity | None, method: str, code: Any, reason: str, peer: str) -> None:
         """A call refused before any command existed (authentication, the RPC's role, gRPC limits).
 

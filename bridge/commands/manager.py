@@ -221,14 +221,7 @@ class CommandManager:
             self.gates.may_cancel(record.spec.device_id, record.command_class, identity)
         except LinebridgeError as exc:
             if self.audit is not None:
-                self.audit.event(
-                    "access_control",
-                    "command.cancel",
-                    "failure",
-                    who=who(identity),
-                    what=what,
-                    reason=str(exc),
-                )
+                self.audit.cancel_refused(identity, what, str(exc))
             raise
 
     def _preempt(self, device_id: str) -> None:

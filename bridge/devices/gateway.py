@@ -31,12 +31,15 @@ class GatewayDevices:
         return _Host(self, parent_id, driver, endpoint)
 
     def driver_of(self, device_id: str) -> Driver | None:
+        """The handler that serves a device attached through a gateway (None for any other)."""
         return self._handlers.get(device_id)
 
     def children(self, parent_id: str) -> list[str]:
+        """The ids of the devices a gateway device has attached."""
         return [d for d, p in self._parent.items() if p == parent_id]
 
     def attach(self, parent: _Host, device_id: str, description: DeviceDescription, handler: Driver) -> bool:
+        """Register a device behind `parent`'s connection and bring it ONLINE; False when the id is taken."""
         record = self.registry.find(device_id)
         if record is not None and self._parent.get(device_id) != parent.parent_id:
             if device_id not in self._refused:  # once per id
@@ -61,6 +64,7 @@ class GatewayDevices:
         return True
 
     def detach(self, parent: _Host, device_id: str, reason: str) -> None:
+        """Take a gateway's device OFFLINE with `reason` (it keeps its record and aliases)."""
         record = self.registry.find(device_id)
         if record is None or self._parent.get(device_id) != parent.parent_id:
             return

@@ -82,10 +82,12 @@ class TransportIndex:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the task that follows AGV positions into zone enter/leave events."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="transport:zones")
 
     async def stop(self) -> None:
+        """Stop that task and wait for it."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -111,6 +113,7 @@ class TransportIndex:
     )
 
     def agvs(self) -> list[DeviceRecord]:
+        """The devices that are AGVs (they carry transport signals)."""
         return sorted(
             (
                 r
@@ -134,9 +137,11 @@ class TransportIndex:
         return values.get(signal.alias) if signal is not None else None
 
     def zones_at(self, map_id: str, x: float, y: float) -> tuple[str, ...]:
+        """The names of the configured zones of `map_id` that contain the point."""
         return tuple(name for name, poly in self.config.zones.get(map_id, {}).items() if inside(poly, x, y))
 
     def place_of(self, record: DeviceRecord, values: Values | None = None) -> Place | None:
+        """Where an AGV is, from its latest values (None before its first position)."""
         values = self.snapshot([record]) if values is None else values
         found = [self._value(record, p, values) for p in self.PATHS[:4]]
         if any(f is None for f in found):
@@ -147,11 +152,13 @@ class TransportIndex:
         return Place(str(map_id), x, y, float(theta), self.zones_at(str(map_id), x, y), t)  # type: ignore[arg-type]
 
     def loads_of(self, record: DeviceRecord, values: Values | None = None) -> list[str]:
+        """The load ids an AGV carries, from its latest values."""
         values = self.snapshot([record]) if values is None else values
         found = self._value(record, "load/ids", values)
         return [i for i in str(found[0]).split(",") if i] if found else []
 
     def transporters(self) -> list[TransporterView]:
+        """One row per AGV for the fleet table."""
         records = self.agvs()
         values = self.snapshot(records, self.PATHS + self.ROW_PATHS)
         rows = []

@@ -95,6 +95,7 @@ class Agv(Driver):
 
     # -- description -----------------------------------------------------------------------------
     def describe(self) -> DeviceDescription:
+        """The AGV as a device: identity and kind from its factsheet, its signals and instant actions."""
         f = self.factsheet
         return DeviceDescription(
             kind=DeviceKind.AGV,
@@ -113,6 +114,7 @@ class Agv(Driver):
         self.columns = Columns.of(device_id, self.signals)
 
     def instant_types(self) -> set[str]:
+        """The instant action types this AGV accepts (the standard ones and its factsheet's)."""
         actions = self.factsheet.protocol_features.agv_actions if self.factsheet else []
         # §7 agvActions: actionScopes INSTANT, NODE, EDGE; only the INSTANT ones go in instantActions.
         declared = {a.action_type for a in actions if not a.action_scopes or "INSTANT" in a.action_scopes}
@@ -130,6 +132,7 @@ class Agv(Driver):
         return self.last_time is not None and state.timestamp < self.last_time
 
     def on_state(self, state: m.State, sink: BatchSink | None) -> None:
+        """Take a state message: publish its values and end the commands it settles."""
         self.state, self.last_header, self.last_time = state, state.header_id, state.timestamp
         self.seen_ns = ns_of(state.timestamp)
         if self.columns is not None and sink is not None:
@@ -142,6 +145,7 @@ class Agv(Driver):
                 waiter.set_result(state)
 
     def on_visualization(self, viz: m.Visualization, sink: BatchSink | None) -> None:
+        """Take a visualization message: publish position and velocity."""
         if self.columns is None or sink is None:
             return
         self.seen_ns = ns_of(viz.timestamp)
@@ -160,15 +164,19 @@ class Agv(Driver):
 
     # -- driver contract -------------------------------------------------------------------------
     async def connect(self) -> DeviceDescription:
+        """The AGV's description (its connection is the fleet driver's)."""
         raise Unsupported("an AGV is attached through its fleet connection")
 
     async def stream(self, signals: Sequence[Signal], sink: BatchSink, hints: StreamHints) -> None:
+        """Unsupported: an AGV's values arrive through its fleet connection, not a stream of its own."""
         raise Unsupported("an AGV streams through its fleet connection")
 
     async def close(self) -> None:
+        """Nothing to close: the fleet driver owns the connection."""
         return None
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
+        """The latest values the AGV reported."""
         if self.state is None:
             raise Unsupported(f"AGV {self.serial} has sent no state yet")
         values = dict(zip((s.alias for s in self.signals), state_values(self.state), strict=True))
@@ -181,6 +189,7 @@ class Agv(Driver):
         )
 
     def check(self, request: CommandRequest) -> None:
+        """Refuse an order that breaks VDA 5050 §6.6 before anything is sent (INVALID_ARGUMENT naming the rule)."""
         if request.kind is CommandKind.INVOKE and request.method is not None:
             if request.method.name == "order":
                 self._parse_order(str(request.args[0]))
@@ -188,6 +197,7 @@ class Agv(Driver):
                 self._parse_actions(str(request.args[0]))
 
     async def execute(self, request: CommandRequest, progress: ProgressFn) -> CommandResult:
+        """Send an order or instant actions and wait until the AGV's state shows the result."""
         if request.kind is CommandKind.STOP:
             actions = [self._action("cancelOrder"), self._action("startPause")]
             return await self._run_instant(actions, progress, stop=True)
@@ -277,6 +287,7 @@ class Agv(Driver):
 
     # -- running ---------------------------------------------------------------------------------
     async def next_state(self) -> m.State:
+        """The next state message this AGV sends."""
         waiter: asyncio.Future[m.State] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         return await waiter

@@ -106,6 +106,7 @@ class Vda5050Driver(Driver):
 
     # -- connection ------------------------------------------------------------------------------
     async def connect(self) -> DeviceDescription:
+        """Connect to the fleet broker and subscribe to every AGV's topics of this interface and manufacturer."""
         o, a = self.options, self.address
         tls = tls_context(o.tls_ca_file, o.tls_cert_file, o.tls_key_file) if a.tls else None
         self._client = client(
@@ -142,6 +143,7 @@ class Vda5050Driver(Driver):
         )
 
     async def close(self) -> None:
+        """Disconnect from the broker; every attached AGV goes OFFLINE. Idempotent."""
         for agv in self.agvs.values():
             if self.ctx.host is not None and agv.columns is not None:
                 self.ctx.host.detach(agv.device_id, "fleet connection closed")
@@ -153,6 +155,7 @@ class Vda5050Driver(Driver):
                 await c.__aexit__(None, None, None)
 
     def diagnostics(self) -> dict[str, str]:
+        """The broker address and the topic filter this driver subscribes to."""
         a = self.address
         return {"broker": f"{a.host}:{a.port}", "topics": f"{a.interface}/v2/{a.manufacturer or '+'}/+/..."}
 
@@ -192,6 +195,7 @@ class Vda5050Driver(Driver):
             log.exception("%s: a message from %s could not be handled", self.device_id, message.topic.value)
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
+        """The fleet connection's own signals (counters of AGVs and bad messages)."""
         values = self._counter_values()
         by_path = dict(zip((s.path for s in self._signals), values, strict=True))
         now = time.time_ns()

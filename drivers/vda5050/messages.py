@@ -41,6 +41,8 @@ class _Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknow
 
 # -- shared parts ------------------------------------------------------------------------------
 class ActionParameter(_Part):
+    """A key/value parameter of an action (§6.8)."""
+
     key: str
     value: object
 
@@ -56,6 +58,8 @@ class Action(_Part, kw_only=True):
 
 
 class NodePosition(_Part, kw_only=True):
+    """Where a node is on its map, with allowed deviation (§6.6)."""
+
     x: float
     y: float
     map_id: str
@@ -66,6 +70,8 @@ class NodePosition(_Part, kw_only=True):
 
 
 class Node(_Part, kw_only=True):
+    """A node of an order graph with its actions (§6.6)."""
+
     node_id: str
     sequence_id: int
     released: bool
@@ -75,6 +81,8 @@ class Node(_Part, kw_only=True):
 
 
 class Edge(_Part, kw_only=True):
+    """An edge of an order graph between two nodes, with its actions and limits (§6.6)."""
+
     edge_id: str
     sequence_id: int
     released: bool
@@ -111,6 +119,8 @@ class Connection(_Message, kw_only=True):
 
 
 class AgvPosition(_Part, kw_only=True):
+    """The AGV's position on a map and how sure it is of it (state, §6.10)."""
+
     x: float
     y: float
     theta: float
@@ -122,12 +132,16 @@ class AgvPosition(_Part, kw_only=True):
 
 
 class Velocity(_Part, kw_only=True):
+    """The AGV's velocity in its own frame."""
+
     vx: float | None = None
     vy: float | None = None
     omega: float | None = None
 
 
 class NodeState(_Part, kw_only=True):
+    """A node of the current order still to be traversed."""
+
     node_id: str
     sequence_id: int
     released: bool
@@ -135,12 +149,16 @@ class NodeState(_Part, kw_only=True):
 
 
 class EdgeState(_Part, kw_only=True):
+    """An edge of the current order still to be traversed."""
+
     edge_id: str
     sequence_id: int
     released: bool
 
 
 class Load(_Part, kw_only=True):
+    """A load the AGV carries: id, type, position and weight."""
+
     load_id: str | None = None
     load_type: str | None = None
     load_position: str | None = None
@@ -148,6 +166,8 @@ class Load(_Part, kw_only=True):
 
 
 class ActionState(_Part, kw_only=True):
+    """The status of one action: WAITING, INITIALIZING, RUNNING, PAUSED, FINISHED or FAILED."""
+
     action_id: str
     action_status: ActionStatus
     action_type: str | None = None
@@ -156,6 +176,8 @@ class ActionState(_Part, kw_only=True):
 
 
 class BatteryState(_Part, kw_only=True):
+    """Battery charge, voltage, health and whether it is charging."""
+
     battery_charge: float
     charging: bool
     battery_voltage: float | None = None
@@ -164,11 +186,15 @@ class BatteryState(_Part, kw_only=True):
 
 
 class Reference(_Part):
+    """A key/value reference an error points at (e.g. the orderId)."""
+
     reference_key: str
     reference_value: str
 
 
 class Error(_Part, kw_only=True):
+    """An error the AGV reports: type, level (WARNING/FATAL), description and references."""
+
     error_type: str
     error_level: ErrorLevel
     error_references: list[Reference] = []
@@ -177,6 +203,8 @@ class Error(_Part, kw_only=True):
 
 
 class SafetyState(_Part, kw_only=True):
+    """E-stop and protective field violation."""
+
     e_stop: EStop
     field_violation: bool
 
@@ -215,17 +243,23 @@ class Visualization(_Message, kw_only=True):
 
 
 class AgvAction(_Part, kw_only=True):
+    """An action type the AGV declares in its factsheet, with where it may run."""
+
     action_type: str
     action_scopes: list[str] = []
     action_description: str | None = None
 
 
 class ProtocolFeatures(_Part, kw_only=True):
+    """The optional parameters and actions the AGV supports (factsheet)."""
+
     agv_actions: list[AgvAction] = []
     optional_parameters: list[object] = []
 
 
 class TypeSpecification(_Part, kw_only=True):
+    """The AGV's series, kinematics, class, load and localization types (factsheet)."""
+
     series_name: str
     agv_kinematic: str
     agv_class: str
@@ -236,6 +270,8 @@ class TypeSpecification(_Part, kw_only=True):
 
 
 class PhysicalParameters(_Part, kw_only=True):
+    """Speeds, accelerations and dimensions of the AGV (factsheet)."""
+
     speed_min: float
     speed_max: float
     acceleration_max: float

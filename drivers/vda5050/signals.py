@@ -139,15 +139,18 @@ class Columns:
 
     @classmethod
     def of(cls, device_id: str, signals: list[Signal]) -> Columns:
+        """The column plan for an AGV's signals."""
         aliases = [s.alias for s in signals]
         n = len(_POSITION)
         return cls(device_id, aliases, aliases[:n], aliases[: n + len(_VELOCITY)])
 
     def state_batch(self, s: m.State, ns: int) -> SampleBatch:
+        """One columnar batch of every value a state message carries."""
         values = state_values(s)
         return SampleBatch(self.device_id, self.state, values, [ns] * len(values))
 
     def viz_batch(self, v: m.Visualization, ns: int) -> SampleBatch | None:
+        """One columnar batch of a visualization message's position and velocity (None when it has none)."""
         p = v.agv_position
         if p is None:
             return None

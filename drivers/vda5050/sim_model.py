@@ -89,6 +89,7 @@ class AgvModel:
         self.want_factsheet = False
 
     def changed(self) -> None:
+        """Mark the vehicle's state as changed (the next state message goes out now)."""
         self._dirty = True
 
     # -- errors ----------------------------------------------------------------------------------
@@ -109,6 +110,7 @@ class AgvModel:
 
     @property
     def fatal(self) -> bool:
+        """Whether a FATAL error is active."""
         return any(e.error_level == "FATAL" for e in self.w.errors)
 
     # -- orders ----------------------------------------------------------------------------------

@@ -80,9 +80,11 @@ class AgvFleet:
         )
 
     def by_serial(self, serial_number: str) -> SimAgv:
+        """The simulated AGV with this serial number."""
         return next(a for a in self.agvs if a.cfg.serial == serial_number)
 
     async def start(self) -> None:
+        """Connect every AGV of the fleet to the broker."""
         self._tasks = [asyncio.create_task(a.run(), name=f"agv:{a.cfg.serial}") for a in self.agvs]
         await self.wait_connected()
         if self._advertise:
