@@ -193,7 +193,9 @@ async def _run_env(args: list[str], env: dict[str, str]) -> tuple[int, str, str]
 
 @pytest.mark.timeout(150)
 async def test_demo_cell_options_choose_the_simulators():
-    code, out, err = await run(*DEMO, "--robots", "1", "--no-ur", "--no-plc", "--duration", "12", timeout=120)
+    code, out, err = await run(
+        *DEMO, "--robots", "1", "--no-ur", "--no-plc", "--agvs", "0", "--duration", "12", timeout=120
+    )
     assert code == 0, err[-2000:]
     assert online_devices(out) == {"robot-1": "opcua"}, out[-2000:]
     assert len(sim_pids(out)) == 1
