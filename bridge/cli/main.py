@@ -11,6 +11,7 @@ from linebridge import __version__
 from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
 from linebridge.config import load_config
+from linebridge.console import cli as console_cli
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError, LinebridgeError
 from linebridge.uplink.config import with_broker
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("device")
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
+    console_cli.add_command(sub, DEFAULT_TARGET)
     return p
 
 
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return security_cli.run(args)
         if args.command == "audit":
             return audit_cli.run(args)
+        if args.command == "console":
+            return console_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
         from linebridge.cli.remote import run_client
