@@ -191,6 +191,7 @@ async function sendCommand(event) {
     result.className = "refused";
     result.textContent = d.gate ? `Refused by the gate [${d.gate}]: ${e.message}` : describe(e);
   }
+  history();
 }
 function addEvent(e) {
   const li = document.createElement("li");
