@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test broker bench bench-quick fuzz protos protos-check lint venv clean help
+.PHONY: demo test broker browser bench bench-quick fuzz protos protos-check lint venv clean help
 
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite (installs Debian's mosquitto via apt-get first when root)"
 	@echo "make broker  only make sure a mosquitto binary exists (what make test does first)"
+	@echo "make browser only make sure a chromium binary exists (make test does this too)"
 	@echo "make bench   run every benchmark scenario (~8 min) -> bench/results/latest.{json,md}"
 	@echo "make bench-quick  every scenario briefly (< 3 min) -> bench/results/quick.{json,md}"
 	@echo "make fuzz    run every atheris fuzz target for FUZZ_SECONDS (30) each; findings in fuzz/crashes/"
@@ -28,14 +29,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/linebridge demo
 
-# The broker check runs before the venv is built, so a machine that cannot get Mosquitto stops at once.
-# scripts/ensure_broker.sh prints the binary's path; its directory goes on PATH for the tests.
+# The system programs the tests run are checked before the venv is built, so a machine that cannot get
+# them stops at once. Each script prints the binary's path: mosquitto's directory goes on PATH, the
+# browser's path into LINEBRIDGE_CHROMIUM for the browser tests.
 test:
-	@broker="$$(sh scripts/ensure_broker.sh)" && $(MAKE) --no-print-directory venv && \
-	  PATH="$${broker%/*}:$$PATH" $(BIN)/python -m pytest -q
+	@broker="$$(sh scripts/ensure_broker.sh)" && browser="$$(sh scripts/ensure_browser.sh)" && \
+	  $(MAKE) --no-print-directory venv && \
+	  PATH="$${broker%/*}:$$PATH" LINEBRIDGE_CHROMIUM="$$browser" $(BIN)/python -m pytest -q
 
 broker:
 	@sh scripts/ensure_broker.sh
+
+browser:
+	@sh scripts/ensure_browser.sh
 
 # Benchmarks never run in `make test`; they measure, they do not assert. ARGS="--only fanout" narrows.
 bench: $(STAMP)

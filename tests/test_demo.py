@@ -20,6 +20,10 @@ from linebridge.client import Client
 
 # Other demos may run on this machine: a unique suffix keeps this bridge to its own simulators.
 SUFFIX = f"t{os.getpid()}"
+# The demo's own waits (cell online, uplink online, shutdown) reach 90 s on a loaded machine: more than
+# the suite's 60 s default, so these tests carry their own limit.
+pytestmark = pytest.mark.timeout(240)
+
 DEMO = [sys.executable, "-m", "linebridge.cli", "demo", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
 OWN_DEMO = [*DEMO, "--suffix", SUFFIX]
 CELL = {

@@ -144,3 +144,16 @@ def test_as_root_on_debian_it_runs_apt_get_itself(tmp_path, places):
         "noninteractive install -y -qq --no-install-recommends mosquitto",
     ]
     assert "installing Debian's mosquitto" in done.stderr
+
+
+def test_the_browser_check_takes_the_same_path_for_chromium(places):
+    """scripts/ensure_browser.sh is the same check for Debian's chromium (the browser tests need it)."""
+    empty, os_release = places
+    os_release.write_text('NAME="Fedora Linux"\nID=fedora\n')
+    env = {"LINEBRIDGE_CHROMIUM_SEARCH": str(empty), "LINEBRIDGE_OS_RELEASE": str(os_release)}
+    done, seconds = run(["sh", str(ROOT / "scripts" / "ensure_browser.sh")], env)
+    assert done.returncode != 0 and seconds < 10
+    assert done.stderr.splitlines() == [
+        "make test needs a Chromium browser (the web console and HIL report tests run it headless); "
+        "install it with: sudo dnf install -y chromium"
+    ]

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from linebridge.api import pb, services
-from linebridge.client import value_message
+from linebridge.client.raw import value_message
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
 from tests.gates_helpers import events_of, eventually, refusal, write
