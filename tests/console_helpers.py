@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -28,10 +29,12 @@ CHROMIUM_ARGS = [
 
 
 def chromium_or_skip() -> str:
-    """Debian's chromium binary (playwright never downloads a browser here); skip when not installed."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("no chromium: apt-get install -y chromium (the console's browser tests drive it)")
-    return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
+    """The chromium binary `make test` provisioned (LINEBRIDGE_CHROMIUM), else Debian's; playwright never
+    downloads a browser here. Skips when there is none (`make browser` installs it)."""
+    for candidate in (os.environ.get("LINEBRIDGE_CHROMIUM"), CHROMIUM, shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    pytest.skip("no chromium: run `make browser` (the console's browser tests drive it headless)")
 
 
 async def start_console(target: str, **options: Any) -> ConsoleServer:
