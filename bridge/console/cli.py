@@ -45,9 +45,13 @@ def options_of(args: argparse.Namespace) -> object:
             token=args.token,
         )
     except ValidationError as exc:
-        raise ConfigError(
-            "\n".join(f"--{'-'.join(map(str, e['loc'])) or 'console'}: {e['msg']}" for e in exc.errors())
-        ) from None
+        raise ConfigError("\n".join(_flag_error(e) for e in exc.errors())) from None
+
+
+def _flag_error(error: dict) -> str:  # type: ignore[type-arg]
+    """One validation error as "--flag: message" (or "console: message" for one about several flags)."""
+    loc = "-".join(str(part) for part in error["loc"]).replace("_", "-")
+    return f"{'--' + loc if loc else 'console'}: {error['msg'].removeprefix('Value error, ')}"
 
 
 async def serve(options: object) -> None:
