@@ -90,3 +90,9 @@ async def until(page: Any, expression: str, timeout: float = 20.0) -> Any:
             raise AssertionError(f"timed out waiting for {expression}")
         await asyncio.sleep(0.05)
     return value
+
+
+def watch_console(page: Any, errors: list[str]) -> None:
+    """Collect the page's console errors and uncaught exceptions into `errors`."""
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))

@@ -12,7 +12,7 @@ from linebridge.devices.catalog import DriverCatalog
 from linebridge.drivers.sim.driver import SimDriver
 from linebridge.model import DeviceState
 from tests.conftest import sim_device, wait_for_state
-from tests.console_helpers import ARTIFACTS, cli, login, open_browser, start_console, until
+from tests.console_helpers import ARTIFACTS, cli, login, open_browser, start_console, until, watch_console
 from tests.gates_helpers import ArmDriver, arm_device, audit_records, callers, eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -49,12 +49,6 @@ async def console(cell):
 async def browser(console):
     async for b in open_browser():
         yield b
-
-
-def watch_console(page, errors: list[str]) -> None:
-    """Collect the page's console errors and uncaught exceptions."""
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
 
 
 async def test_every_page_works_for_an_operator(cell, console, browser):

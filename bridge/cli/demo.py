@@ -16,6 +16,7 @@ from pathlib import Path
 
 from linebridge.app import BridgeApp
 from linebridge.cli.demo_broker import DemoBroker, find_mosquitto, start_broker
+from linebridge.cli.demo_console import URL, console_process
 from linebridge.cli.runner import run_bridge, setup_logging
 from linebridge.config import Config, parse_config
 from linebridge.devices.catalog import DriverCatalog
@@ -123,6 +124,7 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], upli
     lines += [
         "",
         uplink_line(app, uplink),
+        *([f"web console {URL['console']}"] if URL["console"] else []),
         f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
         f"{', '.join(str(s.process.pid) for s in sims)})",
         "",
@@ -259,7 +261,8 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
 
     async def watch(app: BridgeApp) -> None:
         try:
-            await live_table(app, sims, uplink, args.duration)
+            async with console_process(app.api_address, getattr(args, "console", "off")):
+                await live_table(app, sims, uplink, args.duration)
         finally:  # Ctrl-C or --duration: the bridge stops next, then the simulators
             shutdown.started = True
 

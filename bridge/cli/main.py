@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         "when one is installed, else the uplink buffers to disk",
     )
     demo.add_argument(
+        "--console",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="serve the web console here (default %(default)s, any free port when taken; 'off' for none)",
+    )
+    demo.add_argument(
         "--suffix",
         default="",
         help="name the simulators robot-1-SUFFIX etc. (two demos on one machine see each other's mDNS)",
