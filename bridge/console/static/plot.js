@@ -3,6 +3,7 @@
 // RAW_CAP per series are kept for CSV export.
 "use strict";
 const BUCKET_MS = 10, BUCKET_CAP = 60000, RAW_CAP = 65536;
+const DECODER = new TextDecoder();
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
   "#7f7f7f", "#bcbd22"];
 
@@ -62,7 +63,7 @@ class LivePlot {
   ingest(buffer) {
     const view = new DataView(buffer);
     const hlen = view.getUint32(0, true);
-    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, hlen)));
+    const header = JSON.parse(DECODER.decode(new Uint8Array(buffer, 4, hlen)));
     const off = 4 + hlen + ((8 - ((4 + hlen) % 8)) % 8), n = header.n;
     const t = new Float64Array(buffer, off, n), v = new Float64Array(buffer, off + 8 * n, n);
     const slot = new Int32Array(buffer, off + 16 * n, n);
@@ -88,7 +89,8 @@ class LivePlot {
     const left = right - this.windowMs, cols = [];
     let lo = Infinity, hi = -Infinity;
     for (const s of this.series.values()) {
-      const mins = new Float64Array(w).fill(Infinity), maxs = new Float64Array(w).fill(-Infinity);
+      if (!s.mins || s.mins.length !== w) { s.mins = new Float64Array(w); s.maxs = new Float64Array(w); }
+      const mins = s.mins.fill(Infinity), maxs = s.maxs.fill(-Infinity);
       for (let k = s.firstAt(left); k < s.bcount; k++) {
         const i = (s.bstart + k) % BUCKET_CAP;
         const x = Math.min(w - 1, Math.floor((s.bt[i] - left) / this.windowMs * w));
