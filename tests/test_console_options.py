@@ -61,3 +61,13 @@ def test_a_plot_message_holds_columns_not_samples():
     assert np.frombuffer(data, "<f8", 3, start).tolist() == [1000.0, 2000.0, 3000.0]
     assert np.frombuffer(data, "<f8", 3, start + 24).tolist() == [0.5, 1.5, 2.5]
     assert np.frombuffer(data, "<i4", 3, start + 48).tolist() == [0, 1, 0]
+
+
+def test_visits_without_a_login_cannot_grow_the_session_table_without_bound():
+    from linebridge.console.sessions import MAX_LOGGED_OUT, SessionStore
+
+    store = SessionStore(ConsoleOptions())
+    first = store.new()
+    sessions = [store.new() for _ in range(MAX_LOGGED_OUT + 50)]
+    assert len(store._sessions) == MAX_LOGGED_OUT
+    assert store.get(first.id) is None and store.get(sessions[-1].id) is sessions[-1]

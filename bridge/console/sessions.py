@@ -14,6 +14,7 @@ from linebridge.console.config import ConsoleOptions
 
 COOKIE = "lb_session"
 IDLE_SECONDS = 8 * 3600
+MAX_LOGGED_OUT = 1000  # sessions without a login kept at once (each visit without a cookie makes one)
 
 
 @dataclass(eq=False)
@@ -59,7 +60,10 @@ class SessionStore:
         return session
 
     def new(self) -> Session:
-        """A fresh, logged-out session."""
+        """A fresh, logged-out session (the oldest logged-out ones are forgotten beyond MAX_LOGGED_OUT)."""
+        waiting = [s for s in self._sessions.values() if s.client is None]
+        for old in sorted(waiting, key=lambda s: s.seen)[: max(0, len(waiting) - MAX_LOGGED_OUT + 1)]:
+            del self._sessions[old.id]
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
         self._sessions[session.id] = session
         return session
