@@ -30,12 +30,16 @@ class Tally:
     def __init__(self, start_at: float, end_at: float) -> None:
         self.start_at, self.end_at = start_at, end_at
         self.bins = np.zeros(CAP + 1, np.int64)
+        self.sent_bins = np.zeros(CAP + 1, np.int64)  # source stamp -> the console sending it (ws mode)
         self.samples = self.messages = 0
 
-    def add(self, stamps_ms: np.ndarray) -> None:
+    def add(self, stamps_ms: np.ndarray, sent_ms: float = 0.0) -> None:
         now = time.time()
         if not self.start_at <= now < self.end_at or not stamps_ms.size:
             return
+        if sent_ms:
+            held = np.clip(np.rint(sent_ms - stamps_ms), 0, CAP).astype(np.int64)
+            self.sent_bins += np.bincount(held, minlength=CAP + 1)
         delays = np.clip(np.rint(now * 1e3 - stamps_ms), 0, CAP).astype(np.int64)
         self.bins += np.bincount(delays, minlength=CAP + 1)
         self.samples += int(stamps_ms.size)
@@ -64,8 +68,9 @@ async def ws_session(url: str, paths: list[str], tally: Tally) -> None:
             message = await ws.recv()
             if isinstance(message, bytes):
                 size = struct.unpack_from("<I", message)[0]
-                n = json.loads(message[4 : 4 + size])["n"]
-                tally.add(np.frombuffer(message, "<f8", n, 4 + size + (-(4 + size)) % 8))
+                header = json.loads(message[4 : 4 + size])
+                stamps = np.frombuffer(message, "<f8", header["n"], 4 + size + (-(4 + size)) % 8)
+                tally.add(stamps, header["sent_ms"])
 
 
 async def sdk_session(target: str, paths: list[str], tally: Tally) -> None:
@@ -84,7 +89,8 @@ async def main(args: argparse.Namespace) -> None:
         sessions = [sdk_session(args.url, args.paths, tally) for _ in range(args.sessions)]
     await asyncio.gather(*sessions)
     bins = {int(i): int(c) for i, c in enumerate(tally.bins) if c}
-    emit_result({"bins": bins, "samples": tally.samples, "messages": tally.messages})
+    sent = {int(i): int(c) for i, c in enumerate(tally.sent_bins) if c}
+    emit_result({"bins": bins, "sent_bins": sent, "samples": tally.samples, "messages": tally.messages})
 
 
 if __name__ == "__main__":

@@ -116,9 +116,13 @@ async def test_every_page_works_for_an_operator(cell, console, browser):
     await page.click("#nav a[href='#uplink']")
     await page.locator("#uplink-fields dd", has_text="DISABLED").wait_for()
     await page.screenshot(path=ARTIFACTS / "uplink.png")
-    for name in ("alarms", "transport"):
+    for name, services in (("alarms", ["alarms", "efficiency"]), ("transport", ["transport"])):
         await page.click(f"#nav a[href='#{name}']")
-        await page.locator(f"#{name}-body .unavailable", has_text="Not available on this bridge").wait_for()
+        await page.locator(
+            f"#{name}-body .unavailable", has_text="not available on this bridge"
+        ).first.wait_for()
+        said = await page.locator(f"#{name}-body .unavailable").all_inner_texts()
+        assert [t.split(":")[0] for t in said] == services and all("is not implemented" in t for t in said)
         await page.screenshot(path=ARTIFACTS / f"{name}.png")
 
     # The only console error is the refused motion's HTTP 409, which the page shows as the gate's reason.

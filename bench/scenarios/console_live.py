@@ -6,7 +6,8 @@ The console (`bench.console_proc`, its own process) serves 5 sessions: 4 WebSock
 (`bench.console_clients --mode ws`, one process, logging in and pinning as the page does) and one real
 page in headless Chromium that pins the 20 signals on the Signals page. Delay = arrival time minus the
 sample's source timestamp, for every sample, in 1 ms bins; the page measures it in its own JavaScript
-(`window.__lbLive.delays`). Baseline: the same 5 subscriptions straight from the bridge through the
+(`window.__lbLive.delays`); `console_send_*` is source stamp -> the console sending the frame (the
+console's share of the delay, the rest is the WebSocket hop and the reader's scheduling). Baseline: the same 5 subscriptions straight from the bridge through the
 SDK (`--mode sdk`), so the ratio is what the console adds on top of the gRPC path.
 """
 
@@ -130,6 +131,7 @@ async def run(ctx: Context) -> dict:
         console_cpu, bridge_cpu_pct = await cpu, await bridge_cpu
     base_p50, base_p99, base_n = quantiles(merge(baseline["bins"]))
     ws_p50, ws_p99, ws_n = quantiles(merge(ws_result["bins"]))
+    sent_p50, sent_p99, _ = quantiles(merge(ws_result["sent_bins"]))
     page_p50, page_p99, page_n = quantiles(page) if page else (float("nan"), float("nan"), 0)
     value = page_p99 if page else ws_p99
     expected = SIGNALS * RATE_HZ * duration
@@ -147,6 +149,8 @@ async def run(ctx: Context) -> dict:
         "ws_p99_ms": ws_p99,
         "ws_share": ws_n / (expected * (SESSIONS - browser)),
         "ws_messages_per_s": ws_result["messages"] / duration / (SESSIONS - browser),
+        "console_send_p50_ms": sent_p50,  # source stamp -> the console sends the frame
+        "console_send_p99_ms": sent_p99,
         "sdk_p50_ms": base_p50,
         "sdk_p99_ms": base_p99,
         "sdk_share": base_n / (expected * SESSIONS),

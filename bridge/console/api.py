@@ -29,7 +29,8 @@ SIGNAL_LIMIT = 500  # rows the Signals page lists for one search
 # Services other work adds to the API; the console probes them and says plainly when a bridge lacks one.
 OPTIONAL = {
     "alarms": "/linebridge.v1.AlarmService/ListAlarms",
-    "transport": "/linebridge.v1.TransportService/ListVehicles",
+    "efficiency": "/linebridge.v1.EfficiencyService/GetEfficiency",
+    "transport": "/linebridge.v1.TransportService/ListTransporters",
 }
 Handler = Callable[[Request, Session], Awaitable[Any]]
 

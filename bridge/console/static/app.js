@@ -63,7 +63,7 @@ function onText(m) {
 }
 
 // -- router ------------------------------------------------------------------------------------------
-const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: () => optional("alarms"), transport: () => optional("transport") };
+const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: () => optional("alarms", ["alarms", "efficiency"]), transport: () => optional("transport", ["transport"]) };
 function show(name) {
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== "page-" + name;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === "#" + name);
@@ -247,13 +247,15 @@ function drawRates() {
 }
 
 // -- pages of services a bridge may not have -----------------------------------------------------------
-async function optional(name) {
-  const box = $(`#${name}-body`);
+async function optional(page, services) {
+  const box = $(`#${page}-body`);
   try {
-    const r = await api("GET", `/api/services/${name}`);
-    const p = document.createElement("p"); p.className = "unavailable";
-    p.textContent = r.available ? `This bridge offers the ${name} service; its page is not built into this console version yet.` : `Not available on this bridge: ${r.reason}`;
-    box.replaceChildren(p);
+    const found = await Promise.all(services.map(name => api("GET", `/api/services/${name}`).then(r => [name, r])));
+    box.replaceChildren(...found.map(([name, r]) => {
+      const p = document.createElement("p"); p.className = "unavailable";
+      p.textContent = r.available ? `This bridge offers the ${name} service; its page is not built into this console version yet.` : `${name}: not available on this bridge (${r.reason})`;
+      return p;
+    }));
   } catch (e) { status(describe(e), true); }
 }
 
