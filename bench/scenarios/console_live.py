@@ -8,7 +8,8 @@ page in headless Chromium that pins the 20 signals on the Signals page. Delay = 
 sample's source timestamp, for every sample, in 1 ms bins; the page measures it in its own JavaScript
 (`window.__lbLive.delays`); `console_send_*` is source stamp -> the console sending the frame (the
 console's share of the delay, the rest is the WebSocket hop and the reader's scheduling). Baseline: the same 5 subscriptions straight from the bridge through the
-SDK (`--mode sdk`), so the ratio is what the console adds on top of the gRPC path.
+SDK (`--mode sdk`), measured in the same window on the same loaded machine, so the ratio is what the
+console adds on top of the gRPC path.
 """
 
 from __future__ import annotations
@@ -116,18 +117,17 @@ async def run(ctx: Context) -> dict:
         ctx.notes.append("no chromium (make browser): 5 WebSocket sessions, no page-side measurement")
     async with Processes() as procs:
         bridge = await start_bridge(procs, "console-bridge", [device])
-        start_at = time.time() + 2 + warmup
-        base = await clients(procs, "console-sdk", "sdk", bridge.endpoint, SESSIONS, start_at, duration)
-        baseline = await procs.result(base, timeout=start_at - time.time() + duration + 60)
         console = await procs.start("console", "-m", "bench.console_proc", "--target", bridge.endpoint)
         start_at = time.time() + 4 + warmup  # chromium starts and pins within this
         ws = await clients(
             procs, "console-ws", "ws", console.endpoint, SESSIONS - browser, start_at, duration
         )
+        base = await clients(procs, "console-sdk", "sdk", bridge.endpoint, SESSIONS, start_at, duration)
         cpu = asyncio.create_task(cpu_share(console, start_at, duration))
         bridge_cpu = asyncio.create_task(cpu_share(bridge, start_at, duration))
         page = await page_window(console.endpoint, start_at, duration) if browser else {}
         ws_result = await procs.result(ws, timeout=start_at - time.time() + duration + 60)
+        baseline = await procs.result(base, timeout=start_at - time.time() + duration + 60)
         console_cpu, bridge_cpu_pct = await cpu, await bridge_cpu
     base_p50, base_p99, base_n = quantiles(merge(baseline["bins"]))
     ws_p50, ws_p99, ws_n = quantiles(merge(ws_result["bins"]))
