@@ -1,16 +1,18 @@
-"""The raw MQTT baseline of the uplink scenarios: a bare client publishing ready-made DDATA payloads.
+"""The raw MQTT baseline of the uplink scenarios: an independent client (paho-mqtt, threaded, none of the
+bridge's MQTT code) publishing ready-made DDATA payloads.
 
-`python -m bench.mqtt_baseline --port P --signals N --rows R --max-payload B ...` first encodes the
-bench driver's batches (N double signals x R rows) into full Sparkplug DDATA payloads with the
-uplink's own encoder, so every payload has the size and sample count of the bridge's full ones
-(trailer included). Then it publishes them at QoS 1 with the bridge's MQTT client
-(bridge/uplink/mqtt.py) and, unless `--rate 0`, the same publish-rate token bucket and in-flight cap
-the uplink uses. No bus, report-by-exception, encoding or outbox in the loop.
+`python -m bench.mqtt_baseline --port P --signals N --rows R --max-payload B --qos Q ...` first encodes
+the bench driver's batches (N double signals x R rows) into full Sparkplug DDATA payloads with the
+uplink's encoder, so every payload has the size and sample count of the bridge's full ones (trailer
+included). Then paho publishes them at the same QoS as the uplink (0 by default, as Sparkplug 3.0
+requires) and, unless `--rate 0`, under the same publish rate and with at most `--inflight` publishes
+not yet written (QoS 0) or acknowledged (QoS 1). No bus, report-by-exception, encoding or outbox.
 
-With `--start-at T --duration S` it publishes over and over and counts the payloads whose PUBACK
-arrives inside the window (`uplink_throughput`). With `--messages M` it connects, publishes M
-payloads and reports the seconds from the start of the connect to the last PUBACK (`uplink_replay`,
-with `--historical`: every metric flagged historical, as the outbox stores data from an outage).
+A payload counts as published when paho reports it (`on_publish`: written to the socket for QoS 0,
+PUBACK for QoS 1). With `--start-at T --duration S` it publishes over and over and counts what was
+published inside the window (`uplink_throughput`). With `--messages M` it connects, publishes M
+payloads and reports the seconds from the start of the connect to the last one (`uplink_replay`, with
+`--historical`: every metric flagged historical, as the outbox stores data from an outage).
 Prints one RESULT line.
 """
 
@@ -21,14 +23,14 @@ import asyncio
 import math
 import os
 import sys
+import threading
 import time
-from functools import partial
+
+import paho.mqtt.client as paho
 
 from bench.common import emit_result, window_cpu
 from linebridge.model import SampleBatch, ValueType
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
-from linebridge.uplink.mqtt import MqttClient
-from linebridge.uplink.publisher import RateLimiter
 
 TOPIC = "spBv1.0/bench/DDATA/bare/bench-1"
 
@@ -58,84 +60,121 @@ def payloads(
     return [(s.body + trailer(now_ms(), i % 256), s.samples) for i, s in enumerate(sealed[:count])]
 
 
-class Sender:
-    """QoS 1 publishes under the uplink's rate limit and in-flight cap; counts PUBACKs."""
+class TokenBucket:
+    """The uplink's publish-rate rule (rate per second, burst of a tenth of a second), for a thread."""
 
-    def __init__(self, client: MqttClient, rate: float, inflight: int) -> None:
-        self.client, self.inflight = client, inflight
-        self.limiter = RateLimiter(rate) if rate else None
-        self.acked = 0
-        self.acked_in_window = 0
+    def __init__(self, rate: float) -> None:
+        self.rate, self.burst = rate, max(1.0, rate / 10)
+        self.tokens, self.stamp = self.burst, time.monotonic()
+
+    def acquire(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            time.sleep((1 - self.tokens) / self.rate)
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+        self.tokens -= 1
+
+
+class Sender:
+    """paho publishes under the rate limit and the in-flight cap; counts what paho reports published."""
+
+    def __init__(self, client: paho.Client, qos: int, rate: float, inflight: int) -> None:
+        self.client, self.qos, self.inflight = client, qos, inflight
+        self.limiter = TokenBucket(rate) if rate else None
+        self.samples_of: dict[int, int] = {}
+        self.sent = 0
+        self.done = 0
         self.samples = 0
+        self.done_in_window = 0
         self.samples_in_window = 0
         self.window = (0.0, 0.0)
-        self.last_ack = 0.0
-        self._ack = asyncio.Event()
+        self.last = 0.0
+        self._room = threading.Condition()
+        client.on_publish = self._published
 
-    async def send(self, body: bytes, samples: int) -> None:
-        """Wait for room and a token, publish, let the socket drain."""
-        while self.client.inflight >= self.inflight:
-            self._ack.clear()
-            await self._ack.wait()
+    def send(self, body: bytes, samples: int) -> None:
+        """Wait for room and a token, publish."""
+        with self._room:
+            self._room.wait_for(lambda: self.sent - self.done < self.inflight)
+            self.sent += 1
         if self.limiter is not None:
-            await self.limiter.acquire()
-        future = self.client.publish(TOPIC, body, qos=1)
-        assert future is not None
-        future.add_done_callback(partial(self._on_ack, samples))
-        await self.client.drain()
+            self.limiter.acquire()
+        info = self.client.publish(TOPIC, body, qos=self.qos)
+        with self._room:
+            if info.mid not in self.samples_of or self.samples_of[info.mid] != -1:
+                self.samples_of[info.mid] = samples
+            else:  # published before we got here
+                del self.samples_of[info.mid]
+                self._count(samples)
 
-    def _on_ack(self, samples: int, future: asyncio.Future) -> None:
-        self._ack.set()
-        if future.cancelled() or future.exception() is not None:
-            return
-        self.acked += 1
+    def _published(self, _client: paho.Client, _userdata: object, mid: int, *_: object) -> None:
+        with self._room:
+            samples = self.samples_of.pop(mid, None)
+            if samples is None:
+                self.samples_of[mid] = -1  # publish() has not returned yet
+                return
+            self._count(samples)
+
+    def _count(self, samples: int) -> None:
+        self.done += 1
         self.samples += samples
-        self.last_ack = time.time()
-        if self.window[0] <= self.last_ack < self.window[1]:
-            self.acked_in_window += 1
+        self.last = time.time()
+        if self.window[0] <= self.last < self.window[1]:
+            self.done_in_window += 1
             self.samples_in_window += samples
+        self._room.notify_all()
 
-    async def all_acked(self) -> None:
-        while self.client.inflight:
-            self._ack.clear()
-            await self._ack.wait()
+    def all_published(self) -> None:
+        with self._room:
+            self._room.wait_for(lambda: self.done >= self.sent, timeout=120)
 
 
-async def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict:
     bodies = payloads(args.signals, args.rows, args.max_payload, args.historical)
-    client = MqttClient("127.0.0.1", args.port, f"bench-bare-{os.getpid()}", keepalive=30)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}")
+    client.max_inflight_messages_set(0)  # the sender's own cap, as in the uplink
     started = time.time()
-    await client.connect()
-    sender = Sender(client, args.rate, args.inflight)
+    client.connect("127.0.0.1", args.port, 30)
+    client.loop_start()
+    sender = Sender(client, args.qos, args.rate, args.inflight)
     result: dict[str, object] = {
         "payload_bytes": sum(len(b) for b, _ in bodies) / len(bodies),
         "samples_per_payload": sum(n for _, n in bodies) / len(bodies),
+        "qos": args.qos,
     }
     try:
         if args.messages:
             for k in range(args.messages):
-                await sender.send(*bodies[k % len(bodies)])
-            await sender.all_acked()
-            result.update(messages=sender.acked, samples=sender.samples, seconds=sender.last_ack - started)
+                sender.send(*bodies[k % len(bodies)])
+            sender.all_published()
+            result.update(messages=sender.done, samples=sender.samples, seconds=sender.last - started)
         else:
             end = args.start_at + args.duration
             sender.window = (args.start_at, end)
-            cpu = asyncio.create_task(window_cpu(args.start_at, end))
+            cpu = threading.Thread(
+                target=lambda: result.update(window_cpu_pct=asyncio.run(window_cpu(args.start_at, end)))
+            )
+            cpu.start()
             k = 0
             while time.time() < end:
-                await sender.send(*bodies[k % len(bodies)])
+                sender.send(*bodies[k % len(bodies)])
                 k += 1
+            cpu.join()
             samples = sender.samples_in_window
             result.update(
                 samples=samples,
                 rate=samples / args.duration,
-                messages=sender.acked_in_window,
-                messages_per_s=sender.acked_in_window / args.duration,
+                messages=sender.done_in_window,
+                messages_per_s=sender.done_in_window / args.duration,
                 seconds=args.duration,
-                window_cpu_pct=await cpu,
             )
     finally:
-        await client.disconnect()
+        client.disconnect()
+        client.loop_stop()
     return result
 
 
@@ -149,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=100.0, help="publishes/s (uplink.max_publish_rate); 0 = no limit"
     )
     parser.add_argument(
-        "--inflight", type=int, default=64, help="QoS 1 publishes awaiting PUBACK (uplink.max_inflight)"
+        "--inflight", type=int, default=64, help="publishes not yet published (uplink.max_inflight)"
     )
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=0, help="uplink.data_qos (default 0)")
     parser.add_argument("--start-at", type=float, default=0.0, help="window start, epoch seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="window length, seconds")
     parser.add_argument("--messages", type=int, default=0, help="publish this many payloads, time it, exit")
@@ -160,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.messages and not args.duration:
         parser.error("give --start-at and --duration, or --messages")
-    emit_result(asyncio.run(run(args)))
+    emit_result(run(args))
     return 0
 
 

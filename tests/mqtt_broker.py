@@ -1,8 +1,10 @@
 """Test helpers for the uplink: a real Mosquitto broker on a free loopback port, and a Sparkplug consumer.
 
-The broker runs from a temporary config (loopback listener, anonymous, no persistence) and is stopped by
-its pid. The consumer subscribes to the whole Sparkplug namespace like a host application would, decodes
-every payload with tests/sparkplug_decoder.py (not the bridge's code) and checks the protocol as it goes.
+The broker runs from a temporary config (loopback listener, anonymous, no persistence, `log_type all`)
+and is stopped by its pid; `Broker.published()` reads back what the broker logged it received (QoS and
+retain per PUBLISH, and each will). The consumer is an independent client (paho-mqtt, not the bridge's
+MQTT code): it subscribes to the whole Sparkplug namespace like a host application would, decodes every
+payload with tests/sparkplug_decoder.py (not the bridge's code) and checks the protocol as it goes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,9 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 
-from linebridge.uplink.mqtt import MqttClient
 from tests.sparkplug_decoder import DATATYPES, DecodeError, Payload, decode
 
 
@@ -47,13 +50,15 @@ class Broker:
     def __init__(self, workdir: Path, extra_config: str = "", anonymous: bool = True) -> None:
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
+        self.log = workdir / "mosquitto.log"  # the broker's own log (flushed per line)
+        self.output = workdir / "mosquitto.out"
         # Unlimited in-flight and queued messages: a QoS 0 birth never overtakes queued QoS 1 data.
         # As root, mosquitto would switch to the "mosquitto" user and lose access to the test's temp files.
         stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
-            "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n" + stay + extra_config
+            "persistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n"
+            f"log_dest file {self.log}\nlog_type all\nconnection_messages true\n" + stay + extra_config
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +67,7 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        with open(self.log, "ab") as log:
+        with open(self.output, "ab") as log:
             return subprocess.Popen(
                 [mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
             )
@@ -74,7 +79,7 @@ class Broker:
         while loop.time() < end:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"mosquitto exited with {self.process.returncode}: {self.log.read_text()[-500:]}"
+                    f"mosquitto exited with {self.process.returncode}: {self.output.read_text()[-500:]}"
                 )
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -98,6 +103,70 @@ class Broker:
 
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs with its sockets open."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def subscriptions(self, client_id: str) -> dict[str, int]:
+        """Topic filter -> requested QoS of every SUBSCRIBE the broker logged from `client_id`."""
+        found: dict[str, int] = {}
+        lines = self.log.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            if line.endswith(f"Received SUBSCRIBE from {client_id}"):
+                for entry in lines[i + 1 :]:
+                    match = _FILTER.search(entry)
+                    if match is not None:
+                        found[match["filter"]] = int(match["q"])
+                    elif f": {client_id} " not in entry:  # "<client> <qos> <filter>" lines come between
+                        break
+        return found
+
+    def published(self, client_id: str) -> list[Logged]:
+        """Every PUBLISH the broker logged as received from `client_id`, and each will it registered."""
+        found: list[Logged] = []
+        lines = self.log.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            received = _RECEIVED.search(line)
+            if received is not None and received["client"] == client_id:
+                found.append(Logged(received["topic"], int(received["q"]), received["r"] == "1", False))
+            connected = _CONNECTED.search(line)
+            if connected is not None and connected["client"] == client_id:
+                will = next((w for w in lines[i + 1 : i + 4] if "Will message specified" in w), None)
+                if will is not None:
+                    flags = _WILL.search(will)
+                    topic = lines[lines.index(will, i) + 1].split(": ", 1)[-1].strip()
+                    assert flags is not None
+                    found.append(Logged(topic, int(flags["q"]), flags["r"] == "1", True))
+        return found
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One message as the broker's log recorded it."""
+
+    topic: str
+    qos: int
+    retain: bool
+    will: bool
+
+    @property
+    def verb(self) -> str:
+        parts = self.topic.split("/")
+        return parts[2] if len(parts) > 2 and parts[0] == "spBv1.0" else self.topic
+
+
+_RECEIVED = re.compile(
+    r"Received PUBLISH from (?P<client>\S+) \(d\d, q(?P<q>\d), r(?P<r>\d), m\d+, '(?P<topic>[^']*)'"
+)
+_FILTER = re.compile(r"^\d+: \t(?P<filter>\S+) \(QoS (?P<q>\d)\)$")
+_CONNECTED = re.compile(r"New client connected from \S+ as (?P<client>\S+) \(")
+_WILL = re.compile(r"Will message specified \(\d+ bytes\) \(r(?P<r>\d), q(?P<q>\d)\)")
 
 
 @dataclass
@@ -135,22 +204,37 @@ class Consumer:
     errors: list[str] = field(default_factory=list)
     births: dict[tuple[str, str], dict[int, tuple[str, int]]] = field(default_factory=dict)
     seq: dict[str, int] = field(default_factory=dict)
-    client: MqttClient | None = None
+    bdseq: dict[str, object] = field(default_factory=dict)  # node -> bdSeq of its current NBIRTH
+    stale_deaths: int = 0
+    client: paho.Client | None = None
+    topic_filter: str = "spBv1.0/#"
+    keepalive: int = 10
 
     async def start(self) -> None:
-        self.client = MqttClient("127.0.0.1", self.port, self.client_id, keepalive=10, on_message=self._on)
-        await self.client.connect()
-        await self.client.subscribe([("spBv1.0/#", 1)])
+        """Connect and subscribe (paho's network thread; messages are handled on this event loop)."""
+        loop = asyncio.get_running_loop()
+        subscribed = loop.create_future()
+        client = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        client.on_message = lambda _c, _u, m: loop.call_soon_threadsafe(self._on, m.topic, bytes(m.payload))
+        client.on_subscribe = lambda *_: loop.call_soon_threadsafe(
+            lambda: subscribed.done() or subscribed.set_result(None)
+        )
+        client.on_connect = lambda c, *_: c.subscribe(self.topic_filter, qos=1)
+        await asyncio.to_thread(client.connect, "127.0.0.1", self.port, self.keepalive)
+        client.loop_start()
+        await asyncio.wait_for(subscribed, 10)
 
     async def stop(self) -> None:
         if self.client is not None:
-            await self.client.disconnect()
+            client, self.client = self.client, None
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
 
     async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         assert self.client is not None
-        future = self.client.publish(topic, payload, qos=1, retain=retain)
-        assert future is not None
-        await asyncio.wait_for(future, 5)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        await asyncio.to_thread(info.wait_for_publish, 5)
+        assert info.is_published(), f"no PUBACK for {topic}"
 
     def of(self, verb: str, node: str | None = None, device: str | None = None) -> list[Message]:
         return [
@@ -193,14 +277,19 @@ class Consumer:
         if verb == "NDEATH":
             if payload.seq is not None:
                 self.errors.append("NDEATH carries a seq")
-            if not any(m.name == "bdSeq" for m in payload.metrics):
+            bdseq = [m.value() for m in payload.metrics if m.name == "bdSeq"]
+            if not bdseq:
                 self.errors.append("NDEATH without bdSeq")
-            self.seq.pop(node, None)
+            elif bdseq[0] == self.bdseq.get(node):  # a host ends the session only if the bdSeq matches
+                self.seq.pop(node, None)
+            else:
+                self.stale_deaths += 1  # the will of an older connection attempt
             return
         if payload.seq is None or not 0 <= payload.seq <= 255:
             self.errors.append(f"{verb} from {node}: seq {payload.seq}")
             return
         if verb == "NBIRTH":
+            self.bdseq[node] = next((m.value() for m in payload.metrics if m.name == "bdSeq"), None)
             if payload.seq != 0:
                 self.errors.append(f"NBIRTH with seq {payload.seq}")
         elif node not in self.seq:

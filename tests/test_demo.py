@@ -16,7 +16,7 @@ import pytest
 from linebridge.api import pb
 from linebridge.cli.demo_broker import find_mosquitto
 from linebridge.cli.runner import QuietShutdown, quiet_shutdown, stop_event
-from linebridge.client import Client
+from linebridge.client.raw import RawClient
 
 # Other demos may run on this machine: a unique suffix keeps this bridge to its own simulators.
 SUFFIX = f"t{os.getpid()}"
@@ -112,7 +112,7 @@ class Reader:
 
 async def uplink_online(target: str) -> pb.bridge.GetUplinkStatusResponse | None:
     """The uplink's status when it is ONLINE and has published samples, else None."""
-    async with Client(target) as client:
+    async with RawClient(target) as client:
         status = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
     online = status.state == pb.bridge.UPLINK_STATE_ONLINE and status.published_samples > 0
     return status if online else None

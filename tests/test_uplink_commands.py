@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from linebridge.api import pb
 from linebridge.app import BridgeApp
@@ -148,12 +151,18 @@ async def test_malformed_dcmds_are_rejected_without_side_effects(
     await wait_rejected(consumer, app, len(bad) + 1)
     (ghost,) = await listed(client_for(app), "ghost")
     assert ghost.error.reason == "NOT_FOUND"
+    assert app.uplink is not None and app.uplink.status().connects == 1  # no connection was closed for them
     assert consumer.errors == []
 
 
 async def test_ncmd_other_than_rebirth_is_rejected(
-    broker: Broker, consumer: Consumer, start_bridge: BridgeFactory, tmp_path: Path
+    broker: Broker,
+    consumer: Consumer,
+    start_bridge: BridgeFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="linebridge.uplink.cloud_commands")
     app, _ = await ready(start_bridge, broker, consumer, tmp_path)
     await consumer.publish(
         NCMD, encode_payload([encode_metric(name="Node Control/Reboot", datatype="Boolean", value=True)])
@@ -164,3 +173,8 @@ async def test_ncmd_other_than_rebirth_is_rejected(
     )
     await wait_rejected(consumer, app, 3)
     assert len(consumer.of("NBIRTH")) == 1
+    assert any(
+        "rejected NCMD" in r.getMessage() and "not a Sparkplug B payload" in r.getMessage()
+        for r in caplog.records
+    )
+    assert app.uplink is not None and app.uplink.status().connects == 1

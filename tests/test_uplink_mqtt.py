@@ -1,93 +1,148 @@
-"""The uplink's MQTT 3.1.1 client against a real Mosquitto: QoS 1, will, loss detection, auth and TLS."""
+"""The uplink's MQTT link (aiomqtt on paho-mqtt) against a real Mosquitto: proof of delivery for QoS 0
+data, the will, loss and hang detection, credentials, TLS and MQTT 5. What the broker received is read
+from its own log and through an independent paho subscriber."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from linebridge.uplink.config import UplinkConfig
-from linebridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
+from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings
 from linebridge.uplink.sparkplug import ssl_context
-from tests.mqtt_broker import Broker
+from tests.mqtt_broker import Broker, Consumer
+
+WILL = "will"
 
 
-class Inbox:
-    """Collects what a subscriber receives."""
+def settings(port: int, name: str, **changes: object) -> LinkSettings:
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "client_id": name,
+        "keepalive": 4,
+        "protocol": 4,
+        "will_topic": f"{WILL}/{name}",
+        "will_payload": b"gone",
+        "proof_topic": f"linebridge/proof/g/{name}",
+        "connect_timeout": 3.0,
+    }
+    return LinkSettings(**(base | changes))  # type: ignore[arg-type]
+
+
+class Made:
+    """Links made by a test, closed after it; what each proved."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.arrived = asyncio.Event()
+        self.links: list[Link] = []
+        self.proven: list[int] = []
+        self.counters = LinkCounters()
 
-    def __call__(self, topic: str, payload: bytes) -> None:
-        self.messages.append((topic, payload))
-        self.arrived.set()
-
-    async def wait(self, count: int) -> None:
-        async with asyncio.timeout(10):
-            while len(self.messages) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
+    async def link(self, port: int, name: str, **changes: object) -> Link:
+        link = Link(settings(port, name, **changes), self.counters, lambda t, p: None, self.proven.append)
+        self.links.append(link)
+        await link.connect()
+        return link
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[list[MqttClient]]:
-    made: list[MqttClient] = []
-    yield made
-    for client in made:
-        await client.close()
+async def made() -> AsyncIterator[Made]:
+    links = Made()
+    yield links
+    for link in links.links:
+        await link.close()
 
 
-async def connected(made: list[MqttClient], port: int, name: str, **kwargs: object) -> MqttClient:
-    client = MqttClient("127.0.0.1", port, name, keepalive=5, **kwargs)  # type: ignore[arg-type]
-    made.append(client)
-    await client.connect()
-    return client
+async def until(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
-async def test_qos1_publish_is_acknowledged_and_delivered_in_order(
-    broker: Broker, clients: list[MqttClient]
-) -> None:
-    inbox = Inbox()
-    sub = await connected(clients, broker.port, "sub", on_message=inbox)
-    assert await sub.subscribe([("t/#", 1)]) == [1]
-    pub = await connected(clients, broker.port, "pub")
-    futures = [pub.publish(f"t/{i % 3}", bytes([i]) * (i * 1000), qos=1) for i in range(50)]
-    await asyncio.wait_for(asyncio.gather(*futures), 10)  # type: ignore[arg-type]
-    assert pub.inflight == 0
-    await inbox.wait(50)
-    assert [p for _, p in inbox.messages] == [bytes([i]) * (i * 1000) for i in range(50)]
+async def test_qos0_data_is_proven_by_a_checkpoint_and_arrives_in_order(broker: Broker, made: Made) -> None:
+    sub = Consumer(broker.port, "sub", topic_filter="t/#")
+    raw: list[tuple[str, bytes]] = []
+    sub._on = lambda topic, payload: raw.append((topic, payload))  # type: ignore[method-assign]
+    await sub.start()
+    link = await made.link(broker.port, "pub")
+    positions = [link.publish(f"t/{i % 3}", bytes([i]) * (i * 1000)) for i in range(50)]
+    await until(lambda: link.proven >= positions[-1], "the checkpoint's PUBACK")
+    assert link.unproven == 0 and made.proven and made.proven[-1] >= positions[-1]
+    await until(lambda: len(raw) == 50, "50 messages at the subscriber")
+    assert [p for _, p in raw] == [bytes([i]) * (i * 1000) for i in range(50)]
+    logged = broker.published("pub")
+    data = [m for m in logged if m.topic.startswith("t/")]
+    assert len(data) == 50 and {(m.qos, m.retain) for m in data} == {(0, False)}
+    proofs = [m for m in logged if m.topic == "linebridge/proof/g/pub"]
+    assert proofs and {(m.qos, m.retain) for m in proofs} == {(1, False)}
+    (will,) = [m for m in logged if m.will]
+    assert (will.topic, will.qos, will.retain) == (f"{WILL}/pub", 1, False)
+    await sub.stop()
 
 
 async def test_the_will_is_published_on_a_lost_connection_but_not_after_disconnect(
-    broker: Broker, clients: list[MqttClient]
+    broker: Broker, made: Made
 ) -> None:
-    inbox = Inbox()
-    sub = await connected(clients, broker.port, "sub", on_message=inbox)
-    await sub.subscribe([("will/#", 1)])
-    polite = await connected(clients, broker.port, "polite", will=Will("will/polite", b"gone"))
+    sub = Consumer(broker.port, "sub", topic_filter=f"{WILL}/#")
+    raw: list[tuple[str, bytes]] = []
+    sub._on = lambda topic, payload: raw.append((topic, payload))  # type: ignore[method-assign]
+    await sub.start()
+    polite = await made.link(broker.port, "polite")
     await polite.disconnect()
-    rude = await connected(clients, broker.port, "rude", will=Will("will/rude", b"gone"))
-    await rude.close()  # no DISCONNECT: the broker must publish the will
-    await inbox.wait(1)
-    await asyncio.sleep(0.2)
-    assert inbox.messages == [("will/rude", b"gone")]
+    rude = await made.link(broker.port, "rude")
+    rude.abort("test")  # no DISCONNECT: the broker must publish the will
+    await until(lambda: raw, "the will")
+    marker = await made.link(broker.port, "marker")  # the broker handles connections in order ...
+    marker.abort("test")
+    await until(lambda: len(raw) == 2, "the marker's will")  # ... so a polite will would be here by now
+    assert raw == [(f"{WILL}/rude", b"gone"), (f"{WILL}/marker", b"gone")]
+    await sub.stop()
 
 
-async def test_a_dying_broker_fails_pending_publishes_and_closes_the_client(
-    broker: Broker, clients: list[MqttClient]
-) -> None:
-    client = await connected(clients, broker.port, "c")
+async def test_a_dying_broker_closes_the_link_and_proves_nothing_more(broker: Broker, made: Made) -> None:
+    link = await made.link(broker.port, "c")
     await broker.kill()
     async with asyncio.timeout(10):
-        reason = await client.closed  # type: ignore[misc]
-    assert reason is not None and not client.connected
-    with pytest.raises(ConnectionLost):
-        client.publish("t", b"x", qos=1)
+        reason = await link.closed
+    assert reason
+    with pytest.raises(LinkError):
+        link.publish("t", b"x")
+
+
+async def test_a_hung_broker_is_dropped_by_the_checkpoint_watchdog(broker: Broker, made: Made) -> None:
+    """SIGSTOP keeps the socket open; the unanswered checkpoint (not paho's 2 x keepalive) ends the link."""
+    link = await made.link(broker.port, "hung", keepalive=2)
+    first = link.publish("t/0", b"before")
+    await until(lambda: link.proven >= first, "proof before the hang")
+    broker.pause()
+    try:
+        sent = link.publish("t/0", b"during")
+        async with asyncio.timeout(20):
+            reason = await link.closed
+    finally:
+        broker.resume()
+    assert "no PUBACK" in reason and made.counters.hung_broker == 1
+    assert link.proven < sent  # what was sent into the hang stays unproven (the outbox keeps it)
+
+
+async def test_an_idle_link_probes_and_notices_a_hung_broker(broker: Broker, made: Made) -> None:
+    """No data at all: the keepalive / 4 probe is the checkpoint that goes unanswered."""
+    link = await made.link(broker.port, "idle", keepalive=2)
+    await until(lambda: link.proven >= 1, "the first idle probe answered")
+    broker.pause()
+    try:
+        async with asyncio.timeout(20):
+            reason = await link.closed
+    finally:
+        broker.resume()
+    assert "no PUBACK" in reason and made.counters.hung_broker == 1
 
 
 def password_file(path: Path, user: str, password: str) -> Path:
@@ -106,21 +161,30 @@ def password_file(path: Path, user: str, password: str) -> Path:
     return path
 
 
-async def test_refused_credentials_are_an_error_and_good_ones_connect(
-    tmp_path: Path, clients: list[MqttClient]
-) -> None:
+async def test_refused_credentials_are_an_error_and_good_ones_connect(tmp_path: Path, made: Made) -> None:
     passwords = password_file(tmp_path / "passwords", "bridge", "s3cret")
     server = Broker(tmp_path, f"password_file {passwords}\n", anonymous=False)
     await server.start()
     try:
-        with pytest.raises(MqttError, match="refused"):
-            await connected(clients, server.port, "bad", username="bridge", password="wrong")
-        with pytest.raises(MqttError, match="refused"):
-            await connected(clients, server.port, "anonymous")
-        good = await connected(clients, server.port, "good", username="bridge", password="s3cret")
-        assert good.connected
+        with pytest.raises(LinkError, match="[Nn]ot authori[sz]ed|[Bb]ad user"):
+            await made.link(server.port, "bad", username="bridge", password="wrong")
+        with pytest.raises(LinkError, match="[Nn]ot authori[sz]ed"):
+            await made.link(server.port, "anonymous")
+        good = await made.link(server.port, "good", username="bridge", password="s3cret")
+        position = good.publish("t", b"x")
+        await until(lambda: good.proven >= position, "proof")
     finally:
         await server.stop()
+
+
+async def test_mqtt5_connects_with_clean_start_and_proves_data(broker: Broker, made: Made) -> None:
+    link = await made.link(broker.port, "five", protocol=5)
+    position = link.publish("t/5", b"x")
+    await until(lambda: link.proven >= position, "proof over MQTT 5")
+    log = broker.log.read_text()
+    assert "as five (p5, c1, k4)" in log  # protocol 5, clean start
+    (will,) = [m for m in broker.published("five") if m.will]
+    assert (will.qos, will.retain) == (1, False)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -170,7 +234,7 @@ def make_pki(directory: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
-async def test_tls_with_a_client_certificate(tmp_path: Path, clients: list[MqttClient]) -> None:
+async def test_tls_with_a_client_certificate(tmp_path: Path, made: Made) -> None:
     make_pki(tmp_path)
     server = Broker(
         tmp_path,
@@ -180,21 +244,13 @@ async def test_tls_with_a_client_certificate(tmp_path: Path, clients: list[MqttC
     await server.start()
     try:
         base = {"broker": f"mqtts://127.0.0.1:{server.port}", "tls": {"ca_file": str(tmp_path / "ca.crt")}}
-        with_cert = UplinkConfig.model_validate(
-            base
-            | {
-                "tls": base["tls"]
-                | {  # type: ignore[operator]
-                    "cert_file": str(tmp_path / "client.crt"),
-                    "key_file": str(tmp_path / "client.key"),
-                }
-            }
-        )
-        client = await connected(clients, server.port, "tls", ssl_context=ssl_context(with_cert))
-        future = client.publish("secure", b"hello", qos=1)
-        await asyncio.wait_for(future, 5)  # type: ignore[arg-type]
+        cert = {"cert_file": str(tmp_path / "client.crt"), "key_file": str(tmp_path / "client.key")}
+        with_cert = UplinkConfig.model_validate(base | {"tls": base["tls"] | cert})  # type: ignore[operator]
+        link = await made.link(server.port, "tls", ssl_context=ssl_context(with_cert))
+        position = link.publish("secure", b"hello")
+        await until(lambda: link.proven >= position, "proof over TLS")
         without = ssl_context(UplinkConfig.model_validate(base))
-        with pytest.raises((OSError, ConnectionError, MqttError, asyncio.IncompleteReadError)):
-            await connected(clients, server.port, "no-cert", ssl_context=without)
+        with pytest.raises(LinkError):
+            await made.link(server.port, "no-cert", ssl_context=without)
     finally:
         await server.stop()

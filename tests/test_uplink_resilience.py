@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -89,6 +90,7 @@ def _links() -> None:  # type: ignore[misc]
         LINKS_DOWN.discard(f"sim-{n}")
 
 
+@pytest.mark.timeout(180)  # inner waits add up past the global 60 s
 async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
     broker: Broker, start_bridge: BridgeFactory, tmp_path: Path
 ) -> None:
@@ -153,6 +155,50 @@ async def test_broker_killed_under_load_every_sample_arrives_once_in_order(
     await second.stop()
 
 
+HANG_SECONDS = 20.0
+
+
+@pytest.mark.timeout(180)
+async def test_broker_hung_20_s_under_load_every_sample_arrives(
+    broker: Broker, start_bridge: BridgeFactory, tmp_path: Path
+) -> None:
+    """SIGSTOP keeps the broker's sockets open: the uplink must notice (checkpoint watchdog), keep what
+    it sent into the hang, and re-send it flagged historical once the broker is back."""
+    host = Consumer(broker.port, "host-hang", keepalive=120)  # stays connected through the hang
+    await host.start()
+    app = await start_bridge(
+        [], uplink=uplink_section(broker, tmp_path / "o.sqlite", report_by_exception=False)
+    )
+    uplink = app.uplink
+    assert uplink is not None
+    production = Production(app)
+    await add_sims(app, 2, rate_hz=200, signals=4)
+    await host.wait_for(lambda: len(host.samples) > 500, what="live data before the hang")
+    connects = uplink.status().connects
+    broker.pause()
+    try:
+        await host.wait_for(lambda: uplink.status().hung_broker == 1, what="the hang detected", timeout=30)
+        await host.wait_for(lambda: uplink.status().state is not UplinkState.ONLINE, what="offline")
+        await asyncio.sleep(HANG_SECONDS)  # the fault's duration (the scenario), not a wait for a condition
+    finally:
+        broker.resume()
+    await host.wait_for(lambda: uplink.status().connects > connects, what="a new session", timeout=60)
+    await host.wait_for(lambda: any(s.historical for s in host.samples), what="re-sent data", timeout=60)
+    await quiet(app, 2)
+    produced = set(production.samples)
+    await host.wait_for(
+        lambda: produced <= {identity(s) for s in host.samples}, what="every produced sample", timeout=60
+    )
+    await host.wait_for(lambda: uplink.status().backlog_messages == 0, what="an empty outbox")
+    status = uplink.status()
+    counts = Counter(identity(s) for s in host.samples)
+    assert set(counts) == produced
+    assert sum(n - 1 for n in counts.values()) <= status.resent_samples
+    assert status.dropped_samples == 0 and status.expired_samples == 0
+    assert host.errors == []
+    await host.stop()
+
+
 async def test_a_full_disk_budget_drops_counts_and_logs_once(
     broker: Broker, start_bridge: BridgeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -198,6 +244,20 @@ async def until(uplink: Uplink, condition: Callable[[UplinkStatus], bool], timeo
     while not condition(uplink.status()):
         assert loop.time() < end, f"timed out; uplink status {uplink.status()}"
         await asyncio.sleep(0.02)
+
+
+async def until_committed(path: Path, samples: int, timeout: float = 20) -> None:
+    """Wait until the outbox file itself holds `samples` samples (read beside the running bridge)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            with contextlib.suppress(sqlite3.Error):
+                (stored,) = db.execute("SELECT coalesce(sum(samples), 0) FROM outbox").fetchone()
+                if stored >= samples:
+                    return
+        assert loop.time() < end, f"the outbox file never held {samples} samples"
+        await asyncio.sleep(0.05)
 
 
 def bridge_config(path: Path, grpc_port: int, outbox: Path) -> Path:
@@ -248,6 +308,7 @@ async def uplink_status(client: RawClient) -> pb.bridge.GetUplinkStatusResponse:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.timeout(180)  # inner waits add up past the global 60 s
 async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: Path) -> None:
     consumer = Consumer(broker.port, "host")
     await consumer.start()
@@ -262,7 +323,7 @@ async def test_bridge_kill_9_resumes_from_the_outbox(broker: Broker, tmp_path: P
         while first.backlog_samples < 600 or first.state != pb.bridge.UPLINK_STATE_WAITING_FOR_HOST:
             await asyncio.sleep(0.05)
             first = await uplink_status(client)
-        await asyncio.sleep(0.6)  # three commit intervals: what `first` counted is committed by now
+        await until_committed(tmp_path / "outbox.sqlite", first.backlog_samples)
         os.kill(process.pid, signal.SIGKILL)
         await asyncio.to_thread(process.wait)
         await consumer.wait_for(lambda: consumer.of("NDEATH", "killed"), what="the will NDEATH")

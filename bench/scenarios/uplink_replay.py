@@ -8,10 +8,10 @@ connections to the uplink's backlog reaching zero with every sample acknowledged
 20 ms). The uplink reconnects with backoff capped at 1 s here (`reconnect_max_seconds`; the default
 is 30 s, which alone could exceed the target after a long outage), so the time includes up to ~1 s of
 reconnect wait; `drain_after_connect_s` leaves it out. Defaults otherwise: 128 KB payloads and 100
-publishes/s, which alone need backlog messages / 100 s (`rate_limit_floor_s`). Baseline: a bare MQTT
-client (bench.mqtt_baseline --messages) publishing as many full payloads of the same data under the
-same limits, timed from the start of its connect to its last PUBACK. Full runs repeat 3 times and
-report the median.
+publishes/s, which alone need backlog messages / 100 s (`rate_limit_floor_s`). Baseline: an
+independent paho-mqtt client (bench.mqtt_baseline --messages) publishing as many full payloads of the
+same data at the same QoS (0) under the same limits, timed from the start of its connect to its last
+publish. Full runs repeat 3 times and report the median.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""uplink_throughput: samples/s from the telemetry bus to a real Mosquitto broker, Sparkplug B DDATA at QoS 1.
+"""uplink_throughput: samples/s from the telemetry bus to a real Mosquitto broker, Sparkplug B DDATA at QoS 0.
 
 The bridge has one bench device (1,000 double signals x 10 rows per batch) and the uplink on, with its
 defaults (report by exception, 128 KB payloads, 100 publishes/s, 64 in flight, SQLite outbox) and no
 gRPC subscriber. The bench driver publishes while the uplink holds fewer than `high_water` samples
 the broker has not acknowledged (pace: uplink), below the uplink's live queue limit, so data takes
-the live path. The value is the uplink's `published_samples` (samples whose PUBACK came back) over
-the window. Baseline: a bare MQTT client (bench.mqtt_baseline) publishing full payloads of the same
-data, made by the same encoder, to the same broker under the same rate limit and in-flight cap.
+the live path. The value is the uplink's `published_samples` (samples proven read by the broker: a
+checkpoint PUBACK came back after them) over the window. Baseline: an independent client (paho-mqtt,
+bench.mqtt_baseline) publishing full payloads of the same data, made by the same encoder, at the same
+QoS (0) to the same broker under the same rate limit and in-flight cap; it counts a payload when paho
+has written it. `ratio` is the bridge over the baseline with the publish-rate cap (AWS IoT's 100/s).
 A second pair repeats both with the publish rate limit lifted (`unlimited_*`): that is where the
 bridge's own pipeline, not AWS's limit, decides.
 """
@@ -22,15 +24,17 @@ from bench.mqtt_broker import Broker
 from bench.procs import Processes
 
 NAME = "uplink_throughput"
-TARGET = ">= 500,000 samples/s and >= 0.8 x bare MQTT client"
+TARGET = ">= 0.9 x paho baseline with the publish-rate cap, >= 0.5 x without it (unlimited_ratio)"
 SIGNALS, ROWS = 1000, 10
 ONLINE = 4  # UplinkState.ONLINE
 UNLIMITED_RATE = 1e6  # publishes/s: the token bucket never waits
-# Unacknowledged samples the bench driver keeps ahead of the broker (~6,280 per 128 KB payload): with
-# the limit ~32 payloads (0.3 s of publishes, well inside the live queue of max_publish_rate
-# payloads); unlimited, the 64 in flight plus ~30 queued. Whatever is unacknowledged when the outbox
-# commits (every 1 s) is written to SQLite, so a deeper queue costs the bridge disk writes.
-HIGH_WATER = {"limited": 200_000, "unlimited": 600_000}
+# Samples the bench driver lets the uplink hold unproven (~6,280 per 128 KB payload). Data is QoS 0
+# and proven by a checkpoint PUBACK at most every 0.25 s while it flows (linebridge.uplink.link), so at
+# the 100/s limit about 25 payloads wait for proof: the limit keeps ~64 payloads ahead (0.64 s, inside
+# the live queue of max_publish_rate payloads); unlimited, the 64-payload window plus ~30 queued.
+# Whatever is unproven when the outbox commits (every 1 s) is written to SQLite, so a deeper queue
+# costs the bridge disk writes.
+HIGH_WATER = {"limited": 400_000, "unlimited": 600_000}
 
 
 async def baseline(
@@ -49,6 +53,8 @@ async def baseline(
         str(ROWS),
         "--rate",
         f"{rate:g}",
+        "--qos",
+        "0",
         "--start-at",
         f"{start_at:.6f}",
         "--duration",
@@ -132,6 +138,7 @@ async def run(ctx: Context) -> dict:
                 await broker.stop()
     value = bridge["rate"]
     ratio = value / base["rate"] if base["rate"] else 0.0
+    unlimited_ratio = free["rate"] / free_base["rate"] if free_base["rate"] else 0.0
     notes = []
     if bridge["replayed_messages"] or free["replayed_messages"]:
         notes.append("some payloads went through the outbox replay (the live queue was full)")
@@ -141,7 +148,7 @@ async def run(ctx: Context) -> dict:
         "baseline": base["rate"],
         "ratio": ratio,
         "target": TARGET,
-        "met": value >= 500_000 and ratio >= 0.8,
+        "met": ratio >= 0.9 and unlimited_ratio >= 0.5,
         "messages_per_s": bridge["messages_per_s"],
         "samples_per_payload": bridge["samples_per_payload"],
         "baseline_messages_per_s": base["messages_per_s"],
@@ -150,7 +157,7 @@ async def run(ctx: Context) -> dict:
         "max_publish_rate": 100.0,
         "unlimited_samples_per_s": free["rate"],
         "unlimited_baseline_samples_per_s": free_base["rate"],
-        "unlimited_ratio": free["rate"] / free_base["rate"] if free_base["rate"] else None,
+        "unlimited_ratio": unlimited_ratio,
         "unlimited_messages_per_s": free["messages_per_s"],
         "unlimited_bridge_cpu_pct": free["cpu_pct"],
         "unlimited_baseline_client_cpu_pct": free_base.get("window_cpu_pct"),

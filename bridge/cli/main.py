@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from linebridge import __version__
 from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
+from linebridge.cli import uplink_watch
 from linebridge.config import load_config
 from linebridge.console import cli as console_cli
 from linebridge.devices.catalog import DriverCatalog
@@ -78,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     devices.add_argument("--detail", action="store_true", help="show signals, methods and driver details")
     client("info", "show bridge information")
     uplink = client("uplink", "Industrial Cloud uplink (Sparkplug B over MQTT)")
-    uplink.add_argument("action", choices=["status"], help="status: connection state, backlog, losses")
+    uplink.add_argument(
+        "action",
+        choices=["status", "watch"],
+        help="status: connection state, backlog, losses; watch: decode any edge node's traffic on a broker",
+    )
+    uplink_watch.add_arguments(uplink)
     watch = client("watch", "stream signals (path globs)")
     watch.add_argument("paths", nargs="+")
     watch.add_argument("--count", type=int, default=0, help="stop after this many samples")
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             return console_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
+        if args.command == "uplink" and args.action == "watch":
+            return uplink_watch.run_watch(args)
         from linebridge.cli.remote import run_client
 
         return asyncio.run(run_client(args))

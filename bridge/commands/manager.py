@@ -15,7 +15,7 @@ from linebridge.commands.audit import CommandAudit, who
 from linebridge.commands.deadman import Deadman, stop_on_trip
 from linebridge.commands.gates import CommandGates
 from linebridge.commands.resolve import check_sizes, resolve
-from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState
+from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState, request_of
 from linebridge.drivers.base import Driver
 from linebridge.errors import (
     DeadlineExceeded,
@@ -33,26 +33,6 @@ log = logging.getLogger(__name__)
 
 
 Finished = Callable[[CommandRecord, float], None]
-
-# What an idempotency key stands for: the whole request, not who sent it or through which channel.
-_REQUEST_FIELDS = (
-    "device_id",
-    "kind",
-    "writes",
-    "method",
-    "args",
-    "joint_positions",
-    "pose",
-    "speed",
-    "acceleration",
-    "program",
-    "timeout",
-)
-
-
-def _request_of(spec: CommandSpec) -> tuple[Any, ...]:
-    """The parts of a spec that make it the same command (for idempotency-key reuse)."""
-    return tuple(getattr(spec, name) for name in _REQUEST_FIELDS)
 
 
 class CommandManager:
@@ -146,7 +126,7 @@ class CommandManager:
         if existing_id is None or existing_id not in self._history:
             return None
         existing = self._history[existing_id]
-        if _request_of(existing.spec) != _request_of(spec):
+        if request_of(existing.spec) != request_of(spec):
             raise InvalidArgument(
                 f"idempotency key {spec.idempotency_key!r} was used for a different command"
             )

@@ -101,3 +101,24 @@ class CommandEvent:
             record.updated_ns,
             record.cancelled_by,
         )
+
+
+# What an idempotency key stands for: the whole request, not who sent it or through which channel.
+_REQUEST_FIELDS = (
+    "device_id",
+    "kind",
+    "writes",
+    "method",
+    "args",
+    "joint_positions",
+    "pose",
+    "speed",
+    "acceleration",
+    "program",
+    "timeout",
+)
+
+
+def request_of(spec: CommandSpec) -> tuple[Any, ...]:
+    """The parts of a spec that make it the same command (for idempotency-key reuse)."""
+    return tuple(getattr(spec, name) for name in _REQUEST_FIELDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,6 +64,11 @@ class UplinkConfig(_Model):
     broker: str = "mqtt://127.0.0.1:1883"
     client_id: str = ""  # default: linebridge-<edge_node_id>
     keepalive_seconds: int = Field(30, ge=1, le=65535)
+    # MQTT version: "3.1.1" or 5 (AWS IoT Core, HiveMQ and EMQX speak both).
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    # QoS of NDATA/DDATA. 0 is what Sparkplug 3.0 requires; 1 is outside the specification (for plants
+    # whose broker policy asks for it). Births and deaths are QoS 0 either way.
+    data_qos: Literal[0, 1] = 0
     username: str = ""
     password: str = ""
     tls: TlsConfig = Field(default_factory=TlsConfig)
@@ -84,6 +90,8 @@ class UplinkConfig(_Model):
     max_inflight: int = Field(64, ge=1, le=65535)
     reconnect_initial_seconds: float = Field(0.5, gt=0)
     reconnect_max_seconds: float = Field(30.0, gt=0)
+    # The backoff starts over only after a connection stayed up this long (a flapping link backs off).
+    reconnect_healthy_seconds: float = Field(30.0, gt=0)
     connect_timeout_seconds: float = Field(10.0, gt=0)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     # Which metrics cloud commands (DCMD) may write: device id glob -> signal path globs. Default: none.
@@ -103,6 +111,15 @@ class UplinkConfig(_Model):
         except ValueError:
             raise ValueError(f"bad port in {value!r}") from None
         return value
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: object) -> object:
+        if value in (5, 5.0, "5", "5.0"):
+            return "5"
+        if value in (4, "4", "3.1.1"):
+            return "3.1.1"
+        raise ValueError(f'expected "3.1.1" or 5, got {value!r}')
 
     @field_validator("group_id", "edge_node_id", "primary_host_id")
     @classmethod

@@ -9,6 +9,7 @@ quality go through a per-sample encoder. Payload `timestamp` and `seq` are appen
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,10 @@ from itertools import chain
 
 from linebridge.model import Quality, SampleBatch, Value, ValueType
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
+from linebridge.uplink.retry import RepeatLog
 from linebridge.varint import varint
+
+log = logging.getLogger(__name__)
 
 # Sparkplug 3.0, Payloads > Data Types: for our value types
 DATATYPE = {
@@ -110,6 +114,8 @@ class SparkplugEncoder:
         self._hist: dict[int, bytes] = {}  # registry alias -> fast prefix (historical)
         self._open: dict[str, _Open] = {}
         self.unknown_samples = 0
+        self.oversized_samples = 0  # values that cannot fit in a payload: dropped, counted, logged
+        self._log = RepeatLog(log)
 
     def define(self, registry_alias: int, sparkplug_alias: int, value_type: ValueType) -> None:
         """Remember how to encode a signal (called when its device is described)."""
@@ -160,11 +166,26 @@ class SparkplugEncoder:
                         current = self._open[batch.device_id] = _Open(historical)
                         continue
                     chunk, count = self._encode_slow(batch, start, 1 << 62, historical, limit=1)
+                    if len(chunk) > self.max_body:  # not even alone in a payload: never sent
+                        self._oversized(batch, start, len(chunk))
+                        start += count
+                        continue
             current.chunks.append(chunk)
             current.size += len(chunk)
             current.samples += count
             start += count
         return sealed
+
+    def _oversized(self, batch: SampleBatch, index: int, size: int) -> None:
+        self.oversized_samples += 1
+        definition = self._defs.get(batch.aliases[index])
+        self._log.warning(
+            "uplink: dropped a value of %s (Sparkplug alias %s): %d bytes encoded, more than a whole "
+            "payload may hold (max_payload_bytes)",
+            batch.device_id,
+            definition.alias if definition is not None else "?",
+            size,
+        )
 
     def _fast_table(self, batch: SampleBatch, historical: bool) -> tuple[dict[int, bytes], int] | None:
         if batch.qualities is not None or batch.value_type not in (ValueType.DOUBLE, ValueType.BOOL):
@@ -272,6 +293,28 @@ class SparkplugEncoder:
             )
             set_value(metric, value_type, value)
         return payload.SerializeToString()
+
+    def birth_within(
+        self, metrics: Sequence[tuple[str, int, ValueType, Value | None, int]], timestamp_ms: int
+    ) -> bytes | None:
+        """A birth body within the payload cap: the largest values are sent as null (counted) until it
+        fits; None when even all-null metrics do not fit."""
+        metrics = list(metrics)
+        body = self.birth(metrics, timestamp_ms)
+        while len(body) > self.max_body:
+            sizes = [len(str(m[3])) if m[3] is not None else -1 for m in metrics]
+            largest = max(range(len(metrics)), key=sizes.__getitem__, default=None)
+            if largest is None or sizes[largest] < 0:
+                return None
+            name, alias, value_type, _, stamp = metrics[largest]
+            metrics[largest] = (name, alias, value_type, None, stamp)
+            self.oversized_samples += 1
+            self._log.warning(
+                "uplink: a birth certificate sends %s as null: its value does not fit in max_payload_bytes",
+                name,
+            )
+            body = self.birth(metrics, timestamp_ms)
+        return body
 
     @staticmethod
     def death(bdseq: int, timestamp_ms: int) -> bytes:

@@ -1,9 +1,10 @@
 """The publish pipeline of one MQTT session: births first, then live payloads and the replayed backlog.
 
 Live payloads and replayed ones alternate, so live data keeps flowing while a backlog drains. Every
-publish passes one token bucket (the publish rate limit) and a cap on QoS 1 messages awaiting PUBACK.
-A stored payload leaves the outbox only on its PUBACK; one sent but not acknowledged when the session
-ends is sent again (flagged historical) in a later session.
+publish passes one token bucket (the publish rate limit) and a window of payloads sent and not yet
+proven read by the broker (`max_inflight`). A stored payload leaves the outbox only when a PUBACK
+later on the same connection proves the broker read it (see linebridge.uplink.link); one not proven
+when the session ends is sent again (flagged historical) in a later session.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from functools import partial
 
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
-from linebridge.uplink.mqtt import MqttClient, MqttError
+from linebridge.uplink.link import Link, LinkError
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.outbox_types import Row
 from linebridge.uplink.topics import Topics
@@ -23,6 +23,7 @@ from linebridge.uplink.topics import Topics
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK = 16  # stored payloads read per step (each up to the payload cap)
+YIELD_EVERY = 16  # publishes in a row without any wait before the sender lets other tasks run
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +68,27 @@ class RateLimiter:
             self.stamp = now
         self.tokens -= 1
 
+    def charge(self) -> None:
+        """A publish that did not wait (a checkpoint) still counts against the rate."""
+        now = asyncio.get_running_loop().time()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - 1
+        self.stamp = now
+
 
 class Publisher:
     """Queues and sends the messages of the current session; idle between sessions."""
 
-    def __init__(self, outbox: Outbox, topics: Topics, max_rate: float, max_inflight: int) -> None:
-        self.outbox, self.topics = outbox, topics
+    def __init__(
+        self, outbox: Outbox, topics: Topics, max_rate: float, max_inflight: int, data_qos: int = 0
+    ) -> None:
+        self.outbox, self.topics, self.data_qos = outbox, topics, data_qos
         self.limiter = RateLimiter(max_rate)
-        self.max_inflight = max_inflight
+        # Below half of paho's 16-bit packet ids: a QoS 0 publish never reuses the id of a pending checkpoint.
+        self.max_inflight = min(max_inflight, 30_000)
         self.live_limit = max(4, int(max_rate))  # about a second of publishes queued live at most
         self.traffic = Traffic()
-        self.client: MqttClient | None = None
+        self.client: Link | None = None
+        self._sent: deque[tuple[int, Row]] = deque()  # (link position, row) sent, not yet proven
         self._births: deque[Transient] = deque()
         self._live: deque[Row | Transient] = deque()
         self._replay_q: deque[Row] = deque()
@@ -93,6 +104,7 @@ class Publisher:
         self._acks = asyncio.Event()
         self._replay_wanted = asyncio.Event()
         self._replay_restart = True
+        self.proof_every = max(1, max_inflight // 2)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- session -----------------------------------------------------------------------------
@@ -101,9 +113,13 @@ class Publisher:
         """A session is running."""
         return self.client is not None
 
-    def begin(self, client: MqttClient, births: list[Transient]) -> None:
+    def begin(self, client: Link, births: list[Transient]) -> None:
         """Start a session: the birth sequence, then live data and the backlog."""
         self.client = client
+        client.on_checkpoint = self.limiter.charge  # checkpoints count against max_publish_rate
+        # A checkpoint per this many data publishes: half the window, and within 3 % of the rate budget.
+        rate_bound = int(self.limiter.rate * client.settings.proof_interval)
+        self.proof_every = max(1, min(self.max_inflight // 2, rate_bound))
         self.rebirth(births)
         for coro, name in ((self._run(client), "uplink-publish"), (self._replay(), "uplink-replay")):
             task = asyncio.create_task(coro, name=name)
@@ -115,7 +131,7 @@ class Publisher:
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
-        if not isinstance(exc, OSError | MqttError):  # a bug, not the network: start a fresh session
+        if not isinstance(exc, OSError | LinkError):  # a bug, not the network: start a fresh session
             log.error("uplink: %s failed; reconnecting", task.get_name(), exc_info=exc)
         if self.client is not None:
             self.client.abort(f"{task.get_name()} stopped: {exc!r}")
@@ -130,6 +146,7 @@ class Publisher:
         self._births.clear()
         self._live.clear()
         self._replay_q.clear()
+        self._sent.clear()
         self._queued.clear()
         self._born.clear()
         self._deferred.clear()
@@ -232,29 +249,40 @@ class Publisher:
                 self._turn = False
                 self._space.set()
                 return self._replay_q.popleft(), True
+            if self.client is not None:
+                self.client.idle()  # nothing to send: prove what went out
             self._wake.clear()
             await self._wake.wait()
 
-    async def _run(self, client: MqttClient) -> None:
+    async def _run(self, link: Link) -> None:
+        burst = 0
         while True:
             item, replayed = await self._next()
             if isinstance(item, Transient):
                 await self.limiter.acquire()
                 if item.verb == "NBIRTH":
-                    self._seq = 0  # Sparkplug 3.0, Payloads > NBIRTH: seq 0
+                    self._seq = 0  # tck-id-payloads-nbirth-seq: NBIRTH has seq 0
                 topic = (
                     self.topics.node(item.verb)
                     if item.verb == "NBIRTH"
                     else self.topics.device(item.verb, item.device_id)
                 )
-                client.publish(topic, item.body + trailer(now_ms(), self._take_seq()), qos=0)
+                # tck-id-topics-nbirth-mqtt, tck-id-topics-dbirth-mqtt, tck-id-topics-ddeath-mqtt:
+                # QoS 0, retain false
+                link.publish(topic, item.body + trailer(now_ms(), self._take_seq()), qos=0)
             elif self._sendable(item):
-                while client.inflight >= self.max_inflight:
+                while len(self._sent) >= self.max_inflight:
+                    link.checkpoint()
                     self._acks.clear()
                     await self._acks.wait()
                 await self.limiter.acquire()
-                self._send(client, item, replayed)
-            await client.drain()
+                self._send(link, item, replayed)
+                if link.uncovered >= self.proof_every:
+                    link.checkpoint()
+            burst += 1
+            if burst >= YIELD_EVERY:  # the socket writes and PUBACKs come in while we wait anyway;
+                burst = 0  # a long queue without waits yields now and then, not after every message
+                await asyncio.sleep(0)
 
     def _sendable(self, row: Row) -> bool:
         if not self.outbox.holds(row.id):  # dropped (budget, age) while queued
@@ -267,7 +295,7 @@ class Publisher:
             return False
         return True
 
-    def _send(self, client: MqttClient, row: Row, replayed: bool) -> None:
+    def _send(self, link: Link, row: Row, replayed: bool) -> None:
         body = row.body
         if replayed:
             self.traffic.replayed_messages += 1
@@ -275,12 +303,12 @@ class Publisher:
                 body = SparkplugEncoder.as_historical(body)
             if row.id in self._unacked_sent:
                 self.traffic.resent_samples += row.samples
-        future = client.publish(
-            self.topics.data(row.device_id), body + trailer(now_ms(), self._take_seq()), qos=1
+        # tck-id-topics-ddata-mqtt, tck-id-topics-ndata-mqtt: QoS 0, retain false (data_qos 1: outside the spec)
+        position = link.publish(
+            self.topics.data(row.device_id), body + trailer(now_ms(), self._take_seq()), qos=self.data_qos
         )
+        self._sent.append((position, row))
         self._unacked_sent.add(row.id)
-        assert future is not None
-        future.add_done_callback(partial(self._acked, row))
 
     def _take_seq(self) -> int:
         """Sparkplug 3.0, Payloads > Payload (seq): one sequence number per message, 0-255 wrapping."""
@@ -288,10 +316,14 @@ class Publisher:
         self._seq = (seq + 1) % 256
         return seq
 
-    def _acked(self, row: Row, future: asyncio.Future[object]) -> None:
+    def proven(self, position: int) -> None:
+        """The link proved every publish up to `position` read by the broker: those rows leave the outbox."""
+        sent = self._sent
+        while sent and sent[0][0] <= position:
+            self._acked(sent.popleft()[1])
         self._acks.set()
-        if future.cancelled() or future.exception() is not None:
-            return  # stays in the outbox; the next session replays it
+
+    def _acked(self, row: Row) -> None:
         self.outbox.ack(row.id)
         self._queued.discard(row.id)
         self._unacked_sent.discard(row.id)

@@ -57,7 +57,9 @@ class Uplink:
         )
         self.encoder = SparkplugEncoder(config.max_payload_bytes)
         self.changes = ChangeFilter() if config.report_by_exception else None
-        self.publisher = Publisher(self.outbox, self.topics, config.max_publish_rate, config.max_inflight)
+        self.publisher = Publisher(
+            self.outbox, self.topics, config.max_publish_rate, config.max_inflight, config.data_qos
+        )
         self.cloud = CloudCommands(
             commands,
             registry,
@@ -164,7 +166,9 @@ class Uplink:
             sealed = self.encoder.seal(record.id)
             if sealed is not None:
                 self._store(sealed)
-            self.publisher.push_transient(self._dbirth(record))
+            birth = self._dbirth(record)
+            if birth is not None:
+                self.publisher.push_transient(birth)
 
     def _define(self, record: DeviceRecord) -> None:
         for path, signal in record.signals.items():
@@ -183,7 +187,7 @@ class Uplink:
                 return band
         return self.config.deadband
 
-    def _dbirth(self, record: DeviceRecord) -> Transient:
+    def _dbirth(self, record: DeviceRecord) -> Transient | None:
         """DBIRTH: every signal with name, alias, datatype and its current value (or null)."""
         stamp = now_ms()
         metrics = []
@@ -194,7 +198,16 @@ class Uplink:
                 self.changes.seed(signal.alias, value)
             alias = self.outbox.alias(record.id, path, DATATYPE[signal.value_type])
             metrics.append((path, alias, signal.value_type, value, when))
-        return Transient("DBIRTH", record.id, SparkplugEncoder.birth(metrics, stamp))
+        body = self.encoder.birth_within(metrics, stamp)
+        if body is None:
+            log.error(
+                "uplink: the DBIRTH of %s does not fit in max_payload_bytes (%d) even without values; "
+                "the device is not published (raise max_payload_bytes)",
+                record.id,
+                self.config.max_payload_bytes,
+            )
+            return None
+        return Transient("DBIRTH", record.id, body)
 
     def _device_births(self) -> list[Transient]:
         """DBIRTH of every device online; an offline one with stored data is born to send it, then dies."""
@@ -206,9 +219,11 @@ class Uplink:
                 sealed = self.encoder.seal(record.id)
                 if sealed is not None:
                     self._store(sealed)
-                births.append(self._dbirth(record))
+                birth = self._dbirth(record)
+                births += [birth] if birth is not None else []
             elif self.outbox.per_device.get(record.id):
-                births += [self._dbirth(record), Transient("DDEATH", record.id, b"")]
+                birth = self._dbirth(record)
+                births += [birth, Transient("DDEATH", record.id, b"")] if birth is not None else []
         return births
 
     def _rebirth(self) -> None:
@@ -245,6 +260,11 @@ class Uplink:
             resent_samples=traffic.resent_samples,
             commands_accepted=self.cloud.accepted,
             commands_rejected=self.cloud.rejected,
+            protocol_errors=node.counters.protocol_errors,
+            unknown_acks=node.counters.unknown_acks,
+            oversized_messages=node.counters.oversized_messages,
+            hung_broker=node.counters.hung_broker,
+            oversized_samples=self.encoder.oversized_samples,
             connects=node.connects,
             bdseq=max(0, node.bdseq),
             outbox_path=str(outbox.path),

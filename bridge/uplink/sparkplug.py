@@ -16,14 +16,14 @@ import ssl
 from collections.abc import Callable
 
 from linebridge import __version__
-from linebridge.devices.sessions import Backoff
 from linebridge.model import ValueType
 from linebridge.uplink.config import UplinkConfig
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms
-from linebridge.uplink.mqtt import ConnectionLost, MqttClient, MqttError, Will
+from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings, proof_interval
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient
+from linebridge.uplink.retry import RepeatLog, Retry
 from linebridge.uplink.status import UplinkState
 from linebridge.uplink.topics import Topics
 
@@ -62,13 +62,18 @@ class EdgeNode:
         self.state = UplinkState.OFFLINE
         self.last_error = ""
         self.connects = 0
+        self.attempts = 0  # connection attempts, successful or not
         self.bdseq = -1
         self.host_online = not config.primary_host_id
         self._host_stamp = 0
         self._host_changed = asyncio.Event()
-        self._backoff = Backoff(config.reconnect_initial_seconds, config.reconnect_max_seconds)
+        self._retry = Retry(
+            config.reconnect_initial_seconds, config.reconnect_max_seconds, config.reconnect_healthy_seconds
+        )
+        self._log = RepeatLog(log)
+        self.counters = LinkCounters()
         self._ssl = ssl_context(config)
-        self._client: MqttClient | None = None
+        self._client: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -83,7 +88,7 @@ class EdgeNode:
         """Send what is queued (bounded), then NDEATH and DISCONNECT. Idempotent."""
         self._stopping = True
         client = self._client
-        if client is not None and client.connected:
+        if client is not None and not client.closed.done():
             if self.state is UplinkState.ONLINE:
                 await self.publisher.drained(drain_timeout)
             await self._goodbye(client)
@@ -100,110 +105,131 @@ class EdgeNode:
 
     # -- the session supervisor --------------------------------------------------------------
     async def _supervise(self) -> None:
-        failures = 0
+        loop = asyncio.get_running_loop()
         while True:
-            connects = self.connects
             try:
                 await self._session()
-                failures = 0  # we left on purpose (host offline): connect again right away
+                self._retry.healthy()  # we left on purpose (host offline): connect again right away
                 continue
             except asyncio.CancelledError:
                 raise
-            except (OSError, TimeoutError, MqttError, ssl.SSLError) as exc:
-                if self.connects != connects:  # it was up for a while: start the backoff over
-                    failures = 0
-                self._failed(exc, failures)
+            except (OSError, TimeoutError, LinkError, ssl.SSLError) as exc:
+                self._failed(exc)
             self.state = UplinkState.OFFLINE
-            await asyncio.sleep(self._backoff.delay(failures))
-            failures += 1
+            await asyncio.sleep(self._retry.failed(loop.time()))
 
-    def _failed(self, exc: BaseException, failures: int) -> None:
+    def _failed(self, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if not self._stopping and failures == 0:  # a failure once, its recovery once
-            log.warning(
+        if not self._stopping:
+            self._log.warning(
                 "uplink to %s unavailable: %s (buffering to the outbox, retrying with backoff)",
                 self.config.broker,
                 self.last_error,
             )
 
-    async def _session(self) -> None:
-        self.bdseq = (self.bdseq + 1) % 256
-        self.outbox.set_meta("bdseq", str(self.bdseq))
-        will = Will(self.topics.node("NDEATH"), SparkplugEncoder.death(self.bdseq, now_ms()), qos=1)
-        client = self._client = MqttClient(
-            self.config.host,
-            self.config.port,
-            self.client_id,
-            keepalive=self.config.keepalive_seconds,
-            username=self.config.username,
-            password=self.config.password,
+    def _link(self, bdseq: int) -> Link:
+        c = self.config
+        settings = LinkSettings(
+            host=c.host,
+            port=c.port,
+            client_id=self.client_id,
+            keepalive=c.keepalive_seconds,
+            protocol=5 if c.protocol == "5" else 4,
+            will_topic=self.topics.node("NDEATH"),
+            will_payload=SparkplugEncoder.death(bdseq, now_ms()),
+            proof_topic=self.topics.proof(),
+            username=c.username,
+            password=c.password,
             ssl_context=self._ssl,
-            will=will,
-            on_message=self._on_message,
-            connect_timeout=self.config.connect_timeout_seconds,
+            connect_timeout=c.connect_timeout_seconds,
+            max_incoming=c.max_payload_bytes,
+            proof_interval=proof_interval(c.max_publish_rate),
         )
+        return Link(settings, self.counters, self._on_message, self.publisher.proven)
+
+    async def _connect(self) -> Link:
+        """A connected link whose will carries the next bdSeq.
+
+        tck-id-topics-nbirth-bdseq-increment / tck-id-payloads-ndeath-bdseq: bdSeq goes up by one per MQTT
+        CONNECT packet, so an attempt that failed before CONNECT went out (TCP or TLS) leaves it as it is.
+        """
+        bdseq = (self.bdseq + 1) % 256
+        link = self._client = self._link(bdseq)
+        self.attempts += 1
+        try:
+            await link.connect()
+        finally:
+            if link.connect_sent:
+                self.bdseq = bdseq
+                self.outbox.set_meta("bdseq", str(bdseq))
+        return link
+
+    async def _session(self) -> None:
         self.state = UplinkState.CONNECTING
         # Sparkplug 3.0, Edge Node Session Establishment: a new session waits for the host's STATE on
         # this server, never a remembered one.
         self.host_online = not self.config.primary_host_id
+        link: Link | None = None
         try:
-            await client.connect()
+            link = await self._connect()
             self.connects += 1
+            self._retry.connected(asyncio.get_running_loop().time())
             if self.last_error:
-                log.info("uplink connected to %s again", self.config.broker)
+                self._log.info("uplink connected to %s again", self.config.broker)
             self.last_error = ""
-            filters = [(t, 1) for t in self.topics.command_filters()]
+            filters = self.topics.command_filters()
             if self.config.primary_host_id:
-                filters.append((self.topics.state(self.config.primary_host_id), 1))
-            await client.subscribe(filters)
-            await self._until_host_online(client)
-            self.publisher.begin(client, [self._nbirth(), *self._device_births()])
+                filters.append(self.topics.state(self.config.primary_host_id))
+            await link.subscribe(filters)
+            await self._until_host_online(link)
+            self.publisher.begin(link, [self._nbirth(), *self._device_births()])
             self.state = UplinkState.ONLINE
-            await self._until_host_offline(client)
+            await self._until_host_offline(link)
             log.warning(
                 "uplink: primary host %s went offline; leaving the server and holding data",
                 self.config.primary_host_id,
             )
-            await self._goodbye(client)
+            await self._goodbye(link)
         finally:
             await self.publisher.end()
-            await client.close()
+            if link is not None:
+                await link.close()
+            elif self._client is not None:
+                await self._client.close()
             self._client = None
 
-    async def _until_host_online(self, client: MqttClient) -> None:
+    async def _until_host_online(self, link: Link) -> None:
         while not self.host_online:
             self.state = UplinkState.WAITING_FOR_HOST
-            await self._wait(client, self._host_changed)
+            await self._wait(link, self._host_changed)
 
-    async def _until_host_offline(self, client: MqttClient) -> None:
+    async def _until_host_offline(self, link: Link) -> None:
         while self.host_online:
-            await self._wait(client, self._host_changed)
+            await self._wait(link, self._host_changed)
 
-    async def _wait(self, client: MqttClient, event: asyncio.Event) -> None:
-        """Wait for `event`; raises ConnectionLost if the connection goes first."""
-        assert client.closed is not None
+    async def _wait(self, link: Link, event: asyncio.Event) -> None:
+        """Wait for `event`; raises LinkError if the connection goes first."""
         event.clear()
         waiter = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait({waiter, client.closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, link.closed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
-        if client.closed.done():
-            reason = client.closed.result()
-            raise ConnectionLost(str(reason) if reason else "connection closed")
+        if link.closed.done():
+            raise LinkError(link.closed.result())
 
-    async def _goodbye(self, client: MqttClient) -> None:
-        """Sparkplug 3.0, Edge Node Session Termination: an intentional disconnect publishes NDEATH, then DISCONNECT."""
+    async def _goodbye(self, link: Link) -> None:
+        """tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath: an intentional disconnect
+        publishes NDEATH (QoS 1, retain false), then DISCONNECT (…-intentional-disconnect-packet)."""
         await self.publisher.end()  # nothing may follow the NDEATH
         try:
-            future = client.publish(
+            position = link.publish(
                 self.topics.node("NDEATH"), SparkplugEncoder.death(self.bdseq, now_ms()), qos=1
             )
-            if future is not None:
-                await asyncio.wait_for(future, GOODBYE_TIMEOUT)
-        except (ConnectionLost, OSError, TimeoutError):
+            await link.wait_proven(position, GOODBYE_TIMEOUT)
+        except LinkError:
             pass  # the broker publishes the will instead
-        await client.disconnect()
+        await link.disconnect()
 
     def _nbirth(self) -> Transient:
         stamp = now_ms()
@@ -232,12 +258,13 @@ class EdgeNode:
     def _host_state(self, payload: bytes) -> None:
         """Sparkplug 3.0, Topics > STATE: {"online": bool, "timestamp": ms}; older plain ONLINE/OFFLINE accepted."""
         try:
-            data = json.loads(payload)
-            online, stamp = data["online"] is True, int(data.get("timestamp", 0))
-        except (ValueError, TypeError, KeyError):
+            online, stamp = parse_state(payload)
+        except ValueError:
             text = payload.decode("utf-8", "replace").strip().upper()
             if text not in ("ONLINE", "OFFLINE"):
-                log.warning("uplink: ignoring malformed STATE message from %s", self.config.primary_host_id)
+                self._log.warning(
+                    "uplink: ignoring malformed STATE message from %s", self.config.primary_host_id
+                )
                 return
             online, stamp = text == "ONLINE", 0
         if stamp and stamp < self._host_stamp:
@@ -251,3 +278,26 @@ class EdgeNode:
             )
             self.host_online = online
             self._host_changed.set()
+
+
+def parse_state(payload: bytes) -> tuple[bool, int]:
+    """Sparkplug 3.0 STATE JSON -> (online, timestamp ms); ValueError for anything else.
+
+    tck-id-host-topic-phid-birth-payload: {"online": true|false, "timestamp": <ms since the epoch>}.
+    A timestamp that is not a whole number within 0..2**63-1 is refused (json gives 1e400 as inf).
+    """
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("online"), bool):
+        raise ValueError('expected {"online": true|false, "timestamp": ms}')
+    stamp = data.get("timestamp", 0)
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        raise ValueError("timestamp is not a number")
+    if isinstance(stamp, float) and not (stamp.is_integer() and 0 <= stamp < 2.0**63):
+        raise ValueError(f"timestamp {stamp!r} is not a millisecond count")
+    stamp = int(stamp)
+    if not 0 <= stamp < 1 << 63:
+        raise ValueError(f"timestamp {stamp} is out of range")
+    return data["online"], stamp

@@ -40,6 +40,11 @@ class UplinkStatus:
     resent_samples: int = 0  # sent again after a PUBACK never came: the only source of duplicates
     commands_accepted: int = 0
     commands_rejected: int = 0
+    protocol_errors: int = 0  # malformed packets from the broker (each closed its connection)
+    unknown_acks: int = 0  # PUBACKs for a packet id nothing was waiting for
+    oversized_messages: int = 0  # incoming messages above max_payload_bytes (dropped)
+    hung_broker: int = 0  # connections dropped: no PUBACK within keepalive
+    oversized_samples: int = 0  # values that cannot fit in max_payload_bytes (dropped, never sent)
     connects: int = 0
     bdseq: int = 0
     outbox_path: str = ""

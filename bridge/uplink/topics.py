@@ -26,6 +26,10 @@ class Topics:
         """DDATA for a device, NDATA for the node itself (device "")."""
         return self.device("DDATA", device_id) if device_id else self.node("NDATA")
 
+    def proof(self) -> str:
+        """The node's own checkpoint topic, outside the spBv1.0 namespace (see linebridge.uplink.link)."""
+        return f"linebridge/proof/{self.group_id}/{self.edge_node_id}"
+
     @staticmethod
     def state(host_id: str) -> str:
         """Sparkplug 3.0, Topics > STATE: the primary host application's STATE topic."""

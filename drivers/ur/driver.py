@@ -50,6 +50,7 @@ from linebridge.drivers.ur.motion import (
     MotionTarget,
     MotionTracker,
     check_ready,
+    halt_program,
     plan_move,
     send_script,
 )
@@ -63,7 +64,6 @@ from linebridge.drivers.ur.probe import catalog_signals, supported_fields, until
 from linebridge.drivers.ur.rtde import Recipe
 from linebridge.drivers.ur.rtde_client import RtdeClient
 from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
-from linebridge.errors import describe
 
 SERVICE_TYPE = "_ur-rtde._tcp.local."  # Linebridge's own convention; UR controllers do not advertise
 CB_SERIES_MAX_HZ = 125.0
@@ -376,23 +376,10 @@ class UrDriver(Driver):
             BaseException
         ) as exc:  # cancelled, RTDE lost, protocol error, ...: the robot must not go on alone
             if sent:
-                await self._halt(exc)
+                await halt_program(self._require_dashboard(), exc, self.options.timeout, self.log)
             raise
         finally:
             await monitor.close()
-
-    async def _halt(self, cause: BaseException) -> None:
-        """Best-effort program stop after a motion ended other than at its target (no longer watched)."""
-        why = (
-            "cancelled"
-            if isinstance(cause, asyncio.CancelledError)
-            else describe(cause, self.options.timeout)
-        )
-        self.log.warning("motion ended before its target (%s): stopping the program", why)
-        try:
-            await asyncio.wait_for(self._require_dashboard().request("stop"), self.options.timeout)
-        except Exception as exc:  # noqa: BLE001 - the motion's own error is what the caller gets
-            self.log.warning("could not stop the program after the motion ended (%s): %s", why, exc)
 
     # --- helpers -----------------------------------------------------------------------------
 

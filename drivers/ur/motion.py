@@ -7,6 +7,7 @@ Refusals name the rule that refused in brackets, e.g. `motion refused [joint_lim
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass
 
@@ -222,3 +223,15 @@ class MotionTracker:
                 "(script not accepted?)"
             )
         return False
+
+
+async def halt_program(
+    dashboard: DashboardClient, cause: BaseException, timeout: float, log: logging.Logger
+) -> None:
+    """Best-effort program stop after a motion ended other than at its target (no longer watched)."""
+    why = "cancelled" if isinstance(cause, asyncio.CancelledError) else describe(cause, timeout)
+    log.warning("motion ended before its target (%s): stopping the program", why)
+    try:
+        await asyncio.wait_for(dashboard.request("stop"), timeout)
+    except Exception as exc:  # noqa: BLE001 - the motion's own error is what the caller gets
+        log.warning("could not stop the program after the motion ended (%s): %s", why, exc)
