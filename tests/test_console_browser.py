@@ -76,6 +76,12 @@ async def test_every_page_works_for_an_operator(cell, console, browser):
     await until(page, "window.__lbLive.samples > 500")
     points = await page.evaluate("window.__lbLive.messages")
     assert 0 < points < await page.evaluate("window.__lbLive.samples")  # batched: many samples a message
+    await page.click("#plot-pause")  # the view holds still while samples keep arriving
+    held, seen = await page.inner_text("#plot-info"), await page.evaluate("window.__lbLive.samples")
+    await until(page, f"window.__lbLive.samples > {seen} + 500")
+    assert await page.inner_text("#plot-info") == held
+    await page.click("#plot-pause")
+    await until(page, f"document.querySelector('#plot-info').textContent !== {json.dumps(held)}")
     await page.select_option("#plot-window", "60000")
     async with page.expect_download() as download:
         await page.click("#plot-csv")

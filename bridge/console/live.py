@@ -112,6 +112,7 @@ class LiveSocket:
         if "pin" in message:
             self.pins = [str(p) for p in message["pin"]][:MAX_PINS]
             self._pending.clear()
+            self._slot_maps = {}
             if self.pins:
                 self._start("plot", self._plot(self.client.subscribe(self.pins, history_seconds=0)))
             elif "plot" in self.tasks:
