@@ -182,10 +182,11 @@ async function sendCommand(event) {
   const body = request(), result = $("#cmd-result");
   // stop is always allowed without a question; anything that can make a machine move is confirmed
   if (body.action !== "stop" && !(await confirmSend(`Send ${body.action} to ${body.device}? This may move the machine.`))) return;
+  $("#cmd-events").replaceChildren();
   try {
     const r = await api("POST", "/api/commands", body);
     result.className = "ok"; result.textContent = `${r.command.id}: ${r.command.state}`;
-    $("#cmd-events").replaceChildren(); addEvent(r.command);
+    addEvent(r.command);
   } catch (e) {
     const d = e.data || {};
     result.className = "refused";
