@@ -56,7 +56,12 @@ def _flag_error(error: dict) -> str:  # type: ignore[type-arg]
 
 async def serve(options: object) -> None:
     """Serve until cancelled; prints the console's URL once it listens."""
-    from linebridge.console.server import ConsoleServer
+    try:
+        from linebridge.console.server import ConsoleServer
+    except ImportError as exc:
+        raise ConfigError(
+            f"the web console needs the console extra ({exc.name} is missing): pip install 'linebridge[console]'"
+        ) from None
 
     server = ConsoleServer(options)  # type: ignore[arg-type]
     url = await server.start()
