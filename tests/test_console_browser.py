@@ -229,3 +229,38 @@ async def test_a_websocket_from_another_origin_is_refused(cell, console, browser
     async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": own}) as ws:
         assert json.loads(await ws.recv())["t"] == "device"
     await page.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("not json", "bad request"),
+        ([1, 2], "a command is a JSON object"),
+        ({"device": "sim-1", "action": "dance"}, "unknown action 'dance'"),
+        (
+            {"device": "sim-1", "action": "write", "signal": "setpoint", "value": "fast"},
+            "'fast' is not a double value",
+        ),
+        (
+            {"device": "sim-1", "action": "write", "signal": "nope", "value": 1},
+            "device sim-1 has no signal 'nope'",
+        ),
+        ({"device": "sim-1", "action": "invoke", "method": "Echo", "args": []}, "Echo takes 1 argument(s)"),
+        ({"device": "arm-1", "action": "move_joints", "positions": ["abc"]}, "'abc' is not a double value"),
+        ({"device": "ghost", "action": "stop"}, "unknown device"),
+    ],
+)
+async def test_bad_command_requests_get_a_clear_error(cell, console, browser, body, message):
+    app, tokens = cell
+    page = await browser.new_page()
+    await login(page, console.url, tokens["op"])
+    csrf = (await (await page.context.request.get(console.url + "api/session")).json())["csrf"]
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    answer = await page.context.request.post(
+        console.url + "api/commands",
+        data=data,
+        headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"},
+    )
+    assert answer.status in (400, 404), await answer.text()
+    assert message in (await answer.json())["message"]
+    await page.close()

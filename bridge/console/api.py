@@ -35,6 +35,11 @@ OPTIONAL = {
 Handler = Callable[[Request, Session], Awaitable[Any]]
 
 
+def bad(message: str) -> InvalidArgument:
+    """A request the console refuses before asking the bridge (HTTP 400)."""
+    return InvalidArgument(message, grpc.StatusCode.INVALID_ARGUMENT)
+
+
 def bridge_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A route that runs `handler` with the request's session; bridge errors become JSON with a status."""
 
@@ -42,6 +47,8 @@ def bridge_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         session: Session = request.state.session
         try:
             return JSONResponse(await handler(request, session))
+        except ValueError as exc:  # a body that is not JSON, or not the shape a route takes
+            return JSONResponse({"error": "InvalidArgument", "message": f"bad request: {exc}"}, 400)
         except ClientError as exc:
             return JSONResponse(error_json(exc), status_code=STATUS.get(exc.code, 502))  # type: ignore[arg-type]
 
@@ -89,7 +96,7 @@ def _coerce(raw: Any, value_type: str) -> Any:
             return {"true": True, "1": True, "false": False, "0": False}[str(raw).strip().lower()]
         return str(raw)
     except (ValueError, KeyError):
-        raise InvalidArgument(f"{raw!r} is not a {value_type.lower()} value") from None
+        raise bad(f"{raw!r} is not a {value_type.lower()} value") from None
 
 
 async def _action(session: Session, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,15 +108,15 @@ async def _action(session: Session, body: dict[str, Any]) -> dict[str, Any]:
         path = str(body.get("signal", "")).removeprefix(device.id + "/")
         signal = device.signals.get(path)
         if signal is None:
-            raise InvalidArgument(f"device {device.id} has no signal {path!r}")
+            raise bad(f"device {device.id} has no signal {path!r}")
         return {"write": {path: _coerce(body.get("value"), signal.value_type.name)}}
     if action == "invoke":
         method = device.methods.get(str(body.get("method", "")))
         if method is None:
-            raise InvalidArgument(f"device {device.id} has no method {body.get('method')!r}")
+            raise bad(f"device {device.id} has no method {body.get('method')!r}")
         args = list(body.get("args") or [])
         if len(args) != len(method.inputs):
-            raise InvalidArgument(f"{method.name} takes {len(method.inputs)} argument(s)")
+            raise bad(f"{method.name} takes {len(method.inputs)} argument(s)")
         return {
             "invoke": method.name,
             "args": [_coerce(a, i.value_type.name) for a, i in zip(args, method.inputs, strict=True)],
@@ -117,16 +124,18 @@ async def _action(session: Session, body: dict[str, Any]) -> dict[str, Any]:
     if action == "stop":
         return {"stop": True}
     if action == "move_joints":
-        return {"move_joints": [float(p) for p in body.get("positions") or []]}
+        return {"move_joints": [_coerce(p, ValueType.DOUBLE.name) for p in body.get("positions") or []]}
     if action == "run_program":
         return {"run_program": str(body.get("program", ""))}
-    raise InvalidArgument(f"unknown action {action!r} (write, invoke, stop, move_joints, run_program)")
+    raise bad(f"unknown action {action!r} (write, invoke, stop, move_joints, run_program)")
 
 
 async def execute(request: Request, session: Session) -> Any:
     """Send a command under the user's own token; its events follow over the session's WebSockets."""
     assert session.client is not None
     body = await request.json()
+    if not isinstance(body, dict):
+        raise bad("a command is a JSON object: {device, action, ...}")
     kwargs = await _action(session, body)
     command = await session.client.execute(str(body["device"]), **kwargs)
     task = asyncio.create_task(_follow(session, command), name=f"console-command-{command.id}")
