@@ -71,3 +71,30 @@ def test_visits_without_a_login_cannot_grow_the_session_table_without_bound():
     sessions = [store.new() for _ in range(MAX_LOGGED_OUT + 50)]
     assert len(store._sessions) == MAX_LOGGED_OUT
     assert store.get(first.id) is None and store.get(sessions[-1].id) is sessions[-1]
+
+
+async def test_over_https_the_session_cookie_is_secure(tmp_path):
+    import asyncio
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from linebridge.security.certs import CertDir
+    from tests.console_helpers import start_console
+    from tests.security_helpers import certs_init
+
+    certs_init(tmp_path / "pki")
+    pki = CertDir(tmp_path / "pki")
+    cert, key = pki.server
+    server = await start_console("127.0.0.1:1", tls_cert=str(cert), tls_key=str(key))
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(pki.ca[0]))
+        answer = await asyncio.to_thread(urllib.request.urlopen, server.url + "api/session", context=context)
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" in cookie
+        with pytest.raises(urllib.error.URLError) as refused:  # a client that does not trust the CA
+            await asyncio.to_thread(urllib.request.urlopen, server.url, context=ssl.create_default_context())
+        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+    finally:
+        await server.stop()
