@@ -264,3 +264,21 @@ async def test_bad_command_requests_get_a_clear_error(cell, console, browser, bo
     assert answer.status in (400, 404), await answer.text()
     assert message in (await answer.json())["message"]
     await page.close()
+
+
+async def test_a_running_command_is_cancelled_from_the_history(cell, console, browser):
+    _, tokens = cell
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    await login(page, console.url, tokens["op"])
+    await page.click("#nav a[href='#commands']")
+    await page.select_option("#cmd-device", "sim-1")
+    await page.select_option("#cmd-action", "invoke")
+    await page.select_option("#cmd-method", "Slow")
+    await page.fill("#cmd-args", "30")
+    await page.click("#cmd-send")
+    await page.click("#confirm-ok")
+    await page.locator("#cmd-events li[data-state=RUNNING]").wait_for()
+    await page.click("#cmd-refresh")
+    await page.locator("#history-table button", has_text="Cancel").click()
+    await page.locator("#cmd-events li[data-state=CANCELLED]").wait_for()
+    await page.close()

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from linebridge.api import pb
 from linebridge.client import ClientError, Command, InvalidArgument, ValueType
 from linebridge.console.sessions import Session
 from linebridge.console.views import device_json, error_json, event_json, message_json
@@ -157,14 +158,10 @@ async def _follow(session: Session, command: Command) -> None:
 
 
 async def cancel(request: Request, session: Session) -> Any:
-    """Ask the bridge to cancel a command."""
+    """Ask the bridge to cancel a command (the SDK's Cancel stub: the page may not hold its handle)."""
     assert session.client is not None
-    event = await session.client.command(request.path_params["command"])
-    from linebridge.api import pb
-
-    response = await session.client._unary(
-        session.client.stubs.commands.Cancel, pb.command.CancelRequest(command_id=event.command_id)
-    )
+    cancel_request = pb.command.CancelRequest(command_id=request.path_params["command"])
+    response = await session.client._unary(session.client.stubs.commands.Cancel, cancel_request)
     return {"state": message_json(response.command).get("state", "")}
 
 
