@@ -56,11 +56,10 @@ class SessionGuard:
             if scope["type"] == "websocket":
                 return await WebSocket(scope, receive, send).close(code=4403)
             return await refusal(scope, receive, send)
-        if session is None:
-            session = self.store.new()
-        scope.setdefault("state", {})["session"] = session
         if scope["type"] == "http" and (path.startswith("/api/") or path == "/"):
+            scope.setdefault("state", {})["session"] = session or self.store.new()
             return await self.app(scope, receive, self._with_cookie(send, scope))
+        scope.setdefault("state", {})["session"] = session  # static files need none; /ws was checked
         return await self.app(scope, receive, send)
 
     def _refusal(self, conn: HTTPConnection, session: Session | None, scope: Scope) -> Response | None:
