@@ -98,6 +98,7 @@ async def test_every_page_works_for_an_operator(cell, console, browser):
     await page.click("#cmd-send")
     await page.click("#confirm-ok")
     await page.locator("#cmd-events li[data-state=SUCCEEDED]").wait_for()
+    await page.locator("#cmd-current[data-value='7.25']").wait_for()  # read back from the device
     code, out, err = await cli(
         "read", "--target", app.api_address, "--token", tokens["op"], "--from-device", "sim-1/setpoint"
     )

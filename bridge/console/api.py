@@ -84,6 +84,28 @@ async def signals(request: Request, session: Session) -> Any:
     return {"signals": rows, "limited": len(rows) == SIGNAL_LIMIT}
 
 
+async def read(request: Request, session: Session) -> Any:
+    """Current values of the signals matching `path` (?device=1: asked from the device, not the latest)."""
+    assert session.client is not None
+    path = request.query_params.get("path", "")
+    if not path:
+        raise bad("read needs ?path=DEVICE/SIGNAL (globs allowed)")
+    batch = await session.client.read([path], from_device=request.query_params.get("device") == "1")
+    latest = batch.latest()
+    rows = []
+    for entry in batch.catalog.entries:
+        sample = latest.get(entry.path)
+        value = None if sample is None else sample.value
+        rows.append(
+            {
+                "path": entry.path,
+                "unit": entry.unit,
+                "value": value if isinstance(value, int | float | bool | None) else str(value),
+            }
+        )
+    return {"values": rows}
+
+
 def _coerce(raw: Any, value_type: str) -> Any:
     """A value from the page, as the signal's or argument's type."""
     try:
@@ -204,6 +226,7 @@ def routes() -> list[Route]:
         Route("/api/devices", bridge_call(devices)),
         Route("/api/devices/{device}/approve", bridge_call(approve), methods=["POST"]),
         Route("/api/signals", bridge_call(signals)),
+        Route("/api/read", bridge_call(read)),
         Route("/api/commands", bridge_call(history)),
         Route("/api/commands", bridge_call(execute), methods=["POST"]),
         Route("/api/commands/{command}/cancel", bridge_call(cancel), methods=["POST"]),

@@ -154,13 +154,23 @@ function fields() {
   if (action === "write") {
     const s = document.createElement("select"); s.id = "cmd-signal";
     s.append(...d.signals.filter(x => x.writable).map(x => new Option(`${x.path} (${x.type.toLowerCase()}${x.unit ? ", " + x.unit : ""})`, x.path)));
-    box.append(s, input("cmd-value", "value"));
+    const now = document.createElement("span"); now.id = "cmd-current";
+    s.onchange = () => current(s.value);
+    box.append(s, input("cmd-value", "value"), now);
+    if (s.value) current(s.value);
   } else if (action === "invoke") {
     const s = document.createElement("select"); s.id = "cmd-method";
     s.append(...d.methods.map(m => new Option(`${m.name}(${m.inputs.map(a => a.name + ": " + a.type.toLowerCase()).join(", ")})`, m.name)));
     box.append(s, input("cmd-args", "arguments, comma-separated"));
   } else if (action === "move_joints") box.append(input("cmd-positions", "joint positions (rad), comma-separated"));
   else if (action === "run_program") box.append(input("cmd-program", "program"));
+}
+async function current(path) {
+  const box = $("#cmd-current");
+  try {
+    const v = (await api("GET", "/api/read?device=1&path=" + encodeURIComponent(path))).values[0];
+    if (box && v) { box.textContent = ` now ${v.value === null ? "-" : v.value} ${v.unit}`; box.dataset.value = String(v.value); }
+  } catch (e) { if (box) box.textContent = " (" + describe(e) + ")"; }
 }
 function request() {
   const body = { device: $("#cmd-device").value, action: $("#cmd-action").value };
@@ -198,7 +208,7 @@ function addEvent(e) {
   const li = document.createElement("li");
   li.textContent = `${e.id} ${e.state}${e.message ? " (" + e.message + ")" : ""}${e.error_reason ? " " + e.error_reason + ": " + e.error_message : ""}${e.result.length ? " -> " + e.result.join(", ") : ""}`;
   li.dataset.state = e.state; $("#cmd-events").append(li);
-  if (e.final) history();
+  if (e.final) { history(); if ($("#cmd-signal")) current($("#cmd-signal").value); }
 }
 async function history() {
   try {
