@@ -30,6 +30,7 @@ from linebridge.metrics import Metrics
 from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import ValueGuard
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,12 @@ class BridgeApp:
         )
         self.metrics.watch(self.bus, self.registry)
         self.audit = (
-            AuditLog(config.audit, config.audit.directory(config.base_dir), config.bridge.id)
+            AuditLog(
+                config.audit,
+                config.audit.directory(config.base_dir),
+                config.bridge.id,
+                config.audit.key_path(config.base_dir),
+            )
             if config.audit.enabled
             else None
         )
@@ -90,6 +96,7 @@ class BridgeApp:
             self.bus,
             self.approvals,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
+            on_guarded=self.metrics.on_guarded,
         )
         self.uplink = (
             Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
@@ -110,6 +117,7 @@ class BridgeApp:
             self.warnings,
             self.started_ns,
             self.started_monotonic,
+            self.audit.head if self.audit is not None else None,
         )
         self.api = ApiServer(parts, config)
         if self.commands.audit is not None:  # calls refused before they became commands are audited too
@@ -183,6 +191,10 @@ class BridgeApp:
 
     def driver_of(self, device_id: str) -> Driver | None:
         return self.devices.driver_of(device_id)
+
+    def guard_of(self, device_id: str) -> ValueGuard:
+        """The driver-boundary checks of a device (see DeviceManager.guard_of)."""
+        return self.devices.guard_of(device_id)
 
     def add_device(self, *args, **kwargs) -> DeviceRecord:
         """Register a device and start its session (see DeviceManager.add_device)."""

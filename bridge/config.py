@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -98,6 +98,10 @@ class DeviceConfig(_Model):
     sampling_interval: float = Field(0.01, gt=0, le=3600)
     # Absolute deadband the device applies where it can (0 = every change).
     deadband: float = Field(0.0, ge=0)
+    # Seconds without data or keep-alive after which the device counts as hung and goes OFFLINE (its
+    # values turn STALE). Unset: the driver's default (OPC UA 2 x publishing interval + keep-alive,
+    # UR 1 s at 500 Hz); 0: no bound.
+    liveness_seconds: float | None = Field(None, ge=0, le=3600)
     # Driver-specific options; validated against the driver's own options model.
     options: dict[str, Any] = Field(default_factory=dict)
     # Who may command it and when motion/programs are safe (default: `policies`, then the defaults).
@@ -119,6 +123,22 @@ class TelemetryConfig(_Model):
     # Samples a subscriber may have queued before the oldest are dropped (and counted).
     subscriber_queue_samples: int = Field(200_000, ge=1_000)
     max_subscriptions: int = Field(256, ge=1)
+    # Largest string value (UTF-8 bytes) a driver may hand over; larger ones are cut (or emptied) and BAD.
+    max_value_bytes: int = Field(65_536, ge=64, le=1 << 20)
+    # What happens to a larger string: "truncate" keeps its first max_value_bytes, "bad" sends "".
+    oversize_values: Literal["truncate", "bad"] = "truncate"
+    # Largest Subscribe message and (default) Read response, in bytes: gRPC clients receive 4 MiB by
+    # default, so a message is split before it grows past this.
+    max_message_bytes: int = Field(4_000_000, ge=1 << 18, le=1 << 30)
+
+    @model_validator(mode="after")
+    def _value_fits_message(self) -> TelemetryConfig:
+        if self.max_message_bytes < 2 * self.max_value_bytes + 4096:
+            raise ValueError(
+                f"max_message_bytes ({self.max_message_bytes}) must be at least twice max_value_bytes "
+                f"({self.max_value_bytes}) plus 4096, so one value always fits in a message"
+            )
+        return self
 
 
 class CommandsConfig(_Model):
@@ -150,6 +170,9 @@ class SessionsConfig(_Model):
     connect_timeout_seconds: float = Field(5.0, gt=0)
     backoff_initial_seconds: float = Field(0.2, gt=0)
     backoff_max_seconds: float = Field(10.0, gt=0)
+    # The backoff starts again from backoff_initial_seconds only after a connection held this long, so a
+    # device that accepts the connection and then fails is not hammered.
+    healthy_after_seconds: float = Field(30.0, ge=0)
 
 
 class Config(_Model):

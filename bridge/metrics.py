@@ -114,6 +114,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.values_guarded = Counter(
+            "linebridge_values_guarded",
+            "Samples corrected at the driver boundary: oversize, non_finite, out_of_range, timestamp",
+            ["device", "reason"],
+            registry=r,
+        )
         self.info = Gauge("linebridge_info", "Bridge identity", ["bridge_id", "version"], registry=r)
         self._children: dict[str, tuple[Counter, Counter]] = {}
         self.device_samples: dict[str, int] = {}  # plain totals for the live table
@@ -136,6 +142,10 @@ class Metrics:
         children[0].inc(n)
         children[1].inc()
         self.device_samples[batch.device_id] = self.device_samples.get(batch.device_id, 0) + n
+
+    def on_guarded(self, device_id: str, reason: str, samples: int) -> None:
+        """Count samples the driver boundary corrected (ValueGuard's counter)."""
+        self.values_guarded.labels(device_id, reason).inc(samples)
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port (port 0 picks a free one)."""

@@ -28,6 +28,8 @@ class Quality(IntEnum):
     GOOD = 1
     UNCERTAIN = 2
     BAD = 3
+    # The bridge's last value of a device that went offline or stopped updating it in time.
+    STALE = 4
 
 
 class Access(IntEnum):
@@ -173,6 +175,9 @@ class Signal:
     address: Any = None
     # "subscription" when the device pushes changes, "polled-compare" when the driver polls.
     change_detection: str = "subscription"
+    # Declared range (Modbus map min/max, OPC UA EURange): a value outside it is UNCERTAIN.
+    minimum: float | None = None
+    maximum: float | None = None
     # Assigned by the registry when the device is registered; stable across reconnects.
     alias: int = 0
 
@@ -231,6 +236,8 @@ class SampleBatch:
     value_type: ValueType | None = None
     # Wire encoding, filled once by the API layer and shared by every subscriber that sends it.
     encoded: bytes | None = field(default=None, repr=False, compare=False)
+    # time.monotonic() when the bus took the batch (for staleness).
+    received: float = field(default=0.0, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.aliases)

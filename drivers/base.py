@@ -128,6 +128,9 @@ class BatchSink(Protocol):
     def degraded(self, reason: str | None) -> None:
         """Report that data is partial or bad (reason), or that it is fine again (None)."""
 
+    def alive(self) -> None:
+        """Report that the device answered with nothing new (a keep-alive, a poll without changes)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DriverContext:
@@ -185,6 +188,13 @@ class Driver(ABC):
     @abstractmethod
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Read the current values of `signals` from the device."""
+
+    def liveness(self, hints: StreamHints) -> float | None:
+        """Seconds without a batch or `sink.alive()` after which the device counts as hung (None: no bound).
+
+        The session enforces it while stream() runs; `liveness_seconds` in a device's config overrides it.
+        """
+        return None
 
     def diagnostics(self) -> dict[str, str]:
         """Human-readable internals worth showing an integrator (poll plan, negotiated versions)."""

@@ -86,6 +86,9 @@ class CheckingSink:
     def degraded(self, reason: str | None) -> None:
         """Not used by the batcher."""
 
+    def alive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
 
 def stream_signals(mask: int) -> list[Signal]:
     """The driver's signals for the RTDE fields picked by the bits of `mask` (always at least one)."""

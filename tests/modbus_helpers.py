@@ -153,6 +153,9 @@ class CollectingSink(Waitable):
         self.reasons.append(reason)
         self.notify()
 
+    def alive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
     def good_values(self, alias: int) -> list[Any]:
         """Every GOOD value published for an alias, in order."""
         out = []

@@ -30,6 +30,9 @@ class RecordingSink:
     def degraded(self, reason: str | None) -> None:
         self.degraded_calls.append(reason)
 
+    def alive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
     def values_of(self, alias: int) -> list[Value]:
         """Every value received for `alias`, in arrival order."""
         return [v for b in self.batches for a, v in zip(b.aliases, b.values, strict=True) if a == alias]

@@ -148,7 +148,15 @@ async def opcua_robot() -> AsyncIterator[SimProcess]:
 
 
 async def _opcua_bridge(start_bridge: BridgeFactory, robot: SimProcess):
-    device = {"id": "rob-1", "driver": "opcua", "endpoint": robot.endpoint, "options": {}}
+    # liveness_seconds 0: these tests keep commands running on a hung server, which the default liveness
+    # bound (1.2 s) would end by taking the device OFFLINE (tests/test_staleness.py proves that part).
+    device = {
+        "id": "rob-1",
+        "driver": "opcua",
+        "endpoint": robot.endpoint,
+        "options": {},
+        "liveness_seconds": 0,
+    }
     app = await start_bridge([device])
     await wait_for_state(app, "rob-1", DeviceState.ONLINE, timeout=30)
     return app

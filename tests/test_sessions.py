@@ -81,5 +81,6 @@ async def test_one_failing_device_does_not_disturb_another(start_bridge, client_
     # The good device kept streaming fresh samples while the bad one went on failing to connect.
     assert {s.path for s in samples} == {"good-1/values/0"}
     stamps = [s.timestamp_ns for s in samples]
-    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    # In order; the initial value may arrive a second time from the live queue, nothing else repeats.
+    assert stamps == sorted(stamps) and len(set(stamps)) >= len(stamps) - 1
     assert app.registry.get("bad-1").state is DeviceState.OFFLINE

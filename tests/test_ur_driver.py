@@ -42,6 +42,9 @@ class RecordingSink:
     def degraded(self, reason) -> None:
         self.degraded_reasons.append(reason)
 
+    def alive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
 
 @pytest.fixture
 async def connect(ur_sim):

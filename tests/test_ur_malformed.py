@@ -100,6 +100,9 @@ class RecordingSink:
     def degraded(self, reason) -> None:
         self.reasons.append(reason)
 
+    def alive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
 
 @pytest.fixture
 async def sim():

@@ -12,7 +12,8 @@ from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument
 from linebridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
 from linebridge.registry import DeviceRecord
-from linebridge.telemetry.bus import (
+from linebridge.telemetry.filters import take
+from linebridge.telemetry.updates import (
     BatchUpdate,
     CatalogUpdate,
     DroppedUpdate,
@@ -168,16 +169,79 @@ def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueTyp
     whole, because an absent quality column cannot be concatenated with a present one.
     """
     if len({b.qualities is None for b in batches}) == 1:
-        parts = []
-        for b in batches:
-            if b.encoded is None:
-                inner = encode_fast(b)
-                if inner is None:
-                    inner = encode_batches([b], types).SerializeToString()
-                b.encoded = wrap_update(inner)
-            parts.append(b.encoded)
-        return b"".join(parts)
+        return b"".join(_encoded(b, types) for b in batches)
     return pb.telemetry.TelemetryUpdate(batch=encode_batches(batches, types)).SerializeToString()
+
+
+def _encoded(batch: SampleBatch, types: dict[int, ValueType]) -> bytes:
+    """The batch's TelemetryUpdate{batch} bytes, encoded once and cached on the batch."""
+    if batch.encoded is None:
+        inner = encode_fast(batch)
+        if inner is None:
+            inner = encode_batches([batch], types).SerializeToString()
+        batch.encoded = wrap_update(inner)
+    return batch.encoded
+
+
+def batch_update_chunks(
+    batches: Sequence[SampleBatch], types: dict[int, ValueType], limit: int
+) -> list[bytes]:
+    """`batches` as TelemetryUpdate{batch} messages of at most about `limit` bytes each, in order.
+
+    The common window fits in one message and costs one sum of cached lengths. A larger one is cut
+    between batches, and a batch that alone is too large is halved by samples until it fits (one
+    sample always fits: values are capped at the driver boundary far below the message limit).
+    """
+    # A group mixing batches with and without qualities is re-encoded with a quality column: allow for it.
+    sizes = [len(_encoded(b, types)) + (len(b.aliases) + 8 if b.qualities is None else 0) for b in batches]
+    if sum(sizes) <= limit:
+        return [batch_update_bytes(batches, types)]
+    out: list[bytes] = []
+    group: list[SampleBatch] = []
+    held = 0
+    for batch, size in zip(batches, sizes, strict=True):
+        if size > limit and len(batch.aliases) > 1:
+            if group:
+                out.append(batch_update_bytes(group, types))
+                group, held = [], 0
+            half = len(batch.aliases) // 2
+            for part in (take(batch, list(range(half))), take(batch, list(range(half, len(batch.aliases))))):
+                out += batch_update_chunks([part], types, limit)
+            continue
+        if group and held + size > limit:
+            out.append(batch_update_bytes(group, types))
+            group, held = [], 0
+        group.append(batch)
+        held += size
+    if group:
+        out.append(batch_update_bytes(group, types))
+    return out
+
+
+PAGE_PREFIX = "from:"
+
+
+def page_start(token: str, count: int) -> int:
+    """The index a Read page starts at (0 without a token); InvalidArgument for a token not ours."""
+    if not token:
+        return 0
+    number = token.removeprefix(PAGE_PREFIX)
+    if not token.startswith(PAGE_PREFIX) or not number.isdigit() or int(number) >= count:
+        raise InvalidArgument(f"page_token {token[:40]!r} is not a next_page_token of this selection")
+    return int(number)
+
+
+def read_entry(
+    path: str, signal: Signal, item: tuple[object, int, int] | None, now_ns: int
+) -> pb.telemetry.SignalValue:
+    """One Read result: value, timestamp, quality and age (None = no value received yet)."""
+    entry = pb.telemetry.SignalValue(path=path, value_type=int(signal.value_type), unit=signal.unit)
+    if item is not None:
+        value, ts, quality = item
+        entry.value.CopyFrom(value_to_pb(value))  # type: ignore[arg-type]
+        entry.timestamp_ns, entry.quality = ts, quality
+        entry.age.FromNanoseconds(max(0, now_ns - ts))
+    return entry
 
 
 def serialize_update(message: pb.telemetry.TelemetryUpdate | bytes) -> bytes:

@@ -97,7 +97,15 @@ class ApiServer:
             options=server_options(config.grpc.limits, config.grpc.max_receive_message_bytes),
         )
         pb.device_grpc.add_DeviceServiceServicer_to_server(DeviceService(parts.registry), self.server)
-        add_telemetry_service(TelemetryService(parts.bus, parts.devices), self.server)
+        add_telemetry_service(
+            TelemetryService(
+                parts.bus,
+                parts.devices,
+                config.telemetry.max_message_bytes,
+                config.telemetry.max_value_bytes,
+            ),
+            self.server,
+        )
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(parts.commands), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(parts), self.server)
         self.health = health_aio.HealthServicer()

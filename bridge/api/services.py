@@ -16,23 +16,28 @@ from linebridge import __version__
 from linebridge.api import pb
 from linebridge.api.auth import current_identity
 from linebridge.api.convert import (
+    PAGE_PREFIX,
+    batch_update_chunks,
     command_to_pb,
     device_to_pb,
     duration,
     event_to_pb,
+    page_start,
+    read_entry,
     seconds,
     spec_from_pb,
     subscription_options,
     update_to_pb,
-    value_to_pb,
 )
 from linebridge.api.errors import grpc_errors
 from linebridge.commands.jog import JogSession
 from linebridge.commands.types import CommandEvent
 from linebridge.errors import InvalidArgument
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
+from linebridge.telemetry.updates import BatchUpdate
 
 if TYPE_CHECKING:
+    from linebridge.audit.key import ChainHead
     from linebridge.commands.manager import CommandManager
     from linebridge.devices.manager import DeviceManager
     from linebridge.telemetry.bus import TelemetryBus
@@ -56,6 +61,8 @@ class ApiParts:
     warnings: list[str] = field(default_factory=list)
     started_ns: int = field(default_factory=time.time_ns)
     started_monotonic: float = field(default_factory=time.monotonic)
+    # The audit chain's newest record (None when the audit log is off).
+    audit_head: Callable[[], ChainHead] | None = None
 
 
 def peer_of(context: grpc.aio.ServicerContext) -> str:
@@ -137,34 +144,61 @@ class DeviceWatch:
 class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
     """Subscribe and Read."""
 
-    def __init__(self, bus: TelemetryBus, devices: DeviceManager) -> None:
+    def __init__(
+        self,
+        bus: TelemetryBus,
+        devices: DeviceManager,
+        max_message_bytes: int = 4_000_000,
+        max_value_bytes: int = 65_536,
+    ) -> None:
         self.bus, self.devices = bus, devices
+        self.max_message_bytes = max_message_bytes  # telemetry.max_message_bytes
+        self.min_message_bytes = 2 * max_value_bytes + 4096  # one value always fits
+
+    def _limit(self, asked: int, field: str) -> int:
+        """The message size limit a request asks for (0 = the bridge's); InvalidArgument when too small."""
+        if asked and asked < self.min_message_bytes:
+            raise InvalidArgument(
+                f"{field} must be 0 or at least {self.min_message_bytes} bytes "
+                "(twice telemetry.max_value_bytes plus 4096, so one value always fits)"
+            )
+        return min(asked or self.max_message_bytes, self.max_message_bytes)
 
     @grpc_errors
     async def Subscribe(self, request, context):  # noqa: N802
         options = subscription_options(request)
         subscription = self.bus.subscribe(list(request.paths), options)
         types = self.bus.registry.value_types
+        limit = self._limit(request.max_message_bytes, "max_message_bytes")
         try:
             async for update in subscription.updates():
-                yield update_to_pb(update, types)
+                if isinstance(update, BatchUpdate):  # no message past what a default client receives
+                    for chunk in batch_update_chunks(update.batches, types, limit):
+                        yield chunk
+                else:
+                    yield update_to_pb(update, types)
         finally:
             subscription.close()
 
     @grpc_errors
     async def Read(self, request, context):  # noqa: N802
         selected = self.bus.read_cached(list(request.paths))
+        start = page_start(request.page_token, len(selected))
+        limit = self._limit(request.max_response_bytes, "max_response_bytes")
         values: dict[int, tuple[object, int, int]] = {}
         if request.from_device:
-            values = await self._read_devices(selected, context.time_remaining())
+            values = await self._read_devices(selected[start:], context.time_remaining())
         response = pb.telemetry.ReadResponse()
-        for path, signal in selected:
-            item = values.get(signal.alias) or self.bus.value_of(signal.alias)
-            entry = response.values.add(path=path, value_type=int(signal.value_type), unit=signal.unit)
-            if item is not None:
-                value, ts, quality = item
-                entry.value.CopyFrom(value_to_pb(value))
-                entry.timestamp_ns, entry.quality = ts, quality
+        now = time.time_ns()
+        size = 0
+        for index in range(start, len(selected)):
+            path, signal = selected[index]
+            entry = read_entry(path, signal, values.get(signal.alias) or self.bus.value_of(signal.alias), now)
+            size += entry.ByteSize() + 8  # field tag and length of the entry
+            if size > limit and index > start:  # at least one value per page
+                response.next_page_token = f"{PAGE_PREFIX}{index}"
+                break
+            response.values.append(entry)
         return response
 
     async def _read_devices(self, selected, time_remaining: float | None):
@@ -178,7 +212,9 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
         out = {}
         for device_id, signals in by_device.items():
             timeout = deadline - time.monotonic()
-            batch = await self.devices.read(device_id, signals, timeout)
+            batch = self.devices.guard_of(device_id).check(
+                await self.devices.read(device_id, signals, timeout)
+            )
             qualities = batch.qualities or [1] * len(batch.aliases)
             out.update(
                 zip(batch.aliases, zip(batch.values, batch.timestamps, qualities, strict=True), strict=True)
@@ -268,6 +304,10 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
             warnings=b.warnings,
         )
         response.started.FromNanoseconds(b.started_ns)
+        if b.audit_head is not None:
+            head = b.audit_head()
+            response.audit_head.segment, response.audit_head.sequence = head.segment, head.seq
+            response.audit_head.hash, response.audit_head.mac = head.hash, head.mac
         return response
 
     @grpc_errors

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linebridge.audit.key import ChainHead, mac_ok, sign
+
 GENESIS = "0" * 64
 FILE_PATTERN = re.compile(r"^audit-(\d{6,})\.jsonl$")
 
@@ -31,12 +33,17 @@ def canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def seal(body: dict[str, Any], prev: str) -> tuple[bytes, str]:
-    """A record as one JSON line ending in "\\n" (fields in the order given), and its hash."""
+def seal(body: dict[str, Any], prev: str, key: bytes | None = None) -> tuple[bytes, str, str]:
+    """A record as one JSON line ending in "\\n" (fields in the order given), its hash and its MAC.
+
+    With a key the record also carries `mac`, HMAC-SHA256 of the hash (audit/key.py); "" without.
+    """
     body = {**body, "prev": prev}
     digest = hashlib.sha256(canonical(body)).hexdigest()
-    text = json.dumps({**body, "hash": digest}, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text.encode() + b"\n", digest
+    mac = sign(key, digest) if key is not None else ""
+    sealed = {**body, "hash": digest, **({"mac": mac} if mac else {})}
+    text = json.dumps(sealed, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text.encode() + b"\n", digest, mac
 
 
 def audit_files(directory: Path) -> list[tuple[int, Path]]:
@@ -64,6 +71,7 @@ class Verdict:
     last_seq: int = 0
     error: str | None = None
     where: str = ""  # FILE:LINE of the first broken record
+    signed: int = 0  # records whose MAC was checked
 
     @property
     def ok(self) -> bool:
@@ -78,7 +86,7 @@ def _check_record(line: bytes, prev: str | None, seq: int | None) -> tuple[dict[
         return None, "not a JSON record (damaged or edited)"
     if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
         return None, "not an audit record (no hash)"
-    body = {k: v for k, v in record.items() if k != "hash"}
+    body = {k: v for k, v in record.items() if k not in ("hash", "mac")}
     if hashlib.sha256(canonical(body)).hexdigest() != record["hash"]:
         return record, "hash mismatch: the record was changed after it was written"
     if prev is not None and record.get("prev") != prev:
@@ -94,15 +102,24 @@ def _check_record(line: bytes, prev: str | None, seq: int | None) -> tuple[dict[
     return record, None
 
 
-def verify(path: Path, anchor: str = "") -> Verdict:
+def verify(
+    path: Path,
+    anchor: str = "",
+    key: bytes | None = None,
+    head: ChainHead | None = None,
+    witness: str = "",
+) -> Verdict:
     """Check the chain of one file or a directory of audit files; stop at the first broken record.
 
     `anchor` is the hash the first record must follow: by default GENESIS for a directory or the
     first file, and whatever it says for a later file checked alone; give a hash kept elsewhere to
-    check a log whose older files were archived.
+    check a log whose older files were archived. With `key` every record's MAC is checked (every
+    record must be signed). `head` (the head file) and `witness` (a hash
+    published earlier, e.g. GetInfo's audit_head) must be found in the chain, or the tail was cut.
     """
     verdict = Verdict()
     prev, seq = anchor or _default_anchor(path), None
+    found_head = found_witness = False
     for file in files_of(path):
         verdict.files += 1
         with file.open("rb") as handle:
@@ -112,14 +129,50 @@ def verify(path: Path, anchor: str = "") -> Verdict:
                     verdict.error, verdict.where = "incomplete last record (torn write)", where
                     return verdict
                 record, error = _check_record(line, prev, seq)
+                if error is None and key is not None:
+                    error = _check_mac(record, key, verdict)
+                if (
+                    error is None
+                    and head is not None
+                    and record is not None
+                    and record.get("seq") == head.seq
+                ):
+                    found_head = True
+                    if record["hash"] != head.hash:
+                        error = f"record seq {head.seq} is not the one the head file recorded (rewritten)"
                 if error is not None:
                     verdict.error, verdict.where = error, where
                     return verdict
                 assert record is not None
                 prev, seq = record["hash"], record.get("seq")
+                found_witness = found_witness or prev == witness
                 verdict.records += 1
                 verdict.last_hash, verdict.last_seq = prev, seq if isinstance(seq, int) else 0
+    _check_tail(verdict, head, found_head, witness, found_witness)
     return verdict
+
+
+def _check_mac(record: dict[str, Any] | None, key: bytes, verdict: Verdict) -> str | None:
+    assert record is not None
+    if "mac" not in record:
+        return "unsigned record: inserted or rewritten without the key (or written before the log was signed)"
+    if not mac_ok(key, record["hash"], record["mac"]):
+        return "MAC mismatch: the record was changed (hashes recomputed) or signed with another key"
+    verdict.signed += 1
+    return None
+
+
+def _check_tail(
+    verdict: Verdict, head: ChainHead | None, found_head: bool, witness: str, found_witness: bool
+) -> None:
+    if head is not None and not found_head and head.seq > verdict.last_seq:
+        verdict.error = (
+            f"cut tail: the log ends at seq {verdict.last_seq} but its head file recorded seq {head.seq}"
+        )
+        verdict.where = "end of log"
+    elif witness and not found_witness:
+        verdict.error = f"cut tail or rewritten log: the published head hash {witness} is not in the chain"
+        verdict.where = "end of log"
 
 
 def _default_anchor(path: Path) -> str | None:

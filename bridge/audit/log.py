@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from linebridge.audit.chain import GENESIS, audit_files, file_name, last_line, seal
+from linebridge.audit.key import ChainHead, default_key_file, head_file, load_or_create_key, write_head
 from linebridge.errors import ConfigError, ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class AuditConfig(BaseModel):
     fsync: bool = True
     # Longer string arguments are cut to this length in the record (the record notes the full length).
     max_value_chars: int = Field(1024, ge=16)
+    # HMAC key that signs every record; must lie outside `path`. Created (mode 0600) on first start.
+    # Empty: `<path>.key` beside the audit folder. The chain head is kept next to it (`<path>.head`).
+    key_file: str = ""
 
     @model_validator(mode="after")
     def _sizes(self) -> AuditConfig:
@@ -64,6 +68,13 @@ class AuditConfig(BaseModel):
     def directory(self, base_dir: Path | None) -> Path:
         """The log directory, with a relative path resolved like other paths in the config file."""
         path = Path(self.path).expanduser()
+        return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+    def key_path(self, base_dir: Path | None) -> Path:
+        """The signing key's file, resolved like `path`."""
+        if not self.key_file:
+            return default_key_file(self.directory(base_dir))
+        path = Path(self.key_file).expanduser()
         return base_dir / path if base_dir is not None and not path.is_absolute() else path
 
 
@@ -83,11 +94,15 @@ def utc_timestamp(time_ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _sync_files(fds: list[int], closing: list[int]) -> None:
-    """Worker thread: fsync every fd, then close the rotated-out ones (closed even when a sync fails)."""
+def _sync_files(fds: list[int], closing: list[int], head: tuple[Path, ChainHead] | None = None) -> None:
+    """Worker thread: fsync every fd, then close the rotated-out ones (closed even when a sync fails);
+    then record the chain head the sync covered."""
     try:
         for fd in fds:
             os.fsync(fd)
+        if head is not None:
+            with contextlib.suppress(OSError):  # the head is a witness, not the log: never fail a sync on it
+                write_head(*head)
     finally:
         for fd in closing:
             with contextlib.suppress(OSError):
@@ -97,10 +112,16 @@ def _sync_files(fds: list[int], closing: list[int]) -> None:
 class AuditLog:
     """Appends records to the chained log; one writer per directory (the bridge process)."""
 
-    def __init__(self, config: AuditConfig, directory: Path, source: str) -> None:
+    def __init__(
+        self, config: AuditConfig, directory: Path, source: str, key_file: Path | None = None
+    ) -> None:
         self.config, self.directory, self.source = config, directory, source
+        self.key_file = key_file or default_key_file(directory)
+        self.head_file = head_file(self.key_file)
+        self._key: bytes | None = None
         self.seq = 0
         self.last_hash = GENESIS
+        self.last_mac = ""
         self.usage = 0  # bytes of every audit file in the directory
         self._number = 0  # current file's number
         self._size = 0  # current file's size
@@ -135,6 +156,7 @@ class AuditLog:
             log.error("audit: %s", exc)
 
     def _open(self) -> None:
+        self._key = load_or_create_key(self.key_file, self.directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._take_lock()
@@ -176,6 +198,7 @@ class AuditLog:
         try:
             record = json.loads(line)
             self.last_hash, self.seq = str(record["hash"]), int(record["seq"])
+            self.last_mac = str(record.get("mac", ""))
         except (ValueError, KeyError, TypeError):
             # Never rewrite what is there: chain on from the raw line; `audit verify` points at it.
             self.last_hash = hashlib.sha256(line).hexdigest()
@@ -199,6 +222,9 @@ class AuditLog:
         if closing:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(_sync_files, fds if self.config.fsync else [], closing)
+        if self.seq and self._key is not None and not self._failed:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(write_head, self.head_file, self.head())
         self._failed = self._failed or "the audit log is closed"
 
     # -- writing -----------------------------------------------------------------------------
@@ -219,13 +245,17 @@ class AuditLog:
             "event_id": uuid.uuid4().hex,
             **body,
         }
-        line, digest = seal(record, self.last_hash)
+        line, digest, mac = seal(record, self.last_hash, self._key)
         self._check_budget(len(line), reserve or stop, stop)
         if self._size and self._size + len(line) > self.config.max_file_bytes:
             self._rotate()
         self._write(line)
-        self.seq, self.last_hash = self.seq + 1, digest
+        self.seq, self.last_hash, self.last_mac = self.seq + 1, digest, mac
         return self.seq
+
+    def head(self) -> ChainHead:
+        """The newest record: segment file, seq, hash and MAC (GetInfo; the uplink may publish it too)."""
+        return ChainHead(self.path.name, self.seq, self.last_hash, self.last_mac) if self.seq else ChainHead()
 
     def _check_budget(self, size: int, reserve: bool, stop: bool = False) -> None:
         c = self.config
@@ -285,7 +315,10 @@ class AuditLog:
     def _start_sync(self) -> asyncio.Future[None]:
         assert self._fd is not None
         target, closing = self.seq, list(self._retired)
-        future = asyncio.get_running_loop().run_in_executor(None, _sync_files, [*closing, self._fd], closing)
+        head = (self.head_file, self.head()) if self._key is not None else None
+        future = asyncio.get_running_loop().run_in_executor(
+            None, _sync_files, [*closing, self._fd], closing, head
+        )
 
         def done(f: asyncio.Future[None]) -> None:
             self._pending = None

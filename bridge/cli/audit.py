@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from linebridge.audit.chain import audit_files, files_of, verify
+from linebridge.audit.key import ChainHead, default_key_file, head_file, read_head, read_key
 from linebridge.config import load_config
+from linebridge.errors import ConfigError
 
 _POLL_SECONDS = 0.25
 
@@ -25,6 +27,15 @@ def add_commands(sub: Any) -> None:
         default="",
         metavar="HASH",
         help="hash the first record must follow (for a log whose older files were archived)",
+    )
+    check.add_argument(
+        "--key", metavar="FILE", help="signing key (default: audit.key_file of --config, else <folder>.key)"
+    )
+    check.add_argument(
+        "--head-hash",
+        default="",
+        metavar="HASH",
+        help="a chain head published earlier (GetInfo audit_head.hash): it must be in the chain",
     )
     tail = actions.add_parser("tail", help="show the last records (and follow new ones with -f)")
     tail.add_argument("-n", "--lines", type=int, default=10, help="records to show (default %(default)s)")
@@ -53,7 +64,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"linebridge audit: {path} does not exist", file=sys.stderr)
         return 2
     if args.audit_action == "verify":
-        return _verify(path, args.anchor)
+        try:
+            key_file = _key_file(args, path)
+            key = read_key(key_file) if key_file.exists() else None
+        except ConfigError as exc:
+            print(f"linebridge audit: {exc}", file=sys.stderr)
+            return 2
+        if key is None:
+            print(f"WARNING: no key at {key_file}: MACs and the head file are not checked", file=sys.stderr)
+        head = read_head(head_file(key_file)) if key is not None else None
+        return _verify(path, args.anchor, key, head, args.head_hash)
     try:
         _tail(path, args.lines, args.follow, args.json)
     except KeyboardInterrupt:
@@ -61,12 +81,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(path: Path, anchor: str) -> int:
-    verdict = verify(path, anchor)
+def _key_file(args: argparse.Namespace, path: Path) -> Path:
+    if args.key:
+        return Path(args.key)
+    if args.config:
+        config = load_config(args.config)
+        return config.audit.key_path(config.base_dir)
+    folder = path if path.is_dir() else path.parent
+    return default_key_file(folder)
+
+
+def _verify(path: Path, anchor: str, key: bytes | None, head: ChainHead | None, witness: str) -> int:
+    verdict = verify(path, anchor, key, head, witness)
     if verdict.ok:
+        signed = f"; {verdict.signed} MAC(s) checked" if key is not None else "; MACs NOT checked (no key)"
         print(
             f"{path}: chain intact: {verdict.records} record(s) in {verdict.files} file(s); "
-            f"last seq {verdict.last_seq}, hash {verdict.last_hash}"
+            f"last seq {verdict.last_seq}, hash {verdict.last_hash}{signed}"
         )
         return 0
     print(

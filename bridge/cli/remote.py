@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
+from linebridge.api import pb
 from linebridge.cli.security import client_from_args
 from linebridge.client import (
     AsyncClient,
@@ -19,6 +20,7 @@ from linebridge.client import (
     Sample,
     ValueType,
 )
+from linebridge.client.raw import value_of
 from linebridge.errors import InvalidArgument
 from linebridge.model import ValueType as CoreType
 from linebridge.model import parse_value_text
@@ -95,6 +97,8 @@ async def _info(client: AsyncClient, args: argparse.Namespace) -> int:
     print(f"devices {info.devices} ({info.devices_online} online), subscribers {info.subscribers}")
     print(f"samples in {info.samples_in}, out {info.samples_out}, dropped {info.samples_dropped}")
     print(f"drivers: {', '.join(info.drivers)}")
+    if info.audit_seq:
+        print(f"audit head: seq {info.audit_seq}, hash {info.audit_hash}")
     for warning in info.warnings:
         print(f"WARNING: {warning}")
     return 0
@@ -137,12 +141,20 @@ async def _watch(client: AsyncClient, args: argparse.Namespace) -> int:
 
 
 async def _read(client: AsyncClient, args: argparse.Namespace) -> int:
-    batch = await client.read(args.paths, from_device=args.from_device)
-    latest = batch.latest()
-    for entry in batch.catalog.entries:
-        sample = latest.get(entry.path)
-        print(f"{entry.path}  {'-' if sample is None else sample.value} {entry.unit}".rstrip())
+    """Print path, value, unit, quality and age of every selected signal (all of Read's pages)."""
+    for v in await client.read_values(args.paths, from_device=args.from_device):
+        print(read_line(v))
     return 0
+
+
+def read_line(v: pb.telemetry.SignalValue) -> str:
+    """One `read` line: "robot-1/speed  1.5 m/s  GOOD  age 0.2s" ("-" and no quality before a value)."""
+    value = value_of(v.value)
+    if value is None:
+        return f"{v.path}  - {v.unit}".rstrip()
+    quality = pb.common.Quality.Name(v.quality).removeprefix("QUALITY_")
+    age = v.age.seconds + v.age.nanos / 1e9
+    return f"{f'{v.path}  {value} {v.unit}'.rstrip()}  {quality}  age {age:.1f}s"
 
 
 async def _follow(command: Command) -> int:

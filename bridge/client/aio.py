@@ -39,6 +39,10 @@ class BridgeInfo:
     samples_dropped: int
     drivers: tuple[str, ...]
     warnings: tuple[str, ...]
+    # Head of the signed audit chain (0 and "" when the audit log is off): record it elsewhere and
+    # `linebridge audit verify --head-hash` finds a cut tail.
+    audit_seq: int = 0
+    audit_hash: str = ""
 
 
 class Stubs:
@@ -101,7 +105,16 @@ class AsyncClient:
         m = await self._unary(self.stubs.bridge.GetInfo, pb.bridge.GetInfoRequest())
         uptime = m.uptime.seconds + m.uptime.nanos / 1e9
         counts = (m.devices, m.devices_online, m.subscribers, m.samples_in, m.samples_out, m.samples_dropped)
-        return BridgeInfo(m.bridge_id, m.version, uptime, *counts, tuple(m.drivers), tuple(m.warnings))
+        return BridgeInfo(
+            m.bridge_id,
+            m.version,
+            uptime,
+            *counts,
+            tuple(m.drivers),
+            tuple(m.warnings),
+            m.audit_head.sequence,
+            m.audit_head.hash,
+        )
 
     async def uplink_status(self) -> pb.bridge.GetUplinkStatusResponse:
         """State of the Industrial Cloud uplink (the protobuf message; see bridge.proto)."""
@@ -174,16 +187,29 @@ class AsyncClient:
 
         Every matching signal is in the batch's catalog (with its unit); one without a value yet has
         no sample."""
-        request = pb.telemetry.ReadRequest(paths=list(paths), from_device=from_device)
-        response = await self._unary(self.stubs.telemetry.Read, request)
-        types = {v.path: enum_of(ValueType, v.value_type) for v in response.values}
+        values = await self.read_values(paths, from_device=from_device)
+        types = {v.path: enum_of(ValueType, v.value_type) for v in values}
         samples = [
             Sample(v.path, value_of(v.value), v.timestamp_ns, v.quality)
-            for v in response.values
+            for v in values
             if v.value.WhichOneof("kind") is not None
         ]
-        units = {v.path: v.unit for v in response.values}
+        units = {v.path: v.unit for v in values}
         return Batch.from_samples(samples, types, units)  # type: ignore[arg-type]
+
+    async def read_values(
+        self, paths: Sequence[str], *, from_device: bool = False
+    ) -> list[pb.telemetry.SignalValue]:
+        """Every SignalValue (value, timestamp, quality, age) a Read returns, following its pages."""
+        values: list[pb.telemetry.SignalValue] = []
+        token = ""
+        while True:
+            request = pb.telemetry.ReadRequest(paths=list(paths), from_device=from_device, page_token=token)
+            response = await self._unary(self.stubs.telemetry.Read, request)
+            values.extend(response.values)
+            token = response.next_page_token
+            if not token:
+                return values
 
     def history(self, paths: Sequence[str] | None = None, seconds: float = 60.0) -> Batch:
         """What this client's running subscriptions received in the last `seconds`, as one Batch."""

@@ -25,6 +25,7 @@ class Quality(enum.IntEnum):
     GOOD = 1
     UNCERTAIN = 2
     BAD = 3
+    STALE = 4  # the device went offline or stopped updating: the last value the bridge has
 
 
 class Access(enum.IntEnum):

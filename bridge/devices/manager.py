@@ -25,6 +25,7 @@ from linebridge.errors import ConfigError, DeadlineExceeded, IdentityChanged, Un
 from linebridge.model import SampleBatch, Signal
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import Counter, GuardSettings, ValueGuard
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,14 @@ class DeviceManager:
         bus: TelemetryBus,
         approvals: Approvals,
         on_reconnect: Callable[[str], None] | None = None,
+        on_guarded: Counter | None = None,
     ) -> None:
         self.config, self.drivers, self.registry, self.bus = config, drivers, registry, bus
         self.approvals = approvals
         self.on_reconnect = on_reconnect
+        self.on_guarded = on_guarded  # counts samples the driver boundary corrected (metrics)
+        t = config.telemetry
+        self.guard_settings = GuardSettings(t.max_value_bytes, t.oversize_values)
         self.sessions: dict[str, DeviceSession] = {}
         self.discovery: Discovery | None = None
         self._stopping = False
@@ -93,6 +98,11 @@ class DeviceManager:
         session = self.sessions.get(device_id)
         return session.driver if session is not None else None
 
+    def guard_of(self, device_id: str) -> ValueGuard:
+        """The driver-boundary checks of a device (its session's); also applied to direct reads."""
+        session = self.sessions.get(device_id)
+        return session.guard if session is not None else ValueGuard(device_id, self.guard_settings)
+
     async def read(self, device_id: str, signals: Sequence[Signal], timeout: float | None) -> SampleBatch:
         """Read signals from the device itself, within `timeout` seconds (None: no deadline)."""
         driver = self.driver_of(device_id)
@@ -117,12 +127,13 @@ class DeviceManager:
         source: str = "config",
         name: str = "",
         hints: StreamHints | None = None,
+        liveness: float | None = None,
     ) -> DeviceRecord:
-        """Register a device and start its session."""
+        """Register a device and start its session (`liveness`: seconds of silence, None = driver default)."""
         record = self.registry.add(
             DeviceRecord(id=device_id, driver=driver, endpoint=endpoint, name=name, source=source)
         )
-        self._start_session(device_id, driver, options, hints)
+        self._start_session(device_id, driver, options, hints, liveness)
         return record
 
     def add_configured(self, device: DeviceConfig) -> None:
@@ -138,10 +149,16 @@ class DeviceManager:
             source="config",
             name=device.name,
             hints=StreamHints(device.sampling_interval, device.deadband),
+            liveness=device.liveness_seconds,
         )
 
     def _start_session(
-        self, device_id: str, driver: str, options: DriverOptions, hints: StreamHints | None
+        self,
+        device_id: str,
+        driver: str,
+        options: DriverOptions,
+        hints: StreamHints | None,
+        liveness: float | None = None,
     ) -> None:
         if self._stopping:
             return
@@ -163,6 +180,9 @@ class DeviceManager:
             s.connect_timeout_seconds,
             on_reconnect=self.on_reconnect,
             verify=self._verify if pin else None,
+            guard=ValueGuard(device_id, self.guard_settings, self.on_guarded),
+            liveness=liveness,
+            healthy_after=s.healthy_after_seconds,
         )
         self._options[device_id] = (driver, options)
         self.sessions[device_id] = session

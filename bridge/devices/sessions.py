@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
+from linebridge.devices.loglimit import RepeatLimiter
 from linebridge.drivers.base import DeviceDescription, Driver, StreamHints, all_signals
 from linebridge.errors import IdentityChanged, LinebridgeError, Unavailable, describe
 from linebridge.model import DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.guard import GuardSettings, ValueGuard
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +43,14 @@ class _Channel:
     def __init__(self, session: DeviceSession) -> None:
         self._session = session
         self._bus = session.bus
+        self._guard = session.guard
 
     def publish(self, batch: SampleBatch) -> None:
-        self._bus.publish(batch)
+        self._session.heard = time.monotonic()
+        self._bus.publish(self._guard.check(batch))
+
+    def alive(self) -> None:
+        self._session.heard = time.monotonic()
 
     def degraded(self, reason: str | None) -> None:
         self._session.set_degraded(reason)
@@ -61,6 +70,9 @@ class DeviceSession:
         connect_timeout: float,
         on_reconnect: Callable[[str], None] | None = None,
         verify: Verify | None = None,
+        guard: ValueGuard | None = None,
+        liveness: float | None = None,
+        healthy_after: float = 30.0,
     ) -> None:
         self.device_id = device_id
         self.registry, self.bus = registry, bus
@@ -70,10 +82,21 @@ class DeviceSession:
         self._verify = verify
         self.held = False  # ended on an identity change: waits for an approval or its last good endpoint
         self.driver: Driver | None = None
+        # The driver boundary: size, finiteness, range and timestamp checks on every batch.
+        self.guard = guard or ValueGuard(device_id, GuardSettings())
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self._stopping = False
         self.connections = 0
+        # Seconds of silence (no batch, no keep-alive) after which the link counts as hung: None takes
+        # the driver's default, 0 turns the watchdog off.
+        self._liveness = liveness
+        # The backoff starts again from its first step only after a connection was healthy this long.
+        self._healthy_after = healthy_after
+        self._online_since: float | None = None
+        self.heard = 0.0  # monotonic time of the last batch or keep-alive
+        self.attempts = 0  # connect attempts, for tests and diagnostics
+        self._logs = RepeatLimiter(log)
 
     def start(self) -> None:
         if self._task is None:
@@ -148,8 +171,17 @@ class DeviceSession:
                 reason = text if isinstance(exc, LinebridgeError) else f"{type(exc).__name__}: {text}"
             await self._close_driver()
             self._set_state(DeviceState.OFFLINE, reason)
+            online, self._online_since = self._online_since, None
+            if online is not None and time.monotonic() - online >= self._healthy_after:
+                self._failures = 0  # a connection that held for a while ends the backoff
             if self._failures == 0:  # log a failure once, and its recovery once
-                log.warning("device %s offline: %s (retrying with backoff)", self.device_id, reason)
+                self._logs.log(
+                    logging.WARNING,
+                    "offline",
+                    "device %s offline: %s (retrying with backoff)",
+                    self.device_id,
+                    reason,
+                )
             delay = self._backoff.delay(self._failures)
             self._failures += 1
             await asyncio.sleep(delay)
@@ -157,6 +189,7 @@ class DeviceSession:
     async def _connect_and_stream(self) -> None:
         record = self.registry.get(self.device_id)
         self._set_state(DeviceState.CONNECTING)
+        self.attempts += 1
         driver = self.driver = self._factory(record.endpoint)
         try:
             description = await asyncio.wait_for(driver.connect(), self._connect_timeout)
@@ -167,14 +200,54 @@ class DeviceSession:
         if self._verify is not None:
             await self._verify(self.device_id, record.endpoint, description)
         self.registry.set_description(self.device_id, description, driver.diagnostics())
+        self.guard.use(description.signals)
         self._set_state(DeviceState.ONLINE)
         self.connections += 1
+        self._online_since = self.heard = time.monotonic()
         if self._failures:
-            log.info("device %s back online after %d failed attempt(s)", self.device_id, self._failures)
+            self._logs.log(
+                logging.INFO,
+                "online",
+                "device %s back online after %d failed attempt(s)",
+                self.device_id,
+                self._failures,
+            )
             if self._on_reconnect is not None:
                 self._on_reconnect(self.device_id)
-        self._failures = 0
-        await driver.stream(all_signals(description), _Channel(self), self._hints)
+        bound = self._liveness if self._liveness is not None else driver.liveness(self._hints)
+        streaming = driver.stream(all_signals(description), _Channel(self), self._hints)
+        if bound:
+            await self._watch(streaming, bound)
+        else:
+            await streaming
+
+    async def _watch(self, streaming: Coroutine[Any, Any, None], bound: float) -> None:
+        """Run the driver's stream; raise Unavailable when the device is silent for `bound` seconds.
+
+        Silence is no batch and no keep-alive (`sink.alive()`): a hung peer whose socket stays open
+        (SIGSTOP, a frozen controller) is noticed within `bound`, not only when TCP gives up.
+        """
+        task = asyncio.ensure_future(streaming)
+        step = min(bound / 4, 0.25)
+        try:
+            while True:
+                woke_by = time.monotonic() + step
+                done, _ = await asyncio.wait({task}, timeout=step)
+                if done:
+                    return task.result()
+                now = time.monotonic()
+                if now - woke_by > step:  # this loop itself stalled: let pending reads run before judging
+                    continue
+                silent = now - self.heard
+                if silent > bound:
+                    raise Unavailable(
+                        f"no data or keep-alive from the device for {silent:.1f} s "
+                        f"(liveness bound {bound:g} s): the device or the link hangs"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=5.0)
 
     async def _close_driver(self) -> None:
         driver, self.driver = self.driver, None

@@ -13,6 +13,7 @@ from linebridge.model import Quality, SampleBatch, Signal, Value
 from linebridge.paths import PathGlob, compile_glob
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from linebridge.telemetry.filters import ChangeFilter, filter_batch
+from linebridge.telemetry.staleness import STALE, Staleness
 from linebridge.telemetry.updates import (
     BatchUpdate,
     CatalogUpdate,
@@ -56,6 +57,7 @@ class TelemetryBus:
         # per-sample fold only happens when someone reads (initial values, Read, sampled streams).
         self._recent: dict[str, list[SampleBatch]] = {}
         self._on_batch = on_batch
+        self.staleness = Staleness(registry)
         self.samples_in = 0
         self.samples_out = 0
         self.samples_dropped = 0
@@ -73,6 +75,7 @@ class TelemetryBus:
         ):
             raise ValueError(f"batch from {batch.device_id}: columns differ in length")
         self.samples_in += n
+        batch.received = time.monotonic()
         recent = self._recent.setdefault(batch.device_id, [])
         if recent and (recent[-1].aliases is batch.aliases or recent[-1].aliases == batch.aliases):
             recent[-1] = batch
@@ -96,6 +99,7 @@ class TelemetryBus:
         return lambda: self._taps.remove(tap) if tap in self._taps else None
 
     def _fold(self, batch: SampleBatch) -> None:
+        self.staleness.fold(batch)
         self._values.update(zip(batch.aliases, batch.values, strict=True))
         self._times.update(zip(batch.aliases, batch.timestamps, strict=True))
         if batch.qualities is None:
@@ -119,7 +123,7 @@ class TelemetryBus:
             aliases=known,
             values=[self._values[a] for a in known],
             timestamps=[self._times[a] for a in known],
-            qualities=[self._qualities[a] for a in known],
+            qualities=self.staleness.mark(known, [self._qualities[a] for a in known]),
         )
 
     def resolve(self, globs: Sequence[PathGlob], record: DeviceRecord) -> frozenset[int] | None | bool:
@@ -168,14 +172,29 @@ class TelemetryBus:
         return found
 
     def value_of(self, alias: int) -> tuple[Value, int, int] | None:
+        """(value, timestamp ns, quality) of the latest sample of `alias`; quality STALE when it is stale."""
         self._fold_all()
         if alias not in self._values:
             return None
-        return self._values[alias], self._times[alias], self._qualities[alias]
+        quality = STALE if self.staleness.is_stale(alias) else self._qualities[alias]
+        return self._values[alias], self._times[alias], quality
 
     def _device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        if event is DeviceEvent.REMOVED:
+            self.staleness.device_removed(record.id)
+        elif self.staleness.device_changed(record):
+            self._mark_stale(record)
         for sub in self.subscriptions:
             sub.device_changed(event, record)
+
+    def _mark_stale(self, record: DeviceRecord) -> None:
+        """Streams get the device's latest values again, marked STALE (one batch, not per sample)."""
+        batch = self.latest([s.alias for s in record.signals.values()])
+        if not batch.aliases:
+            return
+        batch.device_id, batch.qualities = record.id, [STALE] * len(batch.aliases)
+        for sub in self.subscriptions:
+            sub.offer(batch)
 
 
 class Subscription:

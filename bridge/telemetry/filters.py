@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from linebridge.model import SampleBatch, Value, ValueType
+from linebridge.model import Quality, SampleBatch, Value, ValueType
 
 _MISSING = object()
+_GOOD = int(Quality.GOOD)
 
 
 def take(batch: SampleBatch, idx: list[int]) -> SampleBatch:
@@ -28,29 +29,38 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
 
 
 class ChangeFilter:
-    """Keeps the last value sent per alias and lets through only changes beyond the deadband."""
+    """Keeps the last value and quality sent per alias; lets through changes beyond the deadband and
+    every change of quality (a value turning STALE or BAD is news even when the number is the same)."""
 
     def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
         self.deadband = deadband
         self.types = types
         self.last: dict[int, Value] = {}
+        self.quality: dict[int, int] = {}
 
     def seed(self, batch: SampleBatch) -> None:
         self.last.update(zip(batch.aliases, batch.values, strict=True))
+        if batch.qualities is not None:
+            self.quality.update(zip(batch.aliases, batch.qualities, strict=True))
 
     def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
         out = []
         for batch in batches:
+            q = batch.qualities or [_GOOD] * len(batch.aliases)
             keep = [
                 i
                 for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v)
+                if self._changed(a, v, q[i])
             ]
             if keep:
                 out.append(take(batch, keep))
         return out
 
-    def _changed(self, alias: int, value: Value) -> bool:
+    def _changed(self, alias: int, value: Value, quality: int) -> bool:
+        if self.quality.get(alias, _GOOD) != quality:
+            self.quality[alias] = quality
+            self.last[alias] = value
+            return True
         old = self.last.get(alias, _MISSING)
         if (
             old is _MISSING

@@ -177,4 +177,6 @@ class MapPoint:
             source_type=self.data_type.value,
             address=f"{self.table.short} {self.address}",
             change_detection="polled-compare",
+            minimum=self.minimum,
+            maximum=self.maximum,
         )

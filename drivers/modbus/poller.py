@@ -121,6 +121,8 @@ class GroupPoller:
             self._collect(index, decode_block(block, raw), time.time_ns(), aliases, values, stamps)
         if aliases:
             sink.publish(SampleBatch(self._device_id, aliases, values, stamps, None, self._value_type))
+        else:
+            sink.alive()  # the device answered; nothing changed
 
     def _collect(
         self,

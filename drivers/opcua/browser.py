@@ -22,6 +22,7 @@ from linebridge.drivers.opcua.mapping import (
     generic_path,
     join_browse_path,
     signal_path,
+    valid_signal_path,
 )
 
 CHUNK = 500  # nodes per Browse/Read request; well below common MaxNodesPerRead/Browse limits
@@ -215,11 +216,12 @@ class AddressSpaceBrowser:
             access = _access(level, user_level)
             if ua_type is None or rank != ua.ValueRank.Scalar or access is None:
                 continue
+            preferred, fallback = signal_path(node.names), generic_path(node.names)
             units = self._child(node, "EngineeringUnits")
             eu = values.get(units.node_id) if units is not None else None
             signals.append(
                 Signal(
-                    path=_unique(signal_path(node.names), generic_path(node.names), used),
+                    path=_unique(preferred, fallback if valid_signal_path(fallback) else preferred, used),
                     value_type=ua_type.value_type,
                     unit=eu.DisplayName.Text or "" if isinstance(eu, ua.EUInformation) else "",
                     access=access,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from asyncua import ua
 
 from linebridge.drivers.base import InvalidArgument, Quality, Value, ValueType
+from linebridge.drivers.opcua import hardening  # noqa: F401  (bounds asyncua's Variant array decoding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ PY_TYPE: dict[ValueType, type] = {
 _SEVERITY_QUALITY = (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD, Quality.BAD)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
 
 
 def quality_of(status: int) -> Quality:
@@ -79,24 +81,62 @@ def status_name(status: int) -> str:
     return ua.StatusCode(status).name
 
 
+def stamp_of(data: ua.DataValue) -> tuple[int, bool]:
+    """Source timestamp of a DataValue in ns since the epoch, and whether it is the device's own.
+
+    Server timestamp, then now, are the fallbacks. OPC 10000-6 §5.2.2.5: a DateTime of 0 (decoded as
+    1601-01-01) means "no time", and the largest one (9999-12-31) means "later than can be encoded":
+    the first falls back like an absent stamp, the second is clamped into int64 ns (years 1677-2262).
+    Either way the stamp is not the device's own, so the second element is False (mark and count it).
+    """
+    trusted = True
+    for stamp in (data.SourceTimestamp, data.ServerTimestamp):
+        if stamp is None:
+            continue
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        if stamp.year <= 1601:
+            trusted = False
+            continue
+        ns = (stamp - _EPOCH) // _MICROSECOND * 1000
+        if _NS_MIN <= ns <= _NS_MAX:
+            return ns, trusted
+        return min(max(ns, _NS_MIN), _NS_MAX), False
+    return time.time_ns(), trusted
+
+
 def timestamp_ns(data: ua.DataValue) -> int:
-    """Source timestamp of a DataValue in ns since the epoch; server timestamp, then now, as fallbacks."""
-    stamp = data.SourceTimestamp or data.ServerTimestamp
-    if stamp is None:
-        return time.time_ns()
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return (stamp - _EPOCH) // _MICROSECOND * 1000
+    """Source timestamp of a DataValue in ns since the epoch, always within int64 (see stamp_of)."""
+    return stamp_of(data)[0]
+
+
+def sample_of(data: ua.DataValue, value_type: ValueType) -> tuple[Value, int, Quality, bool]:
+    """(value, timestamp ns, quality, timestamp trusted) of one DataValue for a signal of `value_type`.
+
+    A value that does not fit the column is BAD (and zero); a GOOD value whose timestamp had to be
+    replaced or clamped is UNCERTAIN.
+    """
+    value, fits = decode(None if data.Value is None else data.Value.Value, value_type)
+    status = 0 if data.StatusCode is None else data.StatusCode.value
+    quality = quality_of(status) if fits else Quality.BAD
+    if quality is Quality.BAD:
+        value = ZERO[value_type]
+    ns, trusted = stamp_of(data)
+    if not trusted and quality is Quality.GOOD:
+        quality = Quality.UNCERTAIN
+    return value, ns, quality, trusted
 
 
 def decode(raw: object, value_type: ValueType) -> tuple[Value, bool]:
     """Convert a decoded Variant value to the signal's column type; (zero, False) when it does not fit."""
-    if type(raw) is PY_TYPE[value_type]:
+    if type(raw) is PY_TYPE[value_type] and (value_type is not ValueType.INT or _NS_MIN <= raw <= _NS_MAX):
         return raw, True  # type: ignore[return-value]
     if value_type is ValueType.DOUBLE and isinstance(raw, int | float) and not isinstance(raw, bool):
         return float(raw), True
     if value_type is ValueType.INT and isinstance(raw, int) and not isinstance(raw, bool):
-        return int(raw), True  # IntEnum members of known enumerations
+        # IntEnum members of known enumerations; a UInt64 (or any integer) beyond int64 does not fit
+        # the INT column (found by fuzz_opcua: it broke the Subscribe encoder).
+        return (int(raw), True) if _NS_MIN <= raw <= _NS_MAX else (0, False)
     if value_type is ValueType.STRING:
         if isinstance(raw, ua.LocalizedText):
             return raw.Text or "", True

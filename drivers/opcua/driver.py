@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from typing import cast
 
@@ -45,12 +46,9 @@ from linebridge.drivers.opcua.addressing import (
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
 from linebridge.drivers.opcua.conversion import (
-    ZERO,
-    decode,
     plain,
-    quality_of,
+    sample_of,
     status_name,
-    timestamp_ns,
 )
 from linebridge.drivers.opcua.discovery import device_from_service
 from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
@@ -169,6 +167,13 @@ class OpcUaDriver(Driver):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), self.options.request_timeout)
 
+    def liveness(self, hints: StreamHints) -> float:
+        """2 x publishing interval + the keep-alive period (issue 12, risk 2): the server answers a
+        publish at least once per keep-alive period (OPC 10000-4 §5.13.1.1), data or not."""
+        o = self.options
+        keepalive = max(1, math.ceil(o.keepalive_interval / o.publishing_interval)) * o.publishing_interval
+        return 2 * o.publishing_interval + keepalive
+
     def diagnostics(self) -> dict[str, str]:
         """Browse and subscription facts worth showing an integrator."""
         info = {
@@ -232,18 +237,18 @@ class OpcUaDriver(Driver):
             results = await session.read(params) if signals else []
         values: list[Value] = []
         qualities: list[int] = []
+        stamps: list[int] = []
         for signal, data in zip(signals, results, strict=True):
-            value, fits = decode(None if data.Value is None else data.Value.Value, signal.value_type)
-            status = 0 if data.StatusCode is None else data.StatusCode.value
-            quality = quality_of(status) if fits else Quality.BAD
-            values.append(ZERO[signal.value_type] if quality is Quality.BAD else value)
+            value, stamp, quality, _trusted = sample_of(data, signal.value_type)
+            values.append(value)
+            stamps.append(stamp)
             qualities.append(quality.value)
         kinds = {s.value_type for s in signals}
         return SampleBatch(
             device_id=self.device_id,
             aliases=[s.alias for s in signals],
             values=values,
-            timestamps=[timestamp_ns(d) for d in results],
+            timestamps=stamps,
             qualities=None if all(q == Quality.GOOD for q in qualities) else qualities,
             value_type=kinds.pop() if len(kinds) == 1 else None,
         )

@@ -137,13 +137,25 @@ def generic_path(names: Sequence[str]) -> str:
 
 
 def signal_path(names: Sequence[str]) -> str:
-    """The signal path of a variable from its browse names below the browse root."""
+    """The signal path of a variable from its browse names below the browse root; never empty.
+
+    A variable whose every browse name is a dropped segment (a bare `ParameterSet`) keeps those names,
+    so no two such variables share the empty path and every path segment is non-empty.
+    """
     joined = join_browse_path(names)
     for rule in PATH_RULES:
         path = rule.apply(joined)
-        if path is not None:
+        if path is not None and valid_signal_path(path):
             return path
-    return generic_path(names)
+    path = generic_path(names)
+    if valid_signal_path(path):
+        return path
+    return "/".join(snake_case(n) for n in names) or "_"
+
+
+def valid_signal_path(path: str) -> bool:
+    """True when `path` is usable as a signal path: non-empty segments, no leading or trailing '/'."""
+    return bool(path) and all(path.split("/"))
 
 
 def device_kind(object_paths: Sequence[str]) -> DeviceKind:

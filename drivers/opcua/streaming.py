@@ -28,7 +28,7 @@ from linebridge.drivers.base import (
     Value,
     ValueType,
 )
-from linebridge.drivers.opcua.conversion import ZERO, decode, quality_of, status_name, timestamp_ns
+from linebridge.drivers.opcua.conversion import sample_of, status_name
 
 MAX_QUEUE_SIZE = 1000
 CHUNK = 500
@@ -87,6 +87,7 @@ class SubscriptionStream:
         self._closed = False
         self.subscription_id: int | None = None
         self.batches = 0
+        self.timestamps_replaced = 0
 
     async def run(self) -> None:
         """Create the subscription and its monitored items, then wait for the link to break."""
@@ -194,6 +195,8 @@ class SubscriptionStream:
         if self._closed:
             return
         self._last_publish = time.monotonic()
+        if not result.NotificationMessage.NotificationData:
+            self._sink.alive()  # a keep-alive (OPC 10000-4 §5.13.1.1): the server is there, nothing changed
         for notification in result.NotificationMessage.NotificationData or ():
             if isinstance(notification, ua.DataChangeNotification):
                 self._deliver(notification.MonitoredItems)
@@ -217,18 +220,18 @@ class SubscriptionStream:
                 continue
             data = item.Value
             kind = self._types[handle]
-            value, fits = decode(None if data.Value is None else data.Value.Value, kind)
-            status = 0 if data.StatusCode is None else data.StatusCode.value
-            quality = quality_of(status) if fits else Quality.BAD
+            value, stamp, quality, trusted = sample_of(data, kind)
+            if not trusted:
+                self._count_clamped(handle)
             if quality is Quality.BAD:
-                value = ZERO[kind]
+                status = 0 if data.StatusCode is None else data.StatusCode.value
                 self._bad[handle] = status or ua.StatusCodes.BadTypeMismatch
             elif self._bad:
                 self._bad.pop(handle, None)
             all_good = all_good and quality is Quality.GOOD
             aliases.append(self._aliases[handle])
             values.append(value)
-            stamps.append(timestamp_ns(data))
+            stamps.append(stamp)
             qualities.append(quality.value)
             kinds.add(kind)
         if aliases:
@@ -244,6 +247,17 @@ class SubscriptionStream:
                 )
             )
         self._report_degraded()
+
+    def _count_clamped(self, handle: int) -> None:
+        """A timestamp the server sent as 0 or beyond int64 ns: counted, logged once per stream."""
+        self.timestamps_replaced += 1
+        if self.timestamps_replaced == 1:
+            self._log.warning(
+                "%s: %s has a source timestamp outside 1677-2262 (OPC UA DateTime 0 or max); "
+                "replaced and marked UNCERTAIN (counted in timestamps_replaced)",
+                self._device_id,
+                self._signals[handle].path,
+            )
 
     def _report_degraded(self) -> None:
         """Tell the sink when data turns bad and when it is all good again, not on every batch."""

@@ -187,6 +187,10 @@ class UrDriver(Driver):
         if dashboard is not None:
             await dashboard.close()
 
+    def liveness(self, hints: StreamHints) -> float:
+        """1 s at RTDE's 500 Hz (about 500 packets missed), longer at low frequencies (100 packets)."""
+        return max(1.0, 100 / self._frequency)
+
     def diagnostics(self) -> dict[str, str]:
         """Negotiated versions, stream rate and the stream counters."""
         info = dict(self._info)

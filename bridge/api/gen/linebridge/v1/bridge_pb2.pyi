@@ -87,6 +87,7 @@ class GetInfoResponse(_message.Message):
     SAMPLES_DROPPED_FIELD_NUMBER: _builtins.int
     DRIVERS_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     bridge_id: _builtins.str
     devices: _builtins.int
@@ -107,6 +108,12 @@ class GetInfoResponse(_message.Message):
     def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Warnings an operator should see (e.g. serving without TLS on a non-loopback address)."""
 
+    @_builtins.property
+    def audit_head(self) -> Global___AuditHead:
+        """Head of the signed audit chain: hash of the last record, its sequence number, and its HMAC.
+        Recorded outside the bridge, it lets `linebridge audit verify` notice a cut tail.
+        """
+
     def __init__(
         self,
         *,
@@ -122,14 +129,48 @@ class GetInfoResponse(_message.Message):
         samples_dropped: _builtins.int = ...,
         drivers: _abc.Iterable[_builtins.str] | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        audit_head: Global___AuditHead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["started", b"started", "uptime", b"uptime"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "started", b"started", "uptime", b"uptime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bridge_id", b"bridge_id", "devices", b"devices", "devices_online", b"devices_online", "drivers", b"drivers", "samples_dropped", b"samples_dropped", "samples_in", b"samples_in", "samples_out", b"samples_out", "started", b"started", "subscribers", b"subscribers", "uptime", b"uptime", "version", b"version", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "bridge_id", b"bridge_id", "devices", b"devices", "devices_online", b"devices_online", "drivers", b"drivers", "samples_dropped", b"samples_dropped", "samples_in", b"samples_in", "samples_out", b"samples_out", "started", b"started", "subscribers", b"subscribers", "uptime", b"uptime", "version", b"version", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInfoResponse: _TypeAlias = GetInfoResponse  # noqa: Y015
+
+@_typing.final
+class AuditHead(_message.Message):
+    """The newest record of the audit chain (all empty when the audit log is off)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    MAC_FIELD_NUMBER: _builtins.int
+    segment: _builtins.str
+    """Audit segment file holding the record."""
+    sequence: _builtins.int
+    hash: _builtins.str
+    """Hex SHA-256 chain hash of the record."""
+    mac: _builtins.str
+    """Hex HMAC-SHA256 of the record under the bridge's audit key."""
+    def __init__(
+        self,
+        *,
+        segment: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        hash: _builtins.str = ...,
+        mac: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash", b"hash", "mac", b"mac", "segment", b"segment", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditHead: _TypeAlias = AuditHead  # noqa: Y015
 
 @_typing.final
 class GetUplinkStatusRequest(_message.Message):

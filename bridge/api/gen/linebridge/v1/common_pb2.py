@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alinebridge/v1/common.proto\x12\rlinebridge.v1\"j\n\x05Value\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x42\x06\n\x04kind*~\n\tValueType\x12\x1a\n\x16VALUE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11VALUE_TYPE_DOUBLE\x10\x01\x12\x12\n\x0eVALUE_TYPE_INT\x10\x02\x12\x13\n\x0fVALUE_TYPE_BOOL\x10\x03\x12\x15\n\x11VALUE_TYPE_STRING\x10\x04*\\\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cQUALITY_GOOD\x10\x01\x12\x15\n\x11QUALITY_UNCERTAIN\x10\x02\x12\x0f\n\x0bQUALITY_BAD\x10\x03*Z\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43\x43\x45SS_READ\x10\x01\x12\x10\n\x0c\x41\x43\x43\x45SS_WRITE\x10\x02\x12\x15\n\x11\x41\x43\x43\x45SS_READ_WRITE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alinebridge/v1/common.proto\x12\rlinebridge.v1\"j\n\x05Value\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x42\x06\n\x04kind*~\n\tValueType\x12\x1a\n\x16VALUE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11VALUE_TYPE_DOUBLE\x10\x01\x12\x12\n\x0eVALUE_TYPE_INT\x10\x02\x12\x13\n\x0fVALUE_TYPE_BOOL\x10\x03\x12\x15\n\x11VALUE_TYPE_STRING\x10\x04*o\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cQUALITY_GOOD\x10\x01\x12\x15\n\x11QUALITY_UNCERTAIN\x10\x02\x12\x0f\n\x0bQUALITY_BAD\x10\x03\x12\x11\n\rQUALITY_STALE\x10\x04*Z\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43\x43\x45SS_READ\x10\x01\x12\x10\n\x0c\x41\x43\x43\x45SS_WRITE\x10\x02\x12\x15\n\x11\x41\x43\x43\x45SS_READ_WRITE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALUETYPE']._serialized_start=153
   _globals['_VALUETYPE']._serialized_end=279
   _globals['_QUALITY']._serialized_start=281
-  _globals['_QUALITY']._serialized_end=373
-  _globals['_ACCESS']._serialized_start=375
-  _globals['_ACCESS']._serialized_end=465
+  _globals['_QUALITY']._serialized_end=392
+  _globals['_ACCESS']._serialized_start=394
+  _globals['_ACCESS']._serialized_end=484
   _globals['_VALUE']._serialized_start=45
   _globals['_VALUE']._serialized_end=151
 # @@protoc_insertion_point(module_scope)

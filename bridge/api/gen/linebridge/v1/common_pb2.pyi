@@ -53,6 +53,10 @@ class _QualityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Quality.Value
     QUALITY_GOOD: _Quality.ValueType  # 1
     QUALITY_UNCERTAIN: _Quality.ValueType  # 2
     QUALITY_BAD: _Quality.ValueType  # 3
+    QUALITY_STALE: _Quality.ValueType  # 4
+    """The last value the bridge has, but the device went offline or stopped updating it
+    within its expected period: it may no longer be true.
+    """
 
 class Quality(_Quality, metaclass=_QualityEnumTypeWrapper):
     """Quality of one sample, in the spirit of OPC UA status code severities."""
@@ -61,6 +65,10 @@ QUALITY_UNSPECIFIED: Quality.ValueType  # 0
 QUALITY_GOOD: Quality.ValueType  # 1
 QUALITY_UNCERTAIN: Quality.ValueType  # 2
 QUALITY_BAD: Quality.ValueType  # 3
+QUALITY_STALE: Quality.ValueType  # 4
+"""The last value the bridge has, but the device went offline or stopped updating it
+within its expected period: it may no longer be true.
+"""
 Global___Quality: _TypeAlias = Quality  # noqa: Y015
 
 class _Access:

@@ -27,39 +27,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from linebridge.api.gen.linebridge.v1 import common_pb2 as linebridge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlinebridge/v1/telemetry.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/common.proto\"\xc1\x02\n\x10SubscribeRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12*\n\x04mode\x18\x02 \x01(\x0e\x32\x1c.linebridge.v1.SubscribeMode\x12\'\n\x07trigger\x18\x03 \x01(\x0e\x32\x16.linebridge.v1.Trigger\x12\x32\n\x0fsample_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x64\x65\x61\x64\x62\x61nd\x18\x05 \x01(\x01\x12\x35\n\x12heartbeat_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_batch_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\"\xa8\x01\n\x0c\x43\x61talogEntry\x12\r\n\x05\x61lias\x18\x01 \x01(\r\x12\x0c\n\x04path\x18\x02 \x01(\t\x12,\n\nvalue_type\x18\x03 \x01(\x0e\x32\x18.linebridge.v1.ValueType\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12%\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0e\x32\x15.linebridge.v1.Access\x12\x18\n\x10\x63hange_detection\x18\x06 \x01(\t\"P\n\x07\x43\x61talog\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.linebridge.v1.CatalogEntry\x12\x17\n\x0fremoved_aliases\x18\x02 \x03(\r\"\xb4\x01\n\x0bSampleBatch\x12\x0f\n\x07\x61liases\x18\x01 \x03(\r\x12\x12\n\ntimestamps\x18\x02 \x03(\x10\x12\x15\n\rdouble_values\x18\x03 \x03(\x01\x12\x12\n\nint_values\x18\x04 \x03(\x12\x12\x13\n\x0b\x62ool_values\x18\x05 \x03(\x08\x12\x15\n\rstring_values\x18\x06 \x03(\t\x12)\n\tqualities\x18\x07 \x03(\x0e\x32\x16.linebridge.v1.Quality\"\x06\n\x04Sync\"A\n\x07\x44ropped\x12\x0f\n\x07samples\x18\x01 \x01(\x04\x12\x15\n\rtotal_samples\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x01\n\x0fTelemetryUpdate\x12)\n\x07\x63\x61talog\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.CatalogH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.linebridge.v1.SampleBatchH\x00\x12#\n\x04sync\x18\x03 \x01(\x0b\x32\x13.linebridge.v1.SyncH\x00\x12)\n\x07\x64ropped\x18\x04 \x01(\x0b\x32\x16.linebridge.v1.DroppedH\x00\x12-\n\theartbeat\x18\x05 \x01(\x0b\x32\x18.linebridge.v1.HeartbeatH\x00\x42\x08\n\x06update\"1\n\x0bReadRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12\x13\n\x0b\x66rom_device\x18\x02 \x01(\x08\"\xbb\x01\n\x0bSignalValue\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.linebridge.v1.Value\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12\'\n\x07quality\x18\x04 \x01(\x0e\x32\x16.linebridge.v1.Quality\x12,\n\nvalue_type\x18\x05 \x01(\x0e\x32\x18.linebridge.v1.ValueType\x12\x0c\n\x04unit\x18\x06 \x01(\t\":\n\x0cReadResponse\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.SignalValue*c\n\rSubscribeMode\x12\x1e\n\x1aSUBSCRIBE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUBSCRIBE_MODE_STREAM\x10\x01\x12\x17\n\x13SUBSCRIBE_MODE_ONCE\x10\x02*^\n\x07Trigger\x12\x17\n\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bTRIGGER_ALL\x10\x01\x12\x15\n\x11TRIGGER_ON_CHANGE\x10\x02\x12\x12\n\x0eTRIGGER_SAMPLE\x10\x03\x32\xa3\x01\n\x10TelemetryService\x12N\n\tSubscribe\x12\x1f.linebridge.v1.SubscribeRequest\x1a\x1e.linebridge.v1.TelemetryUpdate0\x01\x12?\n\x04Read\x12\x1a.linebridge.v1.ReadRequest\x1a\x1b.linebridge.v1.ReadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlinebridge/v1/telemetry.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/common.proto\"\xdc\x02\n\x10SubscribeRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12*\n\x04mode\x18\x02 \x01(\x0e\x32\x1c.linebridge.v1.SubscribeMode\x12\'\n\x07trigger\x18\x03 \x01(\x0e\x32\x16.linebridge.v1.Trigger\x12\x32\n\x0fsample_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x64\x65\x61\x64\x62\x61nd\x18\x05 \x01(\x01\x12\x35\n\x12heartbeat_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_batch_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\x12\x19\n\x11max_message_bytes\x18\t \x01(\r\"\xa8\x01\n\x0c\x43\x61talogEntry\x12\r\n\x05\x61lias\x18\x01 \x01(\r\x12\x0c\n\x04path\x18\x02 \x01(\t\x12,\n\nvalue_type\x18\x03 \x01(\x0e\x32\x18.linebridge.v1.ValueType\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12%\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0e\x32\x15.linebridge.v1.Access\x12\x18\n\x10\x63hange_detection\x18\x06 \x01(\t\"P\n\x07\x43\x61talog\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.linebridge.v1.CatalogEntry\x12\x17\n\x0fremoved_aliases\x18\x02 \x03(\r\"\xb4\x01\n\x0bSampleBatch\x12\x0f\n\x07\x61liases\x18\x01 \x03(\r\x12\x12\n\ntimestamps\x18\x02 \x03(\x10\x12\x15\n\rdouble_values\x18\x03 \x03(\x01\x12\x12\n\nint_values\x18\x04 \x03(\x12\x12\x13\n\x0b\x62ool_values\x18\x05 \x03(\x08\x12\x15\n\rstring_values\x18\x06 \x03(\t\x12)\n\tqualities\x18\x07 \x03(\x0e\x32\x16.linebridge.v1.Quality\"\x06\n\x04Sync\"A\n\x07\x44ropped\x12\x0f\n\x07samples\x18\x01 \x01(\x04\x12\x15\n\rtotal_samples\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x01\n\x0fTelemetryUpdate\x12)\n\x07\x63\x61talog\x18\x01 \x01(\x0b\x32\x16.linebridge.v1.CatalogH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.linebridge.v1.SampleBatchH\x00\x12#\n\x04sync\x18\x03 \x01(\x0b\x32\x13.linebridge.v1.SyncH\x00\x12)\n\x07\x64ropped\x18\x04 \x01(\x0b\x32\x16.linebridge.v1.DroppedH\x00\x12-\n\theartbeat\x18\x05 \x01(\x0b\x32\x18.linebridge.v1.HeartbeatH\x00\x42\x08\n\x06update\"a\n\x0bReadRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12\x13\n\x0b\x66rom_device\x18\x02 \x01(\x08\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x1a\n\x12max_response_bytes\x18\x04 \x01(\r\"\xe3\x01\n\x0bSignalValue\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.linebridge.v1.Value\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12\'\n\x07quality\x18\x04 \x01(\x0e\x32\x16.linebridge.v1.Quality\x12,\n\nvalue_type\x18\x05 \x01(\x0e\x32\x18.linebridge.v1.ValueType\x12\x0c\n\x04unit\x18\x06 \x01(\t\x12&\n\x03\x61ge\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"S\n\x0cReadResponse\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.SignalValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*c\n\rSubscribeMode\x12\x1e\n\x1aSUBSCRIBE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUBSCRIBE_MODE_STREAM\x10\x01\x12\x17\n\x13SUBSCRIBE_MODE_ONCE\x10\x02*^\n\x07Trigger\x12\x17\n\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bTRIGGER_ALL\x10\x01\x12\x15\n\x11TRIGGER_ON_CHANGE\x10\x02\x12\x12\n\x0eTRIGGER_SAMPLE\x10\x03\x32\xa3\x01\n\x10TelemetryService\x12N\n\tSubscribe\x12\x1f.linebridge.v1.SubscribeRequest\x1a\x1e.linebridge.v1.TelemetryUpdate0\x01\x12?\n\x04Read\x12\x1a.linebridge.v1.ReadRequest\x1a\x1b.linebridge.v1.ReadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linebridge.v1.telemetry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIBEMODE']._serialized_start=1577
-  _globals['_SUBSCRIBEMODE']._serialized_end=1676
-  _globals['_TRIGGER']._serialized_start=1678
-  _globals['_TRIGGER']._serialized_end=1772
+  _globals['_SUBSCRIBEMODE']._serialized_start=1717
+  _globals['_SUBSCRIBEMODE']._serialized_end=1816
+  _globals['_TRIGGER']._serialized_start=1818
+  _globals['_TRIGGER']._serialized_end=1912
   _globals['_SUBSCRIBEREQUEST']._serialized_start=142
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=463
-  _globals['_CATALOGENTRY']._serialized_start=466
-  _globals['_CATALOGENTRY']._serialized_end=634
-  _globals['_CATALOG']._serialized_start=636
-  _globals['_CATALOG']._serialized_end=716
-  _globals['_SAMPLEBATCH']._serialized_start=719
-  _globals['_SAMPLEBATCH']._serialized_end=899
-  _globals['_SYNC']._serialized_start=901
-  _globals['_SYNC']._serialized_end=907
-  _globals['_DROPPED']._serialized_start=909
-  _globals['_DROPPED']._serialized_end=974
-  _globals['_HEARTBEAT']._serialized_start=976
-  _globals['_HEARTBEAT']._serialized_end=1029
-  _globals['_TELEMETRYUPDATE']._serialized_start=1032
-  _globals['_TELEMETRYUPDATE']._serialized_end=1274
-  _globals['_READREQUEST']._serialized_start=1276
-  _globals['_READREQUEST']._serialized_end=1325
-  _globals['_SIGNALVALUE']._serialized_start=1328
-  _globals['_SIGNALVALUE']._serialized_end=1515
-  _globals['_READRESPONSE']._serialized_start=1517
-  _globals['_READRESPONSE']._serialized_end=1575
-  _globals['_TELEMETRYSERVICE']._serialized_start=1775
-  _globals['_TELEMETRYSERVICE']._serialized_end=1938
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=490
+  _globals['_CATALOGENTRY']._serialized_start=493
+  _globals['_CATALOGENTRY']._serialized_end=661
+  _globals['_CATALOG']._serialized_start=663
+  _globals['_CATALOG']._serialized_end=743
+  _globals['_SAMPLEBATCH']._serialized_start=746
+  _globals['_SAMPLEBATCH']._serialized_end=926
+  _globals['_SYNC']._serialized_start=928
+  _globals['_SYNC']._serialized_end=934
+  _globals['_DROPPED']._serialized_start=936
+  _globals['_DROPPED']._serialized_end=1001
+  _globals['_HEARTBEAT']._serialized_start=1003
+  _globals['_HEARTBEAT']._serialized_end=1056
+  _globals['_TELEMETRYUPDATE']._serialized_start=1059
+  _globals['_TELEMETRYUPDATE']._serialized_end=1301
+  _globals['_READREQUEST']._serialized_start=1303
+  _globals['_READREQUEST']._serialized_end=1400
+  _globals['_SIGNALVALUE']._serialized_start=1403
+  _globals['_SIGNALVALUE']._serialized_end=1630
+  _globals['_READRESPONSE']._serialized_start=1632
+  _globals['_READRESPONSE']._serialized_end=1715
+  _globals['_TELEMETRYSERVICE']._serialized_start=1915
+  _globals['_TELEMETRYSERVICE']._serialized_end=2078
 # @@protoc_insertion_point(module_scope)

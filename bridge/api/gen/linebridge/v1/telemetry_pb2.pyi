@@ -84,12 +84,17 @@ class SubscribeRequest(_message.Message):
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     MAX_BATCH_LATENCY_FIELD_NUMBER: _builtins.int
     MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
     mode: Global___SubscribeMode.ValueType
     trigger: Global___Trigger.ValueType
     deadband: _builtins.float
     """For TRIGGER_ON_CHANGE: absolute deadband for numeric signals (0 = any change)."""
     max_batch_size: _builtins.int
     """Batching window: send as soon as this many samples are held (default 10000, 0 = default)."""
+    max_message_bytes: _builtins.int
+    """Largest message the client accepts, in bytes (0 = the bridge's telemetry.max_message_bytes, just
+    under the 4 MiB gRPC clients receive by default). Larger windows come as several messages.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Path globs over "<device_id>/<signal path>". "*" matches one path segment, "**" any
@@ -120,10 +125,11 @@ class SubscribeRequest(_message.Message):
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         max_batch_latency: _duration_pb2.Duration | None = ...,
         max_batch_size: _builtins.int = ...,
+        max_message_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "sample_interval", b"sample_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadband", b"deadband", "heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "max_batch_size", b"max_batch_size", "mode", b"mode", "paths", b"paths", "sample_interval", b"sample_interval", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadband", b"deadband", "heartbeat_interval", b"heartbeat_interval", "max_batch_latency", b"max_batch_latency", "max_batch_size", b"max_batch_size", "max_message_bytes", b"max_message_bytes", "mode", b"mode", "paths", b"paths", "sample_interval", b"sample_interval", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -369,8 +375,16 @@ class ReadRequest(_message.Message):
 
     PATHS_FIELD_NUMBER: _builtins.int
     FROM_DEVICE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
     from_device: _builtins.bool
     """Read from the device itself instead of the bridge's latest values."""
+    page_token: _builtins.str
+    """Continue a previous Read: its next_page_token."""
+    max_response_bytes: _builtins.int
+    """Largest response the client accepts, in bytes (0 = the bridge's default, just under the 4 MiB
+    gRPC clients receive by default). Values past it come on the next page.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Exact paths or globs."""
@@ -380,10 +394,12 @@ class ReadRequest(_message.Message):
         *,
         paths: _abc.Iterable[_builtins.str] | None = ...,
         from_device: _builtins.bool = ...,
+        page_token: _builtins.str = ...,
+        max_response_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_device", b"from_device", "paths", b"paths"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_device", b"from_device", "max_response_bytes", b"max_response_bytes", "page_token", b"page_token", "paths", b"paths"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -401,6 +417,7 @@ class SignalValue(_message.Message):
     QUALITY_FIELD_NUMBER: _builtins.int
     VALUE_TYPE_FIELD_NUMBER: _builtins.int
     UNIT_FIELD_NUMBER: _builtins.int
+    AGE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     timestamp_ns: _builtins.int
     quality: _common_pb2.Quality.ValueType
@@ -408,6 +425,10 @@ class SignalValue(_message.Message):
     unit: _builtins.str
     @_builtins.property
     def value(self) -> _common_pb2.Value: ...
+    @_builtins.property
+    def age(self) -> _duration_pb2.Duration:
+        """How old the value is: the bridge's clock now minus timestamp_ns (0 when in the future)."""
+
     def __init__(
         self,
         *,
@@ -417,10 +438,11 @@ class SignalValue(_message.Message):
         quality: _common_pb2.Quality.ValueType = ...,
         value_type: _common_pb2.ValueType.ValueType = ...,
         unit: _builtins.str = ...,
+        age: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "quality", b"quality", "timestamp_ns", b"timestamp_ns", "unit", b"unit", "value", b"value", "value_type", b"value_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "path", b"path", "quality", b"quality", "timestamp_ns", b"timestamp_ns", "unit", b"unit", "value", b"value", "value_type", b"value_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -433,16 +455,20 @@ class ReadResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VALUES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more values are selected than fit in one response: pass it as page_token."""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignalValue]: ...
     def __init__(
         self,
         *,
         values: _abc.Iterable[Global___SignalValue] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
