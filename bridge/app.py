@@ -99,7 +99,15 @@ class BridgeApp:
             on_guarded=self.metrics.on_guarded,
         )
         self.uplink = (
-            Uplink(config.uplink, config.bridge.id, self.registry, self.bus, self.commands, config.base_dir)
+            Uplink(
+                config.uplink,
+                config.bridge.id,
+                self.registry,
+                self.bus,
+                self.commands,
+                config.base_dir,
+                audit_head=self._audit_head_text if self.audit is not None else None,
+            )
             if config.uplink.enabled
             else None
         )
@@ -175,6 +183,12 @@ class BridgeApp:
 
     def uplink_status(self) -> UplinkStatus:
         return self.uplink.status() if self.uplink is not None else DISABLED
+
+    def _audit_head_text(self) -> str:
+        """The audit chain head as the uplink publishes it: "<file>:<seq>:<hash>" ("" before any record)."""
+        assert self.audit is not None
+        head = self.audit.head()
+        return f"{head.segment}:{head.seq}:{head.hash}" if head.seq else ""
 
     @property
     def api_address(self) -> str:

@@ -44,7 +44,9 @@ async def test_birth_data_death_sequence_with_seq_and_bdseq(
     assert {n: births[n].datatype for n in DATATYPE_OF} == DATATYPE_OF
     metrics = dbirth.payload.metrics + nbirth.payload.metrics  # type: ignore[union-attr]
     aliases = [m.alias for m in metrics if m.alias is not None]
-    assert len(aliases) == len(set(aliases)) == len(births) + 2  # unique across the whole edge node
+    # unique across the whole edge node: the device metrics and three of the node (Node Control/Rebirth,
+    # Properties/Linebridge Version, Audit/Head)
+    assert len(aliases) == len(set(aliases)) == len(births) + 3
 
     LINKS_DOWN.add("sim-1")
     try:

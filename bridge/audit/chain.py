@@ -82,7 +82,7 @@ def _check_record(line: bytes, prev: str | None, seq: int | None) -> tuple[dict[
     """(record, None) when the line is intact and follows prev/seq (None = accept any), else (record?, why)."""
     try:
         record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, "not a JSON record (damaged or edited)"
     if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
         return None, "not an audit record (no hash)"
@@ -188,9 +188,11 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         with file.open("rb") as handle:
             for line in handle:
                 try:
-                    yield json.loads(line)
-                except ValueError:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
                     continue
+                if isinstance(record, dict):  # found by fuzz/fuzz_files.py: `null` reached `audit tail`
+                    yield record
 
 
 def last_line(data: bytes) -> tuple[bytes, int]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from linebridge.config import DEVICE_ID
 from linebridge.drivers.base import DriverOptions, MdnsService
 from linebridge.errors import ConfigError, FailedPrecondition
 from linebridge.security.config import ApprovalRule
@@ -70,10 +71,20 @@ class Approvals:
             return set()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.identities = {str(k): str(v) for k, v in data.get("identities", {}).items()}
-            return {str(i) for i in data["approved"]}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            approved, identities = data["approved"], data.get("identities", {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ConfigError(f'{self.path}: not an approvals file ({{"approved": [ids]}}): {exc}') from None
+        # Found by fuzz/fuzz_files.py: `"approved": "abc"` became ids a, b, c and `[null]` the id "None".
+        if not isinstance(approved, list) or not all(
+            isinstance(i, str) and DEVICE_ID.fullmatch(i) for i in approved
+        ):
+            raise ConfigError(f"{self.path}: approved: expected a list of device ids, got {approved!r:.80}")
+        if not isinstance(identities, dict) or not all(isinstance(v, str) for v in identities.values()):
+            raise ConfigError(
+                f"{self.path}: identities: expected device id -> identity text, got {identities!r:.80}"
+            )
+        self.identities = dict(identities)
+        return set(approved)
 
     async def pin(self, device_id: str, identity: str) -> None:
         """Record the identity a device showed on its first connection after approval (saved if a file is set)."""

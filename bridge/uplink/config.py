@@ -86,6 +86,9 @@ class UplinkConfig(_Model):
     max_publish_rate: float = Field(100.0, gt=0)
     # Longest a sample waits to fill its DDATA before the payload is sealed and queued.
     max_latency_seconds: float = Field(0.1, gt=0, le=60)
+    # How often the audit chain head is checked and, when it moved, published as the node metric
+    # `Audit/Head` (NDATA): an outside witness of the audit log, so a cut tail shows (docs/security.md).
+    audit_head_interval_seconds: float = Field(60.0, gt=0)
     # QoS 1 publishes awaiting PUBACK at once.
     max_inflight: int = Field(64, ge=1, le=65535)
     reconnect_initial_seconds: float = Field(0.5, gt=0)

@@ -294,6 +294,13 @@ class SparkplugEncoder:
             set_value(metric, value_type, value)
         return payload.SerializeToString()
 
+    @staticmethod
+    def node_data(alias: int, text: str, timestamp_ms: int) -> bytes:
+        """An NDATA body of one String node metric by alias (the publisher adds timestamp and seq)."""
+        payload = spb.Payload()
+        payload.metrics.add(alias=alias, timestamp=timestamp_ms, datatype=spb.String, string_value=text)
+        return payload.SerializeToString()
+
     def birth_within(
         self, metrics: Sequence[tuple[str, int, ValueType, Value | None, int]], timestamp_ms: int
     ) -> bytes | None:

@@ -23,20 +23,13 @@ from typing import Any, TypeVar
 
 from linebridge.errors import ConfigError
 from linebridge.uplink.config import DropPolicy, OutboxConfig
-from linebridge.uplink.outbox_types import Losses, Row
+from linebridge.uplink.outbox_types import ROW_CHECKS, SCHEMA, Losses, Row
 
 log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x4C424F58  # "LBOX" in the SQLite header: tells our file from a foreign one
 SCHEMA_VERSION = 1
 ROW_OVERHEAD = 64  # bytes counted per payload on top of its body (row header, index entry)
-_SCHEMA = """
-CREATE TABLE outbox (id INTEGER PRIMARY KEY, device TEXT NOT NULL, created_ms INTEGER NOT NULL,
-                     samples INTEGER NOT NULL, historical INTEGER NOT NULL, body BLOB NOT NULL);
-CREATE TABLE aliases (device TEXT NOT NULL, path TEXT NOT NULL, alias INTEGER NOT NULL UNIQUE,
-                      datatype INTEGER NOT NULL, PRIMARY KEY (device, path));
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 T = TypeVar("T")
 
 
@@ -56,6 +49,7 @@ class Outbox:
         self.losses = Losses()
         self.moved_aside = ""  # where a foreign or corrupt file went
         self.write_errors = 0
+        self.damaged_rows = 0  # rows read back with values of the wrong type, dropped at open
         self._db: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-outbox")
         self._index: dict[int, tuple[int, int, int, str]] = {}  # id -> (bytes, samples, created_ms, device)
@@ -126,12 +120,25 @@ class Outbox:
             self._move_aside(str(exc))
             self._db = self._connect_checked()
         db = self._db
+        self._drop_damaged(db)
         rows = db.execute(
             "SELECT id, length(body), samples, created_ms, device FROM outbox ORDER BY id"
         ).fetchall()
         aliases = db.execute("SELECT device, path, alias, datatype FROM aliases").fetchall()
         meta = db.execute("SELECT key, value FROM meta").fetchall()
         return rows, aliases, meta
+
+    def _drop_damaged(self, db: sqlite3.Connection) -> None:
+        """Delete rows whose values are not of their column's type (SQLite keeps whatever was written):
+        an edited or damaged file must not stop the uplink, and what cannot be sent is said once."""
+        dropped = 0
+        for table, valid in ROW_CHECKS.items():
+            dropped += db.execute(f"DELETE FROM {table} WHERE NOT ({valid})").rowcount
+        if dropped:
+            self.damaged_rows += dropped
+            log.error(
+                "uplink outbox %s: dropped %d damaged rows (values of the wrong type)", self.path, dropped
+            )
 
     def _connect_checked(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -142,7 +149,7 @@ class Outbox:
             app_id = db.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if app_id == 0 and not tables:
-                db.executescript(_SCHEMA)
+                db.executescript(SCHEMA)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif app_id != APPLICATION_ID:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient
 from linebridge.uplink.rbe import ChangeFilter
-from linebridge.uplink.sparkplug import EdgeNode
+from linebridge.uplink.sparkplug import AUDIT_HEAD, EdgeNode
 from linebridge.uplink.status import UplinkStatus
 from linebridge.uplink.topics import Topics
 
@@ -46,6 +47,7 @@ class Uplink:
         bus: TelemetryBus,
         commands: CommandManager,
         base_dir: Path | None = None,
+        audit_head: Callable[[], str] | None = None,
     ) -> None:
         self.config, self.registry, self.bus = config, registry, bus
         self.topics = Topics(config.group_id, config.edge_node_id or bridge_id)
@@ -70,8 +72,16 @@ class Uplink:
             cloud_identity(config),
         )
         self.node = EdgeNode(
-            config, self.topics, self.outbox, self.publisher, self._device_births, self.cloud.handle
+            config,
+            self.topics,
+            self.outbox,
+            self.publisher,
+            self._device_births,
+            self.cloud.handle,
+            audit_head,
         )
+        self._audit_head, self._audit_sent = audit_head, ""
+        self._audit_checked = 0.0
         self._deadbands = [(compile_glob(g), band) for g, band in config.deadbands.items()]
         self._described: dict[str, _Born] = {}
         self._paths: dict[tuple[str, int], str] = {}  # (device, Sparkplug alias) -> signal path
@@ -137,6 +147,19 @@ class Uplink:
             if self.publisher.live_pending <= quiet:  # while the publisher is behind, bodies keep filling
                 for sealed in self.encoder.seal_due(live=True, historical=False):
                     self._store(sealed)
+            self._publish_audit_head()
+
+    def _publish_audit_head(self) -> None:
+        """Every audit_head_interval_seconds: the audit chain head as NDATA when it moved (issue #12 risk 5)."""
+        now = time.monotonic()
+        if self._audit_head is None or now - self._audit_checked < self.config.audit_head_interval_seconds:
+            return
+        self._audit_checked = now
+        head = self._audit_head()
+        if head and head != self._audit_sent and self.publisher.accepts_live(""):
+            self._audit_sent = head
+            alias = self.outbox.alias("", AUDIT_HEAD, spb.String)
+            self._store(Sealed("", SparkplugEncoder.node_data(alias, head, now_ms()), 1, False))
 
     def _seal_historical(self) -> None:
         """Right before each outbox commit: historical bodies fill for at most one commit interval, so a

@@ -30,6 +30,7 @@ from linebridge.uplink.topics import Topics
 log = logging.getLogger(__name__)
 
 REBIRTH = "Node Control/Rebirth"
+AUDIT_HEAD = "Audit/Head"  # "<file>:<seq>:<hash>" of the audit chain, a witness outside the bridge
 GOODBYE_TIMEOUT = 2.0
 CommandHandler = Callable[[str, str, bytes, str], None]  # verb, device id, payload, topic
 
@@ -55,8 +56,10 @@ class EdgeNode:
         publisher: Publisher,
         device_births: Callable[[], list[Transient]],
         on_command: CommandHandler,
+        audit_head: Callable[[], str] | None = None,
     ) -> None:
         self.config, self.topics, self.outbox, self.publisher = config, topics, outbox, publisher
+        self._audit_head = audit_head
         self._device_births, self._on_command = device_births, on_command
         self.client_id = config.client_id or f"linebridge-{topics.edge_node_id}"
         self.state = UplinkState.OFFLINE
@@ -244,6 +247,9 @@ class EdgeNode:
                 stamp,
             ),
         ]
+        if self._audit_head is not None:
+            head = self.outbox.alias("", AUDIT_HEAD, spb.String)
+            metrics.append((AUDIT_HEAD, head, ValueType.STRING, self._audit_head(), stamp))
         return Transient("NBIRTH", "", SparkplugEncoder.birth(metrics, stamp, extra=[bdseq]))
 
     # -- incoming ----------------------------------------------------------------------------
