@@ -56,6 +56,7 @@ def config(
     queue_samples: int,
     uplink: dict | None = None,  # type: ignore[no-untyped-def]
     audit_dir: str = "",
+    sections: dict | None = None,
 ):
     """A loopback-only bridge config without discovery or metrics.
 
@@ -72,6 +73,7 @@ def config(
         "devices": devices,
         "uplink": uplink or {"enabled": False},
     }
+    data.update(sections or {})
     if audit_dir and "audit" in Config.model_fields:
         data["audit"] = {"path": audit_dir}
     if "rate_limits" in CommandsConfig.model_fields:
@@ -111,7 +113,13 @@ async def serve(args: argparse.Namespace) -> None:
     stop = stop_event()
     devices = json.loads(args.devices)
     with tempfile.TemporaryDirectory(prefix="linebridge-bench-audit-") as audit_dir:
-        cfg = config(devices, args.queue_samples, json.loads(args.uplink) if args.uplink else None, audit_dir)
+        cfg = config(
+            devices,
+            args.queue_samples,
+            json.loads(args.uplink) if args.uplink else None,
+            audit_dir,
+            json.loads(args.sections) if args.sections else None,
+        )
         await run_bridge(cfg, devices, args.receipt_stamps, stop)
 
 
@@ -143,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "--queue-samples", type=int, default=200_000, help="telemetry.subscriber_queue_samples"
     )
     parser.add_argument("--uplink", default="", help="JSON `uplink:` config section (enables the uplink)")
+    parser.add_argument("--sections", default="", help="JSON object of more config sections (e.g. analytics)")
     parser.add_argument("--receipt-stamps", action="store_true", help="UR samples stamped at packet receipt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -49,9 +49,15 @@ async def start_bridge(
     uplink: dict | None = None,
     receipt_stamps: bool = False,
     online_timeout: float = 60.0,
+    extra: dict | None = None,
 ) -> Child:
-    """A bridge process (bench.bridge_proc) with `devices`, once all of them are ONLINE."""
+    """A bridge process (bench.bridge_proc) with `devices`, once all of them are ONLINE.
+
+    `extra` holds more config sections (e.g. `analytics`), merged into the bench config.
+    """
+    sections = extra
     extra = ["--uplink", json.dumps(uplink)] if uplink else []
+    extra += ["--sections", json.dumps(sections)] if sections else []
     extra += ["--receipt-stamps"] if receipt_stamps else []
     child = await procs.start(
         name,

@@ -10,11 +10,13 @@ from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
+from linebridge.analytics import Alarm, AlarmManager, AnalyticsEngine
 from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer
 from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
 from linebridge.commands.audit import CommandAudit
+from linebridge.commands.audit import who as audit_who
 from linebridge.commands.gates import CommandGates
 from linebridge.commands.manager import CommandManager
 from linebridge.commands.types import CommandRecord
@@ -25,8 +27,9 @@ from linebridge.devices.discovery import Discovery
 from linebridge.devices.manager import DeviceManager
 from linebridge.devices.sessions import DeviceSession
 from linebridge.drivers.base import Driver
-from linebridge.errors import ConfigError
+from linebridge.errors import ConfigError, Unavailable
 from linebridge.metrics import Metrics
+from linebridge.model import AlarmReport, Identity
 from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
@@ -97,7 +100,12 @@ class BridgeApp:
             self.approvals,
             on_reconnect=lambda d: self.metrics.reconnects.labels(d).inc(),
             on_guarded=self.metrics.on_guarded,
+            on_alarm=self._device_alarm,
         )
+        self.alarms = AlarmManager(config.analytics.history, self._audit_alarm)
+        self.analytics = AnalyticsEngine(config.analytics, self.registry, self.bus, self.alarms)
+        self.alarms.forwarders["device"] = self._forward_ack
+        self.alarms.confirm_forwarders["device"] = self._forward_confirm
         self.uplink = (
             Uplink(
                 config.uplink,
@@ -126,6 +134,8 @@ class BridgeApp:
             self.started_ns,
             self.started_monotonic,
             self.audit.head if self.audit is not None else None,
+            alarms=self.alarms,
+            analytics=self.analytics,
         )
         self.api = ApiServer(parts, config)
         if self.commands.audit is not None:  # calls refused before they became commands are audited too
@@ -149,6 +159,8 @@ class BridgeApp:
                     raise ConfigError(
                         f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
                     ) from None
+            if self.config.analytics.enabled:
+                self.analytics.start()
             self.grpc_port = await self.api.start()
             if self.uplink is not None:  # before the devices, so it sees their first batch
                 await self.uplink.start()
@@ -179,7 +191,47 @@ class BridgeApp:
         if self.audit is not None:
             await self.audit.close()
         await self.devices.stop()
+        await self.analytics.stop()
         self.metrics.shutdown()
+
+    # -- alarms (issue 14) -----------------------------------------------------------------------
+    def _device_alarm(self, device_id: str, report: AlarmReport) -> None:
+        """An alarm the device raised itself (OPC UA A&C): into the alarm manager as source "device"."""
+        self.alarms.report(
+            device_id,
+            report.name,
+            report.active,
+            severity=report.severity,
+            message=report.message,
+            source="device",
+            acked=report.acked,
+            confirmed=report.confirmed,
+        )
+
+    async def _forward_ack(self, alarm: Alarm, comment: str, who: Identity) -> None:
+        """An operator acknowledged a device's alarm: the device acknowledges it too (OPC UA Part 9 §5.7.3)."""
+        driver = self.driver_of(alarm.device_id)
+        if driver is None:
+            raise Unavailable(f"device {alarm.device_id!r} is not online: cannot forward the acknowledgement")
+        await driver.acknowledge_alarm(alarm.name, f"{comment} ({who.name})" if comment else who.name)
+
+    async def _forward_confirm(self, alarm: Alarm, comment: str, who: Identity) -> None:
+        """An operator confirmed a device's alarm: the device confirms it too (OPC UA Part 9 §5.7.4)."""
+        driver = self.driver_of(alarm.device_id)
+        if driver is None:
+            raise Unavailable(f"device {alarm.device_id!r} is not online: cannot forward the confirmation")
+        await driver.confirm_alarm(alarm.name, f"{comment} ({who.name})" if comment else who.name)
+
+    def _audit_alarm(self, action: str, alarm: Alarm, who: Identity, detail: dict) -> None:
+        """Acknowledgements and shelving are audit-logged like commands."""
+        if self.commands.audit is not None:
+            self.commands.audit.event(
+                "control_system_event",
+                action,
+                "success",
+                who=audit_who(who),
+                what={"alarm": alarm.id, **detail},
+            )
 
     def uplink_status(self) -> UplinkStatus:
         return self.uplink.status() if self.uplink is not None else DISABLED

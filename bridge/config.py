@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from linebridge.analytics.config import AnalyticsConfig
 from linebridge.audit.log import AuditConfig
 from linebridge.commands.policy import DevicePolicy
 from linebridge.commands.ratelimit import RateLimits
@@ -191,6 +192,8 @@ class Config(_Model):
     # Command policy by device id glob ('robot-*'), for devices without a `policy` of their own.
     policies: dict[str, DevicePolicy] = Field(default_factory=dict)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    # Machine states, OEE (ISO 22400-2) and alarm rules (issue 14).
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     # Folder of the config file: relative paths in driver options (e.g. Modbus maps) resolve here.
     _base_dir: Path | None = PrivateAttr(default=None)
 

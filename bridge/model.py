@@ -216,6 +216,8 @@ class DeviceDescription:
     signals: list[Signal] = field(default_factory=list)
     methods: list[MethodSpec] = field(default_factory=list)
     commands: frozenset[CommandKind] = frozenset()
+    # The driver's proposal for machine states and alarm rules (the `analytics.devices` schema).
+    analytics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -257,6 +259,20 @@ class SampleBatch:
             )
 
         return part(slice(None, size)), part(slice(size, None))
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmReport:
+    """An alarm the device itself reports (an OPC UA condition, an alarm word): its current state."""
+
+    name: str
+    active: bool
+    acked: bool
+    severity: int = 500
+    message: str = ""
+    source: str = ""  # the device's own name for the source (SourceName)
+    retain: bool = True
+    confirmed: bool = True  # OPC UA ConfirmedState (true when the device has none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,8 @@ class DeviceRegistry:
         self._by_alias: dict[int, tuple[str, Signal]] = {}  # alias -> (device id, signal)
         # alias -> value type, read by encoders once per batch column rather than per signal lookup
         self.value_types: dict[int, ValueType] = {}
+        # Signals derived from a device's own (machine state, OEE, alarms): set by the analytics engine.
+        self.derive: Callable[[str, DeviceDescription], list[Signal]] | None = None
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceRecord:
@@ -155,7 +157,18 @@ class DeviceRegistry:
         for signal in record.signals.values():
             self._by_alias.pop(signal.alias, None)
         signals: dict[str, Signal] = {}
-        for signal in description.signals:
+        self._assign(device_id, description.signals, signals)
+        if self.derive is not None:  # after the device's own aliases: derived rules bind to them
+            extra = [d for d in self.derive(device_id, description) if d.path not in signals]
+            self._assign(device_id, extra, signals)
+        record.description, record.signals = description, signals
+        record.details = dict(details or {})
+        if not record.name:
+            record.name = description.name or device_id
+        self._emit(DeviceEvent.CHANGED, record)
+
+    def _assign(self, device_id: str, new: list[Signal], signals: dict[str, Signal]) -> None:
+        for signal in new:
             full = f"{device_id}/{signal.path}"
             alias = self._alias_of.get(full)
             if alias is None:
@@ -164,8 +177,3 @@ class DeviceRegistry:
             signals[signal.path] = signal
             self._by_alias[alias] = (device_id, signal)
             self.value_types[alias] = signal.value_type
-        record.description, record.signals = description, signals
-        record.details = dict(details or {})
-        if not record.name:
-            record.name = description.name or device_id
-        self._emit(DeviceEvent.CHANGED, record)

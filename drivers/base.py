@@ -6,12 +6,15 @@ device state itself: it raises, and the bridge's session supervisor decides what
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol
 
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from linebridge.errors import (  # re-exported for drivers
@@ -24,6 +27,7 @@ from linebridge.errors import (  # re-exported for drivers
 )
 from linebridge.model import (  # re-exported for drivers
     Access,
+    AlarmReport,
     CommandKind,
     CommandRequest,
     CommandResult,
@@ -43,6 +47,8 @@ from linebridge.model import (  # re-exported for drivers
 
 __all__ = [
     "Access",
+    "AlarmReport",
+    "analytics_file",
     "BatchSink",
     "CommandKind",
     "CommandRequest",
@@ -131,6 +137,9 @@ class BatchSink(Protocol):
     def alive(self) -> None:
         """Report that the device answered with nothing new (a keep-alive, a poll without changes)."""
 
+    def alarm(self, report: AlarmReport) -> None:
+        """Report the state of an alarm the device raises itself (OPC UA A&C, alarm words)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DriverContext:
@@ -173,6 +182,11 @@ class Driver(ABC):
         """Raise InvalidArgument when `endpoint` is not an address this driver can use (before connecting)."""
         return None  # drivers without a fixed endpoint form take any
 
+    @classmethod
+    def known_signals(cls, options: DriverOptions) -> dict[str, ValueType] | None:
+        """Signal paths and types known before connecting (a register map), for the config check; else None."""
+        return None
+
     @abstractmethod
     async def connect(self) -> DeviceDescription:
         """Open the connection and describe the device (identity, signals, capabilities)."""
@@ -208,6 +222,14 @@ class Driver(ABC):
         """Call a device method with type-checked arguments; return its outputs."""
         raise Unsupported(f"{self.type_name} driver does not support methods")
 
+    async def acknowledge_alarm(self, name: str, comment: str) -> None:
+        """Acknowledge an alarm the device reported (forwarded to the device, e.g. OPC UA Acknowledge)."""
+        raise Unsupported(f"{self.type_name} driver does not acknowledge alarms")
+
+    async def confirm_alarm(self, name: str, comment: str) -> None:
+        """Confirm an acknowledged alarm the device reported (forwarded, e.g. OPC UA Confirm)."""
+        raise Unsupported(f"{self.type_name} driver does not confirm alarms")
+
     async def stop(self) -> None:
         """Request a protective stop of the device's motion or program."""
         raise Unsupported(f"{self.type_name} driver does not support stop")
@@ -224,6 +246,13 @@ class Driver(ABC):
             await self.stop()
             return CommandResult(message="stop requested")
         raise Unsupported(f"{self.type_name} driver does not support {request.kind} commands")
+
+
+@functools.cache
+def analytics_file(path: str) -> dict[str, object]:
+    """A driver's default machine states and alarm rules (YAML in the `analytics.devices` schema)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def all_signals(description: DeviceDescription) -> Sequence[Signal]:

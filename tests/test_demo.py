@@ -207,3 +207,26 @@ async def test_the_signal_itself_quiets_the_log_before_the_loop_stops():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert collect.messages == []
+
+
+async def test_demo_shows_an_early_warning_in_its_first_minute():
+    # robot-1 runs with --fault motor-drift: its axis 3 motor heats from 20 s on, and the shipped CUSUM
+    # rule warns long before the controller's over-temperature limit (about 17 minutes later).
+    process = await asyncio.create_subprocess_exec(
+        *OWN_DEMO,
+        "--robots",
+        "1",
+        "--no-ur",
+        "--no-plc",
+        "--duration",
+        "55",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 150)
+    text = out.decode()
+    assert process.returncode == 0, err.decode()
+    robot = f"robot-1-{SUFFIX}"
+    pattern = rf"^\s+\d+\s+ACTIVE\s+{re.escape(robot)}/motor_3_drift\s+EARLY WARNING .*$"
+    assert re.findall(pattern, text, re.MULTILINE), text[-3000:]
+    assert f"{robot}/motor_over_temperature" not in text  # the hi limit is still far away

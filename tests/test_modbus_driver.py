@@ -89,7 +89,7 @@ async def test_connect_describes_the_plc(sim: CellPlcSimulator, connect: Connect
     assert description.identity == f"modbus:127.0.0.1:{sim.port}/1"
     assert description.commands == frozenset({CommandKind.WRITE})
     by_path = signals_of(driver)
-    assert len(by_path) == 17
+    assert len(by_path) == 18
     speed = by_path["conveyor/speed"]
     assert (speed.value_type, speed.unit, speed.source_type, speed.address) == (
         ValueType.DOUBLE,
@@ -144,7 +144,7 @@ async def test_stream_sends_everything_first_then_only_changes(
         assert await stop_task(task) is None
     first_fast, first_slow = sink.batches[0], sink.batches[1]
     groups = {len(first_fast), len(first_slow)}
-    assert groups == {10, 7}, "the first batch of each group carries all of its signals"
+    assert groups == {11, 7}, "the first batch of each group carries all of its signals"
     assert sorted(first_fast.aliases + first_slow.aliases) == sorted(s.alias for s in signals)
     last: dict[int, Any] = {}
     for batch in sink.batches:
@@ -302,11 +302,11 @@ async def test_diagnostics_show_the_poll_plan(sim: CellPlcSimulator, connect: Co
     driver = await connect(sim.endpoint)
     lines = driver.diagnostics()
     assert lines["poll_plan"].startswith(
-        "fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 10 signals)"
+        "fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1 (4 requests for 11 signals)"
     )
-    assert lines["requests_per_cycle"] == "6 (one per signal would be 17)"
+    assert lines["requests_per_cycle"] == "6 (one per signal would be 18)"
     assert "shared by 1 device(s)" in lines["connection"]
-    assert driver.plan.requests_per_cycle == 6 and driver.plan.naive_requests_per_cycle == 17
+    assert driver.plan.requests_per_cycle == 6 and driver.plan.naive_requests_per_cycle == 18
 
 
 # --- write function codes, seen from a raw server --------------------------------------------------

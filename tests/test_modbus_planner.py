@@ -146,7 +146,7 @@ def test_cell_plc_plan() -> None:
     regmap = load_map("cell-plc")
     plan = plan_polls(regmap.compiled, {n: regmap.group_interval(n) for n in regmap.poll_groups}, Limits())
     assert plan.requests_per_cycle == 6
-    assert plan.naive_requests_per_cycle == len(regmap.compiled) == 17
+    assert plan.naive_requests_per_cycle == len(regmap.compiled) == 18
     assert "fast 250 ms: coil 0-1, DI 0-3, IR 0-4, HR 0-1" in plan.describe()
 
 

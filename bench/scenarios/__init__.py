@@ -18,6 +18,7 @@ ORDER = (
     "ur_rtde",
     "startup",
     "client_decode",
+    "analytics_overhead",
     "console_live",
 )
 

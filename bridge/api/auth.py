@@ -58,6 +58,14 @@ REQUIRED_ROLE: dict[str, Role] = {
     "/linebridge.v1.CommandService/Cancel": Role.OPERATOR,
     "/linebridge.v1.CommandService/Jog": Role.OPERATOR,
     "/linebridge.v1.BridgeService/ApproveDevice": Role.ADMIN,
+    **_methods(pb.alarm, "AlarmService", Role.VIEWER),
+    **_methods(pb.alarm, "EfficiencyService", Role.VIEWER),
+    # Operators acknowledge and shelve; viewers read (issue 14).
+    "/linebridge.v1.AlarmService/Acknowledge": Role.OPERATOR,
+    "/linebridge.v1.AlarmService/Confirm": Role.OPERATOR,
+    "/linebridge.v1.AlarmService/Shelve": Role.OPERATOR,
+    "/linebridge.v1.AlarmService/Unshelve": Role.OPERATOR,
+    "/linebridge.v1.EfficiencyService/SetPlannedBusyTime": Role.OPERATOR,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Role.VIEWER,
 }
 # Open to every caller that completed the transport handshake: liveness probes carry no identity.

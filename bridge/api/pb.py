@@ -1,5 +1,7 @@
 """Short names for the generated protobuf modules."""
 
+from linebridge.api.gen.linebridge.v1 import alarm_pb2 as alarm
+from linebridge.api.gen.linebridge.v1 import alarm_pb2_grpc as alarm_grpc
 from linebridge.api.gen.linebridge.v1 import bridge_pb2 as bridge
 from linebridge.api.gen.linebridge.v1 import bridge_pb2_grpc as bridge_grpc
 from linebridge.api.gen.linebridge.v1 import command_pb2 as command
@@ -11,6 +13,8 @@ from linebridge.api.gen.linebridge.v1 import telemetry_pb2 as telemetry
 from linebridge.api.gen.linebridge.v1 import telemetry_pb2_grpc as telemetry_grpc
 
 __all__ = [
+    "alarm",
+    "alarm_grpc",
     "bridge",
     "bridge_grpc",
     "command",

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from linebridge.api import pb
+from linebridge.api.alarms import AlarmService, EfficiencyService
 from linebridge.api.auth import Authenticator, server_credentials
 from linebridge.api.convert import serialize_update
 from linebridge.api.interceptor import AuthInterceptor
@@ -26,6 +27,8 @@ SERVICE_NAMES = (
     pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
     pb.command.DESCRIPTOR.services_by_name["CommandService"].full_name,
     pb.bridge.DESCRIPTOR.services_by_name["BridgeService"].full_name,
+    pb.alarm.DESCRIPTOR.services_by_name["AlarmService"].full_name,
+    pb.alarm.DESCRIPTOR.services_by_name["EfficiencyService"].full_name,
 )
 
 
@@ -108,6 +111,11 @@ class ApiServer:
         )
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(parts.commands), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(parts), self.server)
+        if parts.alarms is not None and parts.analytics is not None:
+            pb.alarm_grpc.add_AlarmServiceServicer_to_server(AlarmService(parts.alarms), self.server)
+            pb.alarm_grpc.add_EfficiencyServiceServicer_to_server(
+                EfficiencyService(parts.analytics), self.server
+            )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

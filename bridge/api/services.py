@@ -37,6 +37,7 @@ from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from linebridge.telemetry.updates import BatchUpdate
 
 if TYPE_CHECKING:
+    from linebridge.analytics import AlarmManager, AnalyticsEngine
     from linebridge.audit.key import ChainHead
     from linebridge.commands.manager import CommandManager
     from linebridge.devices.manager import DeviceManager
@@ -63,6 +64,8 @@ class ApiParts:
     started_monotonic: float = field(default_factory=time.monotonic)
     # The audit chain's newest record (None when the audit log is off).
     audit_head: Callable[[], ChainHead] | None = None
+    alarms: AlarmManager | None = None  # issue 14: AlarmService
+    analytics: AnalyticsEngine | None = None  # issue 14: EfficiencyService
 
 
 def peer_of(context: grpc.aio.ServicerContext) -> str:

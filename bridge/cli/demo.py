@@ -112,14 +112,18 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], upli
         "",
     ]
     width = max([len(r.id) for r in app.registry] + [10]) + 2
-    lines.append(f"{'DEVICE':<{width}}{'STATE':<11}{'DRIVER':<8}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT")
+    lines.append(
+        f"{'DEVICE':<{width}}{'STATE':<11}{'DRIVER':<8}{'MACHINE':<11}{'OEE':>5}{'SIGNALS':>8}{'SAMPLES/S':>12}  ENDPOINT"
+    )
     for record in sorted(app.registry, key=lambda r: r.id):
+        machine, oee = machine_of(app, record.id)
         lines.append(
-            f"{record.id:<{width}}{record.state.name:<11}{record.driver:<8}{len(record.signals):>8}"
-            f"{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}"
+            f"{record.id:<{width}}{record.state.name:<11}{record.driver:<8}{machine:<11}{oee:>5}"
+            f"{len(record.signals):>8}{rates.get(record.id, 0.0):>12.0f}  {record.endpoint}"
         )
     if not len(app.registry):
         lines.append("(waiting for mDNS announcements ...)")
+    lines += ["", *alarm_lines(app)]
     robot = sims[0].name if sims else "robot-1"
     lines += [
         "",
@@ -133,10 +137,37 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], upli
         f"  .venv/bin/linebridge watch --target {app.api_address} '{robot}/axes/*/actual_position'",
         f"  .venv/bin/linebridge call --target {app.api_address} {robot} StartProgram demo",
         f"  .venv/bin/linebridge uplink status --target {app.api_address}",
+        f"  .venv/bin/linebridge alarms --watch --target {app.api_address}",
+        f"  .venv/bin/linebridge ack {robot}/motor_3_drift --comment 'fan checked' --target {app.api_address}",
+        f"  .venv/bin/linebridge oee --target {app.api_address}",
         f"  grpcurl -plaintext {app.api_address} list",
         "Ctrl-C stops the bridge and the simulators.",
     ]
     return "\n".join(lines)
+
+
+def machine_of(app: BridgeApp, device_id: str) -> tuple[str, str]:
+    """The device's machine state and its OEE this shift ('-' when it has no analytics)."""
+    rt = app.analytics.devices.get(device_id)
+    if rt is None:
+        return "-", "-"
+    if rt.config.oee is None:
+        return rt.clock.state.name, "-"
+    eff = app.analytics.efficiency_of(rt, "shift", time.time_ns())
+    return rt.clock.state.name, f"{eff.oee:.0%}"
+
+
+def alarm_lines(app: BridgeApp) -> list[str]:
+    """Alarms of interest, highest severity first; drift detectors are marked as early warnings."""
+    alarms = app.alarms.current()
+    if not alarms:
+        return ["alarms: none"]
+    out = [f"alarms ({len(alarms)}):"]
+    for a in alarms[:8]:
+        state = ("ACKED" if a.acked else "ACTIVE") if a.active else "RTN-UNACK"
+        early = "EARLY WARNING  " if a.name.endswith("_drift") else ""
+        out.append(f"  {a.severity:>4}  {state:<9} {a.id:<28} {early}{a.message}")
+    return out
 
 
 def uplink_line(app: BridgeApp, uplink: Uplink | None = None) -> str:
@@ -176,15 +207,20 @@ async def live_table(app: BridgeApp, sims: list[SimProcess], uplink: Uplink, dur
 
 def demo_cell(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     """(simulator, name, arguments) of every device in the demo cell."""
+    seed = ["--seed", str(getattr(args, "seed", 1))]
+    faults = getattr(args, "faults", True)
     suffix = f"-{args.suffix}" if getattr(args, "suffix", "") else ""
     cell = [
-        ("opcua-robot", f"robot-{i}{suffix}", ["--port", "0", "--rate", f"{args.rate:g}"])
+        ("opcua-robot", f"robot-{i}{suffix}", ["--port", "0", "--rate", f"{args.rate:g}", *seed])
         for i in range(1, args.robots + 1)
     ]
+    if faults and cell:  # an early warning in the first minute: robot-1's axis 3 motor heats up
+        cell[0][2].extend(["--fault", "motor-drift"])
     if args.ur:
         cell.append(("ur", f"ur-1{suffix}", []))
     if args.plc:
-        cell.append(("modbus-plc", f"plc-1{suffix}", ["--port", "0"]))
+        plc_faults = ["--fault", "starve"] if faults else []
+        cell.append(("modbus-plc", f"plc-1{suffix}", ["--port", "0", *seed, *plc_faults]))
     return cell
 
 

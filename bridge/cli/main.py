@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 
 from linebridge import __version__
+from linebridge.cli import alarms as alarms_cli
 from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
 from linebridge.cli import uplink_watch
@@ -46,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
     demo.add_argument(
         "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of the simulators' randomness (default 1)")
+    demo.add_argument(
+        "--no-faults",
+        dest="faults",
+        action="store_false",
+        help="healthy simulators (default: robot-1's axis 3 motor drifts, the PLC's infeed starves)",
     )
     demo.add_argument(
         "--mqtt",
@@ -108,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("device")
     approve = client("approve", "let a device found through mDNS connect (admin)")
     approve.add_argument("device")
+    alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
     console_cli.add_command(sub, DEFAULT_TARGET)

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from linebridge.api import pb
+from linebridge.cli.alarms import COMMANDS as alarm_commands
 from linebridge.cli.security import client_from_args
 from linebridge.client import (
     AsyncClient,
@@ -267,4 +268,5 @@ COMMANDS = {
     "stop": _stop,
     "uplink": _uplink,
     "approve": _approve,
+    **alarm_commands,
 }

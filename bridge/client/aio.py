@@ -15,6 +15,7 @@ from linebridge.api import pb
 from linebridge.client import errors
 from linebridge.client._channel import Backoff, Pem, call, open_channel, tls_credentials
 from linebridge.client._values import duration, value_of
+from linebridge.client.alarms import AlarmCalls
 from linebridge.client.batch import Batch, Sample
 from linebridge.client.commands import Command, CommandEvent, Jog, build_request, event_of
 from linebridge.client.devices import Device, DeviceEvent, DeviceEventType, ValueType, device_of, enum_of
@@ -53,9 +54,11 @@ class Stubs:
         self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(channel)
         self.commands = pb.command_grpc.CommandServiceStub(channel)
         self.bridge = pb.bridge_grpc.BridgeServiceStub(channel)
+        self.alarms = pb.alarm_grpc.AlarmServiceStub(channel)
+        self.efficiency = pb.alarm_grpc.EfficiencyServiceStub(channel)
 
 
-class AsyncClient:
+class AsyncClient(AlarmCalls):
     """A bridge at `target` ("host:port"). TLS when `ca`, `cert`/`key` or `tls=True` is given (PEM bytes,
     PEM text or file paths); `token` is sent as a bearer token. Calls made while the bridge cannot be
     reached are retried with backoff for `reconnect_seconds`; subscriptions reconnect on their own."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from linebridge.analytics.config import check_signals
 from linebridge.config import Config, describe_validation_error
 from linebridge.drivers.base import Driver, DriverContext, DriverOptions
 from linebridge.errors import ConfigError, InvalidArgument
@@ -89,6 +91,23 @@ class DriverCatalog:
                 self._classes[device.driver].check_endpoint(device.endpoint, options)
             except InvalidArgument as exc:
                 raise ConfigError(f"{source}: devices[{i}].endpoint: {exc}") from None
+            self._check_analytics(config, source, device.id, device.driver, options)
+
+    def _check_analytics(
+        self, config: Config, source: str, device_id: str, driver: str, options: DriverOptions
+    ) -> None:
+        """Analytics rules of a device whose signals are known before connecting (a register map) must name them."""
+        known = self._classes[driver].known_signals(options)
+        if known is None:
+            return
+        for glob, analytics in config.analytics.devices.items():
+            if fnmatch.fnmatchcase(device_id, glob):
+                problem = check_signals(analytics, known)
+                if problem:
+                    raise ConfigError(
+                        f"{source}: analytics.devices[{glob!r}] (device {device_id}): {problem}"
+                    )
+                return
 
     def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
         driver = self.get(name)

@@ -22,7 +22,7 @@ from linebridge.drivers.base import (
     StreamHints,
 )
 from linebridge.errors import ConfigError, DeadlineExceeded, IdentityChanged, Unavailable
-from linebridge.model import SampleBatch, Signal
+from linebridge.model import AlarmReport, SampleBatch, Signal
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import Counter, GuardSettings, ValueGuard
@@ -42,6 +42,7 @@ class DeviceManager:
         approvals: Approvals,
         on_reconnect: Callable[[str], None] | None = None,
         on_guarded: Counter | None = None,
+        on_alarm: Callable[[str, AlarmReport], None] | None = None,
     ) -> None:
         self.config, self.drivers, self.registry, self.bus = config, drivers, registry, bus
         self.approvals = approvals
@@ -49,6 +50,7 @@ class DeviceManager:
         self.on_guarded = on_guarded  # counts samples the driver boundary corrected (metrics)
         t = config.telemetry
         self.guard_settings = GuardSettings(t.max_value_bytes, t.oversize_values)
+        self.on_alarm = on_alarm  # alarms a device raises itself (OPC UA A&C), for the alarm manager
         self.sessions: dict[str, DeviceSession] = {}
         self.discovery: Discovery | None = None
         self._stopping = False
@@ -179,6 +181,7 @@ class DeviceManager:
             Backoff(s.backoff_initial_seconds, s.backoff_max_seconds),
             s.connect_timeout_seconds,
             on_reconnect=self.on_reconnect,
+            on_alarm=self.on_alarm,
             verify=self._verify if pin else None,
             guard=ValueGuard(device_id, self.guard_settings, self.on_guarded),
             liveness=liveness,

@@ -13,7 +13,7 @@ from typing import Any
 from linebridge.devices.loglimit import RepeatLimiter
 from linebridge.drivers.base import DeviceDescription, Driver, StreamHints, all_signals
 from linebridge.errors import IdentityChanged, LinebridgeError, Unavailable, describe
-from linebridge.model import DeviceState, SampleBatch
+from linebridge.model import AlarmReport, DeviceState, SampleBatch
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import GuardSettings, ValueGuard
@@ -55,6 +55,10 @@ class _Channel:
     def degraded(self, reason: str | None) -> None:
         self._session.set_degraded(reason)
 
+    def alarm(self, report: AlarmReport) -> None:
+        if self._session.on_alarm is not None:
+            self._session.on_alarm(self._session.device_id, report)
+
 
 class DeviceSession:
     """Owns the driver of one device and its connection lifecycle."""
@@ -69,6 +73,7 @@ class DeviceSession:
         backoff: Backoff,
         connect_timeout: float,
         on_reconnect: Callable[[str], None] | None = None,
+        on_alarm: Callable[[str, AlarmReport], None] | None = None,
         verify: Verify | None = None,
         guard: ValueGuard | None = None,
         liveness: float | None = None,
@@ -79,6 +84,7 @@ class DeviceSession:
         self._factory, self._hints, self._backoff = factory, hints, backoff
         self._connect_timeout = connect_timeout
         self._on_reconnect = on_reconnect
+        self.on_alarm = on_alarm
         self._verify = verify
         self.held = False  # ended on an identity change: waits for an approval or its last good endpoint
         self.driver: Driver | None = None

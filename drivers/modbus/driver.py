@@ -28,6 +28,7 @@ from linebridge.drivers.base import (
     StreamHints,
     Unavailable,
     Value,
+    ValueType,
     batch_of,
 )
 from linebridge.drivers.modbus.client import UnitClient
@@ -157,6 +158,12 @@ class ModbusDriver(Driver):
             options={"unit": unit, "map": map_name},
         )
 
+    @classmethod
+    def known_signals(cls, options: DriverOptions) -> dict[str, ValueType] | None:
+        """The register map's points: analytics rules on this device are checked against them at load."""
+        regmap = options.map  # type: ignore[attr-defined]
+        return {p.path: p.signal().value_type for p in regmap.compiled}
+
     async def connect(self) -> DeviceDescription:
         """Open (or share) the connection, probe the device with one read, describe it."""
         host, port = parse_endpoint(self.ctx.endpoint)
@@ -174,6 +181,7 @@ class ModbusDriver(Driver):
             identity=f"modbus:{host}:{port}/{self.options.unit}",
             signals=[p.signal() for p in self._map.compiled],
             commands=frozenset({CommandKind.WRITE}) if writable else frozenset(),
+            analytics=self._map.analytics_defaults(),
         )
 
     async def _probe(self) -> None:

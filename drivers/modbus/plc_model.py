@@ -60,6 +60,8 @@ class CellPlcModel:
     _pick_left: float = 0.0
     _jam_left: float = 0.0
     _tripped: bool = False  # stopped by a jam or safety stop (not by command): restart in auto
+    # Fault "starve": the upstream station delivers at most one part per this many seconds (0 = no limit).
+    upstream_period: float = 0.0
     _rng: random.Random | None = None
 
     def __post_init__(self) -> None:
@@ -69,6 +71,12 @@ class CellPlcModel:
     def safety_ok(self) -> bool:
         """Light curtain clear and door closed."""
         return self.light_curtain_clear and self.door_closed
+
+    @property
+    def starved(self) -> bool:
+        """Running, but no part came for 2.5 part spacings (and at least 2 s): the infeed is starved."""
+        expected = PART_SPACING / self.speed if self.speed > 0 else math.inf
+        return self.running and self._since_part > max(2.0, 2.5 * expected)
 
     def values(self) -> dict[str, Value]:
         """Every signal of the cell-plc map by path."""
@@ -88,6 +96,7 @@ class CellPlcModel:
             "conveyor/motor_temperature": round(self.motor_temperature, 1),
             "cell/ready": self.mode == Mode.AUTO and self.safety_ok and not self.jam,
             "cell/fault": self.jam,
+            "conveyor/starved": self.starved,
             "cell/uptime": int(self.uptime),
             "conveyor/distance": self.distance,
         }
@@ -145,6 +154,8 @@ class CellPlcModel:
         self._travel += travel
         while self._travel >= PART_SPACING:
             self._travel -= PART_SPACING
+            if self._since_part < self.upstream_period:
+                continue  # an empty slot on the belt: the upstream station had no part ready
             self.part_count = (self.part_count + 1) & 0xFFFFFFFF
             self.cycle_time = min(self._since_part, 655.35)
             self._since_part = 0.0

@@ -60,6 +60,16 @@ class DeviceInfo(BaseModel):
         return DeviceKind[self.kind.upper()]
 
 
+class AlarmSpec(BaseModel):
+    """`alarm:` on a map point: the point is a device alarm bit (active while true, or equal to `value`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: int = Field(500, ge=1, le=1000)
+    message: str = ""
+    value: float | bool = True
+
+
 class PointSpec(BaseModel):
     """One register map entry as written in YAML or in the config file."""
 
@@ -80,6 +90,8 @@ class PointSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     description: str = ""
+    # A device alarm bit (issue 14): raised while the point is true (or equals alarm.value).
+    alarm: AlarmSpec | None = None
 
     @field_validator("table", "type", "access", mode="before")
     @classmethod
@@ -96,6 +108,8 @@ class RegisterMap(BaseModel):
     byte_order: str = "ABCD"
     poll_groups: dict[str, int] = Field(default_factory=lambda: {"default": 1000})
     points: list[PointSpec] = Field(min_length=1)
+    # Default machine states and alarm rules for devices with this map (the `analytics.devices` schema).
+    analytics: dict[str, Any] = Field(default_factory=dict)
     _compiled: list[MapPoint] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
@@ -115,6 +129,24 @@ class RegisterMap(BaseModel):
             raise ValueError("invalid register map:\n  " + "\n  ".join(errors))
         self._compiled = compiled
         return self
+
+    def analytics_defaults(self) -> dict[str, Any]:
+        """The map's `analytics` section plus one bit rule per point marked `alarm:`."""
+        rules = [
+            {
+                "name": p.path.replace("/", "."),
+                "type": "bit",
+                "signal": p.path,
+                "active_value": p.alarm.value,
+                "severity": p.alarm.severity,
+                "message": p.alarm.message or p.description or p.path,
+            }
+            for p in self.points
+            if p.alarm is not None
+        ]
+        if not rules:
+            return dict(self.analytics)
+        return {**self.analytics, "rules": [*self.analytics.get("rules", []), *rules]}
 
     @property
     def compiled(self) -> list[MapPoint]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import sys
 from collections.abc import Sequence
 
@@ -187,8 +188,10 @@ class CellPlcSimulator:
         mdns: bool = False,
         tick: float = TICK,
         bench_registers: int = 0,
+        faults: Sequence[str] = (),
     ) -> None:
         self.host, self.name, self.tick = host, name, tick
+        self.faults = FaultPlan(faults, seed)
         self.bench_registers = bench_registers
         self.units = tuple(units)
         self.models = {unit: CellPlcModel(seed=seed + unit) for unit in self.units}
@@ -199,6 +202,7 @@ class CellPlcSimulator:
         self._responding.set()
         self._server: ModbusTcpServer | None = None
         self._tick_task: asyncio.Task[None] | None = None
+        self._flaky_task: asyncio.Task[None] | None = None
         self._advertiser: Advertiser | None = None
 
     @property
@@ -235,6 +239,8 @@ class CellPlcSimulator:
         await self._server.serve_forever(background=True)
         self._port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._tick_task = asyncio.create_task(self._scan(), name=f"plc-scan {self.name}")
+        if "intermittent" in self.faults.names:
+            self._flaky_task = asyncio.create_task(self._flaky(), name=f"plc-flaky {self.name}")
         if self._mdns:
             self._advertiser = Advertiser(
                 SERVICE_TYPE,
@@ -246,26 +252,68 @@ class CellPlcSimulator:
             await self._advertiser.start()
 
     async def _scan(self) -> None:
+        elapsed = 0.0
         while True:
             await asyncio.sleep(self.tick)
+            elapsed += self.tick
             for model in self.models.values():
+                model.upstream_period = self.faults.upstream_period(elapsed)
                 model.step(self.tick)
+
+    async def _flaky(self) -> None:
+        """Fault "intermittent": answer for a while, fall silent for a while, on a seeded schedule."""
+        for up, down in self.faults.outages():
+            await asyncio.sleep(up)
+            self.set_responding(False)
+            await asyncio.sleep(down)
+            self.set_responding(True)
 
     async def stop(self) -> None:
         """Stop advertising, serving and scanning; idempotent."""
         advertiser, self._advertiser = self._advertiser, None
         if advertiser is not None:
             await advertiser.stop()
-        task, self._tick_task = self._tick_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._tick_task, self._flaky_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tick_task = self._flaky_task = None
         self._responding.set()  # release requests parked by a mute
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()
             await asyncio.sleep(0)  # let released request handlers finish
+
+
+FAULTS = {
+    "starve": "after 20 s the upstream station delivers one part per 4 s (the conveyor is starved)",
+    "intermittent": "the PLC stops answering for 2-5 s every 10-20 s (seeded)",
+}
+
+
+class FaultPlan:
+    """Reproducible simulated trouble: which faults, and their seeded timing."""
+
+    STARVE_AFTER, STARVE_PERIOD = 20.0, 4.0
+
+    def __init__(self, names: Sequence[str], seed: int) -> None:
+        unknown = set(names) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(FAULTS)}")
+        self.names = frozenset(names)
+        self.seed = seed
+
+    def upstream_period(self, elapsed: float) -> float:
+        """Seconds between parts the upstream station can deliver at this time (0 = no limit)."""
+        starving = "starve" in self.names and elapsed >= self.STARVE_AFTER
+        return self.STARVE_PERIOD if starving else 0.0
+
+    def outages(self):  # noqa: ANN201 - an endless iterator of (up seconds, down seconds)
+        """Seeded (up, down) durations of the intermittent fault."""
+        rng = random.Random(self.seed)
+        while True:
+            yield rng.uniform(10.0, 20.0), rng.uniform(2.0, 5.0)
 
 
 async def _gateway_no_response(*_args: object) -> ExcCodes:
@@ -281,6 +329,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unit", type=int, action="append", help="unit id to serve (repeatable; default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated randomness")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        help="simulated trouble (repeatable): " + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
+    )
     parser.add_argument(
         "--bench-registers",
         type=int,
@@ -305,6 +360,7 @@ async def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         mdns=not args.no_mdns,
         bench_registers=args.bench_registers,
+        faults=args.fault,
     )
     return await serve_until_signalled(sim, "modbus-plc")
 

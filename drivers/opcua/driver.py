@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import cast
 
 from asyncua import Client, ua
@@ -35,6 +35,7 @@ from linebridge.drivers.base import (
     Unavailable,
     Unsupported,
     Value,
+    analytics_file,
 )
 from linebridge.drivers.opcua.addressing import (
     encode_arg,
@@ -45,6 +46,7 @@ from linebridge.drivers.opcua.addressing import (
 )
 from linebridge.drivers.opcua.browser import AddressSpaceBrowser, Catalog, read_attributes
 from linebridge.drivers.opcua.certs import client_application_uri
+from linebridge.drivers.opcua.conditions import ConditionWatch
 from linebridge.drivers.opcua.conversion import (
     plain,
     sample_of,
@@ -54,49 +56,14 @@ from linebridge.drivers.opcua.discovery import device_from_service
 from linebridge.drivers.opcua.mapping import STOP_METHOD_NAMES, device_kind
 from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
+from linebridge.drivers.opcua.status import LINK_STATUS, SERVER_INFO
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
 from linebridge.errors import describe
 
-
-class _PublishCrashFilter(logging.Filter):
-    """Drop asyncua's "Publish iteration crashed" traceback.
-
-    asyncua logs it (with a full traceback, at ERROR) when the server goes away under a running
-    subscription. The driver detects the same loss itself and raises Unavailable, and the bridge's
-    session logs the failure once; the library's traceback would only scare an operator.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Publish iteration crashed")
-
-
-# Filters apply only on the logger a record is created on, so attach to the session's own logger.
-for _name in ("asyncua.client.ua_session", "asyncua.client.ua_session.UaSession"):
-    logging.getLogger(_name).addFilter(_PublishCrashFilter())
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 SERVICE_TYPE = "_opcua-tcp._tcp.local."
-# Service results that mean the session or the transport is gone rather than the request refused.
-_LINK_STATUS = frozenset(
-    {
-        ua.StatusCodes.BadTimeout,
-        ua.StatusCodes.BadSessionIdInvalid,
-        ua.StatusCodes.BadSessionClosed,
-        ua.StatusCodes.BadSecureChannelClosed,
-        ua.StatusCodes.BadConnectionClosed,
-        ua.StatusCodes.BadCommunicationError,
-        ua.StatusCodes.BadServerNotConnected,
-        ua.StatusCodes.BadServerHalted,
-        ua.StatusCodes.BadShutdown,
-        ua.StatusCodes.BadNoCommunication,
-        ua.StatusCodes.BadSecureChannelIdInvalid,
-    }
-)
-_SERVER_INFO = (
-    ua.ObjectIds.Server_ServerArray,
-    ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
-    ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
-)
 
 
 class OpcUaDriver(Driver):
@@ -117,6 +84,7 @@ class OpcUaDriver(Driver):
         self._catalog = Catalog()
         self._stop_method: MethodSpec | None = None
         self._streams: set[SubscriptionStream] = set()
+        self._conditions: ConditionWatch | None = None
         self._lost_reason: str | None = None
         self._setup: SecuritySetup | None = None
 
@@ -212,8 +180,13 @@ class OpcUaDriver(Driver):
             self.ctx.logger,
         )
         self._streams.add(stream)
+        report = getattr(sink, "alarm", None)  # a sink from before issue 14 takes no alarms
+        conditions = ConditionWatch(client.uaclient.session, report or (lambda _r: None), self.ctx.logger)
         try:
             with self._errors("stream from"):
+                if options.alarms and report is not None:
+                    await conditions.start(options.publishing_interval)
+                    self._conditions = conditions
                 await stream.run()
         except Unavailable:
             # The session is dead and the driver never reconnects: end it now, or asyncua's publish
@@ -222,6 +195,22 @@ class OpcUaDriver(Driver):
             raise
         finally:
             self._streams.discard(stream)
+            self._conditions = None
+            await conditions.stop()
+
+    async def acknowledge_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Acknowledge on the condition (OPC UA Part 9 §5.7.3)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("acknowledge on"):
+            await self._conditions.acknowledge(name, comment)
+
+    async def confirm_alarm(self, name: str, comment: str) -> None:
+        """Call the server's Confirm on the condition (OPC UA Part 9 §5.7.4)."""
+        if self._conditions is None:
+            raise Unavailable(f"no Alarms & Conditions subscription on {self.device_id}")
+        with self._errors("confirm on"):
+            await self._conditions.confirm(name, comment)
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Current values of `signals`, one Read request."""
@@ -339,12 +328,13 @@ class OpcUaDriver(Driver):
             signals=catalog.signals,
             methods=catalog.methods,
             commands=frozenset(commands),
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _server_info(self, client: Client) -> tuple[str, str, str, str]:
         """ApplicationUri, ApplicationName, BuildInfo manufacturer and product name of the server."""
         data = await read_attributes(
-            client.uaclient.session, [(ua.NodeId(i), ua.AttributeIds.Value) for i in _SERVER_INFO]
+            client.uaclient.session, [(ua.NodeId(i), ua.AttributeIds.Value) for i in SERVER_INFO]
         )
         raw = [d.Value.Value if d.Value is not None and d.StatusCode.is_good() else None for d in data]
         # OPC 10000-5 §6.3.1: ServerArray[0] is this server's ApplicationUri.
@@ -386,7 +376,7 @@ class OpcUaDriver(Driver):
             yield
         except ua.UaStatusCodeError as exc:
             code = exc.code if isinstance(exc.code, int) else ua.StatusCodes.BadUnexpectedError
-            error = Unavailable if code in _LINK_STATUS else DeviceError
+            error = Unavailable if code in LINK_STATUS else DeviceError
             raise error(f"cannot {where}: {status_name(code)}") from exc
         except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
             raise Unavailable(f"cannot {where}: {describe(exc, self.options.request_timeout)}") from exc

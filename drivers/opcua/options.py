@@ -55,6 +55,7 @@ class OpcUaOptions(DriverOptions):
     request_timeout: float = Field(4.0, gt=0, le=300, description="seconds per OPC UA request")
     publishing_interval: float = Field(0.1, gt=0, le=60, description="subscription publishing interval, s")
     keepalive_interval: float = Field(1.0, gt=0, le=600, description="subscription keep-alive, s")
+    alarms: bool = Field(True, description="subscribe to Alarms & Conditions events (OPC UA Part 9)")
     # asyncua probes the server this often and gives the probe as long to answer; a lost socket is
     # noticed at once anyway, so this only bounds how long a silently dead link goes unnoticed.
     watchdog_interval: float = Field(2.0, gt=0, le=60, description="connection probe period, s")

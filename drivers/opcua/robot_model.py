@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from enum import Enum
 
@@ -50,10 +51,32 @@ class OperationalMode(Enum):
     AUTOMATIC_EXTERNAL = 4
 
 
+TEMPERATURE_NOISE_C = 0.2  # sensor noise (sigma) of the motor temperature readings
+HI_LIMIT_C = 80.0  # the controller raises its MotorOverTemperature condition above this
+
+
+@dataclass(frozen=True, slots=True)
+class RobotFaults:
+    """Reproducible trouble: sensor noise from `seed`; `motor_drift` heats one motor slowly and steadily."""
+
+    seed: int = 0
+    motor_drift: bool = False
+    drift_axis: int = 3
+    drift_after_s: float = 20.0
+    drift_c_per_s: float = 0.05  # reaches the hi limit ~17 min after it starts
+
+
 class RobotModel:
     """Joint positions/speeds/temperatures, the running program and the safety flags of one arm."""
 
-    def __init__(self) -> None:
+    def __init__(self, faults: RobotFaults | None = None) -> None:
+        self.faults = faults or RobotFaults()
+        self._rng = random.Random(self.faults.seed)
+        self._elapsed = 0.0
+        # Start warm, where the running demo program keeps each motor (mean |speed| of a sine is 2/pi x peak).
+        self._true_temperatures = [
+            AMBIENT_C + 0.15 * p.amplitude * p.rate * 2 / math.pi for p in AXIS_PROFILES
+        ]
         self.program_name = "demo"
         self.program_state = ProgramState.RUNNING  # the demo program runs from power-on
         self.operational_mode = OperationalMode.AUTOMATIC
@@ -116,10 +139,21 @@ class RobotModel:
 
     def _step_thermal(self, dt: float) -> None:
         k = min(dt / THERMAL_TAU_S, 1.0)
-        self.temperatures = [
+        self._elapsed += dt
+        true = [
             t + (AMBIENT_C + 0.15 * abs(v) - t) * k
-            for t, v in zip(self.temperatures, self.speeds, strict=True)
+            for t, v in zip(self._true_temperatures, self.speeds, strict=True)
         ]
+        f = self.faults
+        if f.motor_drift and self._elapsed > f.drift_after_s:
+            true[f.drift_axis - 1] += f.drift_c_per_s * dt  # a failing bearing or fan: steady heating
+        self._true_temperatures = true
+        self.temperatures = [t + self._rng.gauss(0.0, TEMPERATURE_NOISE_C) for t in true]
+
+    @property
+    def over_temperature(self) -> bool:
+        """A motor is above the controller's hi limit (the MotorOverTemperature condition)."""
+        return max(self._true_temperatures) > HI_LIMIT_C
 
     def start_program(self, name: str) -> bool:
         """Start `name`; False while a safety stop is active, homing runs or the name is empty."""

@@ -22,6 +22,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
     parser.add_argument("--rate", type=float, default=100.0, help="joint update rate in Hz")
     parser.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensor noise")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=["motor-drift"],
+        help="simulated trouble (repeatable); motor-drift: axis 3 heats 0.05 °C/s from 20 s on",
+    )
     secured = parser.add_argument_group("security (any flag but --allow-none serves secured endpoints)")
     secured.add_argument(
         "--security-policy",

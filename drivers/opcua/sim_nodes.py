@@ -282,6 +282,10 @@ class NodeTree:
         iserver = self._server.iserver
         iserver.attribute_service = RangeCheckedAttributeService(iserver.aspace, limits)
 
+    def namespace(self, uri: str) -> int:
+        """The index of a namespace the tree registered."""
+        return self._ns[uri]
+
     def _id(self, path: str) -> ua.NodeId:
         return ua.NodeId(path if path.startswith(ROOT) else f"{ROOT}/{path}", self._ns[SIM_NS])
 

@@ -24,9 +24,10 @@ from asyncua import Server, ua
 
 from linebridge.drivers.mdns import Advertiser
 from linebridge.drivers.opcua.certs import CertificateFiles
-from linebridge.drivers.opcua.robot_model import AXIS_COUNT, RobotModel
+from linebridge.drivers.opcua.robot_model import AXIS_COUNT, HI_LIMIT_C, RobotFaults, RobotModel
 from linebridge.drivers.opcua.sim_args import parse_args, security_from_args
-from linebridge.drivers.opcua.sim_nodes import NodeTree, variable_specs
+from linebridge.drivers.opcua.sim_conditions import SimConditions
+from linebridge.drivers.opcua.sim_nodes import SIM_NS, NodeTree, variable_specs
 from linebridge.drivers.opcua.sim_security import (
     SimSecurity,
     SimUserManager,
@@ -66,6 +67,7 @@ class RobotSimulator:
         rate_hz: float = 100.0,
         advertise: bool = False,
         security: SimSecurity | None = None,
+        faults: RobotFaults | None = None,
     ) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
@@ -77,7 +79,9 @@ class RobotSimulator:
         self.security = security
         self.certificate: CertificateFiles | None = None  # the server certificate, once started secured
         self.users: SimUserManager | None = None  # every login attempt, once started secured
-        self.model = RobotModel()
+        self.faults = faults or RobotFaults()
+        self.model = RobotModel(self.faults)
+        self.conditions = SimConditions()
         self._server: Server | None = None
         self._tree: NodeTree | None = None
         self._tick_task: asyncio.Task[None] | None = None
@@ -171,6 +175,15 @@ class RobotSimulator:
                 "reset_protective_stop": self._reset_protective_stop,
             },
         )
+        await self.conditions.build(
+            server,
+            server.nodes.objects.nodeid,
+            tree.namespace(SIM_NS),
+            [
+                ("MotorOverTemperature", 700, f"Motor above {HI_LIMIT_C:g} °C"),
+                ("ProtectiveStop", 800, "Protective stop"),
+            ],
+        )
         self._server, self._tree = server, tree
         return server
 
@@ -178,7 +191,7 @@ class RobotSimulator:
 
     async def reset(self) -> None:
         """Back to the power-on state: demo program running, no stops, writable variables at defaults."""
-        self.model = RobotModel()
+        self.model = RobotModel(self.faults)
         for spec in variable_specs(f"SIM-{self.name}", self._started_at):
             if spec.writable:
                 await self.set_value(spec.key, spec.initial)
@@ -285,6 +298,9 @@ class RobotSimulator:
             if self._published.get(key) != value:
                 self._published[key] = value
                 await self.set_value(key, value)
+        if self.conditions.conditions:
+            await self.conditions.set("ProtectiveStop", model.protective_stop)
+            await self.conditions.set("MotorOverTemperature", model.over_temperature)
 
     # -- OPC UA methods (callbacks get the object NodeId and the input Variants) -------------------
 
@@ -325,7 +341,13 @@ class RobotSimulator:
 
 async def _serve(args: argparse.Namespace, security: SimSecurity | None) -> int:
     sim = RobotSimulator(
-        args.name, args.host, args.port, args.rate, advertise=not args.no_mdns, security=security
+        args.name,
+        args.host,
+        args.port,
+        args.rate,
+        advertise=not args.no_mdns,
+        security=security,
+        faults=RobotFaults(seed=args.seed, motor_drift="motor-drift" in args.fault),
     )
 
     def announce_certificate() -> None:

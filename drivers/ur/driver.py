@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 
 from linebridge.drivers.base import (
     BatchSink,
@@ -33,6 +34,7 @@ from linebridge.drivers.base import (
     StreamHints,
     Unavailable,
     Value,
+    analytics_file,
     batch_of,
 )
 from linebridge.drivers.ur import dashboard as dash
@@ -52,6 +54,7 @@ from linebridge.drivers.ur.motion import (
     check_ready,
     halt_program,
     plan_move,
+    run_program,
     send_script,
 )
 from linebridge.drivers.ur.options import (
@@ -79,6 +82,9 @@ COMMANDS = frozenset(
 )
 _CMD = dash.COMMANDS_BY_METHOD
 _POLL = 0.05  # seconds between Dashboard polls while waiting for a program state
+
+
+ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
 
 
 class UrDriver(Driver):
@@ -140,6 +146,7 @@ class UrDriver(Driver):
             signals=catalog_signals(fields, polled),
             methods=dash.method_specs(),
             commands=COMMANDS,
+            analytics=analytics_file(ANALYTICS_FILE),
         )
 
     async def _probe_rtde(self) -> list[RtdeField]:
@@ -326,25 +333,14 @@ class UrDriver(Driver):
         if request.kind in (CommandKind.MOVE_JOINTS, CommandKind.MOVE_LINEAR):
             return await self._move(plan_move(request, self.options), progress)
         if request.kind is CommandKind.RUN_PROGRAM:
-            return await self._run_program(request.program, progress)
+            timeout = self.options.program_start_timeout
+            return await run_program(self._require_dashboard(), request.program, progress, timeout, _POLL)
         if request.kind is CommandKind.PAUSE_PROGRAM:
             await self._require_dashboard().run(_CMD["pause"])
             await self._wait_program_state("PAUSED")
             progress(1.0, "program paused")
             return CommandResult(message="program paused")
         return await super().execute(request, progress)
-
-    async def _run_program(self, program: str, progress: ProgressFn) -> CommandResult:
-        """Load (when named) and play; SUCCEEDED only once the controller reports it PLAYING."""
-        dashboard = self._require_dashboard()
-        if program:
-            progress(0.1, f"loading {program}")
-            await dashboard.run(_CMD["load_program"], program)
-        progress(0.5, "starting program")
-        await dashboard.run(_CMD["play"])
-        loaded = await self._wait_program_state("PLAYING")
-        progress(1.0, f"program {loaded} running")
-        return CommandResult(values=[loaded], message=f"program {loaded} running")
 
     async def _wait_program_state(self, wanted: str) -> str:
         timeout = self.options.program_start_timeout

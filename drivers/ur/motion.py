@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from linebridge.drivers.base import (
     CommandKind,
     CommandRequest,
+    CommandResult,
     DeviceError,
     FailedPrecondition,
     InvalidArgument,
+    ProgressFn,
     Unavailable,
 )
 from linebridge.drivers.ur import script
 from linebridge.drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
-from linebridge.drivers.ur.dashboard import DashboardClient
+from linebridge.drivers.ur.dashboard import COMMANDS_BY_METHOD, DashboardClient, wait_program_state
 from linebridge.drivers.ur.kinematics import pose_error
 from linebridge.drivers.ur.netio import close_writer
 from linebridge.drivers.ur.options import UrOptions
@@ -235,3 +237,17 @@ async def halt_program(
         await asyncio.wait_for(dashboard.request("stop"), timeout)
     except Exception as exc:  # noqa: BLE001 - the motion's own error is what the caller gets
         log.warning("could not stop the program after the motion ended (%s): %s", why, exc)
+
+
+async def run_program(
+    dashboard: DashboardClient, program: str, progress: ProgressFn, timeout: float, poll: float
+) -> CommandResult:
+    """Load (when named) and play; SUCCEEDED only once the controller reports it PLAYING."""
+    if program:
+        progress(0.1, f"loading {program}")
+        await dashboard.run(COMMANDS_BY_METHOD["load_program"], program)
+    progress(0.5, "starting program")
+    await dashboard.run(COMMANDS_BY_METHOD["play"])
+    loaded = await wait_program_state(dashboard, "PLAYING", timeout, poll)
+    progress(1.0, f"program {loaded} running")
+    return CommandResult(values=[loaded], message=f"program {loaded} running")
