@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from linebridge.client import ClientError
-from linebridge.console import api
+from linebridge.console import alarms, api
 from linebridge.console.config import ConsoleOptions
 from linebridge.console.live import LiveSocket
 from linebridge.console.sessions import COOKIE, Session, SessionStore
@@ -138,6 +138,7 @@ def build_app(options: ConsoleOptions) -> Starlette:
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         *api.routes(),
+        *alarms.routes(),
         WebSocketRoute("/ws", live),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

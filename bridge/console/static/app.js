@@ -63,7 +63,7 @@ function onText(m) {
 }
 
 // -- router ------------------------------------------------------------------------------------------
-const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: () => optional("alarms", ["alarms", "efficiency"]), transport: () => optional("transport", ["transport"]) };
+const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: showAlarms, transport: () => optional("transport", ["transport"]) };
 function show(name) {
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== "page-" + name;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === "#" + name);
@@ -255,6 +255,42 @@ function drawRates() {
   g.strokeStyle = "#1f77b4"; g.beginPath();
   uplinkRates.forEach((r, i) => { const x = w - (uplinkRates.length - 1 - i) * (w / 300), y = h - 4 - r / top * (h - 16); i ? g.lineTo(x, y) : g.moveTo(x, y); });
   g.stroke(); g.fillStyle = "#5c6670"; g.fillText(`${top.toFixed(0)} /s`, 4, 12);
+}
+
+// -- alarms & efficiency -------------------------------------------------------------------------------
+const STATE_COLORS = { EXECUTE: "#2ca02c", IDLE: "#9fb3c8", HELD: "#ff7f0e", SUSPENDED: "#e8c547", STOPPED: "#d62728", ABORTED: "#8c1c13", COMPLETE: "#17becf" };
+async function showAlarms() {
+  const box = $("#alarms-body");
+  const probe = await api("GET", "/api/services/alarms");
+  if (!probe.available) return optional("alarms", ["alarms", "efficiency"]);
+  try {
+    const [a, e] = await Promise.all([api("GET", "/api/alarms"), api("GET", "/api/efficiency?window=" + ($("#oee-window") ? $("#oee-window").value : "shift"))]);
+    const table = document.createElement("table"); table.id = "alarms-table";
+    table.innerHTML = "<thead><tr><th>Severity</th><th>Alarm</th><th>Message</th><th>State</th><th>Raised</th><th></th></tr></thead><tbody></tbody>";
+    table.tBodies[0].append(...a.alarms.map(x => {
+      const st = `${x.active ? "active" : "cleared"}, ${x.acked ? "acknowledged" : "unacknowledged"}${x.shelved ? ", shelved" : ""}`;
+      const tr = row([cell(String(x.severity), "num"), cell(x.id), cell(x.message), cell(st), cell(x.raised ? new Date(x.raised).toLocaleTimeString() : ""), cell("")]);
+      tr.dataset.alarm = x.id; tr.dataset.acked = String(x.acked); tr.dataset.shelved = String(x.shelved);
+      const act = (label, path, body) => { const b = document.createElement("button"); b.textContent = label; b.onclick = async () => { try { await api("POST", `/api/alarms/${encodeURIComponent(x.id)}/${path}`, body()); showAlarms(); } catch (err) { status(describe(err), true); } }; tr.lastChild.append(b); };
+      if (!x.acked) act("Acknowledge", "ack", () => ({ comment: "" }));
+      if (!x.shelved) act("Shelve 1 h", "shelve", () => ({ minutes: 60, reason: prompt("Why shelve this alarm?") || "" }));
+      else act("Unshelve", "unshelve", () => ({}));
+      return tr;
+    }));
+    const oee = document.createElement("table"); oee.id = "oee-table";
+    oee.innerHTML = "<thead><tr><th>Device</th><th>OEE</th><th>Availability</th><th>Effectiveness</th><th>Quality</th><th>Time per state</th><th>Lost to alarms</th></tr></thead><tbody></tbody>";
+    const pct = v => (100 * (v || 0)).toFixed(1) + " %";
+    oee.tBodies[0].append(...e.devices.map(d => {
+      const states = d.seconds_by_state || {}, total = Object.values(states).reduce((s, v) => s + v, 0) || 1;
+      const bar = document.createElement("canvas"); bar.width = 240; bar.height = 16; const g = bar.getContext("2d"); let x0 = 0;
+      for (const [k, v] of Object.entries(states)) { g.fillStyle = STATE_COLORS[k] || "#7f7f7f"; const w = v / total * 240; g.fillRect(x0, 0, w, 16); x0 += w; }
+      const tr = row([cell(d.device_id), cell(pct(d.oee), "num"), cell(pct(d.availability), "num"), cell(pct(d.effectiveness), "num"), cell(pct(d.quality), "num"), cell(Object.entries(states).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(", ")), cell(Object.entries(d.down_by_alarm || {}).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(", "))]);
+      tr.children[5].prepend(bar, document.createElement("br")); tr.dataset.device = d.device_id; return tr;
+    }));
+    const h1 = document.createElement("h2"); h1.textContent = "Active alarms";
+    const h2 = document.createElement("h2"); h2.textContent = "Efficiency (ISO 22400-2)";
+    box.replaceChildren(h1, table, h2, oee);
+  } catch (err) { status(describe(err), true); }
 }
 
 // -- pages of services a bridge may not have -----------------------------------------------------------
