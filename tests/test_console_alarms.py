@@ -54,10 +54,16 @@ async def test_an_operator_acknowledges_an_alarm_from_the_alarms_page(start_brid
             await page.locator(f"{row} button", has_text="Acknowledge").click()
             await page.locator(f"{row}[data-acked=true]").wait_for()
             await page.locator("#oee-table tr[data-device='sim-1']").wait_for()
+            page.on("dialog", lambda dialog: dialog.accept("sensor being replaced"))  # the shelving reason
+            await page.locator(f"{row} button", has_text="Shelve").click()
+            await page.locator(f"{row}[data-shelved=true]").wait_for()
+            await page.locator(f"{row} button", has_text="Unshelve").click()
+            await page.locator(f"{row}[data-shelved=false]").wait_for()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=ARTIFACTS / "alarms-live.png")
             assert errors == []
         audit = app.audit.path.read_text()
         assert '"alarm.acknowledge"' in audit and "token:op" in audit
+        assert '"alarm.shelve"' in audit and "sensor being replaced" in audit
     finally:
         await console.stop()
