@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -63,6 +64,24 @@ async def test_make_demo_prints_the_console_url_and_the_page_shows_five_online_d
             assert CELL <= online
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=ARTIFACTS / "demo-devices.png")
+            await page.click("#nav a[href='#alarms']")
+            await page.locator("#oee-table").wait_for()
+            # the cell PLC raises conveyor.jam / cell.fault on its own: acknowledge one from the page
+            mine = f"#alarms-table tr[data-alarm^='plc-1-{SUFFIX}/'][data-acked=false]"
+            for _ in range(60):
+                if await page.locator(mine).count():
+                    break
+                await page.click("#nav a[href='#devices']")
+                await page.click("#nav a[href='#alarms']")
+                await page.locator("#oee-table").wait_for()
+                await asyncio.sleep(1)
+            alarm = await page.locator(mine).first.get_attribute("data-alarm")
+            await page.screenshot(path=ARTIFACTS / "demo-alarms.png")
+            await page.locator(mine).first.locator("button", has_text="Acknowledge").click()
+            acked = f"#alarms-table tr[data-alarm='{alarm}'][data-acked=false]"
+            await until(
+                page, f"!document.querySelector({json.dumps(acked)})"
+            )  # acknowledged (or, cleared, gone)
             assert errors == []
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
