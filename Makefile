@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test broker browser bench bench-quick fuzz protos protos-check lint venv clean help
+.PHONY: demo test hil broker browser bench bench-quick fuzz protos protos-check lint venv clean help
 
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite (installs Debian's mosquitto via apt-get first when root)"
+	@echo "make hil     run every HIL fault scenario on the simulated cell (~8 min) -> hil-report/"
 	@echo "make broker  only make sure a mosquitto binary exists (what make test does first)"
 	@echo "make browser only make sure a chromium binary exists (make test does this too)"
 	@echo "make bench   run every benchmark scenario (~8 min) -> bench/results/latest.{json,md}"
@@ -39,6 +40,11 @@ test:
 
 broker:
 	@sh scripts/ensure_broker.sh
+
+# Conformance checks + every scenario in hil_tests/scenarios on the simulated cell; reports in hil-report/.
+hil:
+	@broker="$$(sh scripts/ensure_broker.sh)" && $(MAKE) --no-print-directory venv && \
+	  PATH="$${broker%/*}:$$PATH" $(BIN)/linebridge hil run hil_tests/rigs/simulated-cell.yaml --report hil-report
 
 browser:
 	@sh scripts/ensure_browser.sh

@@ -1,7 +1,8 @@
 """Maps the repository's folders onto one import namespace (issue #11).
 
-`bridge/` installs as `linebridge` and `drivers/` as `linebridge.drivers`, so a user's site-packages gets
-no generic top-level `bridge` or `drivers` package. Everything else about the build is in pyproject.toml.
+`bridge/` installs as `linebridge`, `drivers/` as `linebridge.drivers` and `hil_tests/` as `linebridge.hil`
+(the HIL runner behind `linebridge hil run`, issue #17), so a user's site-packages gets no generic
+top-level `bridge`, `drivers` or `hil_tests` package. Everything else about the build is in pyproject.toml.
 """
 
 from setuptools import find_packages, setup
@@ -12,6 +13,8 @@ def _under(prefix: str, folder: str) -> list[str]:
 
 
 setup(
-    packages=_under("linebridge", "bridge") + _under("linebridge.drivers", "drivers"),
-    package_dir={"linebridge": "bridge", "linebridge.drivers": "drivers"},
+    packages=_under("linebridge", "bridge")
+    + _under("linebridge.drivers", "drivers")
+    + _under("linebridge.hil", "hil_tests"),
+    package_dir={"linebridge": "bridge", "linebridge.drivers": "drivers", "linebridge.hil": "hil_tests"},
 )

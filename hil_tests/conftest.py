@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from hil_tests.rig import Rig, RigDevice, load_rig
 from linebridge.app import BridgeApp
 from linebridge.client import AsyncClient
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
+from linebridge.hil.rig import Rig, RigDevice, load_rig
+from linebridge.hil.sim_process import SimProcess
 from tests.conftest import no_leaked_tasks  # noqa: F401  (the same leak guard as the unit tests)
-from tests.sim_process import SimProcess
 
 DEFAULT_RIG = Path(__file__).parent / "rigs" / "simulated-cell.yaml"
 
@@ -68,11 +68,13 @@ class RigUnderTest:
 def rig(request: pytest.FixtureRequest) -> Iterator[RigUnderTest]:
     path = request.config.getoption("--rig")
     loaded = load_rig(path or DEFAULT_RIG)
-    sims = {d.id: simulator_for(d) for d in loaded.devices if d.simulator and not path}
+    # A rig's simulators are started whether it is the default one or named with --rig (as
+    # `linebridge hil run` does); a real cell's devices name no simulator.
+    sims = {d.id: simulator_for(d) for d in loaded.devices if d.simulator}
     try:
         for sim in sims.values():
             sim.start()
-        yield RigUnderTest(loaded, sims, real=bool(path))
+        yield RigUnderTest(loaded, sims, real=not sims)
     finally:
         for sim in sims.values():
             sim.stop()

@@ -54,6 +54,7 @@ class RigDevice(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
     discover: bool = True  # expect it through mDNS (simulators always advertise on loopback)
     restart: bool = True  # the suite may restart it (simulators only)
+    proxy_port: int = Field(0, ge=0, le=65535)  # `linebridge hil run`: the fault proxy's port (0: free one)
     expect: Expectations = Field(default_factory=Expectations)
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from hil_tests.rig import RigDevice
 from linebridge.client import Sample
+from linebridge.hil.rig import RigDevice
 from linebridge.model import DeviceState
 from tests.conftest import wait_for_state
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hil_tests.proxy import Direction, Fault, FaultKind, FaultProxy
+from linebridge.hil.proxy import Direction, Fault, FaultKind, FaultProxy
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from linebridge.client import Sample
+from linebridge.hil.sim_process import SimProcess
 from linebridge.model import DeviceState
 from tests.conftest import wait_for_state
-from tests.sim_process import SimProcess
 
 # kind of simulator -> (driver, driver options, the streaming signal the test watches)
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {

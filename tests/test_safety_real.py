@@ -16,10 +16,10 @@ from google.protobuf.duration_pb2 import Duration
 
 from linebridge.api import pb
 from linebridge.drivers.ur.sim_robot import RobotMode, RuntimeState
+from linebridge.hil.sim_process import SimProcess
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, wait_for_state
 from tests.gates_helpers import events_of, eventually, move_joints, stop
-from tests.sim_process import SimProcess
 
 NO_METADATA: tuple[tuple[str, str], ...] = ()
 FAR = [1.2, -0.4, 0.5, -2.6, -0.5, 1.0]  # far enough from home that a slow move takes many seconds

@@ -16,6 +16,7 @@ from linebridge.config import load_config
 from linebridge.console import cli as console_cli
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError, LinebridgeError
+from linebridge.hil import cli as hil_cli
 from linebridge.uplink.config import with_broker
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
     console_cli.add_command(sub, DEFAULT_TARGET)
+    hil_cli.add_commands(sub)
     return p
 
 
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return console_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
+        if args.command == "hil":
+            return hil_cli.run(args)
         if args.command == "uplink" and args.action == "watch":
             return uplink_watch.run_watch(args)
         from linebridge.cli.remote import run_client

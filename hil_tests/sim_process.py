@@ -1,6 +1,6 @@
 """A simulator as a child process (`linebridge sim KIND`), restartable on the ports it first got.
 
-Shared by the HIL suite and the tests that kill and restart real simulators.
+Shared by the HIL runner (`linebridge hil run`) and the tests that kill and restart real simulators.
 """
 
 from __future__ import annotations
