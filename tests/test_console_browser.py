@@ -281,7 +281,7 @@ async def test_a_running_command_is_cancelled_from_the_history(cell, console, br
     await page.fill("#cmd-args", "30")
     await page.click("#cmd-send")
     await page.click("#confirm-ok")
-    await page.locator("#cmd-events li[data-state=RUNNING]").wait_for()
+    await page.locator("#cmd-events li[data-state=RUNNING]").first.wait_for()
     await page.click("#cmd-refresh")
     await page.locator("#history-table button", has_text="Cancel").click()
     await page.locator("#cmd-events li[data-state=CANCELLED]").wait_for()

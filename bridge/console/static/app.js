@@ -53,6 +53,13 @@ function connect() {
   ws.onclose = () => { if (state.ws === ws && !$("#nav").hidden) setTimeout(connect, 1000); };
   state.ws = ws;
 }
+// a command's events come over the WebSocket: wait (up to 5 s) for it to be open before sending one
+function wsReady() {
+  return new Promise(resolve => {
+    const t0 = Date.now(), check = () => (state.ws && state.ws.readyState === 1) || Date.now() - t0 > 5000 ? resolve() : setTimeout(check, 20);
+    check();
+  });
+}
 function send(message) { if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify(message)); }
 
 function onText(m) {
@@ -193,6 +200,7 @@ async function sendCommand(event) {
   // stop is always allowed without a question; anything that can make a machine move is confirmed
   if (body.action !== "stop" && !(await confirmSend(`Send ${body.action} to ${body.device}? This may move the machine.`))) return;
   $("#cmd-events").replaceChildren();
+  await wsReady();
   try {
     const r = await api("POST", "/api/commands", body);
     result.className = "ok"; result.textContent = `${r.command.id}: ${r.command.state}`;
