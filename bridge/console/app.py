@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from linebridge.client import ClientError
-from linebridge.console import alarms, api
+from linebridge.console import alarms, api, transport
 from linebridge.console.config import ConsoleOptions
 from linebridge.console.live import LiveSocket
 from linebridge.console.sessions import COOKIE, Session, SessionStore
@@ -46,6 +46,7 @@ class SessionGuard:
         self.app, self.store = app, store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Guard one HTTP request or WebSocket, then hand it on with its session in scope["state"]."""
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         conn = HTTPConnection(scope)
@@ -139,6 +140,7 @@ def build_app(options: ConsoleOptions) -> Starlette:
         Route("/api/logout", logout, methods=["POST"]),
         *api.routes(),
         *alarms.routes(),
+        *transport.routes(),
         WebSocketRoute("/ws", live),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -70,7 +70,7 @@ function onText(m) {
 }
 
 // -- router ------------------------------------------------------------------------------------------
-const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: showAlarms, transport: () => optional("transport", ["transport"]) };
+const PAGES = { devices: showDevices, signals: showSignals, commands: showCommands, uplink: showUplink, alarms: showAlarms, transport: showTransport };
 function show(name) {
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== "page-" + name;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === "#" + name);
@@ -299,6 +299,41 @@ async function showAlarms() {
     const h2 = document.createElement("h2"); h2.textContent = "Efficiency (ISO 22400-2)";
     box.replaceChildren(h1, table, h2, oee);
   } catch (err) { status(describe(err), true); }
+}
+
+// -- transport: a 2D map per mapId of the AGVs and their loads ------------------------------------------
+async function showTransport() {
+  const box = $("#transport-body");
+  const probe = await api("GET", "/api/services/transport");
+  if (!probe.available) return optional("transport", ["transport"]);
+  try {
+    const r = await api("GET", "/api/transport/transporters");
+    const maps = new Map();
+    for (const t of r.transporters) { const id = (t.location || {}).map_id || "(no map)"; if (!maps.has(id)) maps.set(id, []); maps.get(id).push(t); }
+    const search = document.createElement("form"); search.id = "load-search";
+    const q = input("load-id", "where is load ..."); const go = document.createElement("button"); go.textContent = "Find"; const out = document.createElement("span"); out.id = "load-result";
+    search.append(q, go, out);
+    search.onsubmit = async ev => { ev.preventDefault(); try { const l = (await api("GET", "/api/transport/loads/" + encodeURIComponent(q.value))).load; out.textContent = ` ${l.load_id}: ${l.on_board ? "on " + l.device_id : "at"} ${l.location.map_id} (${(+l.location.x).toFixed(2)}, ${(+l.location.y).toFixed(2)})${(l.location.zones || []).length ? " in " + l.location.zones.join(", ") : ""}`; } catch (err) { out.textContent = " " + describe(err); } };
+    const parts = [search];
+    for (const [mapId, list] of maps) {
+      const h = document.createElement("h2"); h.textContent = `Map ${mapId}: ${list.length} AGV(s)`;
+      const c = document.createElement("canvas"); c.width = 800; c.height = 400; c.dataset.map = mapId; c.dataset.agvs = String(list.length);
+      drawMap(c, list); parts.push(h, c);
+    }
+    box.replaceChildren(...parts);
+  } catch (err) { status(describe(err), true); }
+}
+function drawMap(c, list) {
+  const g = c.getContext("2d"), xs = list.map(t => +(t.location || {}).x || 0), ys = list.map(t => +(t.location || {}).y || 0);
+  const x0 = Math.min(...xs) - 2, x1 = Math.max(...xs) + 2, y0 = Math.min(...ys) - 2, y1 = Math.max(...ys) + 2;
+  const s = Math.min(c.width / (x1 - x0), c.height / (y1 - y0)), px = x => (x - x0) * s, py = y => c.height - (y - y0) * s;
+  g.strokeStyle = "#e3e6ea"; for (let x = Math.ceil(x0); x <= x1; x++) { g.beginPath(); g.moveTo(px(x), 0); g.lineTo(px(x), c.height); g.stroke(); }
+  list.forEach(t => {
+    const l = t.location || {}, x = px(+l.x || 0), y = py(+l.y || 0), th = +l.theta || 0;
+    g.save(); g.translate(x, y); g.rotate(-th); g.fillStyle = t.errors ? "#d62728" : t.driving ? "#2ca02c" : "#1f77b4";
+    g.beginPath(); g.moveTo(12, 0); g.lineTo(-8, 7); g.lineTo(-8, -7); g.closePath(); g.fill(); g.restore();
+    g.fillStyle = "#1d232a"; g.fillText(`${t.device_id}${(t.load_ids || []).length ? " [" + t.load_ids.join(", ") + "]" : ""}`, x + 10, y - 10);
+  });
 }
 
 // -- pages of services a bridge may not have -----------------------------------------------------------
