@@ -21,6 +21,7 @@ ORDER = (
     "order_rtt",
     "client_decode",
     "analytics_overhead",
+    "console_live",
 )
 
 

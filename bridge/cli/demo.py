@@ -17,6 +17,7 @@ from pathlib import Path
 from linebridge.app import BridgeApp
 from linebridge.cli import demo_logistics
 from linebridge.cli.demo_broker import DemoBroker, find_mosquitto, start_broker
+from linebridge.cli.demo_console import URL, console_process
 from linebridge.cli.runner import run_bridge, setup_logging
 from linebridge.config import Config, parse_config
 from linebridge.devices.catalog import DriverCatalog
@@ -128,6 +129,7 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], upli
     lines += [
         "",
         uplink_line(app, uplink),
+        *([f"web console {URL['console']}"] if URL["console"] else []),
         f"subscribers {len(app.bus.subscriptions)}   simulators {len(sims)} (pids "
         f"{', '.join(str(s.process.pid) for s in sims)})",
         "",
@@ -300,10 +302,11 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
     shutdown = Shutdown()
 
     async def watch(app: BridgeApp) -> None:
-        try:  # the logistics loop sends the AGVs orders while the table runs
-            await demo_logistics.alongside(
-                app, live_table(app, sims, uplink, args.duration), _agvs(args, uplink)
-            )
+        try:  # the logistics loop sends the AGVs orders while the table runs; the web console beside it
+            async with console_process(app.api_address, getattr(args, "console", "off")):
+                await demo_logistics.alongside(
+                    app, live_table(app, sims, uplink, args.duration), _agvs(args, uplink)
+                )
         finally:  # Ctrl-C or --duration: the bridge stops next, then the simulators
             shutdown.started = True
 

@@ -13,6 +13,7 @@ from linebridge.cli import audit as audit_cli
 from linebridge.cli import security as security_cli
 from linebridge.cli import uplink_watch
 from linebridge.config import load_config
+from linebridge.console import cli as console_cli
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError, LinebridgeError
 from linebridge.hil import cli as hil_cli
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Sparkplug uplink broker (mqtt://host:port); without it the demo starts its own mosquitto "
         "when one is installed, else the uplink buffers to disk",
+    )
+    demo.add_argument(
+        "--console",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="serve the web console here (default %(default)s, any free port when taken; 'off' for none)",
     )
     demo.add_argument(
         "--suffix",
@@ -119,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
+    console_cli.add_command(sub, DEFAULT_TARGET)
     hil_cli.add_commands(sub)
     return p
 
@@ -174,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return security_cli.run(args)
         if args.command == "audit":
             return audit_cli.run(args)
+        if args.command == "console":
+            return console_cli.run(args)
         if args.command == "sim":
             return _run_simulator(args.simulator, args.args)
         if args.command == "hil":

@@ -1,0 +1,69 @@
+"""The Alarms & efficiency page against a bridge with analytics: an operator acknowledges an active alarm
+from the page (audited under their token) and the OEE table shows the device."""
+
+from __future__ import annotations
+
+import pytest
+
+from linebridge.model import DeviceState
+from tests.conftest import sim_device, wait_for_state
+from tests.console_helpers import ARTIFACTS, login, open_browser, start_console, watch_console
+from tests.gates_helpers import callers
+
+pytestmark = pytest.mark.timeout(120)
+ANALYTICS = {
+    "publish_interval_seconds": 0.1,
+    "devices": {
+        "sim-1": {
+            "states": [{"state": "EXECUTE", "when": [{"signal": "values/1", "gt": -5}]}],
+            "default_state": "IDLE",
+            "rules": [
+                {
+                    "name": "always_high",
+                    "type": "limit",
+                    "kind": "hi",
+                    "signal": "values/0",
+                    "limit": -5,  # the sine never goes below -1: active from the first sample
+                    "severity": 700,
+                    "message": "values/0 above -5",
+                }
+            ],
+        }
+    },
+}
+
+
+async def test_an_operator_acknowledges_an_alarm_from_the_alarms_page(start_bridge, tmp_path):
+    security, meta = callers(tmp_path, {"op": "operator"})
+    app = await start_bridge(
+        [sim_device("sim-1", signals=2, rate_hz=50)], security=security, analytics=ANALYTICS
+    )
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    token = meta["op"][0][1].removeprefix("Bearer ")
+    console = await start_console(app.api_address)
+    try:
+        async for browser in open_browser():
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            watch_console(page, errors)
+            await login(page, console.url, token)
+            await page.click("#nav a[href='#alarms']")
+            row = "#alarms-table tr[data-alarm='sim-1/always_high']"
+            await page.locator(f"{row}[data-acked=false]").wait_for()
+            assert "values/0 above -5" in await page.inner_text(row)
+            await page.locator(f"{row} button", has_text="Acknowledge").click()
+            await page.locator(f"{row}[data-acked=true]").wait_for()
+            await page.locator("#oee-table tr[data-device='sim-1']").wait_for()
+            page.on("dialog", lambda dialog: dialog.accept("sensor being replaced"))  # the shelving reason
+            await page.locator(f"{row} button", has_text="Shelve").click()
+            await page.locator(f"{row}[data-shelved=true]").wait_for()
+            await page.locator(f"{row} button", has_text="Unshelve").click()
+            await page.locator(f"{row}[data-shelved=false]").wait_for()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=ARTIFACTS / "alarms-live.png")
+            assert errors == []
+        audit = app.audit.path.read_text()
+        assert '"alarm.acknowledge"' in audit and "token:op" in audit
+        assert '"alarm.shelve"' in audit and "sensor being replaced" in audit
+    finally:
+        await console.stop()
