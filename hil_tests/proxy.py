@@ -108,6 +108,7 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.host, self._port = host, port
         self.stats = ProxyStats()
+        self.connected = asyncio.Event()  # set at the first connection forwarded to the target
         self._active: list[_Active] = []
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -188,6 +189,7 @@ class FaultProxy:
             _abort(writer)
             return
         self.stats.connections += 1
+        self.connected.set()
         link = _Link(self, (reader, writer), (up_reader, up_writer))
         self._links.add(link)
         task = asyncio.current_task()
