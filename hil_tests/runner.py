@@ -217,13 +217,15 @@ class CellRun:
         step, rec = self.scenario.steps[index], self.rec
         new, old = cell.moved[step.device], cell.links[step.device]
         move = rec.moves[index] = MoveRecord(step.device, start)
+        first = next(iter(new.proxies.values()))
         try:
             async with asyncio.timeout(max(0.0, step.end - rec.now())):
-                await next(iter(new.proxies.values())).connected.wait()
+                await first.connected.wait()
         except TimeoutError:
             move.new_bytes = _down(new)
             return  # the bridge never came to the new address: `connected` stays None
-        move.connected = rec.now()
+        assert first.first_connection is not None
+        move.connected = first.first_connection - rec.start  # begin() returns only after the announcements
         await rec.wait_until(
             lambda: (
                 rec.first_state(step.device, move.connected or 0.0, True, ("ONLINE",)) is not None
