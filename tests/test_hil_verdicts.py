@@ -103,6 +103,9 @@ def test_time_to_move_runs_from_the_announcement_to_online_after_the_new_connect
     assert "after 1.00 s" in took.detail
     assert by_name(results, "new proxy").passed is True
     assert by_name(results, "old proxy").passed is True
+    s = scenario(MOVE, [{"check": "moved", "device": "robot-1", "within": 3}])
+    svg = html_report("cell", [ScenarioRun(s, rec, results)])
+    assert svg.count('class="moved"') == 1 and "new address at 3.00 s" in svg
 
 
 def test_a_move_the_bridge_never_followed_fails_every_part():
