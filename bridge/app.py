@@ -11,7 +11,6 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from linebridge import __version__
 from linebridge.analytics import Alarm, AlarmManager, AnalyticsEngine
-from linebridge.api.auth import resolve
 from linebridge.api.server import ApiServer
 from linebridge.api.services import ApiParts
 from linebridge.audit.log import AuditLog
@@ -21,6 +20,7 @@ from linebridge.commands.gates import CommandGates
 from linebridge.commands.manager import CommandManager
 from linebridge.commands.types import CommandRecord
 from linebridge.config import Config
+from linebridge.configbase import relative_to_config
 from linebridge.devices.approval import Approvals
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
@@ -34,6 +34,7 @@ from linebridge.preflight import preflight
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import ValueGuard
+from linebridge.transport.index import TransportIndex
 from linebridge.uplink import DISABLED, Uplink, UplinkStatus
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class BridgeApp:
         )
         d = config.discovery
         self.approvals = Approvals(
-            d.auto_approve, resolve(d.approvals_file, config.base_dir) if d.approvals_file else None
+            d.auto_approve,
+            relative_to_config(d.approvals_file, config.base_dir) if d.approvals_file else None,
         )
         self.devices = DeviceManager(
             config,
@@ -120,6 +122,7 @@ class BridgeApp:
             else None
         )
         self.metrics.watch_uplink(self.uplink_status)
+        self.transport = TransportIndex(self.registry, self.bus, config.transport)
         self.started_ns = time.time_ns()
         self.started_monotonic = time.monotonic()
         parts = ApiParts(
@@ -134,6 +137,7 @@ class BridgeApp:
             self.started_ns,
             self.started_monotonic,
             self.audit.head if self.audit is not None else None,
+            transport=self.transport,
             alarms=self.alarms,
             analytics=self.analytics,
         )
@@ -159,6 +163,7 @@ class BridgeApp:
                     raise ConfigError(
                         f"cannot serve metrics on {self.config.metrics.address}: {exc.strerror}"
                     ) from None
+            self.transport.start()
             if self.config.analytics.enabled:
                 self.analytics.start()
             self.grpc_port = await self.api.start()
@@ -188,6 +193,7 @@ class BridgeApp:
             await self.zeroconf.async_close()
             self.zeroconf = None
         await self.commands.close()
+        await self.transport.stop()
         if self.audit is not None:
             await self.audit.close()
         await self.devices.stop()
@@ -234,6 +240,7 @@ class BridgeApp:
             )
 
     def uplink_status(self) -> UplinkStatus:
+        """What the uplink reports about itself (DISABLED without an uplink)."""
         return self.uplink.status() if self.uplink is not None else DISABLED
 
     def _audit_head_text(self) -> str:
@@ -244,18 +251,22 @@ class BridgeApp:
 
     @property
     def api_address(self) -> str:
+        """The host:port the gRPC API listens on."""
         return f"{self.config.grpc.address.rpartition(':')[0]}:{self.grpc_port}"
 
     # -- devices (the lifecycle is in DeviceManager; these keep the bridge's old surface) -------
     @property
     def sessions(self) -> dict[str, DeviceSession]:
+        """The device sessions, by device id."""
         return self.devices.sessions
 
     @property
     def discovery(self) -> Discovery | None:
+        """The running mDNS discovery, if any."""
         return self.devices.discovery
 
     def driver_of(self, device_id: str) -> Driver | None:
+        """The connected driver of a device, if any."""
         return self.devices.driver_of(device_id)
 
     def guard_of(self, device_id: str) -> ValueGuard:

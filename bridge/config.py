@@ -12,7 +12,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -24,16 +23,14 @@ from linebridge.analytics.config import AnalyticsConfig
 from linebridge.audit.log import AuditConfig
 from linebridge.commands.policy import DevicePolicy
 from linebridge.commands.ratelimit import RateLimits
+from linebridge.configbase import StrictModel
 from linebridge.errors import ConfigError
 from linebridge.security.config import ApprovalRule, GrpcLimits, SecurityConfig
+from linebridge.transport.config import TransportConfig
 from linebridge.uplink.config import UplinkConfig
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_PREFIX = "LINEBRIDGE__"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_address(value: str) -> str:
@@ -43,7 +40,7 @@ def _check_address(value: str) -> str:
     return value
 
 
-class BridgeSection(_Model):
+class BridgeSection(StrictModel):
     """Identity of this bridge."""
 
     id: str = "linebridge"
@@ -51,7 +48,7 @@ class BridgeSection(_Model):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
 
-class GrpcConfig(_Model):
+class GrpcConfig(StrictModel):
     """The gRPC API server."""
 
     address: str = "127.0.0.1:50051"
@@ -64,7 +61,7 @@ class GrpcConfig(_Model):
     _address = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
 
-class MetricsConfig(_Model):
+class MetricsConfig(StrictModel):
     """The Prometheus metrics endpoint."""
 
     enabled: bool = True
@@ -73,7 +70,7 @@ class MetricsConfig(_Model):
     _address = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
 
-class DiscoveryConfig(_Model):
+class DiscoveryConfig(StrictModel):
     """Zeroconf browsing for devices and advertising of the bridge."""
 
     enabled: bool = True
@@ -87,7 +84,7 @@ class DiscoveryConfig(_Model):
     approvals_file: str = ""
 
 
-class DeviceConfig(_Model):
+class DeviceConfig(StrictModel):
     """One statically configured device."""
 
     id: str
@@ -118,7 +115,7 @@ class DeviceConfig(_Model):
         return value
 
 
-class TelemetryConfig(_Model):
+class TelemetryConfig(StrictModel):
     """The telemetry bus and subscriptions."""
 
     # Samples a subscriber may have queued before the oldest are dropped (and counted).
@@ -142,7 +139,7 @@ class TelemetryConfig(_Model):
         return self
 
 
-class CommandsConfig(_Model):
+class CommandsConfig(StrictModel):
     """The command manager."""
 
     default_timeout_seconds: float = Field(10.0, gt=0)
@@ -165,7 +162,7 @@ class CommandsConfig(_Model):
         return self
 
 
-class SessionsConfig(_Model):
+class SessionsConfig(StrictModel):
     """Device connection supervision."""
 
     connect_timeout_seconds: float = Field(5.0, gt=0)
@@ -176,7 +173,7 @@ class SessionsConfig(_Model):
     healthy_after_seconds: float = Field(30.0, ge=0)
 
 
-class Config(_Model):
+class Config(StrictModel):
     """The whole bridge configuration."""
 
     bridge: BridgeSection = Field(default_factory=BridgeSection)
@@ -188,6 +185,7 @@ class Config(_Model):
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     # Command policy by device id glob ('robot-*'), for devices without a `policy` of their own.
     policies: dict[str, DevicePolicy] = Field(default_factory=dict)
@@ -199,6 +197,7 @@ class Config(_Model):
 
     @property
     def base_dir(self) -> Path | None:
+        """The config file's folder (None when the config did not come from a file)."""
         return self._base_dir
 
     @field_validator("devices")

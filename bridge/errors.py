@@ -55,6 +55,12 @@ class IdentityChanged(Unavailable):
     reason = "IDENTITY_CHANGED"
 
 
+class LinkError(Unavailable):
+    """The uplink's connection to its MQTT broker could not be made, or it is gone."""
+
+    reason = "UPLINK_UNAVAILABLE"
+
+
 class PermissionDenied(LinebridgeError):
     """The caller's role does not allow this."""
 
@@ -65,6 +71,22 @@ class ResourceExhausted(LinebridgeError):
     """A limit was hit (queue full, too many subscriptions)."""
 
     reason = "RESOURCE_EXHAUSTED"
+
+
+class RateLimited(ResourceExhausted):
+    """A caller or a device went over its command rate."""
+
+    reason = "RATE_LIMITED"
+
+
+class AuditFailure(ResourceExhausted):
+    """The audit log cannot take a record; the command that needed it is refused."""
+
+    reason = "AUDIT_UNAVAILABLE"
+
+
+class AuditFull(AuditFailure):
+    """The record does not fit in the audit budget (audit.max_total_bytes)."""
 
 
 class DeadlineExceeded(LinebridgeError):

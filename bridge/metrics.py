@@ -126,12 +126,15 @@ class Metrics:
         self._server = None
 
     def watch(self, bus: TelemetryBus, registry: DeviceRegistry) -> None:
+        """Report the bus's and the registry's gauges at each scrape."""
         self.registry.register(_LiveCollector(bus, registry))
 
     def watch_uplink(self, status: Callable[[], UplinkStatus]) -> None:
+        """Report the uplink's gauges at each scrape."""
         self.registry.register(_UplinkCollector(status))
 
     def on_batch(self, batch: SampleBatch) -> None:
+        """Count a published batch and its samples."""
         children = self._children.get(batch.device_id)
         if children is None:
             children = self._children[batch.device_id] = (
@@ -153,6 +156,7 @@ class Metrics:
         return self._server.server_port
 
     def shutdown(self) -> None:
+        """Stop the HTTP endpoint."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

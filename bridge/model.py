@@ -41,10 +41,12 @@ class Access(IntEnum):
 
     @property
     def writable(self) -> bool:
+        """Whether the signal may be written."""
         return self in (Access.WRITE, Access.READ_WRITE)
 
     @property
     def readable(self) -> bool:
+        """Whether the signal may be read."""
         return self in (Access.READ, Access.READ_WRITE)
 
 
@@ -200,6 +202,9 @@ class MethodSpec:
     outputs: tuple[MethodArg, ...] = ()
     description: str = ""
     address: Any = None
+    # Runs at once, beside the device's queue, instead of waiting for the command before it (e.g. a
+    # VDA 5050 instant action while an order runs); never preempts anything.
+    immediate: bool = False
 
 
 @dataclass(slots=True)
@@ -220,7 +225,7 @@ class DeviceDescription:
     analytics: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakly referenced by the API layer's encoding cache
 class SampleBatch:
     """Samples of one device in columnar form: parallel lists, no object per sample.
 
@@ -236,8 +241,6 @@ class SampleBatch:
     timestamps: list[int]
     qualities: list[int] | None = None
     value_type: ValueType | None = None
-    # Wire encoding, filled once by the API layer and shared by every subscriber that sends it.
-    encoded: bytes | None = field(default=None, repr=False, compare=False)
     # time.monotonic() when the bus took the batch (for staleness).
     received: float = field(default=0.0, repr=False, compare=False)
 

@@ -34,6 +34,7 @@ class PathGlob:
     segments: tuple[str, ...]
 
     def matches(self, path: str) -> bool:
+        """Whether a full signal path matches the glob."""
         return _match(self.segments, tuple(path.split("/")))
 
     def matches_device(self, device_id: str) -> bool:

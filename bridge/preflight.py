@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from linebridge.api.auth import Authenticator, resolve, server_credentials
+from linebridge.api.auth import Authenticator, server_credentials
 from linebridge.api.server import check_exposure
+from linebridge.configbase import relative_to_config
 from linebridge.devices.approval import Approvals
 from linebridge.errors import ConfigError
 from linebridge.uplink.sparkplug import ssl_context
@@ -32,10 +33,10 @@ def preflight(
     if config.audit.enabled:
         writable_folder("audit.path", config.audit.directory(config.base_dir))
     if config.uplink.enabled:
-        writable_file("uplink.outbox.path", resolve(config.uplink.outbox.path, config.base_dir))
+        writable_file("uplink.outbox.path", relative_to_config(config.uplink.outbox.path, config.base_dir))
         _uplink_tls(config)
     if config.discovery.approvals_file:
-        path = resolve(config.discovery.approvals_file, config.base_dir)
+        path = relative_to_config(config.discovery.approvals_file, config.base_dir)
         writable_file("discovery.approvals_file", path)
         Approvals(config.discovery.auto_approve, path)  # an existing file must be readable and well-formed
     return warnings

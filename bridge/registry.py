@@ -38,9 +38,11 @@ class DeviceRecord:
 
     @property
     def available(self) -> bool:
+        """Whether the device can take reads and commands (ONLINE or DEGRADED)."""
         return self.state in (DeviceState.ONLINE, DeviceState.DEGRADED)
 
     def signal(self, path: str) -> Signal:
+        """A signal of the device by path; NotFound otherwise."""
         try:
             return self.signals[path]
         except KeyError:
@@ -81,12 +83,14 @@ class DeviceRegistry:
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceRecord:
+        """A device by id; NotFound otherwise."""
         try:
             return self._devices[device_id]
         except KeyError:
             raise NotFound(f"unknown device {device_id!r}") from None
 
     def find(self, device_id: str) -> DeviceRecord | None:
+        """A device by id, or None."""
         return self._devices.get(device_id)
 
     def __iter__(self) -> Iterator[DeviceRecord]:
@@ -96,6 +100,7 @@ class DeviceRegistry:
         return len(self._devices)
 
     def by_alias(self, alias: int) -> tuple[str, Signal] | None:
+        """The full path and signal of an alias, or None."""
         return self._by_alias.get(alias)
 
     def find_identity(self, identity: str) -> DeviceRecord | None:
@@ -109,6 +114,7 @@ class DeviceRegistry:
 
     # -- changes -----------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` on every device event; returns the function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
@@ -120,6 +126,7 @@ class DeviceRegistry:
                 log.exception("device listener failed")
 
     def add(self, record: DeviceRecord) -> DeviceRecord:
+        """Register a new device; ValueError when the id is taken."""
         if record.id in self._devices:
             raise ValueError(f"device {record.id!r} already registered")
         self._devices[record.id] = record
@@ -127,6 +134,7 @@ class DeviceRegistry:
         return record
 
     def remove(self, device_id: str) -> None:
+        """Forget a device and its aliases (nothing when unknown)."""
         record = self._devices.pop(device_id, None)
         if record is None:
             return
@@ -135,12 +143,14 @@ class DeviceRegistry:
         self._emit(DeviceEvent.REMOVED, record)
 
     def update_endpoint(self, device_id: str, endpoint: str) -> None:
+        """Move a device to a new endpoint."""
         record = self.get(device_id)
         if record.endpoint != endpoint:
             record.endpoint = endpoint
             self._emit(DeviceEvent.CHANGED, record)
 
     def set_state(self, device_id: str, state: DeviceState, reason: str = "") -> None:
+        """Move a device to `state`; ValueError for a transition the state machine does not allow."""
         record = self.get(device_id)
         if record.state == state and record.state_reason == reason:
             return

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, ValidationInfo
 
+from linebridge.configbase import StrictModel, relative_to_config  # re-exported for drivers
 from linebridge.errors import (  # re-exported for drivers
     DeviceError,
     FailedPrecondition,
@@ -55,6 +56,7 @@ __all__ = [
     "CommandResult",
     "DeviceDescription",
     "DeviceError",
+    "DeviceHost",
     "DeviceKind",
     "DiscoveredDevice",
     "Driver",
@@ -78,13 +80,21 @@ __all__ = [
     "Value",
     "ValueType",
     "batch_of",
+    "config_dir",
+    "relative_to_config",
 ]
 
 
-class DriverOptions(BaseModel):
+class DriverOptions(StrictModel):
     """Base of every driver's options model: unknown keys are errors, so typos are caught."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
+
+
+def config_dir(info: ValidationInfo) -> Path | None:
+    """The config file's folder the loader passed to an options validator (None: no config file)."""
+    base = info.context.get("config_dir") if isinstance(info.context, Mapping) else None
+    return Path(base) if base else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +151,26 @@ class BatchSink(Protocol):
         """Report the state of an alarm the device raises itself (OPC UA A&C, alarm words)."""
 
 
+class DeviceHost(Protocol):
+    """Where a gateway driver registers the devices behind its one connection (e.g. AGVs on a fleet broker).
+
+    The driver's own device stays the connection; each device behind it gets a record, aliases and
+    a state of its own, and its commands go to the `handler` it was attached with.
+    """
+
+    def attach(self, device_id: str, description: DeviceDescription, handler: Driver) -> bool:
+        """The device is online (again) or re-described: register it, give its signals aliases.
+
+        Returns False (and logs once) when the id belongs to another device.
+        """
+
+    def detach(self, device_id: str, reason: str) -> None:
+        """The device went offline (its record, aliases and last values stay)."""
+
+    def publish(self, batch: SampleBatch) -> None:
+        """Hand a batch of an attached device to the bridge."""
+
+
 @dataclass(frozen=True, slots=True)
 class DriverContext:
     """What a driver instance is given: which device, where, and its validated options."""
@@ -149,6 +179,8 @@ class DriverContext:
     endpoint: str
     options: DriverOptions
     logger: logging.Logger
+    # Set for every driver; only gateway drivers (one connection, many devices) use it.
+    host: DeviceHost | None = None
 
 
 class Driver(ABC):
@@ -170,6 +202,7 @@ class Driver(ABC):
 
     @property
     def device_id(self) -> str:
+        """The id of the device this driver serves."""
         return self.ctx.device_id
 
     @classmethod
@@ -202,6 +235,10 @@ class Driver(ABC):
     @abstractmethod
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Read the current values of `signals` from the device."""
+
+    def check(self, request: CommandRequest) -> None:
+        """Refuse a command before it is queued (raise InvalidArgument); the default accepts it."""
+        return None
 
     def liveness(self, hints: StreamHints) -> float | None:
         """Seconds without a batch or `sink.alive()` after which the device counts as hung (None: no bound).

@@ -41,6 +41,7 @@ class Advertiser:
         self._zc: AsyncZeroconf | None = None
 
     async def start(self) -> None:
+        """Register the service on the chosen interfaces."""
         self._zc = AsyncZeroconf(interfaces=self._interfaces)
         # allow_name_change: a second simulator with the same name must not crash the first.
         # The call returns the task that sends the announcements; await it so none is left behind.
@@ -62,6 +63,7 @@ class Advertiser:
         await (await self._zc.async_update_service(self.info))
 
     async def stop(self) -> None:
+        """Unregister the service and close zeroconf."""
         if self._zc is None:
             return
         zc, self._zc = self._zc, None

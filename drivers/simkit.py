@@ -14,9 +14,11 @@ class Simulator(Protocol):
 
     endpoint: str
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Start serving."""
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop serving."""
 
 
 async def serve_until_signalled(sim: Simulator, name: str, on_ready: Callable[[], None] | None = None) -> int:

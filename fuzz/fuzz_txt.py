@@ -24,6 +24,7 @@ with instrumented(__name__):
     from linebridge.drivers.opcua.driver import opc_tcp_url
     from linebridge.drivers.ur.options import UrOptions
     from linebridge.drivers.ur.options import parse_endpoint as ur_endpoint
+    from linebridge.drivers.vda5050.link import parse_endpoint as vda5050_endpoint
     from linebridge.errors import ConfigError, InvalidArgument
 
 
@@ -48,6 +49,9 @@ def announced_at(found: DiscoveredDevice, driver: type[Driver], txt: Mapping[str
         for key, used in (("dashboard", address.dashboard_port), ("secondary", address.secondary_port)):
             assert key not in txt or used == int(txt[key]), f"TXT {key}={txt[key]!r} became port {used}"
         return address.host, address.rtde_port
+    if driver.type_name == "vda5050":
+        broker = vda5050_endpoint(found.endpoint)
+        return broker.host, broker.port
     url = opc_tcp_url(found.endpoint)
     host, _, port = url.removeprefix("opc.tcp://").partition("/")[0].rpartition(":")
     return host.strip("[]"), int(port)

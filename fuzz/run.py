@@ -12,7 +12,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGETS = ("modbus", "rtde", "dashboard", "txt", "config", "sparkplug", "files", "client", "uplink", "opcua")
+TARGETS = (
+    "modbus",
+    "rtde",
+    "dashboard",
+    "txt",
+    "config",
+    "sparkplug",
+    "files",
+    "client",
+    "uplink",
+    "opcua",
+    "vda5050",
+)
 # libFuzzer flags: a decoder that takes 10 s for one input counts as a hang; memory capped per target.
 FLAGS = ("-timeout=10", "-rss_limit_mb=2048", "-max_len=4096", "-print_final_stats=1")
 

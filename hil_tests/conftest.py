@@ -22,6 +22,9 @@ DEFAULT_RIG = Path(__file__).parent / "rigs" / "simulated-cell.yaml"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--rig", default=None, help="rig file (YAML); default: simulators on loopback")
+    parser.addoption(
+        "--agv-rig", default=None, help="AGV fleet rig file (YAML); default: hil_tests/rigs/agv-fleet.yaml"
+    )
 
 
 def simulator_for(device: RigDevice) -> SimProcess:

@@ -18,6 +18,7 @@ from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.model import DeviceState
 from tests.mqtt_broker import broker, consumer  # noqa: F401  (fixtures shared by the uplink tests)
+from tests.vda5050_helpers import fleet  # noqa: F401  (simulated AGVs on the test broker)
 
 OUR_CODE = ("/bridge/", "/drivers/")
 

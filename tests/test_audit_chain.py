@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from linebridge.audit.chain import GENESIS, audit_files, canonical, verify
-from linebridge.audit.log import AuditConfig, AuditFailure, AuditLog
+from linebridge.audit.log import AuditConfig, AuditLog
 from linebridge.cli import main
-from linebridge.errors import ConfigError
+from linebridge.errors import AuditFailure, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

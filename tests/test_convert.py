@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from linebridge.api import pb
-from linebridge.api.convert import batch_update_bytes
+import gc
+
+from linebridge.api import convert, pb
+from linebridge.api.convert import ENCODED, batch_update_bytes
+from linebridge.api.wire import UpdateCache
 from linebridge.client.raw import CatalogDecoder
 from linebridge.model import Quality, SampleBatch, ValueType
 
@@ -33,8 +36,9 @@ def test_uniform_and_mixed_batches_concatenate():
     uniform = SampleBatch("dev", [1, 5], [1.5, 2.5], [10, 11], value_type=ValueType.DOUBLE)
     mixed = SampleBatch("dev", [2, 3, 4, 1], [7, True, "x", 3.5], [12, 12, 12, 13])
     data = batch_update_bytes([uniform, mixed], TYPES)
-    assert uniform.encoded is not None and mixed.encoded is not None  # cached for the next subscriber
-    assert data == uniform.encoded + mixed.encoded
+    cached = ENCODED.get(uniform), ENCODED.get(mixed)
+    assert None not in cached  # kept for the next subscriber
+    assert data == cached[0] + cached[1]
     assert decode(data) == [
         ("dev/s1", 1.5, 10, 1),
         ("dev/s5", 2.5, 11, 1),
@@ -59,3 +63,23 @@ def test_qualities_survive_mixed_groups():
     assert [q for *_, q in decode(data)] == [1, 3, 1]
     both_bad = batch_update_bytes([bad, bad], TYPES)
     assert [q for *_, q in decode(both_bad)] == [3, 1, 3, 1]
+
+
+def test_a_batch_is_encoded_once_for_every_subscriber(monkeypatch):
+    batch = SampleBatch("dev", [1, 5], [1.5, 2.5], [10, 11], value_type=ValueType.DOUBLE)
+    first = batch_update_bytes([batch], TYPES)
+    calls = []
+    monkeypatch.setattr(convert, "encode_fast", lambda b: calls.append(b))
+    assert batch_update_bytes([batch], TYPES) == first  # the second subscriber reuses the bytes
+    assert calls == []
+
+
+def test_the_encoding_goes_with_its_batch():
+    cache = UpdateCache()
+    batch = SampleBatch("dev", [1], [1.0], [1], value_type=ValueType.DOUBLE)
+    cache.put(batch, b"x")
+    other = SampleBatch("dev", [1], [1.0], [1], value_type=ValueType.DOUBLE)  # equal, not the same batch
+    assert (cache.get(batch), cache.get(other), len(cache)) == (b"x", None, 1)
+    del batch
+    gc.collect()
+    assert len(cache) == 0

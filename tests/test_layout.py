@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {ROOT / "bridge": "linebridge", ROOT / "drivers": "linebridge.drivers"}
 MAX_LINES = 400
 # A driver sees the driver contract, the model types and the domain errors (DESIGN.md, "Rules"), plus
-# the shared driver kit next to base.py (mDNS advertiser, simulator runner).
+# the shared driver kit next to base.py (mDNS advertiser, simulator runner, task helpers).
 DRIVER_MAY_IMPORT = (
     "linebridge.drivers.base",
     "linebridge.drivers.mdns",
     "linebridge.drivers.simkit",
+    "linebridge.drivers.tasks",
+    "linebridge.configbase",  # DriverOptions is a StrictModel; config-relative paths (via drivers.base)
     "linebridge.model",
     "linebridge.errors",
 )
@@ -218,6 +220,6 @@ def test_drivers_see_only_the_driver_contract():
                 continue
             bad.append(f"{path.relative_to(ROOT)}: {name}")
     assert not bad, (
-        "a driver imports only linebridge.drivers.base (+ mdns, simkit), linebridge.model, linebridge.errors "
+        "a driver imports only linebridge.drivers.base (+ mdns, simkit, tasks), linebridge.model, linebridge.errors "
         "and its own package: " + ", ".join(bad)
     )

@@ -7,9 +7,9 @@ import time
 
 from linebridge.api import pb
 from linebridge.client import Sample
-from linebridge.devices.sessions import Backoff
 from linebridge.drivers.sim.driver import CONNECT_ATTEMPTS, LINKS_DOWN
 from linebridge.model import DeviceState
+from linebridge.pacing import Backoff
 from tests.conftest import sim_device, wait_for_state
 from tests.gates_helpers import eventually
 

@@ -16,6 +16,7 @@ from linebridge.api import pb
 from linebridge.commands.policy import DevicePolicy
 from linebridge.commands.safety import SafetyGate
 from linebridge.errors import FailedPrecondition
+from linebridge.hil.sim_process import SimProcess
 from linebridge.model import (
     DeviceDescription,
     DeviceKind,
@@ -28,7 +29,6 @@ from linebridge.model import (
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import SubscriptionOptions, TelemetryBus
 from tests.conftest import wait_for_state
-from tests.sim_process import SimProcess
 from tests.test_cli import cli
 
 STALE = pb.common.QUALITY_STALE

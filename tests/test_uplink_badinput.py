@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings
+from linebridge.errors import LinkError
+from linebridge.uplink.link import Link, LinkCounters, LinkSettings
 from tests.mqtt_broker import free_port
 
 CONNACK_311 = b"\x20\x02\x00\x00"

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linebridge.model import Quality, SampleBatch, ValueType
+from linebridge.telemetry.filters import ChangeFilter
 from linebridge.uplink.encoder import TRAILER_RESERVE, SparkplugEncoder, trailer
-from linebridge.uplink.rbe import ChangeFilter
 from linebridge.uplink.topics import Topics
 from tests import sparkplug_decoder as spd
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from linebridge.errors import LinkError
 from linebridge.uplink.config import UplinkConfig
-from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings
+from linebridge.uplink.link import Link, LinkCounters, LinkSettings
 from linebridge.uplink.sparkplug import ssl_context
 from tests.mqtt_broker import Broker, Consumer
 

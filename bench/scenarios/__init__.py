@@ -17,6 +17,8 @@ ORDER = (
     "uplink_replay",
     "ur_rtde",
     "startup",
+    "vda5050_state",
+    "order_rtt",
     "client_decode",
     "analytics_overhead",
 )

@@ -63,10 +63,12 @@ class Alarm:
 
     @property
     def id(self) -> str:
+        """The alarm's id: `<device>/<name>`."""
         return f"{self.device_id}/{self.name}"
 
     @property
     def shelved(self) -> bool:
+        """Whether an operator shelved the alarm."""
         return self.shelved_until_ns > 0
 
     @property
@@ -103,6 +105,7 @@ class Watch:
     dropped_total: int = 0
 
     def offer(self, event: AlarmEvent) -> None:
+        """Queue an event for the watcher; beyond the limit the oldest is dropped and counted."""
         self.queue.append(event)
         if len(self.queue) > self.limit:
             self.queue.popleft()
@@ -208,6 +211,7 @@ class AlarmManager:
 
     # -- operator actions ----------------------------------------------------------------------
     def get(self, alarm_id: str) -> Alarm:
+        """An alarm by id; NotFound otherwise."""
         try:
             return self.alarms[alarm_id]
         except KeyError:

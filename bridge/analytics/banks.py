@@ -69,6 +69,7 @@ class RateBank:
         self.prev_t = np.zeros((len(rules), 1), dtype=np.int64)
 
     def update(self, index: np.ndarray, column: np.ndarray, ts: np.ndarray, rows: list[int]) -> None:
+        """Check the rate rules of the given rows against a batch's columns."""
         v = np.concatenate((self.prev_v[rows], column[index]), axis=1)
         t = np.concatenate((self.prev_t[rows], ts[index]), axis=1)
         self.prev_v[rows], self.prev_t[rows] = v[:, -1:], t[:, -1:]

@@ -145,6 +145,7 @@ class RateRule(_SignalRule):
     on_delay: float = 0.0
 
     def check(self) -> None:
+        """ValueError unless max_rate is positive."""
         super().check()
         if self.max_rate <= 0:
             raise ValueError(f"max_rate must be > 0, got {self.max_rate}")
@@ -157,6 +158,7 @@ class StuckRule(_SignalRule):
     seconds: float
 
     def check(self) -> None:
+        """ValueError unless seconds is non-zero."""
         super().check()
         if self.seconds == 0:
             raise ValueError("seconds must be > 0")
@@ -170,12 +172,14 @@ class StaleRule(_Rule):
     seconds: float
 
     def check(self) -> None:
+        """ValueError unless seconds is non-zero."""
         super().check()
         if self.seconds == 0:
             raise ValueError("seconds must be > 0")
 
     @property
     def inputs(self) -> list[str]:
+        """The signal the rule watches (none: the whole device)."""
         return [self.signal] if self.signal else []
 
 
@@ -208,6 +212,7 @@ class EwmaRule(_DriftRule):
     L: float = 3.0  # noqa: N815 - the chart's name for the limit width
 
     def check(self) -> None:
+        """ValueError unless the smoothing lam is in (0, 1] and the limit width is valid."""
         super().check()
         if not 0 < self.lam <= 1:
             raise ValueError(f"lam (λ) must be in (0, 1], got {self.lam}")
@@ -223,6 +228,7 @@ class CusumRule(_DriftRule):
     h: float = 5.0
 
     def check(self) -> None:
+        """ValueError unless k and h are valid."""
         super().check()
         if self.k < 0:
             raise ValueError(f"k must not be negative, got {self.k}")
@@ -241,6 +247,7 @@ class ShortageRule(_Rule):
     window_seconds: float = 600.0
 
     def check(self) -> None:
+        """ValueError unless exactly one of signal + below and suspended_share is given, in range."""
         super().check()
         if (self.signal and self.below is not None) == (self.suspended_share is not None):
             raise ValueError("give either signal + below, or suspended_share")
@@ -251,6 +258,7 @@ class ShortageRule(_Rule):
 
     @property
     def inputs(self) -> list[str]:
+        """The signal the rule watches, if any."""
         return [self.signal] if self.signal else []
 
 

@@ -48,6 +48,7 @@ class Delayed(Detector):
         self.tick(now_ns)
 
     def tick(self, now_ns: int) -> None:
+        """Let the raw condition through once its on- or off-delay has passed."""
         if self.raw != self.active:
             delay = self.on_ns if self.raw else self.off_ns
             if now_ns - self.raw_since >= delay:
@@ -64,6 +65,7 @@ class Limit(Delayed):
         self.limit, self.high, self.deadband = limit, high, deadband
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
+        """Raise or clear the limit alarm from a batch of values (with its deadband)."""
         if self.high:
             over, under = values > self.limit, values < self.limit - self.deadband
         else:
@@ -94,6 +96,7 @@ class Rate(Delayed):
         self._last: tuple[float, int] | None = None
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
+        """Raise or clear the rate alarm from the rate of change between consecutive samples."""
         if self._last is not None:
             values = np.concatenate(([self._last[0]], values))
             times = np.concatenate(([self._last[1]], times))
@@ -120,6 +123,7 @@ class Stuck(Detector):
         self.since = 0
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
+        """Follow the value: a change restarts the stuck clock."""
         first = self.value is None
         if first:
             prev, cur, offset = values[:-1], values[1:], 1
@@ -135,6 +139,7 @@ class Stuck(Detector):
         self.tick(int(times[-1]))
 
     def tick(self, now_ns: int) -> None:
+        """Raise the alarm when the value has not changed for the rule's time."""
         if self.value is not None and now_ns - self.since >= self.limit_ns:
             self.detail = f"value {self.value:.6g} unchanged for {(now_ns - self.since) / _NS:.0f} s"
             self._set(True, self.since + self.limit_ns)
@@ -156,6 +161,7 @@ class Stale(Detector):
             self._set(False, now_ns)
 
     def tick(self, now_ns: int) -> None:
+        """Raise the alarm when no sample came for the rule's time or the device is offline."""
         if self.offline:
             self.detail = "device offline"
             self._set(True, now_ns)
@@ -209,6 +215,7 @@ class Ewma(Detector):
         self._pow_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
+        """Learn the baseline first, then run the EWMA chart over the values."""
         if not self.base.ready:
             rest = self.base.learn(values)
             times = times[len(values) - len(rest) :]
@@ -286,6 +293,7 @@ class Cusum(Detector):
         return s - np.minimum(np.minimum.accumulate(s), 0.0)
 
     def update(self, values: np.ndarray, times: np.ndarray) -> None:
+        """Learn the baseline first, then run the two-sided CUSUM over the values."""
         if not self.base.ready:
             rest = self.base.learn(values)
             times = times[len(values) - len(rest) :]

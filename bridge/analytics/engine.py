@@ -77,9 +77,11 @@ class AnalyticsEngine:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the tick task (delays, stuck and stale checks, times in state, OEE)."""
         self._task = asyncio.get_running_loop().create_task(self._ticker(), name="analytics-tick")
 
     async def stop(self) -> None:
+        """Unhook from the bus and registry and stop the tick task."""
         for unhook in self._unhooks:
             unhook()
         if self.registry.derive == self.derived_signals:

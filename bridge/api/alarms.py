@@ -97,11 +97,13 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
 
     @grpc_errors
     async def ListAlarms(self, request, context):  # noqa: N802
+        """The alarms of the matching devices that are of interest (or all of them)."""
         found = self.alarms.current(request.device_glob or "*", request.include_inactive)
         return pb.alarm.ListAlarmsResponse(alarms=[alarm_to_pb(a) for a in found])
 
     @grpc_errors
     async def WatchAlarms(self, request, context):  # noqa: N802
+        """Stream alarm changes of the matching devices, with dropped notices."""
         async for item in self.alarms.watch(request.device_glob or "*"):
             if isinstance(item, Changes):
                 for event in item.events:
@@ -117,6 +119,7 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
 
     @grpc_errors
     async def Acknowledge(self, request, context):  # noqa: N802
+        """Acknowledge an alarm as the caller."""
         alarm = await self.alarms.acknowledge(
             request.alarm_id, current_identity() or LOCAL_ADMIN, request.comment
         )
@@ -124,6 +127,7 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
 
     @grpc_errors
     async def Confirm(self, request, context):  # noqa: N802
+        """Confirm an alarm as the caller."""
         alarm = await self.alarms.confirm(
             request.alarm_id, current_identity() or LOCAL_ADMIN, request.comment
         )
@@ -131,6 +135,7 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
 
     @grpc_errors
     async def Shelve(self, request, context):  # noqa: N802
+        """Shelve an alarm for a while."""
         alarm = self.alarms.shelve(
             request.alarm_id, current_identity() or LOCAL_ADMIN, seconds(request.duration), request.reason
         )
@@ -138,11 +143,13 @@ class AlarmService(pb.alarm_grpc.AlarmServiceServicer):
 
     @grpc_errors
     async def Unshelve(self, request, context):  # noqa: N802
+        """Put a shelved alarm back in service."""
         alarm = self.alarms.unshelve(request.alarm_id, current_identity() or LOCAL_ADMIN, request.reason)
         return pb.alarm.UnshelveResponse(alarm=alarm_to_pb(alarm))
 
     @grpc_errors
     async def AlarmHistory(self, request, context):  # noqa: N802
+        """Past alarm events of the matching devices since a time, oldest first."""
         since = request.since.ToNanoseconds() if request.HasField("since") else 0
         events = self.alarms.events(request.device_glob or "*", since, request.limit or 1000)
         return pb.alarm.AlarmHistoryResponse(events=[event_to_pb(e) for e in events])
@@ -156,11 +163,13 @@ class EfficiencyService(pb.alarm_grpc.EfficiencyServiceServicer):
 
     @grpc_errors
     async def GetEfficiency(self, request, context):  # noqa: N802
+        """OEE and its factors per matching device, for a window."""
         found = self.engine.efficiency(request.device_glob or "*", request.window or "shift")
         return pb.alarm.GetEfficiencyResponse(devices=[efficiency_to_pb(e) for e in found])
 
     @grpc_errors
     async def SetPlannedBusyTime(self, request, context):  # noqa: N802
+        """Set the planned busy time of the matching devices."""
         ids = self.engine.set_planned_busy_time(
             request.device_glob or "*", seconds(request.planned_busy_time)
         )

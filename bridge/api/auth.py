@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 
 from linebridge.api import pb
+from linebridge.configbase import relative_to_config
 from linebridge.errors import ConfigError
 from linebridge.model import Identity, Role
 from linebridge.security.config import SecurityConfig, ServerTls
@@ -36,10 +37,12 @@ def current_identity() -> Identity | None:
 
 
 def set_identity(identity: Identity | None) -> contextvars.Token[Identity | None]:
+    """Make `identity` the caller of the RPC running in this context; the token undoes it."""
     return _identity.set(identity)
 
 
 def reset_identity(token: contextvars.Token[Identity | None]) -> None:
+    """Restore the caller that was current before set_identity()."""
     _identity.reset(token)
 
 
@@ -54,6 +57,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     **_methods(pb.telemetry, "TelemetryService", Role.VIEWER),
     **_methods(pb.command, "CommandService", Role.VIEWER),
     **_methods(pb.bridge, "BridgeService", Role.VIEWER),
+    **_methods(pb.transport, "TransportService", Role.VIEWER),
     "/linebridge.v1.CommandService/Execute": Role.OPERATOR,
     "/linebridge.v1.CommandService/Cancel": Role.OPERATOR,
     "/linebridge.v1.CommandService/Jog": Role.OPERATOR,
@@ -125,18 +129,15 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | No
     return None
 
 
-def resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or base_dir is None else base_dir / p
-
-
 class Authenticator:
     """Turns what a call carries (peer certificate, metadata, peer address) into an Identity."""
 
     def __init__(self, config: SecurityConfig, base_dir: Path | None = None) -> None:
         self.config = config
         self.mtls = bool(config.tls.client_ca_file)
-        self.tokens = TokenTable.load(resolve(config.tokens_file, base_dir)) if config.tokens_file else None
+        self.tokens = (
+            TokenTable.load(relative_to_config(config.tokens_file, base_dir)) if config.tokens_file else None
+        )
 
     def identify(
         self,
@@ -197,7 +198,7 @@ def server_credentials(tls: ServerTls, base_dir: Path | None) -> grpc.ServerCred
         return None
 
     def read(field: str, path: str) -> bytes:
-        full = resolve(path, base_dir)
+        full = relative_to_config(path, base_dir)
         try:
             return full.read_bytes()
         except OSError as exc:

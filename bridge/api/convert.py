@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from google.protobuf.duration_pb2 import Duration
 
 from linebridge.api import pb
-from linebridge.api.wire import encode_fast, wrap_update
+from linebridge.api.wire import UpdateCache, encode_fast, wrap_update
 from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec
 from linebridge.errors import InvalidArgument
 from linebridge.model import CommandKind, Pose, Quality, SampleBatch, Signal, Value, ValueType
@@ -35,6 +35,7 @@ _COLUMN = {
 
 # -- values --------------------------------------------------------------------------------------
 def value_to_pb(value: Value) -> pb.common.Value:
+    """A model value as a protobuf Value."""
     if isinstance(value, bool):
         return pb.common.Value(bool_value=value)
     if isinstance(value, int):
@@ -45,6 +46,7 @@ def value_to_pb(value: Value) -> pb.common.Value:
 
 
 def value_from_pb(message: pb.common.Value) -> Value:
+    """The model value a protobuf Value holds; InvalidArgument when it holds none."""
     kind = message.WhichOneof("kind")
     if kind is None:
         raise InvalidArgument("value is empty: set one of double_value, int_value, bool_value, string_value")
@@ -52,10 +54,12 @@ def value_from_pb(message: pb.common.Value) -> Value:
 
 
 def seconds(duration: Duration) -> float:
+    """A protobuf Duration in seconds."""
     return duration.seconds + duration.nanos / 1e9
 
 
 def duration(value: float) -> Duration:
+    """Seconds as a protobuf Duration."""
     d = Duration()
     d.FromNanoseconds(int(value * 1e9))
     return d
@@ -63,6 +67,7 @@ def duration(value: float) -> Duration:
 
 # -- devices -------------------------------------------------------------------------------------
 def signal_to_pb(signal: Signal) -> pb.device.Signal:
+    """A signal as its protobuf description."""
     return pb.device.Signal(
         path=signal.path,
         value_type=int(signal.value_type),
@@ -75,6 +80,7 @@ def signal_to_pb(signal: Signal) -> pb.device.Signal:
 
 
 def device_to_pb(record: DeviceRecord, with_signals: bool = True) -> pb.device.Device:
+    """A device record as a protobuf Device, with or without its signals."""
     d = record.description
     message = pb.device.Device(
         id=record.id,
@@ -159,6 +165,9 @@ def encode_batches(batches: Sequence[SampleBatch], types: dict[int, ValueType]) 
     return msg
 
 
+ENCODED = UpdateCache()  # each batch encoded once, whatever the number of subscribers
+
+
 def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueType]) -> bytes:
     """A serialized TelemetryUpdate{batch} for `batches`, reusing each batch's cached encoding.
 
@@ -174,13 +183,14 @@ def batch_update_bytes(batches: Sequence[SampleBatch], types: dict[int, ValueTyp
 
 
 def _encoded(batch: SampleBatch, types: dict[int, ValueType]) -> bytes:
-    """The batch's TelemetryUpdate{batch} bytes, encoded once and cached on the batch."""
-    if batch.encoded is None:
+    """The batch's TelemetryUpdate{batch} bytes, encoded once and kept beside it (ENCODED)."""
+    data = ENCODED.get(batch)
+    if data is None:
         inner = encode_fast(batch)
         if inner is None:
             inner = encode_batches([batch], types).SerializeToString()
-        batch.encoded = wrap_update(inner)
-    return batch.encoded
+        data = ENCODED.put(batch, wrap_update(inner))
+    return data
 
 
 def batch_update_chunks(
@@ -250,6 +260,7 @@ def serialize_update(message: pb.telemetry.TelemetryUpdate | bytes) -> bytes:
 
 
 def update_to_pb(update: Update, types: dict[int, ValueType]) -> pb.telemetry.TelemetryUpdate | bytes:
+    """A subscription update as a TelemetryUpdate (batches as ready-encoded bytes)."""
     if isinstance(update, BatchUpdate):
         return batch_update_bytes(update.batches, types)
     if isinstance(update, CatalogUpdate):
@@ -315,6 +326,7 @@ def spec_from_pb(request: pb.command.ExecuteRequest, origin: str) -> CommandSpec
 
 
 def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
+    """A command event as its protobuf message."""
     message = pb.command.CommandEvent(
         command_id=event.command_id,
         state=int(event.state),
@@ -330,6 +342,7 @@ def event_to_pb(event: CommandEvent) -> pb.command.CommandEvent:
 
 
 def command_to_pb(record: CommandRecord) -> pb.command.Command:
+    """A command record as a protobuf Command."""
     message = pb.command.Command(
         command_id=record.id,
         device_id=record.spec.device_id,

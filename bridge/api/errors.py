@@ -28,6 +28,7 @@ STATUS: dict[type[errors.LinebridgeError], grpc.StatusCode] = {
 
 
 def status_of(exc: errors.LinebridgeError) -> grpc.StatusCode:
+    """The gRPC status code of a domain error (its nearest mapped base class; INTERNAL if none)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]  # type: ignore[index]

@@ -43,6 +43,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
     ) -> Any:
+        """Wrap the RPC's handler so it runs as the identified caller, after the role and limit checks."""
         handler = await continuation(details)
         if handler is None or details.method in OPEN_METHODS:
             return handler

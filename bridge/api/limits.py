@@ -77,6 +77,7 @@ class StreamLimiter:
                 del self.open[client]
 
     def check_paths(self, request: Any) -> None:
+        """ResourceExhausted when a request names more paths than a client may."""
         count, limit = len(request.paths), self.limits.max_paths_per_subscription
         if count > limit:
             raise ResourceExhausted(f"{count} paths in one request; at most {limit} (use globs)")

@@ -11,6 +11,8 @@ from linebridge.api.gen.linebridge.v1 import device_pb2 as device
 from linebridge.api.gen.linebridge.v1 import device_pb2_grpc as device_grpc
 from linebridge.api.gen.linebridge.v1 import telemetry_pb2 as telemetry
 from linebridge.api.gen.linebridge.v1 import telemetry_pb2_grpc as telemetry_grpc
+from linebridge.api.gen.linebridge.v1 import transport_pb2 as transport
+from linebridge.api.gen.linebridge.v1 import transport_pb2_grpc as transport_grpc
 
 __all__ = [
     "alarm",
@@ -24,4 +26,6 @@ __all__ = [
     "device_grpc",
     "telemetry",
     "telemetry_grpc",
+    "transport",
+    "transport_grpc",
 ]

@@ -17,6 +17,7 @@ from linebridge.api.convert import serialize_update
 from linebridge.api.interceptor import AuthInterceptor
 from linebridge.api.limits import StreamLimiter, server_options
 from linebridge.api.services import ApiParts, BridgeService, CommandService, DeviceService, TelemetryService
+from linebridge.api.transport import TransportService
 from linebridge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,12 +28,14 @@ SERVICE_NAMES = (
     pb.telemetry.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
     pb.command.DESCRIPTOR.services_by_name["CommandService"].full_name,
     pb.bridge.DESCRIPTOR.services_by_name["BridgeService"].full_name,
+    pb.transport.DESCRIPTOR.services_by_name["TransportService"].full_name,
     pb.alarm.DESCRIPTOR.services_by_name["AlarmService"].full_name,
     pb.alarm.DESCRIPTOR.services_by_name["EfficiencyService"].full_name,
 )
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback name or address."""
     if host == "localhost":
         return True
     try:
@@ -111,6 +114,10 @@ class ApiServer:
         )
         pb.command_grpc.add_CommandServiceServicer_to_server(CommandService(parts.commands), self.server)
         pb.bridge_grpc.add_BridgeServiceServicer_to_server(BridgeService(parts), self.server)
+        if parts.transport is not None:
+            pb.transport_grpc.add_TransportServiceServicer_to_server(
+                TransportService(parts.transport), self.server
+            )
         if parts.alarms is not None and parts.analytics is not None:
             pb.alarm_grpc.add_AlarmServiceServicer_to_server(AlarmService(parts.alarms), self.server)
             pb.alarm_grpc.add_EfficiencyServiceServicer_to_server(
@@ -129,6 +136,7 @@ class ApiServer:
         self.port = 0
 
     async def start(self) -> int:
+        """Bind the address and start serving; the port bound."""
         try:
             if self.credentials is None:
                 self.port = self.server.add_insecure_port(self.address)
@@ -144,5 +152,6 @@ class ApiServer:
         return self.port
 
     async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then stop, letting running calls finish within `grace` seconds."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)

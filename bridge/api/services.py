@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from linebridge.commands.manager import CommandManager
     from linebridge.devices.manager import DeviceManager
     from linebridge.telemetry.bus import TelemetryBus
+    from linebridge.transport.index import TransportIndex
     from linebridge.uplink.status import UplinkStatus
 
 DEFAULT_READ_SECONDS = 10.0  # a Read from the device without a gRPC deadline waits at most this long
@@ -64,11 +65,13 @@ class ApiParts:
     started_monotonic: float = field(default_factory=time.monotonic)
     # The audit chain's newest record (None when the audit log is off).
     audit_head: Callable[[], ChainHead] | None = None
+    transport: TransportIndex | None = None  # goods transport (TransportService)
     alarms: AlarmManager | None = None  # issue 14: AlarmService
     analytics: AnalyticsEngine | None = None  # issue 14: EfficiencyService
 
 
 def peer_of(context: grpc.aio.ServicerContext) -> str:
+    """The caller's address as gRPC reports it."""
     return context.peer() or "unknown"
 
 
@@ -80,6 +83,7 @@ class DeviceService(pb.device_grpc.DeviceServiceServicer):
 
     @grpc_errors
     async def ListDevices(self, request, context):  # noqa: N802
+        """The devices whose id matches the glob, sorted by id."""
         records = [
             r for r in self.registry if not request.id_glob or fnmatch.fnmatchcase(r.id, request.id_glob)
         ]
@@ -92,10 +96,12 @@ class DeviceService(pb.device_grpc.DeviceServiceServicer):
 
     @grpc_errors
     async def GetDevice(self, request, context):  # noqa: N802
+        """One device by id."""
         return pb.device.GetDeviceResponse(device=device_to_pb(self.registry.get(request.id)))
 
     @grpc_errors
     async def WatchDevices(self, request, context):  # noqa: N802
+        """The devices now, then every change to them."""
         watch = DeviceWatch(WATCH_QUEUE_EVENTS)
         remove = self.registry.add_listener(watch.put)
         try:
@@ -169,6 +175,7 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
 
     @grpc_errors
     async def Subscribe(self, request, context):  # noqa: N802
+        """Stream the selected signals: catalog, initial values, sync, then updates."""
         options = subscription_options(request)
         subscription = self.bus.subscribe(list(request.paths), options)
         types = self.bus.registry.value_types
@@ -185,6 +192,7 @@ class TelemetryService(pb.telemetry_grpc.TelemetryServiceServicer):
 
     @grpc_errors
     async def Read(self, request, context):  # noqa: N802
+        """The latest values of the selected signals, from the cache or read from the devices."""
         selected = self.bus.read_cached(list(request.paths))
         start = page_start(request.page_token, len(selected))
         limit = self._limit(request.max_response_bytes, "max_response_bytes")
@@ -233,6 +241,7 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 
     @grpc_errors
     async def Execute(self, request, context):  # noqa: N802
+        """Submit a command and stream its events until it ends."""
         spec = spec_from_pb(request, origin=f"grpc:{peer_of(context)}")
         spec.identity = current_identity()  # for the command-level gates: per-device command classes, audit
         record, _existed = self.commands.submit(spec)
@@ -241,21 +250,25 @@ class CommandService(pb.command_grpc.CommandServiceServicer):
 
     @grpc_errors
     async def Cancel(self, request, context):  # noqa: N802
+        """Cancel a queued or running command."""
         record = self.commands.cancel(request.command_id, identity=current_identity())
         return pb.command.CancelResponse(command=command_to_pb(record))
 
     @grpc_errors
     async def GetCommand(self, request, context):  # noqa: N802
+        """One command by id."""
         return pb.command.GetCommandResponse(command=command_to_pb(self.commands.get(request.command_id)))
 
     @grpc_errors
     async def ListCommands(self, request, context):  # noqa: N802
+        """The latest commands, of one device or all."""
         records = self.commands.list(request.device_id, request.limit or 100)
         return pb.command.ListCommandsResponse(commands=[command_to_pb(r) for r in records])
 
     # -- Jog (issue 7, command safety): the deadman-held motion stream; the logic is in bridge/jog.py --
     @grpc_errors
     async def Jog(self, request_iterator, context):  # noqa: N802
+        """Continuous motion held by a deadman: a start, then heartbeats and targets."""
         first = await anext(request_iterator, None)
         if first is None:
             return
@@ -291,6 +304,7 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
 
     @grpc_errors
     async def GetInfo(self, request, context):  # noqa: N802
+        """The bridge's identity, version, drivers, uptime and start-up warnings."""
         b = self.parts
         devices = list(b.registry)
         response = pb.bridge.GetInfoResponse(
@@ -315,6 +329,7 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
 
     @grpc_errors
     async def GetUplinkStatus(self, request, context):  # noqa: N802
+        """The uplink's connection state, backlog and traffic."""
         s = self.parts.uplink_status()
         return pb.bridge.GetUplinkStatusResponse(
             state=int(s.state),
@@ -342,6 +357,7 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
 
     @grpc_errors
     async def ApproveDevice(self, request, context):  # noqa: N802
+        """Let a discovered device that waits for approval connect."""
         return pb.bridge.ApproveDeviceResponse(
             device=device_to_pb(await self.parts.devices.approve(request.device_id))
         )

@@ -11,6 +11,7 @@ tests/test_wire.py checks it against the protobuf runtime's own encoding.
 from __future__ import annotations
 
 import struct
+import weakref
 from collections import OrderedDict
 
 from linebridge.api import pb
@@ -25,10 +26,6 @@ _TAG_BOOLS = b"\x2a"
 _TAG_QUALITIES = b"\x3a"
 # TelemetryUpdate.batch is field 2, also length-delimited.
 _TAG_UPDATE_BATCH = b"\x12"
-
-# Kept for platforms where a faster path might need native order; struct's "<" is little-endian
-# like protobuf's fixed-width fields everywhere.
-FAST = True
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -63,7 +60,7 @@ _aliases = _AliasCache()
 
 def encode_fast(batch: SampleBatch) -> bytes | None:
     """SampleBatch bytes for a uniform DOUBLE or BOOL batch; None when the general path is needed."""
-    if not FAST or batch.value_type not in (ValueType.DOUBLE, ValueType.BOOL):
+    if batch.value_type not in (ValueType.DOUBLE, ValueType.BOOL):
         return None
     if batch.value_type is ValueType.DOUBLE:
         values = _field(_TAG_DOUBLES, struct.pack(f"<{len(batch.values)}d", *batch.values))
@@ -86,6 +83,42 @@ def _timestamps(stamps: list[int]) -> bytes:
     if n and stamps.count(stamps[0]) == n:
         return struct.pack("<q", stamps[0]) * n
     return struct.pack(f"<{n}q", *stamps)
+
+
+class _Ref(weakref.ref):
+    __slots__ = ("key",)
+
+
+class UpdateCache:
+    """Encoded TelemetryUpdate{batch} bytes of each live SampleBatch, shared by every subscriber sending it.
+
+    The API layer's own memo beside the core's batches: an entry lives exactly as long as its batch
+    (a weak reference drops it when the batch is collected), so a slow subscriber never misses.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[_Ref, bytes]] = {}
+        self._forget = self._drop  # one bound method for every weak reference's callback
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, batch: SampleBatch) -> bytes | None:
+        """The bytes stored for `batch`, or None."""
+        hit = self._entries.get(id(batch))
+        return hit[1] if hit is not None and hit[0]() is batch else None
+
+    def put(self, batch: SampleBatch, data: bytes) -> bytes:
+        """Keep `data` as the encoding of `batch` while the batch lives; returns `data`."""
+        ref = _Ref(batch, self._forget)
+        ref.key = id(batch)
+        self._entries[ref.key] = (ref, data)
+        return data
+
+    def _drop(self, ref: _Ref) -> None:
+        hit = self._entries.get(ref.key)
+        if hit is not None and hit[0] is ref:
+            del self._entries[ref.key]
 
 
 def wrap_update(sample_batch: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """The hash-chained audit log: records, the chain, rotation and budget."""
 
 from linebridge.audit.chain import Verdict, verify
-from linebridge.audit.log import AuditConfig, AuditFailure, AuditLog
+from linebridge.audit.log import AuditConfig, AuditLog
 
-__all__ = ["AuditConfig", "AuditFailure", "AuditLog", "Verdict", "verify"]
+__all__ = ["AuditConfig", "AuditLog", "Verdict", "verify"]

@@ -75,6 +75,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
+        """Whether the chain checked out."""
         return self.error is None
 
 

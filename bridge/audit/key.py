@@ -33,6 +33,7 @@ class ChainHead:
     mac: str = ""
 
     def to_json(self) -> bytes:
+        """The head as one JSON line, as the head file holds it."""
         return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n"
 
 
@@ -52,6 +53,7 @@ def sign(key: bytes, digest: str) -> str:
 
 
 def mac_ok(key: bytes, digest: str, mac: object) -> bool:
+    """Whether `mac` is the record's MAC under `key` (compared in constant time)."""
     return isinstance(mac, str) and hmac.compare_digest(sign(key, digest), mac)
 
 

@@ -27,19 +27,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from linebridge.audit.chain import GENESIS, audit_files, file_name, last_line, seal
 from linebridge.audit.key import ChainHead, default_key_file, head_file, load_or_create_key, write_head
-from linebridge.errors import ConfigError, ResourceExhausted
+from linebridge.configbase import StrictModel, relative_to_config
+from linebridge.errors import AuditFailure, AuditFull, ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(StrictModel):
     """The `audit` section: where the log goes and how big it may grow."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     # A directory; relative paths resolve against the config file's folder (or the working directory).
@@ -67,25 +66,13 @@ class AuditConfig(BaseModel):
 
     def directory(self, base_dir: Path | None) -> Path:
         """The log directory, with a relative path resolved like other paths in the config file."""
-        path = Path(self.path).expanduser()
-        return base_dir / path if base_dir is not None and not path.is_absolute() else path
+        return relative_to_config(self.path, base_dir)
 
     def key_path(self, base_dir: Path | None) -> Path:
         """The signing key's file, resolved like `path`."""
         if not self.key_file:
             return default_key_file(self.directory(base_dir))
-        path = Path(self.key_file).expanduser()
-        return base_dir / path if base_dir is not None and not path.is_absolute() else path
-
-
-class AuditFailure(ResourceExhausted):
-    """The audit log cannot take a record; the command that needed it is refused."""
-
-    reason = "AUDIT_UNAVAILABLE"
-
-
-class AuditFull(AuditFailure):
-    """The record does not fit in the audit budget (audit.max_total_bytes)."""
+        return relative_to_config(self.key_file, base_dir)
 
 
 def utc_timestamp(time_ns: int) -> str:

@@ -57,6 +57,7 @@ def alarm_line(a: pb.alarm.Alarm) -> str:
 
 
 async def alarms(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge alarms`: the current alarms, their history, or (--watch) their changes."""
     if args.history:
         for e in await client.alarm_history(args.device_glob):
             who = f" by {e.who}" if e.who else ""
@@ -84,30 +85,35 @@ async def alarms(client: AsyncClient, args: argparse.Namespace) -> int:
 
 
 async def ack(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge ack`: acknowledge an alarm."""
     alarm = await client.acknowledge(args.alarm_id, args.comment)
     print(f"acknowledged {alarm.id} as {alarm.acked_by}")
     return 0
 
 
 async def confirm(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge confirm`: confirm an alarm."""
     alarm = await client.confirm(args.alarm_id, args.comment)
     print(f"confirmed {alarm.id} as {alarm.confirmed_by}")
     return 0
 
 
 async def shelve(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge shelve`: shelve an alarm for some minutes."""
     alarm = await client.shelve(args.alarm_id, args.minutes * 60, args.reason)
     print(f"shelved {alarm.id} until {_time(alarm.shelved_until)}")
     return 0
 
 
 async def unshelve(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge unshelve`: put an alarm back in service."""
     alarm = await client.unshelve(args.alarm_id)
     print(f"unshelved {alarm.id}")
     return 0
 
 
 async def oee(client: AsyncClient, args: argparse.Namespace) -> int:
+    """`linebridge oee`: OEE and its factors per device."""
     found = await client.efficiency(args.device_glob, args.window)
     print(
         f"{'DEVICE':<16} {'OEE':>6} {'AVAIL':>6} {'EFFECT':>6} {'QUAL':>6} {'APT s':>8} {'PBT s':>8} {'PQ':>6} {'GQ':>6}"

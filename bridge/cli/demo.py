@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linebridge.app import BridgeApp
+from linebridge.cli import demo_logistics
 from linebridge.cli.demo_broker import DemoBroker, find_mosquitto, start_broker
 from linebridge.cli.runner import run_bridge, setup_logging
 from linebridge.config import Config, parse_config
@@ -135,6 +136,8 @@ def render(app: BridgeApp, rates: dict[str, float], sims: list[SimProcess], upli
         f"  .venv/bin/linebridge watch --target {app.api_address} '{robot}/axes/*/actual_position'",
         f"  .venv/bin/linebridge call --target {app.api_address} {robot} StartProgram demo",
         f"  .venv/bin/linebridge uplink status --target {app.api_address}",
+        f"  .venv/bin/linebridge fleet --target {app.api_address}",
+        f"  .venv/bin/linebridge where BODY-001-1 --target {app.api_address}",
         f"  .venv/bin/linebridge alarms --watch --target {app.api_address}",
         f"  .venv/bin/linebridge ack {robot}/motor_3_drift --comment 'fan checked' --target {app.api_address}",
         f"  .venv/bin/linebridge oee --target {app.api_address}",
@@ -285,6 +288,9 @@ async def _demo(args: argparse.Namespace) -> None:
                     "outbox": {"path": f"{workdir}/outbox.sqlite", "budget_bytes": 256 << 20},
                 },
                 "audit": {"path": f"{workdir}/audit"},  # the demo's commands are audited like any bridge's
+                # VDA 5050 AGVs on the demo's broker (issue #15), with zones round the stations.
+                "devices": [demo_logistics.fleet_config(uplink.url)] if _agvs(args, uplink) else [],
+                "transport": demo_logistics.zones_config(),
             }
         )
         await _run_cell(args, config, sims, uplink)
@@ -294,8 +300,10 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
     shutdown = Shutdown()
 
     async def watch(app: BridgeApp) -> None:
-        try:
-            await live_table(app, sims, uplink, args.duration)
+        try:  # the logistics loop sends the AGVs orders while the table runs
+            await demo_logistics.alongside(
+                app, live_table(app, sims, uplink, args.duration), _agvs(args, uplink)
+            )
         finally:  # Ctrl-C or --duration: the bridge stops next, then the simulators
             shutdown.started = True
 
@@ -304,6 +312,9 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
             start_simulator(kind, name, *sim_args, shutdown=shutdown)
             for kind, name, sim_args in demo_cell(args)
         ]
+        if _agvs(args, uplink):
+            fleet = ("--agvs", str(args.agvs), "--broker", uplink.url)
+            starts.append(start_simulator("agv-fleet", "agv-fleet", *fleet, shutdown=shutdown))
         results = await asyncio.gather(*starts, return_exceptions=True)
         sims += [r for r in results if isinstance(r, SimProcess)]
         for result in results:
@@ -321,7 +332,13 @@ async def _run_cell(args: argparse.Namespace, config: Config, sims: list[SimProc
         await stop_simulators(sims)
 
 
+def _agvs(args: argparse.Namespace, uplink: Uplink) -> int:
+    """How many simulated AGVs run: they need a broker, so none while the uplink only buffers."""
+    return 0 if uplink.buffering else args.agvs
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C; the exit code."""
     setup_logging("WARNING")
     asyncio.run(_demo(args))
     print("demo stopped: bridge and simulators are gone")

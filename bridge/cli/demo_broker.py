@@ -38,6 +38,7 @@ class DemoBroker:
 
     @property
     def url(self) -> str:
+        """The broker's mqtt:// URL on loopback."""
         return f"mqtt://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:

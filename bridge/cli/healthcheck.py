@@ -27,6 +27,7 @@ def credentials_from_env() -> grpc.ChannelCredentials | None:
 
 
 def check(target: str, timeout: float = 3.0, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """Whether the bridge at `target` answers SERVING to a gRPC health check."""
     channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
     with channel:
         try:
@@ -40,6 +41,7 @@ def check(target: str, timeout: float = 3.0, credentials: grpc.ChannelCredential
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit code of the health check: 0 SERVING, 1 otherwise."""
     args = sys.argv[1:] if argv is None else argv
     return 0 if check(args[0] if args else "127.0.0.1:50051", credentials=credentials_from_env()) else 1
 

@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-ur", dest="ur", action="store_false", help="leave out the simulated UR robot")
     demo.add_argument(
+        "--agvs", type=int, default=3, help="simulated VDA 5050 AGVs on the broker (default 3; 0 = none)"
+    )
+    demo.add_argument(
         "--no-plc", dest="plc", action="store_false", help="leave out the simulated Modbus cell PLC"
     )
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulators' randomness (default 1)")
@@ -110,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("device")
     approve = client("approve", "let a device found through mDNS connect (admin)")
     approve.add_argument("device")
+    where = client("where", "where is a load: the AGV carrying it, its position, map and zones")
+    where.add_argument("load_id")
+    client("fleet", "a table of AGVs: position, load, battery, order progress, errors")
     alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)
@@ -152,6 +158,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `linebridge` command line; the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sim"] and len(argv) >= 2 and argv[1] not in ("-h", "--help"):
         return _run_simulator(argv[1], argv[2:])

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from linebridge.api import pb
+from linebridge.cli import transport as transport_cli
 from linebridge.cli.alarms import COMMANDS as alarm_commands
 from linebridge.cli.security import client_from_args
 from linebridge.client import (
@@ -268,5 +269,7 @@ COMMANDS = {
     "stop": _stop,
     "uplink": _uplink,
     "approve": _approve,
+    "where": transport_cli.where,
+    "fleet": transport_cli.fleet,
     **alarm_commands,
 }

@@ -39,6 +39,7 @@ class QuietShutdown(logging.Filter):
         self._handlers: list[logging.Handler] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Let errors through, and anything not from the devices, drivers or their libraries."""
         return record.levelno >= logging.ERROR or not record.name.startswith(self.SOURCES)
 
     def install(self) -> None:

@@ -96,6 +96,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `certs init` or `token new`; the exit code."""
     return _certs_init(args) if args.command == "certs" else _token_new(args)
 
 

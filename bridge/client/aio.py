@@ -54,6 +54,7 @@ class Stubs:
         self.telemetry = pb.telemetry_grpc.TelemetryServiceStub(channel)
         self.commands = pb.command_grpc.CommandServiceStub(channel)
         self.bridge = pb.bridge_grpc.BridgeServiceStub(channel)
+        self.transport = pb.transport_grpc.TransportServiceStub(channel)
         self.alarms = pb.alarm_grpc.AlarmServiceStub(channel)
         self.efficiency = pb.alarm_grpc.EfficiencyServiceStub(channel)
 
@@ -103,6 +104,17 @@ class AsyncClient(AlarmCalls):
         return await call(lambda: method(request, timeout=deadline), self.reconnect_seconds, self.backoff)
 
     # -- the bridge and its devices -----------------------------------------------------------------
+    async def locate_load(self, load_id: str) -> pb.transport.LocateLoadResponse:
+        """Where a load is: the AGV with it (or that dropped it), position, map, zones, last seen."""
+        return await self._unary(
+            self.stubs.transport.LocateLoad, pb.transport.LocateLoadRequest(load_id=load_id)
+        )
+
+    async def transporters(self) -> list[pb.transport.Transporter]:
+        """Every AGV: state, position, loads, battery, order progress, errors."""
+        request = pb.transport.ListTransportersRequest()
+        return list((await self._unary(self.stubs.transport.ListTransporters, request)).transporters)
+
     async def info(self) -> BridgeInfo:
         """Version, uptime, counters and warnings of the bridge."""
         m = await self._unary(self.stubs.bridge.GetInfo, pb.bridge.GetInfoRequest())

@@ -6,7 +6,7 @@ from linebridge.commands.gates import CommandGates
 from linebridge.commands.jog import JogSession
 from linebridge.commands.manager import CommandManager
 from linebridge.commands.policy import DevicePolicy, PolicyBook
-from linebridge.commands.ratelimit import RateLimited, RateLimits
+from linebridge.commands.ratelimit import RateLimits
 from linebridge.commands.resolve import resolve
 from linebridge.commands.safety import SafetyGate
 from linebridge.commands.types import CommandEvent, CommandRecord, CommandSpec, CommandState
@@ -23,7 +23,6 @@ __all__ = [
     "DevicePolicy",
     "JogSession",
     "PolicyBook",
-    "RateLimited",
     "RateLimits",
     "SafetyGate",
     "resolve",

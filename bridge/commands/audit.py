@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linebridge.audit.log import AuditFailure, AuditFull, AuditLog, utc_timestamp
-from linebridge.commands.ratelimit import RateLimited
-from linebridge.errors import LinebridgeError, PermissionDenied
+from linebridge.audit.log import AuditLog, utc_timestamp
+from linebridge.errors import AuditFailure, AuditFull, LinebridgeError, PermissionDenied, RateLimited
 from linebridge.model import CommandKind, Identity
 
 if TYPE_CHECKING:
@@ -148,6 +147,10 @@ class CommandAudit:
     def event(self, category: str, type_: str, result: str, **fields: Any) -> None:
         """Record another event (e.g. a deadman lapse); never raises."""
         self._append({"category": category, "type": type_, "result": result, **fields}, reserve=True)
+
+    def cancel_refused(self, identity: Identity | None, what: dict[str, Any], reason: str) -> None:
+        """A Cancel refused by the per-device role of the command's class."""
+        self.event("access_control", "command.cancel", "failure", who=who(identity), what=what, reason=reason)
 
     def call_denied(self, identity: Identity | None, method: str, code: Any, reason: str, peer: str) -> None:
         """A call refused before any command existed (authentication, the RPC's role, gRPC limits).

@@ -36,6 +36,7 @@ class Deadman:
 
     @property
     def armed(self) -> bool:
+        """Whether the deadman still watches for heartbeats."""
         return self._timer is not None
 
     def beat(self) -> None:

@@ -96,6 +96,9 @@ class CommandManager:
                     + (f": {device.state_reason}" if device.state_reason else "")
                 )
             self.gates.check(record.command_class, device, record.request)
+            driver = self._driver_of(spec.device_id)
+            if driver is not None and record.request is not None:  # the driver's own rules (VDA 5050 §6.6)
+                driver.check(record.request)
             queue = self._queues.setdefault(spec.device_id, deque())
             if spec.kind is not CommandKind.STOP and len(queue) >= self.queue_limit:
                 raise ResourceExhausted(f"device {spec.device_id!r} has {len(queue)} commands queued")
@@ -142,6 +145,12 @@ class CommandManager:
         if spec.kind is CommandKind.STOP:
             self._preempt(spec.device_id)
             self._start(record)
+        elif (
+            record.request is not None
+            and record.request.method is not None
+            and record.request.method.immediate
+        ):
+            self._start(record)  # beside the queue (MethodSpec.immediate)
         else:
             record.timer = loop.call_at(record.deadline, self._expire_queued, record)
             queue.append(record)
@@ -157,12 +166,14 @@ class CommandManager:
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, command_id: str) -> CommandRecord:
+        """One command by id; NotFound when it is unknown or forgotten."""
         try:
             return self._history[command_id]
         except KeyError:
             raise NotFound(f"unknown command {command_id!r}") from None
 
     def list(self, device_id: str = "", limit: int = 100) -> list[CommandRecord]:
+        """The latest commands, newest first, of one device or all."""
         out = []
         for record in reversed(self._history.values()):
             if not device_id or record.spec.device_id == device_id:
@@ -210,14 +221,7 @@ class CommandManager:
             self.gates.may_cancel(record.spec.device_id, record.command_class, identity)
         except LinebridgeError as exc:
             if self.audit is not None:
-                self.audit.event(
-                    "access_control",
-                    "command.cancel",
-                    "failure",
-                    who=who(identity),
-                    what=what,
-                    reason=str(exc),
-                )
+                self.audit.cancel_refused(identity, what, str(exc))
             raise
 
     def _preempt(self, device_id: str) -> None:
@@ -380,6 +384,7 @@ class CommandManager:
                 self._keys.pop((oldest.spec.device_id, oldest.spec.idempotency_key), None)
 
     async def close(self) -> None:
+        """Close the command audit, release the deadmen, and cancel and await every command task."""
         if self.audit is not None:
             self.audit.close()
         for handle in self._deadmen:

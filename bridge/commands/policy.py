@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     StrictBool,
@@ -25,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from linebridge.configbase import StrictModel
 from linebridge.errors import PermissionDenied
 from linebridge.model import CommandKind, Identity, Role
 
@@ -50,11 +49,7 @@ Condition = Scalar | list[Scalar]
 Range = tuple[float, float]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClassRoles(_Model):
+class ClassRoles(StrictModel):
     """The lowest role allowed for each command class; higher roles are included (viewer < operator < admin)."""
 
     write: RoleName = Role.OPERATOR
@@ -76,7 +71,7 @@ class ClassRoles(_Model):
         return getattr(self, command_class)
 
 
-class Workspace(_Model):
+class Workspace(StrictModel):
     """The box the tool centre point must stay in for move_linear targets: [min, max] per axis, in m."""
 
     x: Range | None = None
@@ -92,7 +87,7 @@ class Workspace(_Model):
         return self
 
 
-class DevicePolicy(_Model):
+class DevicePolicy(StrictModel):
     """Who may command a device, and when motion and programs are safe to send."""
 
     roles: ClassRoles = Field(default_factory=ClassRoles)

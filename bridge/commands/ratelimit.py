@@ -7,23 +7,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from linebridge.errors import ResourceExhausted
+from linebridge.configbase import StrictModel
+from linebridge.errors import RateLimited
+from linebridge.pacing import TokenBucket
 
 _MAX_BUCKETS = 10_000  # idle buckets are full anyway; forgetting the oldest loses nothing
 
 
-class RateLimited(ResourceExhausted):
-    """A caller or a device went over its command rate."""
-
-    reason = "RATE_LIMITED"
-
-
-class Bucket(BaseModel):
+class Bucket(StrictModel):
     """Commands per second sustained, and how many may come at once; rate 0 turns the limit off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     rate: float = Field(ge=0)
     burst: int = Field(0, ge=0, description="0: twice the rate (at least 1)")
@@ -35,35 +29,30 @@ class Bucket(BaseModel):
         return self
 
 
-class RateLimits(BaseModel):
+class RateLimits(StrictModel):
     """Limits on commands (Stop excepted): per identity (who asks) and per device (who is commanded)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     identity: Bucket = Field(default_factory=lambda: Bucket(rate=100.0, burst=200))
     device: Bucket = Field(default_factory=lambda: Bucket(rate=200.0, burst=400))
 
 
 class TokenBuckets:
-    """One token bucket per key, created full on first use."""
+    """One token bucket per key, created full on first use; rate 0 turns the limit off."""
 
     def __init__(self, bucket: Bucket, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst = bucket.rate, float(bucket.burst)
         self._clock = clock
-        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, time)
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()  # least recently used first
 
     def take(self, key: str) -> bool:
         """Take one token for `key`; False when its bucket is empty (nothing is taken then)."""
         if not self.rate:
             return True
-        now = self._clock()
-        tokens, then = self._state.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - then) * self.rate)
-        allowed = tokens >= 1.0
-        self._state[key] = (tokens - 1.0 if allowed else tokens, now)
-        while len(self._state) > _MAX_BUCKETS:
-            self._state.popitem(last=False)
-        return allowed
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst, self._clock)
+        self._buckets[key] = bucket
+        while len(self._buckets) > _MAX_BUCKETS:
+            self._buckets.popitem(last=False)
+        return bucket.take()
 
 
 class RateLimiter:

@@ -25,6 +25,7 @@ class CommandState(IntEnum):
 
     @property
     def final(self) -> bool:
+        """Whether the command has ended."""
         return self >= CommandState.SUCCEEDED
 
 
@@ -90,6 +91,7 @@ class CommandEvent:
 
     @classmethod
     def of(cls, record: CommandRecord) -> CommandEvent:
+        """The event that reports a command's current state."""
         return cls(
             record.id,
             record.state,

@@ -4,6 +4,6 @@ from linebridge.devices.approval import Approvals, Pending
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
 from linebridge.devices.manager import DeviceManager
-from linebridge.devices.sessions import Backoff, DeviceSession
+from linebridge.devices.sessions import DeviceSession
 
-__all__ = ["Approvals", "Backoff", "DeviceManager", "DeviceSession", "Discovery", "DriverCatalog", "Pending"]
+__all__ = ["Approvals", "DeviceManager", "DeviceSession", "Discovery", "DriverCatalog", "Pending"]

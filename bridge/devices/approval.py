@@ -96,9 +96,11 @@ class Approvals:
                 log.error("cannot save the identity of %s to %s: %s", device_id, self.path, exc.strerror)
 
     def allows(self, device_id: str, service: MdnsService) -> bool:
+        """Whether a discovered device may connect: approved by an admin or by a rule."""
         return device_id in self.approved or any(rule_matches(rule, service) for rule in self.rules)
 
     def hold(self, device_id: str, pending: Pending) -> None:
+        """Keep a discovered device waiting for approval."""
         self.pending[device_id] = pending
 
     async def approve(self, device_id: str) -> Pending | None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from linebridge.analytics.config import check_signals
 from linebridge.config import Config, describe_validation_error
-from linebridge.drivers.base import Driver, DriverContext, DriverOptions
+from linebridge.drivers.base import DeviceHost, Driver, DriverContext, DriverOptions
 from linebridge.errors import ConfigError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ class DriverCatalog:
         return cls(classes)
 
     def names(self) -> list[str]:
+        """The driver type names, sorted."""
         return sorted(self._classes)
 
     def get(self, name: str) -> type[Driver]:
+        """The driver class of a type name; ConfigError naming the known ones."""
         try:
             return self._classes[name]
         except KeyError:
@@ -109,7 +111,11 @@ class DriverCatalog:
                     )
                 return
 
-    def create(self, name: str, device_id: str, endpoint: str, options: DriverOptions) -> Driver:
+    def create(
+        self, name: str, device_id: str, endpoint: str, options: DriverOptions, host: DeviceHost | None = None
+    ) -> Driver:
+        """A new driver instance for one device (a gateway driver also gets the host it attaches devices to)."""
         driver = self.get(name)
-        ctx = DriverContext(device_id, endpoint, options, logging.getLogger(f"drivers.{name}.{device_id}"))
+        logger = logging.getLogger(f"drivers.{name}.{device_id}")
+        ctx = DriverContext(device_id, endpoint, options, logger, host)
         return driver(ctx)

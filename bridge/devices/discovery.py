@@ -106,6 +106,7 @@ class Discovery:
         self._stopped = False
 
     async def start(self, zeroconf: AsyncZeroconf | None = None) -> None:
+        """Browse for every service type the drivers declare."""
         # Explicit interfaces: never multicast on every NIC of the machine by default.
         self.zeroconf = zeroconf or AsyncZeroconf(interfaces=self._interfaces)
         if self._types:
@@ -114,6 +115,7 @@ class Discovery:
             )
 
     async def stop(self) -> None:
+        """Stop browsing and cancel pending resolves."""
         self._stopped = True  # the browser may still call back while it is being cancelled
         if self._browser is not None:
             await self._browser.async_cancel()

@@ -12,7 +12,8 @@ from linebridge.config import Config, DeviceConfig
 from linebridge.devices.approval import Approvals, Pending, bare_type
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.devices.discovery import Discovery
-from linebridge.devices.sessions import Backoff, DeviceSession
+from linebridge.devices.gateway import GatewayDevices
+from linebridge.devices.sessions import DeviceSession
 from linebridge.drivers.base import (
     DeviceDescription,
     DiscoveredDevice,
@@ -23,6 +24,7 @@ from linebridge.drivers.base import (
 )
 from linebridge.errors import ConfigError, DeadlineExceeded, IdentityChanged, Unavailable
 from linebridge.model import AlarmReport, SampleBatch, Signal
+from linebridge.pacing import Backoff
 from linebridge.registry import DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import Counter, GuardSettings, ValueGuard
@@ -52,6 +54,7 @@ class DeviceManager:
         self.guard_settings = GuardSettings(t.max_value_bytes, t.oversize_values)
         self.on_alarm = on_alarm  # alarms a device raises itself (OPC UA A&C), for the alarm manager
         self.sessions: dict[str, DeviceSession] = {}
+        self.gateway = GatewayDevices(registry, bus)  # devices behind one driver connection (AGVs)
         self.discovery: Discovery | None = None
         self._stopping = False
         self.last_good: dict[str, str] = {}  # mDNS device id -> endpoint of its last verified connection
@@ -98,7 +101,7 @@ class DeviceManager:
     def driver_of(self, device_id: str) -> Driver | None:
         """The connected driver of a device, or None."""
         session = self.sessions.get(device_id)
-        return session.driver if session is not None else None
+        return session.driver if session is not None else self.gateway.driver_of(device_id)
 
     def guard_of(self, device_id: str) -> ValueGuard:
         """The driver-boundary checks of a device (its session's); also applied to direct reads."""
@@ -170,7 +173,8 @@ class DeviceManager:
         s = self.config.sessions
 
         def factory(endpoint: str) -> Driver:
-            return self.drivers.create(driver, device_id, endpoint, options)
+            host = self.gateway.host_for(device_id, driver, endpoint)
+            return self.drivers.create(driver, device_id, endpoint, options, host)
 
         session = DeviceSession(
             device_id,

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from linebridge.devices.loglimit import RepeatLimiter
 from linebridge.drivers.base import DeviceDescription, Driver, StreamHints, all_signals
 from linebridge.errors import IdentityChanged, LinebridgeError, Unavailable, describe
 from linebridge.model import AlarmReport, DeviceState, SampleBatch
+from linebridge.pacing import Backoff
 from linebridge.registry import DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
 from linebridge.telemetry.guard import GuardSettings, ValueGuard
@@ -23,18 +22,6 @@ log = logging.getLogger(__name__)
 DriverFactory = Callable[[str], Driver]  # endpoint -> a new driver instance
 # Checks a connected device before it is used: (device id, endpoint, description); IdentityChanged refuses it.
 Verify = Callable[[str, str, DeviceDescription], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter (delays in seconds)."""
-
-    initial: float = 0.2
-    maximum: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        cap = min(self.maximum, self.initial * (2 ** min(attempt, 30)))
-        return random.uniform(cap / 2, cap)
 
 
 class _Channel:
@@ -105,6 +92,7 @@ class DeviceSession:
         self._logs = RepeatLimiter(log)
 
     def start(self) -> None:
+        """Start the supervisor task."""
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name=f"session:{self.device_id}")
 
@@ -146,6 +134,7 @@ class DeviceSession:
         await self._supervise()
 
     def set_degraded(self, reason: str | None) -> None:
+        """Mark the device DEGRADED with a reason, or ONLINE again when the reason is empty."""
         record = self.registry.find(self.device_id)
         if record is None or not record.available:
             return

@@ -33,6 +33,7 @@ class Issued:
 
     @property
     def cert(self) -> x509.Certificate:
+        """The certificate, parsed."""
         return x509.load_pem_x509_certificate(self.cert_pem)
 
     def save(self, cert_path: Path, key_path: Path) -> None:
@@ -46,6 +47,7 @@ class Issued:
 
     @classmethod
     def load(cls, cert_path: Path, key_path: Path) -> Issued:
+        """A certificate and key read from PEM files."""
         return cls(cert_path.read_bytes(), key_path.read_bytes())
 
 
@@ -153,13 +155,16 @@ class CertDir:
 
     @property
     def ca(self) -> tuple[Path, Path]:
+        """Paths of the CA certificate and key."""
         return self.root / "ca.pem", self.root / "ca.key"
 
     @property
     def server(self) -> tuple[Path, Path]:
+        """Paths of the server certificate and key."""
         return self.root / "server.pem", self.root / "server.key"
 
     def client(self, name: str) -> tuple[Path, Path]:
+        """Paths of a client's certificate and key."""
         return self.root / "clients" / f"{name}.pem", self.root / "clients" / f"{name}.key"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from linebridge.configbase import StrictModel
 from linebridge.model import Role
 
 # Identity keys in `security.identities`: how a caller was recognised, then its name.
@@ -13,11 +14,7 @@ IDENTITY_KEY = re.compile(r"^(cn|uri|dns|token):\S.*$")
 ROLE_NAMES = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "admin": Role.ADMIN}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerTls(_Model):
+class ServerTls(StrictModel):
     """TLS of the gRPC server; with client_ca_file every client must present a certificate it signed."""
 
     cert_file: str = ""
@@ -36,10 +33,11 @@ class ServerTls(_Model):
 
     @property
     def enabled(self) -> bool:
+        """Whether the server uses TLS (a certificate is configured)."""
         return bool(self.cert_file)
 
 
-class SecurityConfig(_Model):
+class SecurityConfig(StrictModel):
     """Who may call the gRPC API and with which role."""
 
     tls: ServerTls = Field(default_factory=ServerTls)
@@ -67,11 +65,12 @@ class SecurityConfig(_Model):
         return bool(self.tls.client_ca_file or self.tokens_file)
 
     def role_of(self, identity: str) -> Role | None:
+        """The configured role of an identity key, or None."""
         role = self.identities.get(identity)
         return ROLE_NAMES[role] if role is not None else None
 
 
-class GrpcLimits(_Model):
+class GrpcLimits(StrictModel):
     """What one client may take from the gRPC server; beyond it: RESOURCE_EXHAUSTED."""
 
     # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection; further calls wait at the client.
@@ -91,7 +90,7 @@ class GrpcLimits(_Model):
     max_ping_strikes: int = Field(2, ge=0)
 
 
-class ApprovalRule(_Model):
+class ApprovalRule(StrictModel):
     """Auto-approve mDNS services that match every field given (globs, case-sensitive)."""
 
     service_type: str = ""  # "_opcua-tcp._tcp" or "_opcua-tcp._tcp.local."

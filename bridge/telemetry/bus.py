@@ -149,6 +149,7 @@ class TelemetryBus:
         return globs
 
     def subscribe(self, paths: Sequence[str], options: SubscriptionOptions) -> Subscription:
+        """A new subscription to the signals the paths select."""
         globs = self.select(paths or ["*"])
         if len(self.subscriptions) >= self.max_subscriptions:
             raise ResourceExhausted(f"the bridge already serves {self.max_subscriptions} subscriptions")
@@ -217,14 +218,17 @@ class Subscription:
             self._reselect(record)
 
     def close(self) -> None:
+        """Stop receiving batches."""
         self.bus.subscriptions.discard(self)
 
     @property
     def queued(self) -> int:
+        """Samples waiting to be sent."""
         return self._queued
 
     # -- called by the bus (synchronous, never blocks) ---------------------------------------
     def offer(self, batch: SampleBatch) -> None:
+        """Queue the selected samples of a batch; drop the oldest beyond the limit. Never blocks."""
         sel = self._select.get(batch.device_id, False)
         if sel is False or self.options.trigger is Trigger.SAMPLE:
             return
@@ -243,6 +247,7 @@ class Subscription:
         self._wake.set()
 
     def device_changed(self, event: DeviceEvent, record: DeviceRecord) -> None:
+        """Follow a device that appeared, changed or went away."""
         if event is DeviceEvent.REMOVED:
             self._select.pop(record.id, None)
         else:
@@ -259,6 +264,7 @@ class Subscription:
 
     # -- consumed by the API stream ----------------------------------------------------------
     def selected(self) -> list[tuple[int, str, Signal]]:
+        """The selected signals now: alias, full path and signal."""
         out = []
         for device_id, sel in self._select.items():
             record = self.bus.registry.find(device_id)
@@ -284,6 +290,7 @@ class Subscription:
         return CatalogUpdate(new, removed) if new or removed or not self._catalog_sent else None
 
     def snapshot(self) -> SampleBatch:
+        """The latest values of the selected signals, as one batch."""
         return self.bus.latest([alias for alias, _, _ in self.selected()])
 
     async def updates(self) -> AsyncIterator[Update]:
@@ -296,13 +303,9 @@ class Subscription:
         yield SyncUpdate()
         if opts.once:
             return
-        changes = (
-            ChangeFilter(opts.deadband, self.bus.registry.value_types)
-            if opts.trigger is Trigger.ON_CHANGE
-            else None
-        )
+        changes = ChangeFilter(opts.deadband) if opts.trigger is Trigger.ON_CHANGE else None
         if changes is not None:
-            changes.seed(initial)
+            changes.seed_batch(initial)
         while True:
             if self._catalog_dirty:
                 delta = self.catalog_delta()
@@ -319,7 +322,7 @@ class Subscription:
                 yield HeartbeatUpdate(time.time_ns())
                 continue
             if changes is not None:
-                batches = changes.apply(batches)
+                batches = changes.apply_all(batches)
             if batches:
                 self.bus.samples_out += sum(len(b.aliases) for b in batches)
                 for part in bounded(batches, opts.max_size):

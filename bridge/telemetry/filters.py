@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from linebridge.model import Quality, SampleBatch, Value, ValueType
+from collections.abc import Iterable
+from itertools import chain, compress
+from operator import ne
+
+from linebridge.model import Quality, SampleBatch, Value
 
 _MISSING = object()
 _GOOD = int(Quality.GOOD)
@@ -29,50 +33,110 @@ def filter_batch(batch: SampleBatch, keep: frozenset[int]) -> SampleBatch:
 
 
 class ChangeFilter:
-    """Keeps the last value and quality sent per alias; lets through changes beyond the deadband and
-    every change of quality (a value turning STALE or BAD is news even when the number is the same)."""
+    """Report by exception: keeps the last value and quality passed per alias; lets through changes.
 
-    def __init__(self, deadband: float, types: dict[int, ValueType]) -> None:
+    A sample passes when its quality differs from the alias's last one (a value turning STALE or BAD
+    is news even when the number is the same) or its value changed beyond the alias's deadband (its
+    own, else the default). The comparison is against the last value actually passed, so slow drifts
+    still get through. With no deadband and no quality in play the test is C-level `map(ne, ...)` per
+    batch, batches of repeated rows included. Used by on-change subscriptions and the uplink.
+    """
+
+    def __init__(self, deadband: float = 0.0) -> None:
         self.deadband = deadband
-        self.types = types
+        self.deadbands: dict[int, float] = {}
         self.last: dict[int, Value] = {}
-        self.quality: dict[int, int] = {}
+        self.quality: dict[int, int] = {}  # aliases whose last quality is not GOOD
+        self.suppressed = 0
 
-    def seed(self, batch: SampleBatch) -> None:
+    def set_deadband(self, alias: int, deadband: float) -> None:
+        """The absolute deadband of one alias (0: the default deadband applies)."""
+        if deadband > 0:
+            self.deadbands[alias] = deadband
+        else:
+            self.deadbands.pop(alias, None)
+
+    def seed(self, alias: int, value: Value | None) -> None:
+        """`value` was reported for `alias` by other means (None: forget the alias)."""
+        if value is None:
+            self.last.pop(alias, None)
+        else:
+            self.last[alias] = value
+
+    def seed_batch(self, batch: SampleBatch) -> None:
+        """Every sample of `batch` was reported by other means (the initial values of a stream)."""
         self.last.update(zip(batch.aliases, batch.values, strict=True))
         if batch.qualities is not None:
-            self.quality.update(zip(batch.aliases, batch.qualities, strict=True))
+            for alias, quality in zip(batch.aliases, batch.qualities, strict=True):
+                self._set_quality(alias, quality)
 
-    def apply(self, batches: list[SampleBatch]) -> list[SampleBatch]:
-        out = []
-        for batch in batches:
-            q = batch.qualities or [_GOOD] * len(batch.aliases)
-            keep = [
-                i
-                for i, (a, v) in enumerate(zip(batch.aliases, batch.values, strict=True))
-                if self._changed(a, v, q[i])
-            ]
-            if keep:
-                out.append(take(batch, keep))
-        return out
+    def apply(self, batch: SampleBatch) -> SampleBatch | None:
+        """The samples worth reporting: the batch itself when all are, None when none are."""
+        aliases = batch.aliases
+        simple = not (
+            batch.qualities is not None
+            or self.deadband
+            or (self.quality and not self.quality.keys().isdisjoint(aliases))
+            or (self.deadbands and not self.deadbands.keys().isdisjoint(aliases))
+        )
+        mask = self._exact(aliases, batch.values) if simple else None
+        if mask is None:
+            mask = self._one_by_one(batch)
+        if all(mask):
+            return batch
+        kept = sum(mask)
+        self.suppressed += len(mask) - kept
+        return take(batch, list(compress(range(len(mask)), mask))) if kept else None
 
-    def _changed(self, alias: int, value: Value, quality: int) -> bool:
-        if self.quality.get(alias, _GOOD) != quality:
-            self.quality[alias] = quality
-            self.last[alias] = value
-            return True
-        old = self.last.get(alias, _MISSING)
-        if (
-            old is _MISSING
-            or old != value
-            and not (
-                self.deadband
-                and isinstance(value, float | int)
-                and not isinstance(value, bool)
-                and isinstance(old, float | int)
-                and abs(value - old) <= self.deadband
+    def apply_all(self, batches: list[SampleBatch]) -> list[SampleBatch]:
+        """apply() to each batch in order, keeping the batches that still hold samples."""
+        return [kept for batch in batches if (kept := self.apply(batch)) is not None]
+
+    def _exact(self, aliases: list[int], values: list[Value]) -> list[bool] | None:
+        """Changed-or-not per sample in C-level loops, when the batch is rows of one alias list.
+
+        Without a deadband a sample's reference is the sample before it of the same alias (the last
+        one passed had that value too). None for irregular repeats: they go one by one.
+        """
+        n, distinct = len(aliases), len(set(aliases))
+        if distinct == n:
+            previous: Iterable[Value | None] = map(self.last.get, aliases)
+        elif n % distinct == 0 and aliases == aliases[:distinct] * (n // distinct):
+            previous = chain(map(self.last.get, aliases[:distinct]), values[: n - distinct])
+        else:
+            return None
+        mask = list(map(ne, previous, values))
+        self.last.update(zip(aliases, values, strict=True))  # the last row wins
+        return mask
+
+    def _one_by_one(self, batch: SampleBatch) -> list[bool]:
+        last, deadbands, default = self.last, self.deadbands, self.deadband
+        qualities = batch.qualities if batch.qualities is not None else [_GOOD] * len(batch.aliases)
+        mask = []
+        for alias, value, quality in zip(batch.aliases, batch.values, qualities, strict=True):
+            if self.quality.get(alias, _GOOD) != quality:
+                self._set_quality(alias, quality)
+                last[alias] = value
+                mask.append(True)
+                continue
+            old = last.get(alias, _MISSING)
+            band = deadbands.get(alias, default)
+            changed = old is _MISSING or (
+                old != value
+                and not (
+                    band
+                    and type(value) in (int, float)
+                    and type(old) in (int, float)
+                    and abs(value - old) <= band  # type: ignore[operator]
+                )
             )
-        ):
-            self.last[alias] = value
-            return True
-        return False
+            if changed:
+                last[alias] = value
+            mask.append(changed)
+        return mask
+
+    def _set_quality(self, alias: int, quality: int) -> None:
+        if quality == _GOOD:
+            self.quality.pop(alias, None)
+        else:
+            self.quality[alias] = quality

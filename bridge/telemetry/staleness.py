@@ -48,6 +48,7 @@ class Staleness:
         return True
 
     def device_removed(self, device_id: str) -> None:
+        """Forget a device that left the registry."""
         self._down.discard(device_id)
         self._since.pop(device_id, None)
 

@@ -7,19 +7,16 @@ from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from linebridge.commands.policy import RoleName
+from linebridge.configbase import StrictModel
 from linebridge.errors import ConfigError, InvalidArgument
 from linebridge.model import Role
 from linebridge.paths import compile_glob
 
 # Sparkplug 3.0, Topics (group_id, edge_node_id): ids are UTF-8 strings without the MQTT wildcards and the topic separator.
 _SPARKPLUG_ID = re.compile(r"^[^/+#]+$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DropPolicy(StrEnum):
@@ -29,7 +26,7 @@ class DropPolicy(StrEnum):
     REJECT_NEWEST = "reject_newest"
 
 
-class TlsConfig(_Model):
+class TlsConfig(StrictModel):
     """TLS for an mqtts:// broker: the CA to trust and, for client certificates, our cert and key."""
 
     ca_file: str = ""
@@ -43,7 +40,7 @@ class TlsConfig(_Model):
         return self
 
 
-class OutboxConfig(_Model):
+class OutboxConfig(StrictModel):
     """The on-disk store-and-forward queue."""
 
     path: str = "var/uplink-outbox.sqlite"
@@ -56,7 +53,7 @@ class OutboxConfig(_Model):
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
 
 
-class UplinkConfig(_Model):
+class UplinkConfig(StrictModel):
     """Sparkplug B over MQTT to the Industrial Cloud (off by default)."""
 
     enabled: bool = False

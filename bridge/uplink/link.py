@@ -33,6 +33,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from linebridge.errors import LinkError
 from linebridge.uplink.retry import RepeatLog
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ def proof_interval(max_publish_rate: float) -> float:
 
 
 MessageHandler = Callable[[str, bytes], None]
-
-
-class LinkError(Exception):
-    """The connection could not be made, or it is gone."""
 
 
 @dataclass(slots=True)

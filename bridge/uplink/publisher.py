@@ -14,8 +14,10 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from linebridge.errors import LinkError
+from linebridge.pacing import TokenBucket
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms, trailer
-from linebridge.uplink.link import Link, LinkError
+from linebridge.uplink.link import Link
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.outbox_types import Row
 from linebridge.uplink.topics import Topics
@@ -45,36 +47,6 @@ class Traffic:
     resent_samples: int = 0
 
 
-class RateLimiter:
-    """Token bucket: `rate` publishes per second with a burst of a tenth of a second."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.burst = max(1.0, rate / 10)
-        self.tokens = self.burst
-        self.stamp = 0.0
-
-    async def acquire(self) -> None:
-        """Wait for a token."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-            # Credit the time actually slept (sleeps overshoot), or the rate falls short of the limit.
-            now = loop.time()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-        self.tokens -= 1
-
-    def charge(self) -> None:
-        """A publish that did not wait (a checkpoint) still counts against the rate."""
-        now = asyncio.get_running_loop().time()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - 1
-        self.stamp = now
-
-
 class Publisher:
     """Queues and sends the messages of the current session; idle between sessions."""
 
@@ -82,7 +54,7 @@ class Publisher:
         self, outbox: Outbox, topics: Topics, max_rate: float, max_inflight: int, data_qos: int = 0
     ) -> None:
         self.outbox, self.topics, self.data_qos = outbox, topics, data_qos
-        self.limiter = RateLimiter(max_rate)
+        self.limiter = TokenBucket(max_rate, max(1.0, max_rate / 10))  # a burst of a tenth of a second
         # Below half of paho's 16-bit packet ids: a QoS 0 publish never reuses the id of a pending checkpoint.
         self.max_inflight = min(max_inflight, 30_000)
         self.live_limit = max(4, int(max_rate))  # about a second of publishes queued live at most

@@ -4,9 +4,10 @@ does not flood the log)."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
+
+from linebridge.pacing import Backoff
 
 
 class Retry:
@@ -17,7 +18,7 @@ class Retry:
     """
 
     def __init__(self, initial: float, maximum: float, healthy: float) -> None:
-        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy
+        self.backoff, self.healthy_after = Backoff(initial, maximum), healthy
         self.failures = 0
         self._connected_at: float | None = None
 
@@ -34,9 +35,8 @@ class Retry:
         if self._connected_at is not None and now - self._connected_at >= self.healthy_after:
             self.failures = 0
         self._connected_at = None
-        cap = min(self.maximum, self.initial * (2 ** min(self.failures, 30)))
         self.failures += 1
-        return random.uniform(cap / 2, cap)
+        return self.backoff.delay(self.failures - 1)
 
 
 class RepeatLog:

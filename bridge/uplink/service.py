@@ -11,17 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linebridge.commands.manager import CommandManager
+from linebridge.configbase import relative_to_config
 from linebridge.model import SampleBatch, ValueType
 from linebridge.paths import compile_glob
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from linebridge.telemetry.bus import TelemetryBus
+from linebridge.telemetry.filters import ChangeFilter
 from linebridge.uplink.cloud_commands import REBIRTH, CloudCommands, cloud_identity, writable_globs
 from linebridge.uplink.config import UplinkConfig
 from linebridge.uplink.encoder import DATATYPE, Sealed, SparkplugEncoder, now_ms
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient
-from linebridge.uplink.rbe import ChangeFilter
 from linebridge.uplink.sparkplug import AUDIT_HEAD, EdgeNode
 from linebridge.uplink.status import UplinkStatus
 from linebridge.uplink.topics import Topics
@@ -51,13 +52,14 @@ class Uplink:
     ) -> None:
         self.config, self.registry, self.bus = config, registry, bus
         self.topics = Topics(config.group_id, config.edge_node_id or bridge_id)
-        path = Path(config.outbox.path)  # relative to the config file's folder, like other paths in it
         self.outbox = Outbox(
             config.outbox,
-            base_dir / path if base_dir is not None and not path.is_absolute() else path,
+            relative_to_config(config.outbox.path, base_dir),
             before_commit=self._seal_historical,
         )
         self.encoder = SparkplugEncoder(config.max_payload_bytes)
+        # Report by exception (Sparkplug 3.0, Operational Behavior > Data Publish): only values that
+        # changed beyond their deadband; a quality change is reported even when the value repeats.
         self.changes = ChangeFilter() if config.report_by_exception else None
         self.publisher = Publisher(
             self.outbox, self.topics, config.max_publish_rate, config.max_inflight, config.data_qos

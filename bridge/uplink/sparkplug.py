@@ -16,10 +16,11 @@ import ssl
 from collections.abc import Callable
 
 from linebridge import __version__
+from linebridge.errors import LinkError
 from linebridge.model import ValueType
 from linebridge.uplink.config import UplinkConfig
 from linebridge.uplink.encoder import SparkplugEncoder, now_ms
-from linebridge.uplink.link import Link, LinkCounters, LinkError, LinkSettings, proof_interval
+from linebridge.uplink.link import Link, LinkCounters, LinkSettings, proof_interval
 from linebridge.uplink.outbox import Outbox
 from linebridge.uplink.proto import sparkplug_b_pb2 as spb
 from linebridge.uplink.publisher import Publisher, Transient

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -30,6 +28,7 @@ from linebridge.drivers.base import (
     Value,
     ValueType,
     batch_of,
+    config_dir,
 )
 from linebridge.drivers.modbus.client import UnitClient
 from linebridge.drivers.modbus.pdu import ModbusException
@@ -39,6 +38,7 @@ from linebridge.drivers.modbus.poller import GroupPoller, Health, decode_block
 from linebridge.drivers.modbus.regmap import RegisterMap, is_map_name, load_map, shipped_maps
 from linebridge.drivers.modbus.transport import POOL, ModbusConnection
 from linebridge.drivers.modbus.writer import execute_writes, plan_writes
+from linebridge.drivers.tasks import until_first_failure
 
 DEFAULT_PORT = 502  # IANA "mbap"
 SCHEMES = ("modbus+tcp", "modbus")
@@ -61,9 +61,8 @@ class ModbusOptions(DriverOptions):
     @classmethod
     def _load_map(cls, value: Any, info: ValidationInfo) -> Any:
         # A relative map path is relative to the config file when the loader says where it is.
-        base = (info.context or {}).get("config_dir") if isinstance(info.context, Mapping) else None
         if isinstance(value, str | Mapping):
-            return load_map(value, Path(base) if base else None)
+            return load_map(value, config_dir(info))
         return value
 
     @model_validator(mode="after")
@@ -91,20 +90,6 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
     if parts.scheme not in SCHEMES or not parts.hostname or parts.path not in ("", "/") or parts.query:
         raise InvalidArgument(f"endpoint {endpoint!r} is not modbus+tcp://host[:port]")
     return parts.hostname, port
-
-
-async def _first_error(coros: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run coroutines as owned tasks until one raises; cancel and await the rest, re-raise."""
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise cast(BaseException, task.exception())
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class ModbusDriver(Driver):
@@ -224,9 +209,7 @@ class ModbusDriver(Driver):
             GroupPoller(self.device_id, group, by_path, client, self.options.timeout, hints.deadband, health)
             for group in self.plan.groups
         ]
-        if not pollers:
-            await asyncio.Event().wait()  # nothing to poll: idle until cancelled
-        await _first_error([poller.run(sink) for poller in pollers])
+        await until_first_failure([poller.run(sink) for poller in pollers])  # no pollers: idle
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
         """Read the signals now, with as few requests as the planner allows."""

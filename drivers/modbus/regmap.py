@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from linebridge.drivers.base import Access, DeviceKind
+from linebridge.drivers.base import Access, DeviceKind, relative_to_config
 from linebridge.drivers.modbus.codec import TYPES, ByteOrder, DataType, register_codec
 from linebridge.drivers.modbus.points import MapPoint, Table
 
@@ -337,11 +337,9 @@ def load_map(source: str | Mapping[str, Any] | RegisterMap, base_dir: Path | Non
         path = MAPS_DIR / f"{source}.yaml"
     else:
         try:
-            path = Path(source).expanduser()
-        except RuntimeError:  # "~someone/..." for a user this machine does not know
+            path = relative_to_config(source, base_dir)
+        except ValueError:  # "~someone/..." for a user this machine does not know
             raise ValueError(f"map {source!r}: cannot expand the home directory") from None
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
         if not path.is_file():
             raise ValueError(
                 f"map {source!r} is neither a shipped map ({', '.join(shipped_maps())}) nor a readable file"

@@ -22,14 +22,13 @@ Relative paths resolve against the config file's folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from asyncua import ua
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from linebridge.drivers.base import DriverOptions
+from linebridge.drivers.base import DriverOptions, config_dir, relative_to_config
 
 SecurityPolicyName = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
 SecurityModeName = Literal["None", "Sign", "SignAndEncrypt"]
@@ -95,9 +94,7 @@ class OpcUaOptions(DriverOptions):
     def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
-        value = value.expanduser()
-        base = (info.context or {}).get("config_dir") if isinstance(info.context, Mapping) else None
-        return Path(base) / value if base and not value.is_absolute() else value
+        return relative_to_config(value, config_dir(info))
 
     @model_validator(mode="after")
     def _check_security(self) -> OpcUaOptions:

@@ -65,6 +65,7 @@ class Unit:
 
     @property
     def unit_id(self) -> int:
+        """The UnitId of this engineering unit (OPC UA Part 8 §5.6.3)."""
         # Part 8 §5.6.3: each character of the common code, left to right, shifted into an Int32.
         value = 0
         for char in self.code:
@@ -240,6 +241,7 @@ class RangeCheckedAttributeService(AttributeService):
         self._limits = limits
 
     async def write(self, params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
+        """Write each item, refusing values outside the node's range with BadOutOfRange."""
         results: list[ua.StatusCode] = []
         for item in params.NodesToWrite:
             if self._out_of_range(item):

@@ -70,6 +70,7 @@ class SimDriver(Driver):
         self.connected = False
 
     async def connect(self) -> DeviceDescription:
+        """Describe the simulated device (fails while the link is down)."""
         CONNECT_ATTEMPTS[self.name] += 1
         if self.options.fail_connect or self.name in LINKS_DOWN:
             raise Unavailable(f"sim device {self.name} is unreachable")
@@ -101,9 +102,11 @@ class SimDriver(Driver):
         )
 
     async def close(self) -> None:
+        """Drop the simulated connection."""
         self.connected = False
 
     async def stream(self, signals: Sequence[Signal], sink: BatchSink, hints: StreamHints) -> None:
+        """Publish batches of the `values/N` signals at the configured rate until cancelled."""
         waves = [s for s in signals if s.path.startswith("values/")]
         rows = self.options.rows_per_batch
         aliases = [s.alias for s in waves] * rows
@@ -140,12 +143,14 @@ class SimDriver(Driver):
             raise Unavailable(f"sim device {self.name}: link cut")
 
     async def read(self, signals: Sequence[Signal]) -> SampleBatch:
+        """The current values of the signals."""
         self._check_link()
         now = time.time_ns()
         values = [self.state.get(s.path, 0.0) for s in signals]
         return SampleBatch(self.device_id, [s.alias for s in signals], values, [now] * len(signals))
 
     async def write(self, writes: Sequence[tuple[Signal, Value]]) -> None:
+        """Set signal values."""
         self._check_link()
         for signal, value in writes:
             if signal.path == "setpoint" and not -1000.0 <= float(value) <= 1000.0:  # type: ignore[arg-type]
@@ -154,6 +159,7 @@ class SimDriver(Driver):
             self.state[signal.path] = value
 
     async def call(self, method: MethodSpec, args: Sequence[Value], progress: ProgressFn) -> list[Value]:
+        """Run a simulated method: Echo, Slow or Fail."""
         self._check_link()
         if method.name == "Echo":
             return [args[0]]
@@ -168,5 +174,6 @@ class SimDriver(Driver):
         raise DeviceError("the device reports: method failed on purpose")
 
     async def stop(self) -> None:
+        """Stop the simulated device (counted)."""
         self._check_link()
         self.stopped += 1

@@ -18,7 +18,6 @@ from linebridge.drivers.base import (
     CommandRequest,
     CommandResult,
     DeviceDescription,
-    DeviceError,
     DeviceKind,
     DiscoveredDevice,
     Driver,
@@ -37,14 +36,13 @@ from linebridge.drivers.base import (
     analytics_file,
     batch_of,
 )
+from linebridge.drivers.tasks import until_first_failure
 from linebridge.drivers.ur import dashboard as dash
 from linebridge.drivers.ur.catalog import OUTPUT_TYPES
 from linebridge.drivers.ur.fields import (
-    DASHBOARD_SIGNALS,
     FIELDS,
     FIELDS_BY_NAME,
     DashboardQuery,
-    DashboardSignal,
     RtdeField,
 )
 from linebridge.drivers.ur.motion import (
@@ -63,7 +61,7 @@ from linebridge.drivers.ur.options import (
     discovered_device,
     parse_endpoint,
 )
-from linebridge.drivers.ur.probe import catalog_signals, supported_fields, until_first_failure
+from linebridge.drivers.ur.probe import answered_queries, catalog_signals, supported_fields
 from linebridge.drivers.ur.rtde import Recipe
 from linebridge.drivers.ur.rtde_client import RtdeClient
 from linebridge.drivers.ur.streaming import PacketBatcher, StreamCounters, is_rtde_signal, plan_stream
@@ -133,7 +131,7 @@ class UrDriver(Driver):
             serial = await self._dashboard.request("get serial number")
             self._info["polyscope_version"] = await self._dashboard.request("PolyscopeVersion")
             fields = await self._probe_rtde()
-            polled = await self._probe_dashboard()
+            polled = await answered_queries(self._require_dashboard(), self.log)
         except BaseException:
             await self.close()
             raise
@@ -175,18 +173,6 @@ class UrDriver(Driver):
             )
         self._info["unsupported_variables"] = ", ".join(missing) or "-"
         return supported
-
-    async def _probe_dashboard(self) -> list[DashboardSignal]:
-        """Keep the polled signals whose query this controller answers (CB-series lacks some)."""
-        usable = []
-        for polled in DASHBOARD_SIGNALS:
-            try:
-                await self._require_dashboard().query(polled.command)
-            except DeviceError as exc:
-                self.log.warning("signal %s left out: %s", polled.path, exc)
-            else:
-                usable.append(polled)
-        return usable
 
     async def close(self) -> None:
         """Close the Dashboard connection (streams and commands close their own); idempotent."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
+import logging
 
-from linebridge.drivers.base import Access, Signal
-from linebridge.drivers.ur.fields import FIELDS, DashboardQuery, DashboardSignal, RtdeAddress, RtdeField
+from linebridge.drivers.base import Access, DeviceError, Signal
+from linebridge.drivers.ur.dashboard import DashboardClient
+from linebridge.drivers.ur.fields import (
+    DASHBOARD_SIGNALS,
+    FIELDS,
+    DashboardQuery,
+    DashboardSignal,
+    RtdeAddress,
+    RtdeField,
+)
 from linebridge.drivers.ur.rtde import NOT_FOUND, ProtocolError, parse_type
 
 
@@ -56,16 +63,14 @@ def catalog_signals(fields: list[RtdeField], polled: list[DashboardSignal]) -> l
     return signals
 
 
-async def until_first_failure(jobs: list[Coroutine]) -> None:
-    """Run jobs together until one fails (re-raised as is, not as an ExceptionGroup) or all are cancelled."""
-    if not jobs:
-        await asyncio.Event().wait()
-    tasks = [asyncio.create_task(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def answered_queries(dashboard: DashboardClient, log: logging.Logger) -> list[DashboardSignal]:
+    """The polled Dashboard signals whose query this controller answers (CB-series lacks some)."""
+    usable = []
+    for polled in DASHBOARD_SIGNALS:
+        try:
+            await dashboard.query(polled.command)
+        except DeviceError as exc:
+            log.warning("signal %s left out: %s", polled.path, exc)
+        else:
+            usable.append(polled)
+    return usable

@@ -1,0 +1,76 @@
+"""linebridge.drivers.tasks: the one "run jobs until the first failure" helper the drivers share."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from linebridge.drivers.tasks import until_first_failure
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_first_failure_is_reraised_as_is_and_the_rest_cancelled():
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def forever():
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def fails():
+        await started.wait()
+        raise Boom("first")
+
+    with pytest.raises(Boom, match="first"):  # not an ExceptionGroup
+        await until_first_failure([forever(), fails()])
+    assert cancelled.is_set()
+
+
+async def test_jobs_that_finish_cleanly_return():
+    done = []
+
+    async def job(n):
+        done.append(n)
+
+    await until_first_failure([job(1), job(2)])
+    assert sorted(done) == [1, 2]
+
+
+async def test_no_jobs_idles_until_cancelled():
+    task = asyncio.create_task(until_first_failure([]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancelling_the_caller_cancels_every_job():
+    running = asyncio.Event()
+    started, cancelled = [], []
+
+    async def job(n):
+        started.append(n)
+        if len(started) == 2:
+            running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(n)
+            raise
+
+    task = asyncio.create_task(until_first_failure([job(1), job(2)]))
+    await running.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cancelled) == [1, 2]
