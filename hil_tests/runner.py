@@ -226,13 +226,16 @@ class CellRun:
             return  # the bridge never came to the new address: `connected` stays None
         assert first.first_connection is not None
         move.connected = first.first_connection - rec.start  # begin() returns only after the announcements
-        await rec.wait_until(
+        online = await rec.wait_until(
             lambda: (
                 rec.first_state(step.device, move.connected or 0.0, True, ("ONLINE",)) is not None
                 and rec.state_at(step.device, rec.now()) == "ONLINE"
             ),
             step.end,
         )
+        if not online:  # never ONLINE at the new address: `old_bytes_after` stays None (judged failed)
+            move.new_bytes = _down(new)
+            return
         old_before = _down(old)
         await self._until(step.end)
         move.new_bytes, move.old_bytes_after = _down(new), _down(old) - old_before
