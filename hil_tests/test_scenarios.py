@@ -20,8 +20,8 @@ from linebridge.hil.scenario import load_scenario
 
 HERE = Path(__file__).resolve().parent
 RIG = HERE / "rigs" / "simulated-cell.yaml"
-# mdns-move-robot: 31.7-33.2 s wall alone on the shared machine (cell build + 3 s settle + 10 s), under the 40 s
-# a scenario may take here; mdns-disappear-robot (27.6-32.6 s) runs in `make hil` only.
+# mdns-move-robot: 22.5-33.2 s wall alone on the shared machine (cell build + 3 s settle + 10 s), under the 40 s
+# a scenario may take here; mdns-disappear-robot (27.6-39.9 s) runs in `make hil` only.
 SHORT = ["stall-robot", "reset-robot", "device-kill-ur", "mdns-move-robot"]
 CHROMIUM_FLAGS = [
     "--headless",
