@@ -47,8 +47,9 @@ class Advertiser:
         # The call returns the task that sends the announcements; await it so none is left behind.
         await (await self._zc.async_register_service(self.info, allow_name_change=True))
 
-    async def move(self, port: int) -> None:
-        """Announce the same instance at another port (a device that moved, or an impostor)."""
+    async def move(self, port: int, properties: Mapping[str, str] | None = None) -> None:
+        """Announce the same instance at another port (a device that moved, or an impostor); new TXT
+        records when given (a device whose other ports moved too)."""
         assert self._zc is not None, "start() first"
         info = self.info
         self.info = ServiceInfo(
@@ -56,7 +57,7 @@ class Advertiser:
             info.name,
             addresses=info.addresses,
             port=port,
-            properties=info.properties,
+            properties=info.properties if properties is None else dict(properties),
             server=info.server,
         )
         await (await self._zc.async_update_service(self.info))

@@ -20,12 +20,47 @@ from linebridge.hil.proxy import Fault, FaultProxy
 from linebridge.hil.scenario import Step, StepKind
 from linebridge.hil.sim_process import SimProcess
 
-# The mDNS service type each driver browses (their simulators announce the same).
-SERVICE_TYPES = {
-    "opcua": "_opcua-tcp._tcp.local.",
-    "modbus": "_modbus._tcp.local.",
-    "ur": "_ur-robot._tcp.local.",
-}
+ANNOUNCEABLE = ("opcua", "modbus", "ur")  # drivers whose simulator's announcement the runner can make
+
+
+def mdns_instance(device: str) -> str:
+    """The instance name the runner announces a device under: unique to this run (other processes on the
+    machine announce `robot-1` too), and a valid bridge device id."""
+    return f"{device}-hil{os.getpid()}"
+
+
+def announcement(driver: str, link: Link, options: dict[str, object]) -> tuple[int, dict[str, str]]:
+    """The SRV port and TXT records the device's simulator announces, with every port its proxy's
+    (what each driver's `from_mdns` reads: OPC UA path/caps, Modbus unit/map, UR dashboard/secondary)."""
+    ports = {key: proxy.port for key, proxy in link.proxies.items()}
+    if driver == "opcua":
+        from linebridge.drivers.opcua.simulator import CAPABILITIES  # noqa: PLC0415
+
+        return ports[""], {"path": urlsplit(link.target).path or "/", "caps": CAPABILITIES}
+    if driver == "modbus":
+        from linebridge.drivers.modbus.simulator import MAP_NAME  # noqa: PLC0415
+
+        txt = {"unit": str(options.get("unit", 1)), "map": str(options.get("map", MAP_NAME))}
+        return ports[""], txt
+    if driver == "ur":
+        return ports["rtde"], {"dashboard": str(ports["dashboard"]), "secondary": str(ports["secondary"])}
+    raise ConfigError(f"the runner cannot announce a {driver!r} device over mDNS ({', '.join(ANNOUNCEABLE)})")
+
+
+@dataclass
+class Announced:
+    """A device the runner announces over mDNS at its link's proxy."""
+
+    driver: str
+    service_type: str
+    options: dict[str, object]
+    advertiser: Advertiser | None = None
+
+    def advertise(self, device: str, link: Link) -> Advertiser:
+        """The advertiser for the link's current proxies (not started)."""
+        port, txt = announcement(self.driver, link, self.options)
+        self.advertiser = Advertiser(self.service_type, mdns_instance(device), port, txt)
+        return self.advertiser
 
 
 def endpoint_ports(endpoint: str) -> list[tuple[str, int]]:
@@ -176,8 +211,13 @@ class Cell:
     links: dict[str, Link]
     simulators: dict[str, SimProcess]
     broker: Broker
-    advertisers: dict[str, Advertiser] = field(default_factory=dict)
+    announced: dict[str, Announced] = field(default_factory=dict)  # devices the runner announces
     moved: dict[str, Link] = field(default_factory=dict)  # mdns_move: the second proxy
+
+    async def announce(self) -> None:
+        """Start announcing every device in `announced` at its link's proxy."""
+        for device, item in self.announced.items():
+            await item.advertise(device, self.links[device]).start()
 
     async def begin(self, index: int, step: Step) -> None:
         """Start a step's fault."""
@@ -220,21 +260,24 @@ class Cell:
         return sim
 
     def _advertiser(self, device: str) -> Advertiser:
-        found = self.advertisers.get(device)
-        if found is None:
-            raise ConfigError(f"mDNS fault: {device} is not announced by the runner (discover: true)")
-        return found
+        found = self.announced.get(device)
+        if found is None or found.advertiser is None:
+            raise ConfigError(f"mDNS fault: {device} is not announced by the runner (scenario `discovered`)")
+        return found.advertiser
 
     async def _move(self, device: str) -> None:
-        """A second proxy to the same device, announced in place of the first (the device moved)."""
+        """A second proxy to the same device, announced in place of the first (same instance name and
+        service type, new port): the device moved."""
         link = Link(device, self.links[device].target)
         await link.start()
         self.moved[device] = link
-        await self._advertiser(device).move(link.proxies[""].port)
+        port, txt = announcement(self.announced[device].driver, link, self.announced[device].options)
+        await self._advertiser(device).move(port, txt)
 
     async def close(self) -> None:
-        for adv in self.advertisers.values():
-            await adv.stop()
+        for item in self.announced.values():
+            if item.advertiser is not None:
+                await item.advertiser.stop()
         for link in [*self.links.values(), *self.moved.values()]:
             await link.stop()
         for sim in self.simulators.values():

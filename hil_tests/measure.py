@@ -45,6 +45,17 @@ class CommandRecord:
 
 
 @dataclass
+class MoveRecord:
+    """One mdns_move: when the new address was announced, and the traffic through both proxies."""
+
+    device: str
+    announced: float
+    connected: float | None = None  # the bridge's first connection through the new proxy
+    new_bytes: int = 0  # device -> bridge through the new proxy, by the end of the step
+    old_bytes_after: int | None = None  # device -> bridge through the old proxy once moved (should be 0)
+
+
+@dataclass
 class Recording:
     """Everything measured in one scenario run."""
 
@@ -58,6 +69,13 @@ class Recording:
     faults: list[tuple[float, float, str, str]] = field(default_factory=list)  # start, end, link, kind
     uplink: UplinkCounter | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set at every state change
+    moves: dict[int, MoveRecord] = field(default_factory=dict)  # step index -> its mdns_move
+    # bridge device id -> rig id, for devices found through mDNS under a run-unique instance name
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def rig_id(self, bridge_id: str) -> str:
+        """The rig's name for a device the bridge knows as `bridge_id`."""
+        return self.aliases.get(bridge_id, bridge_id)
 
     async def wait_until(self, condition: Callable[[], bool], until: float) -> bool:
         """Wait for a state condition, at most until time `until`; whether it held."""
@@ -146,8 +164,9 @@ async def watch_states(client: AsyncClient, rec: Recording) -> None:
     """Record every device state change until cancelled."""
     async for event in client.watch_devices():
         device = event.device
-        if device.id in rec.devices:
-            history = rec.states[device.id]
+        rig_id = rec.rig_id(device.id)
+        if rig_id in rec.devices:
+            history = rec.states[rig_id]
             name = device.state.name
             if not history or history[-1][1] != name:
                 history.append((rec.now(), name))
@@ -162,7 +181,7 @@ async def count_samples(client: AsyncClient, rec: Recording, globs: list[str]) -
         devices = np.array([p.partition("/")[0] for p in batch.catalog.paths], dtype=object)[batch.index]
         seconds = batch.timestamps.astype(np.float64) / 1e9 - rec.wall_start
         for name in np.unique(devices):
-            rec.arrivals[str(name)].append(seconds[devices == name])
+            rec.arrivals[rec.rig_id(str(name))].append(seconds[devices == name])
         rec.changed.set()
 
 
@@ -225,7 +244,7 @@ class UplinkCounter:
             if verb in ("NBIRTH", "DBIRTH", "DDATA", "NDATA", "DDEATH"):
                 self._sequence(verb, payload.seq)
             if verb == "DDATA" and len(parts) == 5:
-                self._count(parts[4], payload)
+                self._count(self.clock.rig_id(parts[4]), payload)
 
     def _sequence(self, verb: str, seq: int) -> None:
         if verb == "NBIRTH":

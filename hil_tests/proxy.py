@@ -108,6 +108,8 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.host, self._port = host, port
         self.stats = ProxyStats()
+        self.connected = asyncio.Event()  # set at the first connection forwarded to the target
+        self.first_connection: float | None = None  # time.monotonic() of that first connection
         self._active: list[_Active] = []
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -188,6 +190,9 @@ class FaultProxy:
             _abort(writer)
             return
         self.stats.connections += 1
+        if self.first_connection is None:
+            self.first_connection = time.monotonic()
+            self.connected.set()
         link = _Link(self, (reader, writer), (up_reader, up_writer))
         self._links.add(link)
         task = asyncio.current_task()

@@ -78,6 +78,14 @@ def _faults(rec: Recording, axis: _Axis, height: float) -> list[str]:
                 f'<text x="{x0 + 2:.1f}" y="11" fill="#b35c00">{kind} {escape(link)}</text>',
             ]
         )
+    for move in rec.moves.values():  # mdns_move: where the bridge first came to the new address
+        if move.connected is not None:
+            x = axis.x(move.connected)
+            out.append(
+                f'<line class="moved" x1="{x:.1f}" y1="14" x2="{x:.1f}" y2="{height}" stroke="#6a1b9a" '
+                f'stroke-dasharray="3 2"><title>{escape(move.device)}: first connection through the new '
+                f"address at {move.connected:.2f} s</title></line>"
+            )
     return out
 
 

@@ -16,9 +16,10 @@ from linebridge.client import AsyncClient, ClientError
 from linebridge.config import parse_config
 from linebridge.devices.catalog import DriverCatalog
 from linebridge.errors import ConfigError
-from linebridge.hil.faults import Broker, Cell, Link, port_free
+from linebridge.hil.faults import ANNOUNCEABLE, Announced, Broker, Cell, Link, mdns_instance, port_free
 from linebridge.hil.measure import (
     CommandRecord,
+    MoveRecord,
     Recording,
     ScenarioRun,
     UplinkCounter,
@@ -71,16 +72,28 @@ class CellRun:
     def __init__(self, rig: Rig, scenario: Scenario, workdir: Path) -> None:
         self.rig, self.scenario, self.workdir = rig, scenario, workdir
         self.rec = Recording([d.id for d in rig.devices])
+        self.rec.aliases = {mdns_instance(d): d for d in scenario.discovered}
         self.tasks: list[asyncio.Task[Any]] = []
+        self.catalog = DriverCatalog.from_entry_points()
+
+    def bridge_id(self, device: str) -> str:
+        """What the bridge calls a rig device: its id, or for a discovered one its run-unique mDNS name."""
+        return mdns_instance(device) if device in self.scenario.discovered else device
 
     def cell(self) -> Cell:
-        """The parts of the cell, not started yet."""
+        """The parts of the cell, not started yet (simulators never announce themselves: the runner does,
+        at the proxy, for the scenario's `discovered` devices)."""
         sims = {
             d.id: SimProcess(d.simulator, d.id, [*d.simulator_args, "--no-mdns"])
             for d in self.rig.devices
             if d.simulator
         }
-        return Cell({}, sims, Broker(self.workdir))
+        announced = {
+            d.id: Announced(d.driver, self.catalog.get(d.driver).discovery[0].service_type, d.options)
+            for d in self.rig.devices
+            if d.id in self.scenario.discovered
+        }
+        return Cell({}, sims, Broker(self.workdir), announced)
 
     async def build(self, cell: Cell) -> BridgeApp:
         """Start simulators, broker, proxies and the bridge."""
@@ -92,7 +105,8 @@ class CellRun:
             target = sims[device.id].endpoint if device.id in sims else device.endpoint
             cell.links[device.id] = Link(device.id, target)
             await cell.links[device.id].start(device.proxy_port)
-        app = BridgeApp(self.config(cell), DriverCatalog.from_entry_points())
+        await cell.announce()
+        app = BridgeApp(self.config(cell), self.catalog)
         await app.start()
         return app
 
@@ -100,13 +114,23 @@ class CellRun:
         static = [
             {"id": d.id, "driver": d.driver, "endpoint": cell.links[d.id].endpoint, "options": d.options}
             for d in self.rig.devices
+            if d.id not in cell.announced
+        ]
+        # Exactly the run's own announcements are approved; anyone else's `robot-1` stays DISCOVERED.
+        approve = [
+            {"name": mdns_instance(d), "service_type": a.service_type} for d, a in cell.announced.items()
         ]
         return parse_config(
             {
                 "bridge": {"id": f"hil-{self.rig.name}"},
                 "grpc": {"address": "127.0.0.1:0", "grace_seconds": 0},
                 "metrics": {"enabled": False},
-                "discovery": {"enabled": False},
+                "discovery": {
+                    "enabled": bool(approve),
+                    "interfaces": ["127.0.0.1"],
+                    "advertise": False,
+                    "auto_approve": approve,
+                },
                 "sessions": {"backoff_initial_seconds": 0.1, "backoff_max_seconds": 1.0},
                 "devices": static,
                 "audit": {"path": str(self.workdir / "audit")},
@@ -151,7 +175,7 @@ class CellRun:
         rec.start, rec.wall_start = time.monotonic(), time.time()  # moved to t = 0 once settled
         rec.uplink = UplinkCounter(cell.broker.port, GROUP, rec)
         rec.uplink.start()
-        globs = [f"{d.id}/{d.expect.streaming or '*'}" for d in self.rig.devices]
+        globs = [f"{self.bridge_id(d.id)}/{d.expect.streaming or '*'}" for d in self.rig.devices]
         self.tasks.append(asyncio.create_task(watch_states(client, rec), name="hil-states"))
         online = await rec.wait_until(
             lambda: all(rec.state_at(d, rec.now()) == "ONLINE" for d in rec.devices), SETTLE_TIMEOUT
@@ -181,9 +205,40 @@ class CellRun:
         await self._until(step.at)
         start = self.rec.now()
         await cell.begin(index, step)
+        if step.fault is StepKind.MDNS_MOVE:
+            await self._follow_move(cell, index, start)
         await self._until(step.end)
         await cell.end(index, step)
         self.rec.faults.append((start, self.rec.now(), step.link, step.fault.value))
+
+    async def _follow_move(self, cell: Cell, index: int, start: float) -> None:
+        """Record an mdns_move: the bridge's first connection through the new proxy, the device ONLINE
+        after it, and the bytes (device -> bridge) through each proxy until the step ends."""
+        step, rec = self.scenario.steps[index], self.rec
+        new, old = cell.moved[step.device], cell.links[step.device]
+        move = rec.moves[index] = MoveRecord(step.device, start)
+        first = next(iter(new.proxies.values()))
+        try:
+            async with asyncio.timeout(max(0.0, step.end - rec.now())):
+                await first.connected.wait()
+        except TimeoutError:
+            move.new_bytes = _down(new)
+            return  # the bridge never came to the new address: `connected` stays None
+        assert first.first_connection is not None
+        move.connected = first.first_connection - rec.start  # begin() returns only after the announcements
+        online = await rec.wait_until(
+            lambda: (
+                rec.first_state(step.device, move.connected or 0.0, True, ("ONLINE",)) is not None
+                and rec.state_at(step.device, rec.now()) == "ONLINE"
+            ),
+            step.end,
+        )
+        if not online:  # never ONLINE at the new address: `old_bytes_after` stays None (judged failed)
+            move.new_bytes = _down(new)
+            return
+        old_before = _down(old)
+        await self._until(step.end)
+        move.new_bytes, move.old_bytes_after = _down(new), _down(old) - old_before
 
     async def _probe(self, client: AsyncClient, exp: Expectation) -> None:
         if exp.check is Check.FAILS_FAST:
@@ -206,7 +261,7 @@ class CellRun:
         record = CommandRecord(device, next(iter(action)), self.rec.now())
         self.rec.commands.append(record)
         try:
-            command = await client.execute(device, timeout=max(timeout, 1.0), **action)
+            command = await client.execute(self.bridge_id(device), timeout=max(timeout, 1.0), **action)
             record.accepted = self.rec.now()
             await command.wait(timeout=max(timeout, 1.0))
             record.outcome = "SUCCEEDED"
@@ -216,6 +271,11 @@ class CellRun:
         except TimeoutError:
             record.outcome = "TIMEOUT"
         record.ended = self.rec.now()
+
+
+def _down(link: Link) -> int:
+    """Bytes the link's proxies forwarded device -> bridge so far."""
+    return sum(p.stats.forwarded["down"] for p in link.proxies.values())
 
 
 async def run_scenarios(rig: Rig, scenarios: list[Scenario], workdir: Path) -> list[ScenarioRun]:
@@ -240,16 +300,18 @@ async def run_scenarios(rig: Rig, scenarios: list[Scenario], workdir: Path) -> l
 def load_all(rig_path: str | Path, scenario_paths: list[Path]) -> tuple[Rig, list[Scenario]]:
     """The rig and every scenario, all checked before anything starts."""
     rig = load_rig(rig_path)
-    preflight(rig_path, rig, DriverCatalog.from_entry_points())
+    catalog = DriverCatalog.from_entry_points()
+    preflight(rig_path, rig, catalog)
     scenarios: list[Scenario] = []
     for path in scenario_paths:
         scenarios += load_scenarios(path, rig) if path.is_dir() else [load_scenario(path, rig)]
     for scenario in scenarios:
-        for i, step in enumerate(scenario.steps):
-            if step.fault in (StepKind.MDNS_DISAPPEAR, StepKind.MDNS_MOVE):
+        for i, device in enumerate(scenario.discovered):
+            driver = next(d.driver for d in rig.devices if d.id == device)
+            if driver not in ANNOUNCEABLE or not catalog.get(driver).discovery:
                 raise ConfigError(
-                    f"{scenario.path}: steps[{i}] ({step.fault}): mDNS faults are not supported by this runner yet "
-                    "(it configures every device as a static entry pointing at its proxy)"
+                    f"{scenario.path}: discovered[{i}] ({device}): the runner cannot announce a {driver!r} "
+                    f"device over mDNS (it can: {', '.join(ANNOUNCEABLE)})"
                 )
     return rig, scenarios
 

@@ -92,6 +92,10 @@ class Check(StrEnum):
     STOP_LATENCY = "stop_latency"  # Stop accepted -> device reports the stop done
     UPLINK_INTACT = "uplink_intact"  # no lost or duplicated samples on the Sparkplug uplink
     MAX_GAP = "max_gap"  # the largest gap between samples of a device stays under the bound
+    STAYS_ONLINE = (
+        "stays_online"  # the device never leaves ONLINE from the fault's start to `within` s after it
+    )
+    MOVED = "moved"  # mdns_move: announced -> ONLINE through the new proxy (time to move), old one idle
 
 
 class Expectation(_Model):
@@ -109,7 +113,22 @@ class Expectation(_Model):
     max_duplicates: int = Field(0, ge=0)
 
 
-TIMED = (Check.LEAVES_ONLINE, Check.ONLINE_AGAIN, Check.FAILS_FAST, Check.STOP_LATENCY, Check.MAX_GAP)
+TIMED = (
+    Check.LEAVES_ONLINE,
+    Check.ONLINE_AGAIN,
+    Check.FAILS_FAST,
+    Check.STOP_LATENCY,
+    Check.MAX_GAP,
+    Check.MOVED,
+)
+ON_STEP = (
+    Check.LEAVES_ONLINE,
+    Check.ONLINE_AGAIN,
+    Check.FAILS_FAST,
+    Check.RATES_STEADY,
+    Check.STAYS_ONLINE,
+    Check.MOVED,
+)
 
 
 class Scenario(_Model):
@@ -121,6 +140,9 @@ class Scenario(_Model):
     settle: float = Field(3.0, ge=0)  # baseline window before t = 0 (sample rates are compared to it)
     steps: list[Step] = Field(default_factory=list)
     expect: list[Expectation] = Field(min_length=1)
+    # Devices the bridge finds through mDNS in this scenario: the runner announces each at its fault proxy
+    # under a name unique to the run (no static entry). mDNS faults act only on these.
+    discovered: list[str] = Field(default_factory=list)
     path: str = ""
 
 
@@ -153,10 +175,18 @@ def load_scenarios(folder: str | Path, rig: Rig) -> list[Scenario]:
 def first_problem(scenario: Scenario, rig: Rig) -> str:
     """The first thing wrong with a scenario that its schema cannot see ('' when none)."""
     known = {d.id for d in rig.devices}
+    problem = _discovered_problem(scenario.discovered, known)
+    if problem:
+        return problem
     for i, step in enumerate(scenario.steps):
         problem = _step_problem(step, known, scenario.duration)
         if problem:
             return f"steps[{i}] ({step.fault} at {step.at:g} s): {problem}"
+        if step.fault in _MDNS and step.device not in scenario.discovered:
+            return (
+                f"steps[{i}] ({step.fault} at {step.at:g} s): {step.device} is not announced over mDNS "
+                f"in this scenario (add it to `discovered`)"
+            )
     problem = _overlap_problem(scenario.steps)
     if problem:
         return problem
@@ -164,6 +194,15 @@ def first_problem(scenario: Scenario, rig: Rig) -> str:
         problem = _expectation_problem(exp, scenario, known)
         if problem:
             return f"expect[{i}] ({exp.check}): {problem}"
+    return ""
+
+
+def _discovered_problem(discovered: list[str], known: set[str]) -> str:
+    for i, name in enumerate(discovered):
+        if name not in known:
+            return f"discovered[{i}]: unknown device {name!r} (the rig has {', '.join(sorted(known))})"
+        if name in discovered[:i]:
+            return f"discovered[{i}]: {name} is named twice"
     return ""
 
 
@@ -223,14 +262,17 @@ def _expectation_problem(exp: Expectation, scenario: Scenario, known: set[str]) 
             return f"unknown device {name!r} (the rig has {', '.join(sorted(known))})"
     if exp.check in TIMED and exp.within <= 0:
         return "needs a time bound: within > 0"
-    if exp.check in (Check.LEAVES_ONLINE, Check.ONLINE_AGAIN, Check.FAILS_FAST, Check.STOP_LATENCY):
+    if exp.check in (*ON_STEP, Check.STOP_LATENCY) and exp.check is not Check.RATES_STEADY:
         if not exp.device:
             return "names no device"
-    if exp.check in (Check.LEAVES_ONLINE, Check.ONLINE_AGAIN, Check.FAILS_FAST, Check.RATES_STEADY):
+    if exp.check in ON_STEP:
         if exp.step >= len(scenario.steps):
             return f"step {exp.step} does not exist (the scenario has {len(scenario.steps)})"
         step = scenario.steps[exp.step]
-        start = step.end if exp.check is Check.ONLINE_AGAIN else step.at
+        problem = _step_check_problem(exp, step)
+        if problem:
+            return problem
+        start = step.end if exp.check in (Check.ONLINE_AGAIN, Check.STAYS_ONLINE) else step.at
         if start + exp.within > scenario.duration:
             return (
                 f"impossible time bound: {exp.within:g} s after {start:g} s ends after the scenario "
@@ -238,4 +280,13 @@ def _expectation_problem(exp: Expectation, scenario: Scenario, known: set[str]) 
             )
     if exp.check is Check.STOP_LATENCY and exp.at + exp.within > scenario.duration:
         return f"impossible time bound: the Stop at {exp.at:g} s + {exp.within:g} s ends after the scenario"
+    return ""
+
+
+def _step_check_problem(exp: Expectation, step: Step) -> str:
+    """An mDNS check must be measured against a fault of its kind on its device."""
+    if exp.check is Check.MOVED and (step.fault is not StepKind.MDNS_MOVE or step.device != exp.device):
+        return f"step {exp.step} is {step.fault} on {step.link!r}, not mdns_move on {exp.device!r}"
+    if exp.check is Check.STAYS_ONLINE and step.device != exp.device:
+        return f"step {exp.step} acts on {step.link!r}, not on {exp.device!r}"
     return ""

@@ -33,6 +33,10 @@ def _judge(exp: Expectation, rig: Rig, scenario: Scenario, rec: Recording) -> li
         return [_timed(Result, f"{exp.device} max sample gap", gap, exp.within)]
     if exp.check in (Check.FAILS_FAST, Check.STOP_LATENCY):
         return [_command(Result, exp, rec)]
+    if exp.check is Check.STAYS_ONLINE:
+        return [_stays_online(exp, scenario, rec)]
+    if exp.check is Check.MOVED:
+        return _moved(exp, scenario, rec)
     return _uplink(Result, exp, rec, {s.device for s in scenario.steps if s.device})
 
 
@@ -48,6 +52,56 @@ def _recovery(exp: Expectation, scenario: Scenario, rec: Recording) -> Result:
     if left is None:
         result.detail = "never left ONLINE"
     return result
+
+
+def _stays_online(exp: Expectation, scenario: Scenario, rec: Recording) -> Result:
+    """Seconds the device spent outside ONLINE from the fault's start to `within` s after its release."""
+    step = scenario.steps[exp.step]
+    since, until = step.at, step.end + exp.within
+    out, left, seen = 0.0, None if rec.state_at(exp.device, since) == "ONLINE" else since, []
+    for when, name in rec.states[exp.device]:
+        if not since < when <= until:
+            continue
+        seen.append(f"{name} at {when:.2f} s")
+        if name != "ONLINE" and left is None:
+            left = when
+        elif name == "ONLINE" and left is not None:
+            out, left = out + when - left, None
+    if left is not None:
+        out += until - left
+    name = f"{exp.device} stays ONLINE ({since:g}-{until:g} s)"
+    return Result(name, out == 0.0, out, "= 0 s", detail="; ".join(seen) or "no state change")
+
+
+def _moved(exp: Expectation, scenario: Scenario, rec: Recording) -> list[Result]:
+    """mdns_move: time from the new announcement to the device ONLINE through the new proxy (time to
+    move), samples through the new proxy, none through the old one once moved."""
+    move = rec.moves.get(exp.step)
+    if move is None or move.connected is None:
+        detail = "the runner did not move it" if move is None else "never connected through the new proxy"
+        return [Result(f"{exp.device} time to move", False, None, f"<= {exp.within:g} s", detail=detail)]
+    left = rec.first_state(exp.device, move.announced, False, ONLINE)
+    when = rec.first_state(exp.device, max(move.connected, left or move.connected), True, ONLINE)
+    took = None if when is None else when - move.announced
+    timed = _timed(
+        Result, f"{exp.device} time to move (announced -> ONLINE at the new address)", took, exp.within
+    )
+    timed.detail = f"first connection through the new proxy after {move.connected - move.announced:.2f} s"
+    old = move.old_bytes_after
+    return [
+        timed,
+        Result(
+            f"{exp.device} bytes through the new proxy", move.new_bytes > 0, move.new_bytes, "> 0", unit="B"
+        ),
+        Result(
+            f"{exp.device} bytes through the old proxy once moved",
+            old == 0,
+            old,
+            "= 0",
+            unit="B",
+            detail="" if old is not None else "never ONLINE at the new address",
+        ),
+    ]
 
 
 def _timed(result: type[Result], name: str, took: float | None, within: float) -> Result:

@@ -48,7 +48,7 @@ def test_a_good_scenario_loads(tmp_path):
 def test_every_shipped_scenario_loads_and_every_fault_kind_is_covered():
     _, scenarios = load_all(RIG, [HIL / "scenarios"])
     kinds = {step.fault for s in scenarios for step in s.steps}
-    missing = set(StepKind) - kinds - {StepKind.MDNS_DISAPPEAR, StepKind.MDNS_MOVE}
+    missing = set(StepKind) - kinds
     assert not missing, f"no shipped scenario injects {sorted(missing)}"
     assert all(s.duration < 60 for s in scenarios)
 
@@ -124,11 +124,88 @@ def test_a_rig_naming_an_unknown_driver(tmp_path):
         preflight(rig_path, load_rig(rig_path), DriverCatalog.from_entry_points())
 
 
-def test_an_mdns_fault_is_refused_before_the_run_until_the_runner_announces_devices(tmp_path):
+MDNS = """
+name: m
+duration: 12
+discovered: [robot-1]
+steps:
+  - {at: 2, fault: mdns_move, device: robot-1, seconds: 6}
+expect:
+  - {check: moved, device: robot-1, within: 5}
+  - {check: stays_online, device: plc-1, step: 1}
+"""
+DISAPPEAR = "  - {at: 1, fault: mdns_disappear, device: plc-1, seconds: 3}\n"
+
+
+def mdns(discovered: str = "[robot-1, plc-1]", extra: str = DISAPPEAR) -> str:
+    """The mDNS scenario with its `discovered` list and a second step replaced."""
+    return MDNS.replace("[robot-1]", discovered).replace("expect:", extra + "expect:")
+
+
+def test_an_mdns_scenario_loads_with_its_discovered_devices(tmp_path):
+    scenario = load_scenario(write(tmp_path, mdns()), load_rig(RIG))
+    assert scenario.discovered == ["robot-1", "plc-1"]
+    assert [s.fault for s in scenario.steps] == [StepKind.MDNS_MOVE, StepKind.MDNS_DISAPPEAR]
+
+
+def test_an_unknown_discovered_device(tmp_path):
+    message = refused(tmp_path, mdns("[robot-1, plc-1, robot-7]"))
+    assert "discovered[2]: unknown device 'robot-7'" in message
+
+
+def test_a_device_discovered_twice(tmp_path):
+    assert "discovered[1]: robot-1 is named twice" in refused(tmp_path, mdns("[robot-1, robot-1, plc-1]"))
+
+
+def test_an_mdns_fault_on_a_device_that_is_not_discovered(tmp_path):
+    message = refused(tmp_path, mdns("[robot-1]"))
+    assert "steps[1] (mdns_disappear at 1 s): plc-1 is not announced over mDNS" in message
+
+
+def test_an_mdns_fault_on_an_unknown_device(tmp_path):
+    message = refused(tmp_path, mdns(extra=DISAPPEAR.replace("plc-1", "plc-9")))
+    assert "steps[1]" in message and "unknown device 'plc-9'" in message
+
+
+def test_disappear_and_move_overlapping_on_one_device_contradict(tmp_path):
+    message = refused(tmp_path, mdns(extra=DISAPPEAR.replace("plc-1", "robot-1").replace("at: 1", "at: 4")))
+    assert "steps[0] (mdns_move 2-8 s) and steps[1] (mdns_disappear 4-7 s)" in message
+    assert "contradict" in message
+
+
+def test_an_mdns_fault_with_no_duration(tmp_path):
+    assert "seconds must be > 0" in refused(
+        tmp_path, mdns(extra=DISAPPEAR.replace("seconds: 3", "seconds: 0"))
+    )
+
+
+def test_a_moved_check_against_a_step_that_is_no_move(tmp_path):
+    message = refused(
+        tmp_path,
+        mdns().replace(
+            "check: moved, device: robot-1, within: 5", "check: moved, device: robot-1, step: 1, within: 5"
+        ),
+    )
+    assert "expect[0] (moved): step 1 is mdns_disappear on 'plc-1', not mdns_move on 'robot-1'" in message
+
+
+def test_a_moved_check_without_a_bound_or_past_the_end(tmp_path):
+    assert "within > 0" in refused(tmp_path, mdns().replace(", within: 5", ""))
+    assert "impossible time bound" in refused(tmp_path, mdns().replace("within: 5", "within: 11"))
+
+
+def test_a_stays_online_check_on_another_device_than_its_step(tmp_path):
+    message = refused(tmp_path, mdns().replace("device: plc-1, step: 1", "device: ur-1, step: 1"))
+    assert "expect[1] (stays_online): step 1 acts on 'plc-1', not on 'ur-1'" in message
+
+
+def test_the_runner_refuses_to_announce_a_driver_it_cannot(tmp_path):
+    rig_path = tmp_path / "rig.yaml"
+    rig_path.write_text(RIG.read_text() + "  - {id: sim-1, driver: sim, endpoint: 'sim://x'}\n")
     folder = tmp_path / "scenarios"
     folder.mkdir()
-    (folder / "mdns.yaml").write_text(GOOD.replace("fault: stall", "fault: mdns_disappear"))
+    (folder / "m.yaml").write_text(mdns("[robot-1, plc-1, sim-1]"))
     with pytest.raises(
-        ConfigError, match=r"mdns.yaml: steps\[0\] \(mdns_disappear\): mDNS faults are not supported"
+        ConfigError, match=r"m.yaml: discovered\[2\] \(sim-1\): the runner cannot announce a 'sim'"
     ):
-        load_all(RIG, [folder])
+        load_all(rig_path, [folder])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linebridge.hil.measure import CommandRecord, Recording, ScenarioRun
+from linebridge.hil.measure import CommandRecord, MoveRecord, Recording, ScenarioRun
 from linebridge.hil.report_html import html_report
 from linebridge.hil.report_junit import junit_xml
 from linebridge.hil.report_md import markdown
@@ -77,6 +77,47 @@ def test_rates_and_gaps():
     assert plc.passed is False and abs(plc.measured + 50) < 2  # 100/s -> 50/s
     gap = next(r for r in results if r.name == "robot-1 max sample gap" and r.passed is not None)
     assert abs(gap.measured - 3.5) < 0.02 and gap.passed is False
+
+
+MOVE = [{"at": 2, "fault": "mdns_move", "device": "robot-1", "seconds": 6}]
+
+
+def test_stays_online_counts_the_seconds_outside_online_in_its_window():
+    disappear = [{"at": 1, "fault": "mdns_disappear", "device": "robot-1", "seconds": 4}]
+    exp = [{"check": "stays_online", "device": "robot-1", "within": 1}]
+    left = by_name(verdicts(RIG, scenario(disappear, exp), recording()), "stays ONLINE")
+    assert left.passed is False and left.measured == 3.5  # OFFLINE at 2.5 s, ONLINE again at 6 s
+    assert "OFFLINE at 2.50 s" in left.detail
+    rec = recording()
+    rec.states["robot-1"] = [(-3.0, "ONLINE")]
+    kept = by_name(verdicts(RIG, scenario(disappear, exp), rec), "stays ONLINE")
+    assert kept.passed is True and kept.measured == 0.0 and kept.detail == "no state change"
+
+
+def test_time_to_move_runs_from_the_announcement_to_online_after_the_new_connection():
+    rec = recording()  # leaves ONLINE at 2.5 s, ONLINE again at 6 s
+    rec.moves[0] = MoveRecord("robot-1", announced=2.0, connected=3.0, new_bytes=500, old_bytes_after=0)
+    results = verdicts(RIG, scenario(MOVE, [{"check": "moved", "device": "robot-1", "within": 3}]), rec)
+    took = by_name(results, "time to move")
+    assert took.measured == 4.0 and took.passed is False
+    assert "after 1.00 s" in took.detail
+    assert by_name(results, "new proxy").passed is True
+    assert by_name(results, "old proxy").passed is True
+    s = scenario(MOVE, [{"check": "moved", "device": "robot-1", "within": 3}])
+    svg = html_report("cell", [ScenarioRun(s, rec, results)])
+    assert svg.count('class="moved"') == 1 and "new address at 3.00 s" in svg
+
+
+def test_a_move_the_bridge_never_followed_fails_every_part():
+    rec = recording()
+    rec.moves[0] = MoveRecord("robot-1", announced=2.0, connected=None, new_bytes=0)
+    results = verdicts(RIG, scenario(MOVE, [{"check": "moved", "device": "robot-1", "within": 3}]), rec)
+    took = by_name(results, "time to move")
+    assert took.passed is False and took.detail == "never connected through the new proxy"
+    rec.moves[0] = MoveRecord("robot-1", announced=2.0, connected=2.1, new_bytes=0, old_bytes_after=80)
+    results = verdicts(RIG, scenario(MOVE, [{"check": "moved", "device": "robot-1", "within": 5}]), rec)
+    assert by_name(results, "time to move").passed is True
+    assert by_name(results, "new proxy").passed is False and by_name(results, "old proxy").measured == 80
 
 
 def test_reports_carry_the_failures():
