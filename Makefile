@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make demo    run the bridge with a simulated cell (Ctrl-C to stop)"
 	@echo "make test    run the whole test suite (installs Debian's mosquitto via apt-get first when root)"
-	@echo "make hil     run every HIL fault scenario on the simulated cell (~8 min) -> hil-report/"
+	@echo "make hil     run the conformance checks and all 14 HIL fault scenarios on the simulated cell (~10 min) -> hil-report/"
 	@echo "make broker  only make sure a mosquitto binary exists (what make test does first)"
 	@echo "make browser only make sure a chromium binary exists (make test does this too)"
 	@echo "make bench   run every benchmark scenario (~8 min) -> bench/results/latest.{json,md}"
