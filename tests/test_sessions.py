@@ -83,4 +83,5 @@ async def test_one_failing_device_does_not_disturb_another(start_bridge, client_
     stamps = [s.timestamp_ns for s in samples]
     # In order; the initial value may arrive a second time from the live queue, nothing else repeats.
     assert stamps == sorted(stamps) and len(set(stamps)) >= len(stamps) - 1
-    assert app.registry.get("bad-1").state is DeviceState.OFFLINE
+    # still failing: between retries it is OFFLINE or CONNECTING, never ONLINE
+    assert app.registry.get("bad-1").state in (DeviceState.OFFLINE, DeviceState.CONNECTING)

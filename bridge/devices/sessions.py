@@ -242,7 +242,7 @@ class DeviceSession:
         finally:
             if not task.done():
                 task.cancel()
-                await asyncio.wait({task}, timeout=5.0)
+                await settle(task, 5.0)
 
     async def _close_driver(self) -> None:
         driver, self.driver = self.driver, None
@@ -251,3 +251,20 @@ class DeviceSession:
                 await asyncio.wait_for(driver.close(), 5.0)
             except Exception as exc:
                 log.debug("device %s: close failed: %s", self.device_id, exc)
+
+
+async def settle(task: asyncio.Task[None], timeout: float) -> None:
+    """Wait up to `timeout` s for a cancelled task to finish its cleanup, even while our own caller repeats
+    its cancel (stop() does, every 0.1 s): otherwise a driver's stream could outlive its stopped session
+    (seen as leaked UrDriver.stream tasks after a stop under load). A cancel that arrived meanwhile is
+    raised again at the end."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    cancelled = False
+    while not task.done() and loop.time() < deadline:
+        try:
+            await asyncio.wait({task}, timeout=deadline - loop.time())
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
