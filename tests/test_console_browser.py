@@ -129,6 +129,7 @@ async def test_every_page_works_for_an_operator(cell, console, browser):
     await page.screenshot(path=ARTIFACTS / "alarms.png")
     await page.click("#nav a[href='#transport']")  # a fleet-less bridge: the search, no map
     await page.locator("#load-search").wait_for()
+    await page.locator("#transport-maps[data-maps='']").wait_for(state="attached")  # drawn: no map
     assert await page.locator("#transport-body canvas").count() == 0
     await page.screenshot(path=ARTIFACTS / "transport.png")
 

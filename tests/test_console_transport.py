@@ -13,6 +13,13 @@ from tests.vda5050_helpers import fleet_device
 
 pytestmark = pytest.mark.timeout(120)
 
+ORANGE_PIXELS = """c => {
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 90 && d[i + 1] < 170 && d[i + 2] < 80) n++;
+  return n;
+}"""
+
 
 async def test_the_map_shows_three_agvs_and_an_unknown_load_is_said_so(broker, fleet, start_bridge):
     app = await start_bridge([fleet_device(broker)], transport={"zones": zones(), "interval_seconds": 0.05})
@@ -27,7 +34,12 @@ async def test_the_map_shows_three_agvs_and_an_unknown_load_is_said_so(broker, f
             await login(page, console.url, "")
             await page.click("#nav a[href='#transport']")
             await until(page, "document.querySelector('#transport-body canvas[data-agvs=\"3\"]') !== null")
-            assert await page.locator("#transport-body canvas").get_attribute("data-map") == "plant"
+            canvas = page.locator("#transport-body canvas")
+            assert await canvas.get_attribute("data-map") == "plant"
+            assert await canvas.get_attribute("data-zones") == str(len(zones()["plant"]))
+            # the first zone's outline is drawn in orange, a colour no AGV is drawn in: count its pixels
+            orange = await canvas.evaluate(ORANGE_PIXELS)
+            assert orange > 100, f"only {orange} pixels of the first zone's colour on the map"
             await page.fill("#load-id", "BODY-404")
             await page.click("#load-search button")
             await page.locator("#load-result", has_text="NotFound").wait_for()

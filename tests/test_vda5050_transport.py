@@ -119,3 +119,32 @@ async def test_agv_signals_are_ordinary_signals_for_subscribe_read_and_the_uplin
     (birth,) = consumer.of("DBIRTH", device="agv-002")[:1]
     assert {"position/x", "load/ids", "errors/text", "order/id"} <= {m.name for m in birth.payload.metrics}
     assert not consumer.errors
+
+
+async def test_list_zones_gives_the_configured_polygons_per_map_to_the_api_sdk_and_cli(
+    start_bridge: BridgeFactory,
+    client_for: Callable[[BridgeApp], RawClient],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configured = {
+        "plant": {"paint": [[10, 0], [14, 0], [14, 3]], "body-shop": [[0, 0], [4, 0], [4, 4], [0, 4]]},
+        "yard": {"gate": [[-1, -1], [1, -1], [0, 2.5]]},
+    }
+    app = await start_bridge([], transport={"zones": configured})
+    client = client_for(app)
+    every = (await client.transport.ListZones(pb.transport.ListZonesRequest())).zones
+    assert [(z.map_id, z.name) for z in every] == [
+        ("plant", "body-shop"),
+        ("plant", "paint"),
+        ("yard", "gate"),
+    ]
+    assert [(p.x, p.y) for p in every[2].points] == [(-1.0, -1.0), (1.0, -1.0), (0.0, 2.5)]
+    yard = (await client.transport.ListZones(pb.transport.ListZonesRequest(map_id="yard"))).zones
+    assert [z.name for z in yard] == ["gate"]
+    assert list((await client.transport.ListZones(pb.transport.ListZonesRequest(map_id="moon"))).zones) == []
+    async with AsyncClient(app.api_address) as sdk:
+        assert [z.name for z in await sdk.zones("plant")] == ["body-shop", "paint"]
+        assert await transport_cli.zones(sdk, argparse.Namespace(map="yard")) == 0
+        assert capsys.readouterr().out == "yard  gate  (-1, -1) (1, -1) (0, 2.5)\n"
+        assert await transport_cli.zones(sdk, argparse.Namespace(map="moon")) == 0
+        assert capsys.readouterr().out == "no zones on map moon\n"

@@ -86,6 +86,18 @@ class TransportService(pb.transport_grpc.TransportServiceServicer):
         return pb.transport.ListTransportersResponse(transporters=rows)
 
     @grpc_errors
+    async def ListZones(self, request, context):  # noqa: N802
+        """The configured zones with their polygons, sorted by map id, then name."""
+        zones = []
+        for map_id, named in sorted(self.index.config.zones.items()):
+            if request.map_id and map_id != request.map_id:
+                continue
+            for name, polygon in sorted(named.items()):
+                points = [pb.transport.Point(x=x, y=y) for x, y in polygon]
+                zones.append(pb.transport.Zone(map_id=map_id, name=name, points=points))
+        return pb.transport.ListZonesResponse(zones=zones)
+
+    @grpc_errors
     async def WatchZones(self, request, context):  # noqa: N802
         """Zone enter/leave events of loads and AGVs as they happen."""
         wanted = set(request.zones)

@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     where = client("where", "where is a load: the AGV carrying it, its position, map and zones")
     where.add_argument("load_id")
     client("fleet", "a table of AGVs: position, load, battery, order progress, errors")
+    zones = client("zones", "the configured transport zones: map, name and polygon corners")
+    zones.add_argument("--map", default="", help="only the zones of this map id")
     alarms_cli.add_commands(client)
     security_cli.add_commands(sub)
     audit_cli.add_commands(sub)

@@ -271,5 +271,6 @@ COMMANDS = {
     "approve": _approve,
     "where": transport_cli.where,
     "fleet": transport_cli.fleet,
+    "zones": transport_cli.zones,
     **alarm_commands,
 }

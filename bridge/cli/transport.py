@@ -62,3 +62,15 @@ async def fleet(client: AsyncClient, args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows))
     return 0
+
+
+async def zones(client: AsyncClient, args: argparse.Namespace) -> int:
+    """Print the configured zones: map, name and polygon corners."""
+    found = await client.zones(args.map)
+    if not found:
+        print("no zones" + (f" on map {args.map}" if args.map else ""))
+        return 0
+    for z in found:
+        corners = " ".join(f"({p.x:g}, {p.y:g})" for p in z.points)
+        print(f"{z.map_id}  {z.name}  {corners}")
+    return 0

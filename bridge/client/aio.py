@@ -115,6 +115,11 @@ class AsyncClient(AlarmCalls):
         request = pb.transport.ListTransportersRequest()
         return list((await self._unary(self.stubs.transport.ListTransporters, request)).transporters)
 
+    async def zones(self, map_id: str = "") -> list[pb.transport.Zone]:
+        """The configured zones with their polygons, of one map or of all (sorted by map, then name)."""
+        request = pb.transport.ListZonesRequest(map_id=map_id)
+        return list((await self._unary(self.stubs.transport.ListZones, request)).zones)
+
     async def info(self) -> BridgeInfo:
         """Version, uptime, counters and warnings of the bridge."""
         m = await self._unary(self.stubs.bridge.GetInfo, pb.bridge.GetInfoRequest())

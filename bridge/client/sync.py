@@ -180,6 +180,18 @@ class Client:
         """State of the Industrial Cloud uplink."""
         return self._loop.run(self.aio.uplink_status())
 
+    def locate_load(self, load_id: str) -> Any:
+        """Where a load is: the AGV with it (or that dropped it), position, map, zones, last seen."""
+        return self._loop.run(self.aio.locate_load(load_id))
+
+    def transporters(self) -> list[Any]:
+        """Every AGV: state, position, loads, battery, order progress, errors."""
+        return self._loop.run(self.aio.transporters())
+
+    def zones(self, map_id: str = "") -> list[Any]:
+        """The configured zones with their polygons, of one map or of all."""
+        return self._loop.run(self.aio.zones(map_id))
+
     def approve(self, device_id: str) -> Device:
         """Let a device found through mDNS connect (admin role)."""
         return self._loop.run(self.aio.approve(device_id))

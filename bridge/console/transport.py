@@ -18,6 +18,12 @@ async def transporters(request: Request, session: Session) -> Any:
     return {"transporters": [message_json(t) for t in await session.client.transporters()]}
 
 
+async def zones(request: Request, session: Session) -> Any:
+    """The configured zones with their polygons, for drawing them on the maps."""
+    assert session.client is not None
+    return {"zones": [message_json(z) for z in await session.client.zones()]}
+
+
 async def locate(request: Request, session: Session) -> Any:
     """Where load `id` is (NOT_FOUND when no transporter reported it)."""
     assert session.client is not None
@@ -28,5 +34,6 @@ def routes() -> list[Route]:
     """Routes under /api/transport."""
     return [
         Route("/api/transport/transporters", bridge_call(transporters)),
+        Route("/api/transport/zones", bridge_call(zones)),
         Route("/api/transport/loads/{load:path}", bridge_call(locate)),
     ]

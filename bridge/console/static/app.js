@@ -301,33 +301,63 @@ async function showAlarms() {
   } catch (err) { status(describe(err), true); }
 }
 
-// -- transport: a 2D map per mapId of the AGVs and their loads ------------------------------------------
+// -- transport: a 2D map per mapId of the configured zones, the AGVs and their loads (refreshed every 1 s) --
+let transportTimer = null;
 async function showTransport() {
   const box = $("#transport-body");
   const probe = await api("GET", "/api/services/transport");
   if (!probe.available) return optional("transport", ["transport"]);
-  try {
-    const r = await api("GET", "/api/transport/transporters");
-    const maps = new Map();
-    for (const t of r.transporters) { const id = (t.location || {}).map_id || "(no map)"; if (!maps.has(id)) maps.set(id, []); maps.get(id).push(t); }
-    const search = document.createElement("form"); search.id = "load-search";
-    const q = input("load-id", "where is load ..."); const go = document.createElement("button"); go.textContent = "Find"; const out = document.createElement("span"); out.id = "load-result";
-    search.append(q, go, out);
-    search.onsubmit = async ev => { ev.preventDefault(); try { const l = (await api("GET", "/api/transport/loads/" + encodeURIComponent(q.value))).load; out.textContent = ` ${l.load_id}: ${l.on_board ? "on " + l.device_id : "at"} ${l.location.map_id} (${(+l.location.x).toFixed(2)}, ${(+l.location.y).toFixed(2)})${(l.location.zones || []).length ? " in " + l.location.zones.join(", ") : ""}`; } catch (err) { out.textContent = " " + describe(err); } };
-    const parts = [search];
-    for (const [mapId, list] of maps) {
-      const h = document.createElement("h2"); h.textContent = `Map ${mapId}: ${list.length} AGV(s)`;
-      const c = document.createElement("canvas"); c.width = 800; c.height = 400; c.dataset.map = mapId; c.dataset.agvs = String(list.length);
-      drawMap(c, list); parts.push(h, c);
-    }
-    box.replaceChildren(...parts);
-  } catch (err) { status(describe(err), true); }
+  const search = document.createElement("form"); search.id = "load-search";
+  const q = input("load-id", "where is load ..."); const go = document.createElement("button"); go.textContent = "Find"; const out = document.createElement("span"); out.id = "load-result";
+  search.append(q, go, out);
+  search.onsubmit = async ev => { ev.preventDefault(); try { const l = (await api("GET", "/api/transport/loads/" + encodeURIComponent(q.value))).load; out.textContent = ` ${l.load_id}: ${l.on_board ? "on " + l.device_id : "at"} ${l.location.map_id} (${(+l.location.x).toFixed(2)}, ${(+l.location.y).toFixed(2)})${(l.location.zones || []).length ? " in " + l.location.zones.join(", ") : ""}`; } catch (err) { out.textContent = " " + describe(err); } };
+  const maps = document.createElement("div"); maps.id = "transport-maps";
+  box.replaceChildren(search, maps);
+  let zones = [];
+  try { zones = (await api("GET", "/api/transport/zones")).zones; } catch (err) { status(describe(err), true); }
+  const tick = async () => {
+    if (state.page !== "transport") return clearInterval(transportTimer);
+    try { drawMaps(maps, zones, (await api("GET", "/api/transport/transporters")).transporters); } catch (err) { status(describe(err), true); }
+  };
+  clearInterval(transportTimer);
+  await tick(); transportTimer = setInterval(tick, 1000);
 }
-function drawMap(c, list) {
-  const g = c.getContext("2d"), xs = list.map(t => +(t.location || {}).x || 0), ys = list.map(t => +(t.location || {}).y || 0);
+// one heading and canvas per map id (kept across refreshes, so the page does not jump)
+function drawMaps(box, zones, transporters) {
+  const maps = new Map(), add = (id, key, item) => { if (!maps.has(id)) maps.set(id, { agvs: [], zones: [] }); maps.get(id)[key].push(item); };
+  for (const z of zones) add(z.map_id, "zones", z);
+  for (const t of transporters) add((t.location || {}).map_id || "(no map)", "agvs", t);
+  const ids = [...maps.keys()].sort();
+  if (box.dataset.maps !== ids.join("\n")) {
+    box.replaceChildren(...ids.flatMap(id => {
+      const h = document.createElement("h2"); const c = document.createElement("canvas"); c.width = 800; c.height = 400; c.dataset.map = id;
+      return [h, c];
+    }));
+    box.dataset.maps = ids.join("\n");
+  }
+  ids.forEach((id, i) => {
+    const m = maps.get(id), h = box.children[2 * i], c = box.children[2 * i + 1];
+    h.textContent = `Map ${id}: ${m.agvs.length} AGV(s), ${m.zones.length} zone(s)`;
+    c.dataset.agvs = String(m.agvs.length); c.dataset.zones = String(m.zones.length);
+    drawMap(c, m.zones, m.agvs);
+  });
+}
+// none of these is an AGV colour (red: errors, green: driving, blue: idle)
+const ZONE_COLOURS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
+function drawMap(c, zones, list) {
+  const g = c.getContext("2d"), pts = zones.flatMap(z => z.points || []);
+  const xs = [...list.map(t => +(t.location || {}).x || 0), ...pts.map(p => +p.x || 0)], ys = [...list.map(t => +(t.location || {}).y || 0), ...pts.map(p => +p.y || 0)];
   const x0 = Math.min(...xs) - 2, x1 = Math.max(...xs) + 2, y0 = Math.min(...ys) - 2, y1 = Math.max(...ys) + 2;
   const s = Math.min(c.width / (x1 - x0), c.height / (y1 - y0)), px = x => (x - x0) * s, py = y => c.height - (y - y0) * s;
+  g.clearRect(0, 0, c.width, c.height);
   g.strokeStyle = "#e3e6ea"; for (let x = Math.ceil(x0); x <= x1; x++) { g.beginPath(); g.moveTo(px(x), 0); g.lineTo(px(x), c.height); g.stroke(); }
+  zones.forEach((z, i) => {
+    const p = z.points || []; if (p.length < 3) return;
+    const colour = ZONE_COLOURS[i % ZONE_COLOURS.length];
+    g.beginPath(); g.moveTo(px(+p[0].x || 0), py(+p[0].y || 0)); for (const q of p.slice(1)) g.lineTo(px(+q.x || 0), py(+q.y || 0)); g.closePath();
+    g.globalAlpha = 0.15; g.fillStyle = colour; g.fill(); g.globalAlpha = 1; g.strokeStyle = colour; g.stroke();
+    g.fillStyle = colour; g.fillText(z.name, px(Math.min(...p.map(q => +q.x || 0))) + 4, py(Math.max(...p.map(q => +q.y || 0))) + 12);
+  });
   list.forEach(t => {
     const l = t.location || {}, x = px(+l.x || 0), y = py(+l.y || 0), th = +l.theta || 0;
     g.save(); g.translate(x, y); g.rotate(-th); g.fillStyle = t.errors ? "#d62728" : t.driving ? "#2ca02c" : "#1f77b4";

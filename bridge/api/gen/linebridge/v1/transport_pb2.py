@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from linebridge.api.gen.linebridge.v1 import device_pb2 as linebridge_dot_v1_dot_device__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlinebridge/v1/transport.proto\x12\rlinebridge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/device.proto\"N\n\x08Location\x12\x0e\n\x06map_id\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x01\x12\t\n\x01y\x18\x03 \x01(\x01\x12\r\n\x05theta\x18\x04 \x01(\x01\x12\r\n\x05zones\x18\x05 \x03(\t\"$\n\x11LocateLoadRequest\x12\x0f\n\x07load_id\x18\x01 \x01(\t\"\xa4\x01\n\x12LocateLoadResponse\x12\x0f\n\x07load_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08on_board\x18\x03 \x01(\x08\x12)\n\x08location\x18\x04 \x01(\x0b\x32\x17.linebridge.v1.Location\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17ListTransportersRequest\"\xd0\x02\n\x0bTransporter\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.linebridge.v1.DeviceState\x12)\n\x08location\x18\x03 \x01(\x0b\x32\x17.linebridge.v1.Location\x12\x10\n\x08load_ids\x18\x04 \x03(\t\x12\x16\n\x0e\x62\x61ttery_charge\x18\x05 \x01(\x01\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12\x14\n\x0clast_node_id\x18\x07 \x01(\t\x12\x12\n\nnodes_left\x18\x08 \x01(\r\x12\x12\n\nedges_left\x18\t \x01(\r\x12\x0f\n\x07\x64riving\x18\n \x01(\x08\x12\x0e\n\x06paused\x18\x0b \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x0c \x01(\t\x12-\n\tlast_seen\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ListTransportersResponse\x12\x30\n\x0ctransporters\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.Transporter\"3\n\x11WatchZonesRequest\x12\r\n\x05zones\x18\x01 \x03(\t\x12\x0f\n\x07initial\x18\x02 \x01(\x08\"\xce\x01\n\tZoneEvent\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.linebridge.v1.ZoneEventKind\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x0e\n\x06map_id\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x0f\n\x07load_id\x18\x05 \x01(\t\x12)\n\x08location\x18\x06 \x01(\x0b\x32\x17.linebridge.v1.Location\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*g\n\rZoneEventKind\x12\x1f\n\x1bZONE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17ZONE_EVENT_KIND_ENTERED\x10\x01\x12\x18\n\x14ZONE_EVENT_KIND_LEFT\x10\x02\x32\x96\x02\n\x10TransportService\x12Q\n\nLocateLoad\x12 .linebridge.v1.LocateLoadRequest\x1a!.linebridge.v1.LocateLoadResponse\x12\x63\n\x10ListTransporters\x12&.linebridge.v1.ListTransportersRequest\x1a\'.linebridge.v1.ListTransportersResponse\x12J\n\nWatchZones\x12 .linebridge.v1.WatchZonesRequest\x1a\x18.linebridge.v1.ZoneEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlinebridge/v1/transport.proto\x12\rlinebridge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/device.proto\"N\n\x08Location\x12\x0e\n\x06map_id\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x01\x12\t\n\x01y\x18\x03 \x01(\x01\x12\r\n\x05theta\x18\x04 \x01(\x01\x12\r\n\x05zones\x18\x05 \x03(\t\"$\n\x11LocateLoadRequest\x12\x0f\n\x07load_id\x18\x01 \x01(\t\"\xa4\x01\n\x12LocateLoadResponse\x12\x0f\n\x07load_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08on_board\x18\x03 \x01(\x08\x12)\n\x08location\x18\x04 \x01(\x0b\x32\x17.linebridge.v1.Location\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17ListTransportersRequest\"\xd0\x02\n\x0bTransporter\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.linebridge.v1.DeviceState\x12)\n\x08location\x18\x03 \x01(\x0b\x32\x17.linebridge.v1.Location\x12\x10\n\x08load_ids\x18\x04 \x03(\t\x12\x16\n\x0e\x62\x61ttery_charge\x18\x05 \x01(\x01\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12\x14\n\x0clast_node_id\x18\x07 \x01(\t\x12\x12\n\nnodes_left\x18\x08 \x01(\r\x12\x12\n\nedges_left\x18\t \x01(\r\x12\x0f\n\x07\x64riving\x18\n \x01(\x08\x12\x0e\n\x06paused\x18\x0b \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x0c \x01(\t\x12-\n\tlast_seen\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ListTransportersResponse\x12\x30\n\x0ctransporters\x18\x01 \x03(\x0b\x32\x1a.linebridge.v1.Transporter\"3\n\x11WatchZonesRequest\x12\r\n\x05zones\x18\x01 \x03(\t\x12\x0f\n\x07initial\x18\x02 \x01(\x08\"\xce\x01\n\tZoneEvent\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.linebridge.v1.ZoneEventKind\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x0e\n\x06map_id\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x0f\n\x07load_id\x18\x05 \x01(\t\x12)\n\x08location\x18\x06 \x01(\x0b\x32\x17.linebridge.v1.Location\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x10ListZonesRequest\x12\x0e\n\x06map_id\x18\x01 \x01(\t\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\"J\n\x04Zone\x12\x0e\n\x06map_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x06points\x18\x03 \x03(\x0b\x32\x14.linebridge.v1.Point\"7\n\x11ListZonesResponse\x12\"\n\x05zones\x18\x01 \x03(\x0b\x32\x13.linebridge.v1.Zone*g\n\rZoneEventKind\x12\x1f\n\x1bZONE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17ZONE_EVENT_KIND_ENTERED\x10\x01\x12\x18\n\x14ZONE_EVENT_KIND_LEFT\x10\x02\x32\xe6\x02\n\x10TransportService\x12Q\n\nLocateLoad\x12 .linebridge.v1.LocateLoadRequest\x1a!.linebridge.v1.LocateLoadResponse\x12\x63\n\x10ListTransporters\x12&.linebridge.v1.ListTransportersRequest\x1a\'.linebridge.v1.ListTransportersResponse\x12J\n\nWatchZones\x12 .linebridge.v1.WatchZonesRequest\x1a\x18.linebridge.v1.ZoneEvent0\x01\x12N\n\tListZones\x12\x1f.linebridge.v1.ListZonesRequest\x1a .linebridge.v1.ListZonesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linebridge.v1.transport_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ZONEEVENTKIND']._serialized_start=1100
-  _globals['_ZONEEVENTKIND']._serialized_end=1203
+  _globals['_ZONEEVENTKIND']._serialized_start=1300
+  _globals['_ZONEEVENTKIND']._serialized_end=1403
   _globals['_LOCATION']._serialized_start=109
   _globals['_LOCATION']._serialized_end=187
   _globals['_LOCATELOADREQUEST']._serialized_start=189
@@ -51,6 +51,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHZONESREQUEST']._serialized_end=889
   _globals['_ZONEEVENT']._serialized_start=892
   _globals['_ZONEEVENT']._serialized_end=1098
-  _globals['_TRANSPORTSERVICE']._serialized_start=1206
-  _globals['_TRANSPORTSERVICE']._serialized_end=1484
+  _globals['_LISTZONESREQUEST']._serialized_start=1100
+  _globals['_LISTZONESREQUEST']._serialized_end=1134
+  _globals['_POINT']._serialized_start=1136
+  _globals['_POINT']._serialized_end=1165
+  _globals['_ZONE']._serialized_start=1167
+  _globals['_ZONE']._serialized_end=1241
+  _globals['_LISTZONESRESPONSE']._serialized_start=1243
+  _globals['_LISTZONESRESPONSE']._serialized_end=1298
+  _globals['_TRANSPORTSERVICE']._serialized_start=1406
+  _globals['_TRANSPORTSERVICE']._serialized_end=1764
 # @@protoc_insertion_point(module_scope)

@@ -306,3 +306,103 @@ class ZoneEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ZoneEvent: _TypeAlias = ZoneEvent  # noqa: Y015
+
+@_typing.final
+class ListZonesRequest(_message.Message):
+    """Request for TransportService.ListZones."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAP_ID_FIELD_NUMBER: _builtins.int
+    map_id: _builtins.str
+    """Only zones of this map (empty: every map)."""
+    def __init__(
+        self,
+        *,
+        map_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["map_id", b"map_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListZonesRequest: _TypeAlias = ListZonesRequest  # noqa: Y015
+
+@_typing.final
+class Point(_message.Message):
+    """A corner of a zone polygon, in metres on its map."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    X_FIELD_NUMBER: _builtins.int
+    Y_FIELD_NUMBER: _builtins.int
+    x: _builtins.float
+    y: _builtins.float
+    def __init__(
+        self,
+        *,
+        x: _builtins.float = ...,
+        y: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["x", b"x", "y", b"y"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Point: _TypeAlias = Point  # noqa: Y015
+
+@_typing.final
+class Zone(_message.Message):
+    """A named zone: a polygon on one map."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAP_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    map_id: _builtins.str
+    name: _builtins.str
+    @_builtins.property
+    def points(self) -> _containers.RepeatedCompositeFieldContainer[Global___Point]:
+        """Corners in order; the last joins the first."""
+
+    def __init__(
+        self,
+        *,
+        map_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        points: _abc.Iterable[Global___Point] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["map_id", b"map_id", "name", b"name", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Zone: _TypeAlias = Zone  # noqa: Y015
+
+@_typing.final
+class ListZonesResponse(_message.Message):
+    """Response of TransportService.ListZones."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ZONES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def zones(self) -> _containers.RepeatedCompositeFieldContainer[Global___Zone]:
+        """Sorted by map id, then name."""
+
+    def __init__(
+        self,
+        *,
+        zones: _abc.Iterable[Global___Zone] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["zones", b"zones"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListZonesResponse: _TypeAlias = ListZonesResponse  # noqa: Y015

@@ -52,6 +52,11 @@ class TransportServiceStub:
                 request_serializer=linebridge_dot_v1_dot_transport__pb2.WatchZonesRequest.SerializeToString,
                 response_deserializer=linebridge_dot_v1_dot_transport__pb2.ZoneEvent.FromString,
                 _registered_method=True)
+        self.ListZones = channel.unary_unary(
+                '/linebridge.v1.TransportService/ListZones',
+                request_serializer=linebridge_dot_v1_dot_transport__pb2.ListZonesRequest.SerializeToString,
+                response_deserializer=linebridge_dot_v1_dot_transport__pb2.ListZonesResponse.FromString,
+                _registered_method=True)
 
 
 class TransportServiceServicer:
@@ -82,6 +87,13 @@ class TransportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListZones(self, request, context):
+        """The configured zones with their polygons, per map (for drawing them on a map).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +111,11 @@ def add_TransportServiceServicer_to_server(servicer, server):
                     servicer.WatchZones,
                     request_deserializer=linebridge_dot_v1_dot_transport__pb2.WatchZonesRequest.FromString,
                     response_serializer=linebridge_dot_v1_dot_transport__pb2.ZoneEvent.SerializeToString,
+            ),
+            'ListZones': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListZones,
+                    request_deserializer=linebridge_dot_v1_dot_transport__pb2.ListZonesRequest.FromString,
+                    response_serializer=linebridge_dot_v1_dot_transport__pb2.ListZonesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +202,33 @@ class TransportService:
             '/linebridge.v1.TransportService/WatchZones',
             linebridge_dot_v1_dot_transport__pb2.WatchZonesRequest.SerializeToString,
             linebridge_dot_v1_dot_transport__pb2.ZoneEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListZones(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linebridge.v1.TransportService/ListZones',
+            linebridge_dot_v1_dot_transport__pb2.ListZonesRequest.SerializeToString,
+            linebridge_dot_v1_dot_transport__pb2.ListZonesResponse.FromString,
             options,
             channel_credentials,
             insecure,

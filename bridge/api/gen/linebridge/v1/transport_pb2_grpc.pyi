@@ -44,6 +44,8 @@ class TransportServiceStub:
     """Every AGV with its position, loads, battery, order progress and errors."""
     WatchZones: _grpc.UnaryStreamMultiCallable[_transport_pb2.WatchZonesRequest, _transport_pb2.ZoneEvent]
     """A load or an AGV entering or leaving a named zone (polygons per map, from `transport.zones` in config)."""
+    ListZones: _grpc.UnaryUnaryMultiCallable[_transport_pb2.ListZonesRequest, _transport_pb2.ListZonesResponse]
+    """The configured zones with their polygons, per map (for drawing them on a map)."""
 
 @_typing.type_check_only
 class TransportServiceAsyncStub(TransportServiceStub):
@@ -61,6 +63,8 @@ class TransportServiceAsyncStub(TransportServiceStub):
     """Every AGV with its position, loads, battery, order progress and errors."""
     WatchZones: _aio.UnaryStreamMultiCallable[_transport_pb2.WatchZonesRequest, _transport_pb2.ZoneEvent]  # type: ignore[assignment]
     """A load or an AGV entering or leaving a named zone (polygons per map, from `transport.zones` in config)."""
+    ListZones: _aio.UnaryUnaryMultiCallable[_transport_pb2.ListZonesRequest, _transport_pb2.ListZonesResponse]  # type: ignore[assignment]
+    """The configured zones with their polygons, per map (for drawing them on a map)."""
 
 class TransportServiceServicer(metaclass=_abc_1.ABCMeta):
     """Goods transport: where loads and the vehicles carrying them are (issue #15).
@@ -93,5 +97,13 @@ class TransportServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_transport_pb2.ZoneEvent], _abc.AsyncIterator[_transport_pb2.ZoneEvent]]:
         """A load or an AGV entering or leaving a named zone (polygons per map, from `transport.zones` in config)."""
+
+    @_abc_1.abstractmethod
+    def ListZones(
+        self,
+        request: _transport_pb2.ListZonesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transport_pb2.ListZonesResponse, _abc.Awaitable[_transport_pb2.ListZonesResponse]]:
+        """The configured zones with their polygons, per map (for drawing them on a map)."""
 
 def add_TransportServiceServicer_to_server(servicer: TransportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
