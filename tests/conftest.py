@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,44 @@ OUR_CODE = ("/bridge/", "/drivers/")
 settings.register_profile("linebridge", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "linebridge"))
+
+# `make test` runs the suite on pytest-xdist workers (`-n`). mDNS on loopback is one medium that every
+# process shares: a test that announces or browses would see the devices of a test on another worker (the
+# demo and the HIL rig do both, with the same device names). Such modules run on one worker, one test after
+# another; every other module is a unit of its own (its module fixtures are built once). A module says it
+# shares mDNS by what it calls.
+SHARES_MDNS = re.compile(
+    r"Zeroconf\(|Advertiser\(|advertise=True|mdns=True|\"advertise\": True|discovery=\{\s*\"enabled\": True"
+    r"|\"linebridge\.cli\",\s*\"demo\"|run_loaded\("
+)
+_shares_mdns: dict[Path, bool] = {}
+
+
+def shares_mdns(path: Path) -> bool:
+    """Whether the test module at `path` announces or browses mDNS (or runs the demo or the HIL rig)."""
+    if path not in _shares_mdns:
+        _shares_mdns[path] = "hil_tests" in path.parts or bool(SHARES_MDNS.search(path.read_text()))
+    return _shares_mdns[path]
+
+
+def xdist_unit(root: Path, nodeid: str) -> str:
+    """The unit of work a test belongs to: "mdns" for every mDNS module, else its module."""
+    module = nodeid.split("::", 1)[0]
+    return "mdns" if shares_mdns(root / module) else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Schedule by module, with every mDNS module in one unit (largest unit first: it is the long pole).
+
+    A scheduler of our own rather than `--dist loadgroup` with `xdist_group` marks: that side channel
+    rewrites node ids, which pytest 9.2's node ids no longer allow (pytest-xdist issue #1386)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CellScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(config.rootpath, nodeid)
+
+    return CellScheduling(config, log)
 
 
 def free_port() -> int:
