@@ -61,7 +61,13 @@ def test_without_a_broker_an_unprivileged_user_gets_one_line_with_the_command_fa
         pytest.skip("the Debian branch needs apt-get on this machine")
     empty, os_release = places
     env = {"LINEBRIDGE_MOSQUITTO_SEARCH": str(empty), "LINEBRIDGE_OS_RELEASE": str(os_release)}
-    done, seconds = run(as_unprivileged(["sh", str(SCRIPT)]), env)
+    # a copy the unprivileged user can read wherever the checkout is (a fresh clone may be in a private dir)
+    scripts = shared_dir("scripts")
+    shutil.copytree(ROOT / "scripts", scripts, dirs_exist_ok=True)
+    try:
+        done, seconds = run(as_unprivileged(["sh", str(scripts / SCRIPT.name)]), env)
+    finally:
+        shutil.rmtree(scripts)
     assert done.returncode != 0
     assert done.stdout == ""
     lines = done.stderr.splitlines()

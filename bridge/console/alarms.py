@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
@@ -9,6 +11,7 @@ from starlette.routing import Route
 
 from linebridge.console.api import bridge_call
 from linebridge.console.sessions import Session
+from linebridge.console.timeline import StateTimeline
 from linebridge.console.views import message_json
 
 
@@ -51,6 +54,17 @@ async def efficiency(request: Request, session: Session) -> Any:
     return {"devices": [message_json(e) for e in await session.client.efficiency("*", window)]}
 
 
+async def timeline(request: Request, session: Session) -> Any:
+    """Each device's machine state over time (the last hour at most, since this session first asked)."""
+    assert session.client is not None
+    if session.timeline is None:
+        session.timeline = StateTimeline(session.client)
+        session.tasks.add(session.timeline.start())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.timeline.ready.wait(), 3.0)
+    return session.timeline.view()
+
+
 def routes() -> list[Route]:
     """Routes under /api/alarms and /api/efficiency."""
     return [
@@ -59,4 +73,5 @@ def routes() -> list[Route]:
         Route("/api/alarms/{alarm:path}/shelve", bridge_call(shelve), methods=["POST"]),
         Route("/api/alarms/{alarm:path}/unshelve", bridge_call(unshelve), methods=["POST"]),
         Route("/api/efficiency", bridge_call(efficiency)),
+        Route("/api/efficiency/timeline", bridge_call(timeline)),
     ]

@@ -28,6 +28,7 @@ class Session:
     seen: float = field(default_factory=time.monotonic)
     sockets: set[Any] = field(default_factory=set)  # open WebSockets (command events go to them)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # followers of commands sent from here
+    timeline: Any = None  # the machine-state timeline, followed from the first time the page asks
 
     def csrf_ok(self, offered: str | None) -> bool:
         """Whether a request carries this session's CSRF token (constant-time compare)."""

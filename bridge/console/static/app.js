@@ -266,7 +266,7 @@ function drawRates() {
 }
 
 // -- alarms & efficiency -------------------------------------------------------------------------------
-const STATE_COLORS = { EXECUTE: "#2ca02c", IDLE: "#9fb3c8", HELD: "#ff7f0e", SUSPENDED: "#e8c547", STOPPED: "#d62728", ABORTED: "#8c1c13", COMPLETE: "#17becf" };
+const STATE_COLORS = { EXECUTE: "#2ca02c", IDLE: "#9fb3c8", HELD: "#ff7f0e", SUSPENDED: "#e8c547", STOPPED: "#d62728", ABORTED: "#8c1c13", COMPLETE: "#17becf", SETUP: "#bcbd22", OFFLINE: "#555555" };
 async function showAlarms() {
   const box = $("#alarms-body");
   const probe = await api("GET", "/api/services/alarms");
@@ -297,8 +297,39 @@ async function showAlarms() {
     }));
     const h1 = document.createElement("h2"); h1.textContent = "Active alarms";
     const h2 = document.createElement("h2"); h2.textContent = "Efficiency (ISO 22400-2)";
-    box.replaceChildren(h1, table, h2, oee);
+    const h3 = document.createElement("h2"); h3.textContent = "Machine state timeline";
+    const lines = document.createElement("div"); lines.id = "state-timeline";
+    box.replaceChildren(h1, table, h2, oee, h3, lines);
+    const tick = async () => {
+      if (state.page !== "alarms") return clearInterval(timelineTimer);
+      try { drawTimeline(lines, await api("GET", "/api/efficiency/timeline")); } catch (err) { status(describe(err), true); }
+    };
+    clearInterval(timelineTimer);
+    await tick(); timelineTimer = setInterval(tick, 2000);
   } catch (err) { status(describe(err), true); }
+}
+// one row per device: its states from the start of what the console has followed (at most 1 h) to now
+let timelineTimer = null;
+function drawTimeline(box, t) {
+  const ids = Object.keys(t.devices), rowH = 22, left = 130, c = box.querySelector("canvas") || document.createElement("canvas");
+  if (!c.isConnected) { const note = document.createElement("p"); note.className = "note"; box.replaceChildren(note, c); }
+  box.querySelector(".note").textContent = t.error ? `state timeline: ${t.error}` : `since ${new Date(t.since_ms).toLocaleTimeString()} (what this console session has followed, at most the last hour)`;
+  c.width = 1000; c.height = rowH * ids.length + 18;
+  const g = c.getContext("2d"), span = Math.max(1, t.now_ms - t.since_ms), x = ms => left + (ms - t.since_ms) / span * (c.width - left - 10);
+  g.clearRect(0, 0, c.width, c.height); g.font = "12px sans-serif";
+  let changes = 0;
+  ids.forEach((id, i) => {
+    const seen = t.devices[id], y = i * rowH;
+    g.fillStyle = "#1d232a"; g.fillText(id, 4, y + 15);
+    seen.forEach(([ms, st], k) => {
+      const end = k + 1 < seen.length ? seen[k + 1][0] : t.now_ms;
+      g.fillStyle = STATE_COLORS[st] || "#7f7f7f"; g.fillRect(x(ms), y + 3, Math.max(1, x(end) - x(ms)), rowH - 6);
+    });
+    changes += seen.length;
+  });
+  g.fillStyle = "#5c6670"; g.fillText(new Date(t.since_ms).toLocaleTimeString(), left, c.height - 4);
+  const now = new Date(t.now_ms).toLocaleTimeString(); g.fillText(now, c.width - 10 - g.measureText(now).width, c.height - 4);
+  c.dataset.devices = String(ids.length); c.dataset.changes = String(changes);
 }
 
 // -- transport: a 2D map per mapId of the configured zones, the AGVs and their loads (refreshed every 1 s) --
