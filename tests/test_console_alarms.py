@@ -88,7 +88,9 @@ STATE_PIXELS = """c => {
 
 
 async def test_the_state_timeline_draws_each_state_change_of_a_device(start_bridge):
-    app = await start_bridge([sim_device("sim-1", signals=1, rate_hz=200, rows_per_batch=10)], analytics=FLIPPING)
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=200, rows_per_batch=10)], analytics=FLIPPING
+    )
     await wait_for_state(app, "sim-1", DeviceState.ONLINE)
     console = await start_console(app.api_address)
     try:
