@@ -161,19 +161,38 @@ async def test_a_viewer_sees_but_cannot_write(cell, console, browser):
     page = await browser.new_page()
     await login(page, console.url, tokens["viewer"])
     await page.locator("#devices-table tbody tr[data-state=ONLINE]").first.wait_for()
+    assert "viewer" in await page.inner_text("#who")
     await page.click("#nav a[href='#commands']")
-    await page.select_option("#cmd-device", "sim-1")
-    await page.select_option("#cmd-signal", "sim-1/setpoint")
-    await page.fill("#cmd-value", "99")
-    await page.click("#cmd-send")
-    await page.click("#confirm-ok")
-    refused = page.locator("#cmd-result.refused")
-    await refused.wait_for()
-    assert "PermissionDenied" in await refused.inner_text()
+    # the page offers no command to a viewer, and says why
+    await page.locator("#cmd-viewer").wait_for()
+    assert await page.is_hidden("#command-form")
+    # a write posted anyway (with the session's CSRF token) is refused by the bridge, not the page
+    refused = await page.evaluate(
+        """async () => {
+          const r = await fetch("/api/commands", {method: "POST", credentials: "same-origin",
+            headers: {"X-CSRF-Token": state.csrf, "Content-Type": "application/json"},
+            body: JSON.stringify({device: "sim-1", action: "write", signal: "sim-1/setpoint", value: "99"})});
+          return [r.status, (await r.json()).error];
+        }"""
+    )
+    assert refused == [403, "PermissionDenied"]
     async with AsyncClient(app.api_address, token=tokens["admin"]) as admin:
         assert (await admin.read(["sim-1/setpoint"], from_device=True)).latest()[
             "sim-1/setpoint"
         ].value == 0.0
+    await page.close()
+
+
+async def test_an_operator_is_offered_commands_and_no_approval(cell, console, browser):
+    _, tokens = cell
+    page = await browser.new_page()
+    await login(page, console.url, tokens["op"])
+    await page.locator("#devices-table tbody tr[data-state=ONLINE]").first.wait_for()
+    assert "operator" in await page.inner_text("#who")
+    await page.click("#nav a[href='#commands']")
+    await page.locator("#command-form").wait_for()
+    assert await page.is_hidden("#cmd-viewer")
+    assert await page.evaluate("document.body.dataset.role") == "OPERATOR"
     await page.close()
 
 

@@ -110,6 +110,19 @@ async def test_operator_commands_as_itself_but_cannot_approve(secured):
     assert error.code() is Code.PERMISSION_DENIED and "needs admin" in error.details()
 
 
+async def test_get_info_tells_each_caller_who_it_is_and_its_role(secured):
+    _, clients = secured
+    seen = {}
+    for name in ("viewer", "op", "boss"):
+        caller = (await clients[name].bridge.GetInfo(pb.bridge.GetInfoRequest())).caller
+        seen[name] = (caller.name, pb.bridge.CallerRole.Name(caller.role))
+    assert seen == {
+        "viewer": ("token:viewer", "CALLER_ROLE_VIEWER"),
+        "op": ("token:op", "CALLER_ROLE_OPERATOR"),
+        "boss": ("token:boss", "CALLER_ROLE_ADMIN"),
+    }
+
+
 async def test_admin_passes_every_role_check(secured):
     _, clients = secured
     boss = clients["boss"]
@@ -143,3 +156,5 @@ async def test_without_authentication_a_loopback_caller_is_a_local_admin(start_b
     events = await client_for(app).execute(write(1.0))
     identity = app.commands.get(events[-1].command_id).spec.identity
     assert identity is not None and (identity.name, identity.role) == ("local", Role.ADMIN)
+    caller = (await client_for(app).bridge.GetInfo(pb.bridge.GetInfoRequest())).caller
+    assert (caller.name, caller.role) == ("local", pb.bridge.CALLER_ROLE_ADMIN)

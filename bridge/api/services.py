@@ -33,6 +33,7 @@ from linebridge.api.errors import grpc_errors
 from linebridge.commands.jog import JogSession
 from linebridge.commands.types import CommandEvent
 from linebridge.errors import InvalidArgument
+from linebridge.model import LOCAL_ADMIN
 from linebridge.registry import DeviceEvent, DeviceRecord, DeviceRegistry
 from linebridge.telemetry.updates import BatchUpdate
 
@@ -321,6 +322,8 @@ class BridgeService(pb.bridge_grpc.BridgeServiceServicer):
             warnings=b.warnings,
         )
         response.started.FromNanoseconds(b.started_ns)
+        caller = current_identity() or LOCAL_ADMIN  # no security section: the local caller, full rights
+        response.caller.name, response.caller.role = caller.name, int(caller.role)
         if b.audit_head is not None:
             head = b.audit_head()
             response.audit_head.segment, response.audit_head.sequence = head.segment, head.seq

@@ -44,6 +44,9 @@ class BridgeInfo:
     # `linebridge audit verify --head-hash` finds a cut tail.
     audit_seq: int = 0
     audit_hash: str = ""
+    # Who the bridge takes this client to be, and its role: "VIEWER", "OPERATOR" or "ADMIN".
+    caller: str = ""
+    role: str = ""
 
 
 class Stubs:
@@ -134,6 +137,8 @@ class AsyncClient(AlarmCalls):
             tuple(m.warnings),
             m.audit_head.sequence,
             m.audit_head.hash,
+            m.caller.name,
+            pb.bridge.CallerRole.Name(m.caller.role).removeprefix("CALLER_ROLE_") if m.caller.role else "",
         )
 
     async def uplink_status(self) -> pb.bridge.GetUplinkStatusResponse:

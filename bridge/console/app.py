@@ -94,7 +94,12 @@ class SessionGuard:
 
 
 def _session_json(session: Session) -> dict[str, object]:
-    return {"logged_in": session.client is not None, "csrf": session.csrf, "identity": session.identity}
+    return {
+        "logged_in": session.client is not None,
+        "csrf": session.csrf,
+        "identity": session.identity,
+        "role": session.role,
+    }
 
 
 def build_app(options: ConsoleOptions) -> Starlette:

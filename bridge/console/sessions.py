@@ -24,7 +24,8 @@ class Session:
     id: str
     csrf: str
     client: AsyncClient | None = None
-    identity: str = ""  # what the user logged in as, for the page ("token", "local")
+    identity: str = ""  # who the bridge takes the user to be (GetInfo's caller), for the page
+    role: str = ""  # their role at the bridge: VIEWER, OPERATOR or ADMIN (the page offers what it allows)
     seen: float = field(default_factory=time.monotonic)
     sockets: set[Any] = field(default_factory=set)  # open WebSockets (command events go to them)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # followers of commands sent from here
@@ -81,13 +82,15 @@ class SessionStore:
         client = self.client_for(token)
         try:
             await client.devices(signals=False)  # proves the token: UNAUTHENTICATED/PERMISSION_DENIED raise
+            info = await client.info()
         except BaseException:
             await client.close()
             raise
         await self.drop(old)
         session = self.new()
         session.client = client
-        session.identity = "token" if token else "no token"
+        session.identity = info.caller or ("token" if token else "no token")
+        session.role = info.role
         return session
 
     async def drop(self, session: Session) -> None:

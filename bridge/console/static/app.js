@@ -35,11 +35,14 @@ async function login(event) {
 async function logout() {
   const s = await api("POST", "/api/logout"); state.csrf = s.csrf;
   if (state.ws) state.ws.close();
-  $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = ""; show("login");
+  $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = ""; document.body.dataset.role = ""; show("login");
 }
 
 function start(s) {
-  $("#nav").hidden = false; $("#logout").hidden = false; $("#who").textContent = "signed in (" + s.identity + ")";
+  $("#nav").hidden = false; $("#logout").hidden = false; $("#who").textContent = `signed in (${s.identity}${s.role ? ", " + s.role.toLowerCase() : ""})`;
+  // offer what the role allows (the bridge checks every call anyway): viewers get no command or alarm
+  // actions, only admins an Approve button
+  document.body.dataset.role = s.role || "";
   status("");
   connect();
   if (!location.hash || location.hash === "#login") location.hash = "#devices"; else route();
@@ -96,7 +99,7 @@ function renderDevices() {
       cell(d.state === "ONLINE" ? "" : d.state_reason || d.state), cell("")]);
     tr.dataset.device = d.id; tr.dataset.state = d.state;
     if (d.state === "DISCOVERED") {
-      const b = document.createElement("button"); b.textContent = "Approve";
+      const b = document.createElement("button"); b.textContent = "Approve"; b.className = "needs-admin";
       b.onclick = async () => { try { await api("POST", `/api/devices/${encodeURIComponent(d.id)}/approve`); status(`${d.id} approved`); showDevices(); } catch (e) { status(describe(e), true); } };
       tr.lastChild.append(b);
     }
@@ -224,7 +227,7 @@ async function history() {
     $("#history-table tbody").replaceChildren(...r.commands.map(c => {
       const tr = row([cell(c.id), cell(c.state), cell(c.message), cell(c.error_reason ? c.error_reason + ": " + c.error_message : ""), cell(c.time_ms ? new Date(c.time_ms).toLocaleTimeString() : ""), cell("")]);
       if (!c.final) {
-        const b = document.createElement("button"); b.textContent = "Cancel";
+        const b = document.createElement("button"); b.textContent = "Cancel"; b.className = "needs-operator";
         b.onclick = async () => { try { await api("POST", `/api/commands/${encodeURIComponent(c.id)}/cancel`); history(); } catch (err) { status(describe(err), true); } };
         tr.lastChild.append(b);
       }
@@ -279,7 +282,7 @@ async function showAlarms() {
       const st = `${x.active ? "active" : "cleared"}, ${x.acked ? "acknowledged" : "unacknowledged"}${x.shelved ? ", shelved" : ""}`;
       const tr = row([cell(String(x.severity), "num"), cell(x.id), cell(x.message), cell(st), cell(x.raised ? new Date(x.raised).toLocaleTimeString() : ""), cell("")]);
       tr.dataset.alarm = x.id; tr.dataset.acked = String(x.acked); tr.dataset.shelved = String(x.shelved);
-      const act = (label, path, body) => { const b = document.createElement("button"); b.textContent = label; b.onclick = async () => { try { await api("POST", `/api/alarms/${encodeURIComponent(x.id)}/${path}`, body()); showAlarms(); } catch (err) { status(describe(err), true); } }; tr.lastChild.append(b); };
+      const act = (label, path, body) => { const b = document.createElement("button"); b.textContent = label; b.className = "needs-operator"; b.onclick = async () => { try { await api("POST", `/api/alarms/${encodeURIComponent(x.id)}/${path}`, body()); showAlarms(); } catch (err) { status(describe(err), true); } }; tr.lastChild.append(b); };
       if (!x.acked) act("Acknowledge", "ack", () => ({ comment: "" }));
       if (!x.shelved) act("Shelve 1 h", "shelve", () => ({ minutes: 60, reason: prompt("Why shelve this alarm?") || "" }));
       else act("Unshelve", "unshelve", () => ({}));

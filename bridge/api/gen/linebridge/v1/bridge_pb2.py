@@ -27,29 +27,33 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from linebridge.api.gen.linebridge.v1 import device_pb2 as linebridge_dot_v1_dot_device__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alinebridge/v1/bridge.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/device.proto\"\x10\n\x0eGetInfoRequest\"\xde\x02\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x11\n\tbridge_id\x18\x02 \x01(\t\x12+\n\x07started\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x64\x65vices\x18\x05 \x01(\r\x12\x16\n\x0e\x64\x65vices_online\x18\x06 \x01(\r\x12\x13\n\x0bsubscribers\x18\x07 \x01(\r\x12\x12\n\nsamples_in\x18\x08 \x01(\x04\x12\x13\n\x0bsamples_out\x18\t \x01(\x04\x12\x17\n\x0fsamples_dropped\x18\n \x01(\x04\x12\x0f\n\x07\x64rivers\x18\x0b \x03(\t\x12\x10\n\x08warnings\x18\x0c \x03(\t\x12,\n\naudit_head\x18\r \x01(\x0b\x32\x18.linebridge.v1.AuditHead\"I\n\tAuditHead\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\x18\n\x16GetUplinkStatusRequest\"\xbd\x04\n\x17GetUplinkStatusResponse\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.linebridge.v1.UplinkState\x12\x0e\n\x06\x62roker\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x14\n\x0c\x65\x64ge_node_id\x18\x04 \x01(\t\x12\x17\n\x0fprimary_host_id\x18\x05 \x01(\t\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x18\n\x10\x62\x61\x63klog_messages\x18\x07 \x01(\x04\x12\x15\n\rbacklog_bytes\x18\x08 \x01(\x04\x12\x17\n\x0f\x62\x61\x63klog_samples\x18\t \x01(\x04\x12-\n\noldest_age\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x64ropped_messages\x18\x0b \x01(\x04\x12\x17\n\x0f\x64ropped_samples\x18\x0c \x01(\x04\x12\x18\n\x10\x65xpired_messages\x18\r \x01(\x04\x12\x17\n\x0f\x65xpired_samples\x18\x0e \x01(\x04\x12\x1a\n\x12published_messages\x18\x0f \x01(\x04\x12\x19\n\x11published_samples\x18\x10 \x01(\x04\x12\x19\n\x11replayed_messages\x18\x11 \x01(\x04\x12\x19\n\x11\x63ommands_accepted\x18\x12 \x01(\x04\x12\x19\n\x11\x63ommands_rejected\x18\x13 \x01(\x04\x12\x13\n\x0boutbox_path\x18\x14 \x01(\t\x12\x16\n\x0eresent_samples\x18\x15 \x01(\x04\")\n\x14\x41pproveDeviceRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\">\n\x15\x41pproveDeviceResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.linebridge.v1.Device*\xb9\x01\n\x0bUplinkState\x12\x1c\n\x18UPLINK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15UPLINK_STATE_DISABLED\x10\x01\x12\x1b\n\x17UPLINK_STATE_CONNECTING\x10\x02\x12!\n\x1dUPLINK_STATE_WAITING_FOR_HOST\x10\x03\x12\x17\n\x13UPLINK_STATE_ONLINE\x10\x04\x12\x18\n\x14UPLINK_STATE_OFFLINE\x10\x05\x32\x97\x02\n\rBridgeService\x12H\n\x07GetInfo\x12\x1d.linebridge.v1.GetInfoRequest\x1a\x1e.linebridge.v1.GetInfoResponse\x12`\n\x0fGetUplinkStatus\x12%.linebridge.v1.GetUplinkStatusRequest\x1a&.linebridge.v1.GetUplinkStatusResponse\x12Z\n\rApproveDevice\x12#.linebridge.v1.ApproveDeviceRequest\x1a$.linebridge.v1.ApproveDeviceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alinebridge/v1/bridge.proto\x12\rlinebridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alinebridge/v1/device.proto\"\x10\n\x0eGetInfoRequest\"\x85\x03\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x11\n\tbridge_id\x18\x02 \x01(\t\x12+\n\x07started\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x64\x65vices\x18\x05 \x01(\r\x12\x16\n\x0e\x64\x65vices_online\x18\x06 \x01(\r\x12\x13\n\x0bsubscribers\x18\x07 \x01(\r\x12\x12\n\nsamples_in\x18\x08 \x01(\x04\x12\x13\n\x0bsamples_out\x18\t \x01(\x04\x12\x17\n\x0fsamples_dropped\x18\n \x01(\x04\x12\x0f\n\x07\x64rivers\x18\x0b \x03(\t\x12\x10\n\x08warnings\x18\x0c \x03(\t\x12,\n\naudit_head\x18\r \x01(\x0b\x32\x18.linebridge.v1.AuditHead\x12%\n\x06\x63\x61ller\x18\x0e \x01(\x0b\x32\x15.linebridge.v1.Caller\"?\n\x06\x43\x61ller\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.linebridge.v1.CallerRole\"I\n\tAuditHead\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\x18\n\x16GetUplinkStatusRequest\"\xbd\x04\n\x17GetUplinkStatusResponse\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.linebridge.v1.UplinkState\x12\x0e\n\x06\x62roker\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x14\n\x0c\x65\x64ge_node_id\x18\x04 \x01(\t\x12\x17\n\x0fprimary_host_id\x18\x05 \x01(\t\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x18\n\x10\x62\x61\x63klog_messages\x18\x07 \x01(\x04\x12\x15\n\rbacklog_bytes\x18\x08 \x01(\x04\x12\x17\n\x0f\x62\x61\x63klog_samples\x18\t \x01(\x04\x12-\n\noldest_age\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x64ropped_messages\x18\x0b \x01(\x04\x12\x17\n\x0f\x64ropped_samples\x18\x0c \x01(\x04\x12\x18\n\x10\x65xpired_messages\x18\r \x01(\x04\x12\x17\n\x0f\x65xpired_samples\x18\x0e \x01(\x04\x12\x1a\n\x12published_messages\x18\x0f \x01(\x04\x12\x19\n\x11published_samples\x18\x10 \x01(\x04\x12\x19\n\x11replayed_messages\x18\x11 \x01(\x04\x12\x19\n\x11\x63ommands_accepted\x18\x12 \x01(\x04\x12\x19\n\x11\x63ommands_rejected\x18\x13 \x01(\x04\x12\x13\n\x0boutbox_path\x18\x14 \x01(\t\x12\x16\n\x0eresent_samples\x18\x15 \x01(\x04\")\n\x14\x41pproveDeviceRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\">\n\x15\x41pproveDeviceResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.linebridge.v1.Device*r\n\nCallerRole\x12\x1b\n\x17\x43\x41LLER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41LLER_ROLE_VIEWER\x10\x01\x12\x18\n\x14\x43\x41LLER_ROLE_OPERATOR\x10\x02\x12\x15\n\x11\x43\x41LLER_ROLE_ADMIN\x10\x03*\xb9\x01\n\x0bUplinkState\x12\x1c\n\x18UPLINK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15UPLINK_STATE_DISABLED\x10\x01\x12\x1b\n\x17UPLINK_STATE_CONNECTING\x10\x02\x12!\n\x1dUPLINK_STATE_WAITING_FOR_HOST\x10\x03\x12\x17\n\x13UPLINK_STATE_ONLINE\x10\x04\x12\x18\n\x14UPLINK_STATE_OFFLINE\x10\x05\x32\x97\x02\n\rBridgeService\x12H\n\x07GetInfo\x12\x1d.linebridge.v1.GetInfoRequest\x1a\x1e.linebridge.v1.GetInfoResponse\x12`\n\x0fGetUplinkStatus\x12%.linebridge.v1.GetUplinkStatusRequest\x1a&.linebridge.v1.GetUplinkStatusResponse\x12Z\n\rApproveDevice\x12#.linebridge.v1.ApproveDeviceRequest\x1a$.linebridge.v1.ApproveDeviceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linebridge.v1.bridge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLINKSTATE']._serialized_start=1294
-  _globals['_UPLINKSTATE']._serialized_end=1479
+  _globals['_CALLERROLE']._serialized_start=1397
+  _globals['_CALLERROLE']._serialized_end=1511
+  _globals['_UPLINKSTATE']._serialized_start=1514
+  _globals['_UPLINKSTATE']._serialized_end=1699
   _globals['_GETINFOREQUEST']._serialized_start=138
   _globals['_GETINFOREQUEST']._serialized_end=154
   _globals['_GETINFORESPONSE']._serialized_start=157
-  _globals['_GETINFORESPONSE']._serialized_end=507
-  _globals['_AUDITHEAD']._serialized_start=509
-  _globals['_AUDITHEAD']._serialized_end=582
-  _globals['_GETUPLINKSTATUSREQUEST']._serialized_start=584
-  _globals['_GETUPLINKSTATUSREQUEST']._serialized_end=608
-  _globals['_GETUPLINKSTATUSRESPONSE']._serialized_start=611
-  _globals['_GETUPLINKSTATUSRESPONSE']._serialized_end=1184
-  _globals['_APPROVEDEVICEREQUEST']._serialized_start=1186
-  _globals['_APPROVEDEVICEREQUEST']._serialized_end=1227
-  _globals['_APPROVEDEVICERESPONSE']._serialized_start=1229
-  _globals['_APPROVEDEVICERESPONSE']._serialized_end=1291
-  _globals['_BRIDGESERVICE']._serialized_start=1482
-  _globals['_BRIDGESERVICE']._serialized_end=1761
+  _globals['_GETINFORESPONSE']._serialized_end=546
+  _globals['_CALLER']._serialized_start=548
+  _globals['_CALLER']._serialized_end=611
+  _globals['_AUDITHEAD']._serialized_start=613
+  _globals['_AUDITHEAD']._serialized_end=686
+  _globals['_GETUPLINKSTATUSREQUEST']._serialized_start=688
+  _globals['_GETUPLINKSTATUSREQUEST']._serialized_end=712
+  _globals['_GETUPLINKSTATUSRESPONSE']._serialized_start=715
+  _globals['_GETUPLINKSTATUSRESPONSE']._serialized_end=1288
+  _globals['_APPROVEDEVICEREQUEST']._serialized_start=1290
+  _globals['_APPROVEDEVICEREQUEST']._serialized_end=1331
+  _globals['_APPROVEDEVICERESPONSE']._serialized_start=1333
+  _globals['_APPROVEDEVICERESPONSE']._serialized_end=1395
+  _globals['_BRIDGESERVICE']._serialized_start=1702
+  _globals['_BRIDGESERVICE']._serialized_end=1981
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CallerRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallerRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallerRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALLER_ROLE_UNSPECIFIED: _CallerRole.ValueType  # 0
+    CALLER_ROLE_VIEWER: _CallerRole.ValueType  # 1
+    """List, read, subscribe."""
+    CALLER_ROLE_OPERATOR: _CallerRole.ValueType  # 2
+    """Commands, alarm acknowledgement and shelving."""
+    CALLER_ROLE_ADMIN: _CallerRole.ValueType  # 3
+    """Bridge control and discovery approval."""
+
+class CallerRole(_CallerRole, metaclass=_CallerRoleEnumTypeWrapper):
+    """What a caller may do; a higher role includes the lower ones."""
+
+CALLER_ROLE_UNSPECIFIED: CallerRole.ValueType  # 0
+CALLER_ROLE_VIEWER: CallerRole.ValueType  # 1
+"""List, read, subscribe."""
+CALLER_ROLE_OPERATOR: CallerRole.ValueType  # 2
+"""Commands, alarm acknowledgement and shelving."""
+CALLER_ROLE_ADMIN: CallerRole.ValueType  # 3
+"""Bridge control and discovery approval."""
+Global___CallerRole: _TypeAlias = CallerRole  # noqa: Y015
+
 class _UplinkState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -88,6 +114,7 @@ class GetInfoResponse(_message.Message):
     DRIVERS_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     bridge_id: _builtins.str
     devices: _builtins.int
@@ -114,6 +141,12 @@ class GetInfoResponse(_message.Message):
         Recorded outside the bridge, it lets `linebridge audit verify` notice a cut tail.
         """
 
+    @_builtins.property
+    def caller(self) -> Global___Caller:
+        """Who the bridge takes the caller of this GetInfo to be, and the role that gives them: what a user
+        interface may offer (the bridge checks every call anyway; a device's command policy may ask more).
+        """
+
     def __init__(
         self,
         *,
@@ -130,14 +163,40 @@ class GetInfoResponse(_message.Message):
         drivers: _abc.Iterable[_builtins.str] | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         audit_head: Global___AuditHead | None = ...,
+        caller: Global___Caller | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "started", b"started", "uptime", b"uptime"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "caller", b"caller", "started", b"started", "uptime", b"uptime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "bridge_id", b"bridge_id", "devices", b"devices", "devices_online", b"devices_online", "drivers", b"drivers", "samples_dropped", b"samples_dropped", "samples_in", b"samples_in", "samples_out", b"samples_out", "started", b"started", "subscribers", b"subscribers", "uptime", b"uptime", "version", b"version", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "bridge_id", b"bridge_id", "caller", b"caller", "devices", b"devices", "devices_online", b"devices_online", "drivers", b"drivers", "samples_dropped", b"samples_dropped", "samples_in", b"samples_in", "samples_out", b"samples_out", "started", b"started", "subscribers", b"subscribers", "uptime", b"uptime", "version", b"version", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInfoResponse: _TypeAlias = GetInfoResponse  # noqa: Y015
+
+@_typing.final
+class Caller(_message.Message):
+    """The identity of a caller as the bridge sees it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Certificate subject, token name, or "local" (no security configured: loopback, full rights)."""
+    role: Global___CallerRole.ValueType
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        role: Global___CallerRole.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Caller: _TypeAlias = Caller  # noqa: Y015
 
 @_typing.final
 class AuditHead(_message.Message):
