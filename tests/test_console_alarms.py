@@ -112,3 +112,46 @@ async def test_the_state_timeline_draws_each_state_change_of_a_device(start_brid
             assert errors == []
     finally:
         await console.stop()
+
+
+SWINGING = {
+    "publish_interval_seconds": 0.1,
+    "devices": {
+        "sim-1": {
+            "rules": [
+                {
+                    "name": "crest",
+                    "type": "limit",
+                    "kind": "hi",
+                    "signal": "values/0",
+                    "limit": 0.8,  # the sine (FLIPPING's) is above 0.8 for ~0.6 s of each 3.2 s turn
+                    "severity": 500,
+                    "message": "values/0 above 0.8",
+                }
+            ]
+        }
+    },
+}
+
+
+async def test_the_alarm_list_follows_watch_alarms_without_a_reload(start_bridge):
+    app = await start_bridge(
+        [sim_device("sim-1", signals=1, rate_hz=200, rows_per_batch=10)], analytics=SWINGING
+    )
+    await wait_for_state(app, "sim-1", DeviceState.ONLINE)
+    console = await start_console(app.api_address)
+    try:
+        async for browser in open_browser():
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            watch_console(page, errors)
+            await login(page, console.url, "")
+            await page.click("#nav a[href='#alarms']")
+            await page.locator("#alarms-table").wait_for()
+            row = "#alarms-table tr[data-alarm='sim-1/crest']"
+            # the alarm comes and goes with the sine: both states are seen with no click or navigation
+            for active in ("true", "false", "true"):
+                await page.locator(f"{row}[data-active={active}]").wait_for(timeout=15_000)
+            assert errors == []
+    finally:
+        await console.stop()

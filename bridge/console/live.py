@@ -26,6 +26,7 @@ from linebridge.console.views import device_json, error_json
 NUMERIC = (ValueType.DOUBLE, ValueType.INT, ValueType.BOOL)
 MAX_PINS = 32
 TABLE_INTERVAL = 0.25  # seconds between latest-value updates of the Signals table
+ALARM_NOTICE_SECONDS = 0.5  # at most two "alarms changed" notices a second
 
 
 def numeric_columns(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,12 +118,28 @@ class LiveSocket:
                 self._start("plot", self._plot(self.client.subscribe(self.pins, history_seconds=0)))
             elif "plot" in self.tasks:
                 self.tasks.pop("plot").cancel()
+        if "alarms" in message:  # the Alarms page is open: tell it when any alarm changes
+            if message["alarms"]:
+                self._start("alarms", self._alarms())
+            elif "alarms" in self.tasks:
+                self.tasks.pop("alarms").cancel()
         if "watch" in message:
             glob = str(message["watch"] or "*")
             self._start(
                 "table",
                 self._table(self.client.subscribe([glob], interval=TABLE_INTERVAL, history_seconds=0)),
             )
+
+    async def _alarms(self) -> None:
+        """One `alarms` notice per change of any alarm (WatchAlarms), at most every ALARM_NOTICE_SECONDS:
+        the page then reads the list again (the console never keeps a copy that could go stale)."""
+        last = 0.0
+        async for _ in self.client.watch_alarms("*"):
+            wait = last + ALARM_NOTICE_SECONDS - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # changes in the meantime queue in the stream: one notice covers them
+            last = time.monotonic()
+            await self.send_json({"t": "alarms"})
 
     async def _plot(self, subscription: Subscription) -> None:
         try:

@@ -51,7 +51,7 @@ function start(s) {
 function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => { if (state.pins.length) send({ pin: state.pins }); if (state.page === "signals") send({ watch: $("#signal-glob").value }); };
+  ws.onopen = () => { if (state.pins.length) send({ pin: state.pins }); if (state.page === "signals") send({ watch: $("#signal-glob").value }); if (state.page === "alarms") send({ alarms: true }); };
   ws.onmessage = m => (typeof m.data === "string" ? onText(JSON.parse(m.data)) : state.plot.ingest(m.data));
   ws.onclose = () => { if (state.ws === ws && !$("#nav").hidden) setTimeout(connect, 1000); };
   state.ws = ws;
@@ -69,6 +69,7 @@ function onText(m) {
   if (m.t === "device") { if (m.type === "REMOVED") state.devices.delete(m.device.id); else state.devices.set(m.device.id, m.device); if (state.page === "devices") renderDevices(); if (state.page === "commands") fillDevices(); }
   else if (m.t === "values") { for (const r of m.rows) state.values.set(r.path, r); renderValues(); }
   else if (m.t === "command") addEvent(m.event);
+  else if (m.t === "alarms") { if (state.page === "alarms") refreshAlarms(); }
   else if (m.t === "command_error" || m.t === "error") status(`${m.what || m.id}: ${m.error}: ${m.message}`, true);
 }
 
@@ -278,16 +279,7 @@ async function showAlarms() {
     const [a, e] = await Promise.all([api("GET", "/api/alarms"), api("GET", "/api/efficiency?window=" + ($("#oee-window") ? $("#oee-window").value : "shift"))]);
     const table = document.createElement("table"); table.id = "alarms-table";
     table.innerHTML = "<thead><tr><th>Severity</th><th>Alarm</th><th>Message</th><th>State</th><th>Raised</th><th></th></tr></thead><tbody></tbody>";
-    table.tBodies[0].append(...a.alarms.map(x => {
-      const st = `${x.active ? "active" : "cleared"}, ${x.acked ? "acknowledged" : "unacknowledged"}${x.shelved ? ", shelved" : ""}`;
-      const tr = row([cell(String(x.severity), "num"), cell(x.id), cell(x.message), cell(st), cell(x.raised ? new Date(x.raised).toLocaleTimeString() : ""), cell("")]);
-      tr.dataset.alarm = x.id; tr.dataset.acked = String(x.acked); tr.dataset.shelved = String(x.shelved);
-      const act = (label, path, body) => { const b = document.createElement("button"); b.textContent = label; b.className = "needs-operator"; b.onclick = async () => { try { await api("POST", `/api/alarms/${encodeURIComponent(x.id)}/${path}`, body()); showAlarms(); } catch (err) { status(describe(err), true); } }; tr.lastChild.append(b); };
-      if (!x.acked) act("Acknowledge", "ack", () => ({ comment: "" }));
-      if (!x.shelved) act("Shelve 1 h", "shelve", () => ({ minutes: 60, reason: prompt("Why shelve this alarm?") || "" }));
-      else act("Unshelve", "unshelve", () => ({}));
-      return tr;
-    }));
+    table.tBodies[0].append(...alarmRows(a.alarms));
     const oee = document.createElement("table"); oee.id = "oee-table";
     oee.innerHTML = "<thead><tr><th>Device</th><th>OEE</th><th>Availability</th><th>Effectiveness</th><th>Quality</th><th>Time per state</th><th>Lost to alarms</th></tr></thead><tbody></tbody>";
     const pct = v => (100 * (v || 0)).toFixed(1) + " %";
@@ -303,6 +295,7 @@ async function showAlarms() {
     const h3 = document.createElement("h2"); h3.textContent = "Machine state timeline";
     const lines = document.createElement("div"); lines.id = "state-timeline";
     box.replaceChildren(h1, table, h2, oee, h3, lines);
+    send({ alarms: true });
     const tick = async () => {
       if (state.page !== "alarms") return clearInterval(timelineTimer);
       try { drawTimeline(lines, await api("GET", "/api/efficiency/timeline")); } catch (err) { status(describe(err), true); }
@@ -310,6 +303,24 @@ async function showAlarms() {
     clearInterval(timelineTimer);
     await tick(); timelineTimer = setInterval(tick, 2000);
   } catch (err) { status(describe(err), true); }
+}
+// the alarm rows, with the actions an operator may take
+function alarmRows(alarms) {
+  return alarms.map(x => {
+    const st = `${x.active ? "active" : "cleared"}, ${x.acked ? "acknowledged" : "unacknowledged"}${x.shelved ? ", shelved" : ""}`;
+    const tr = row([cell(String(x.severity), "num"), cell(x.id), cell(x.message), cell(st), cell(x.raised ? new Date(x.raised).toLocaleTimeString() : ""), cell("")]);
+    tr.dataset.alarm = x.id; tr.dataset.active = String(!!x.active); tr.dataset.acked = String(!!x.acked); tr.dataset.shelved = String(!!x.shelved);
+    const act = (label, path, body) => { const b = document.createElement("button"); b.textContent = label; b.className = "needs-operator"; b.onclick = async () => { try { await api("POST", `/api/alarms/${encodeURIComponent(x.id)}/${path}`, body()); refreshAlarms(); } catch (err) { status(describe(err), true); } }; tr.lastChild.append(b); };
+    if (!x.acked) act("Acknowledge", "ack", () => ({ comment: "" }));
+    if (!x.shelved) act("Shelve 1 h", "shelve", () => ({ minutes: 60, reason: prompt("Why shelve this alarm?") || "" }));
+    else act("Unshelve", "unshelve", () => ({}));
+    return tr;
+  });
+}
+// the alarm list again (after an action, and on each "alarms" notice of WatchAlarms over the WebSocket)
+async function refreshAlarms() {
+  const table = $("#alarms-table"); if (!table) return;
+  try { table.tBodies[0].replaceChildren(...alarmRows((await api("GET", "/api/alarms")).alarms)); } catch (err) { status(describe(err), true); }
 }
 // one row per device: its states from the start of what the console has followed (at most 1 h) to now
 let timelineTimer = null;
