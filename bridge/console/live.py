@@ -137,7 +137,9 @@ class LiveSocket:
         async for _ in self.client.watch_alarms("*"):
             wait = last + ALARM_NOTICE_SECONDS - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)  # changes in the meantime queue in the stream: one notice covers them
+                await asyncio.sleep(
+                    wait
+                )  # changes in the meantime queue in the stream: one notice covers them
             last = time.monotonic()
             await self.send_json({"t": "alarms"})
 
