@@ -70,9 +70,13 @@ class StateTimeline:
                     self.add(await self.client.read([STATE_SIGNALS]))
                 finally:
                     self.ready.set()
-                async for batch in self.client.subscribe([STATE_SIGNALS], on_change=True, history_seconds=0):
-                    self.error = ""
-                    self.add(batch)
+                subscription = self.client.subscribe([STATE_SIGNALS], on_change=True, history_seconds=0)
+                try:
+                    async for batch in subscription:
+                        self.error = ""
+                        self.add(batch)
+                finally:
+                    subscription.close()
             except ClientError as e:  # e.g. no device has analytics yet: try again, say why meanwhile
                 self.error = f"{type(e).__name__}: {e}"
             await asyncio.sleep(RETRY_SECONDS)
