@@ -115,7 +115,9 @@ class LiveSocket:
             self._pending.clear()
             self._slot_maps = {}
             if self.pins:
-                self._start("plot", self._plot(self.client.subscribe(self.pins, history_seconds=0)))
+                # batches the size of a frame: the page gets one message per frame anyway
+                plot = self.client.subscribe(self.pins, history_seconds=0, latency=self.period)
+                self._start("plot", self._plot(plot))
             elif "plot" in self.tasks:
                 self.tasks.pop("plot").cancel()
         if "alarms" in message:  # the Alarms page is open: tell it when any alarm changes
