@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+RECANCEL_SECONDS = 1.5
+
 
 async def until_first_failure(jobs: Sequence[Coroutine[Any, Any, None]]) -> None:
     """Run jobs as owned tasks until one fails (re-raised as is, not as an ExceptionGroup) or all are cancelled.
@@ -20,6 +22,23 @@ async def until_first_failure(jobs: Sequence[Coroutine[Any, Any, None]]) -> None
         for task in done:
             task.result()
     finally:
-        for task in tasks:
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until every one has ended, cancelling again every RECANCEL_SECONDS: on
+    Python 3.11 `asyncio.wait_for` can swallow a cancel that arrives just as its inner call finishes (a UR
+    stream connecting at stop went on streaming, outliving its stopped session). The interval leaves a
+    task's own cleanup (closing a socket: at most 1 s) time to finish before it is interrupted."""
+    pending = set(tasks)
+    try:
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
+    finally:
+        for task in pending:  # we were cancelled ourselves while waiting: still leave none running
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" noise for the losers

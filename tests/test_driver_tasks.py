@@ -74,3 +74,28 @@ async def test_cancelling_the_caller_cancels_every_job():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sorted(cancelled) == [1, 2]
+
+
+async def test_a_job_that_swallows_one_cancel_is_cancelled_again_until_it_ends():
+    """Python 3.11's asyncio.wait_for can swallow a cancel that arrives as its inner call finishes (seen as
+    UrDriver.stream tasks outliving a stopped bridge under load): the helper repeats the cancel."""
+    connecting = asyncio.Event()
+    ended = []
+
+    async def swallows_the_first_cancel():
+        try:
+            connecting.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # what a swallowed cancel looks like from here: the job goes on to its streaming loop
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("stream")
+
+    task = asyncio.create_task(until_first_failure([swallows_the_first_cancel()]))
+    await connecting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert ended == ["stream"]
