@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -154,6 +155,9 @@ async def test_ctrl_c_with_the_uplink_online_stops_everything_quietly():
         await asyncio.wait_for(asyncio.gather(process.wait(), out.task, err.task), 60)
     finally:
         if process.returncode is None:
+            if not children:  # failed or timed out before they were listed: list them before the parent goes
+                with contextlib.suppress(psutil.Error):
+                    children = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
             process.kill()
             await process.wait()
         for pid in children:  # a failed run must not leave simulators or the broker behind
