@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from linebridge.devices.sessions import settle
 from linebridge.drivers.tasks import until_first_failure
 
 
@@ -99,3 +100,27 @@ async def test_a_job_that_swallows_one_cancel_is_cancelled_again_until_it_ends()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert ended == ["stream"]
+
+
+async def test_a_session_stream_that_swallows_one_cancel_still_ends_when_the_session_settles():
+    """The session's liveness watch stops a driver's stream with `settle`: it too repeats the cancel, so a
+    stream that swallowed the first one (and would stream on) ends before settle's bound."""
+    connecting = asyncio.Event()
+    ended = []
+
+    async def swallows_the_first_cancel():
+        try:
+            connecting.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("stream")
+
+    task = asyncio.create_task(swallows_the_first_cancel())
+    await connecting.wait()
+    task.cancel()
+    await settle(task, 5.0)
+    assert task.done() and ended == ["stream"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from linebridge.devices.loglimit import RepeatLimiter
 from linebridge.drivers.base import DeviceDescription, Driver, StreamHints, all_signals
+from linebridge.drivers.tasks import RECANCEL_SECONDS
 from linebridge.errors import IdentityChanged, LinebridgeError, Unavailable, describe
 from linebridge.model import AlarmReport, DeviceState, SampleBatch
 from linebridge.pacing import Backoff
@@ -256,15 +257,19 @@ class DeviceSession:
 async def settle(task: asyncio.Task[None], timeout: float) -> None:
     """Wait up to `timeout` s for a cancelled task to finish its cleanup, even while our own caller repeats
     its cancel (stop() does, every 0.1 s): otherwise a driver's stream could outlive its stopped session
-    (seen as leaked UrDriver.stream tasks after a stop under load). A cancel that arrived meanwhile is
+    (seen as leaked UrDriver.stream tasks after a stop under load). The task is cancelled again every
+    RECANCEL_SECONDS, as `drivers.tasks` does for a driver's jobs: on Python 3.11 `asyncio.wait_for` inside
+    a stream can swallow a cancel that lands as its inner call finishes. A cancel that arrived meanwhile is
     raised again at the end."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     cancelled = False
     while not task.done() and loop.time() < deadline:
         try:
-            await asyncio.wait({task}, timeout=deadline - loop.time())
+            await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, deadline - loop.time()))
         except asyncio.CancelledError:
             cancelled = True
+        if not task.done():
+            task.cancel()
     if cancelled:
         raise asyncio.CancelledError
