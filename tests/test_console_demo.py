@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 
 import pytest
 
 from tests.console_helpers import ARTIFACTS, ROOT, open_browser, until, watch_console
+from tests.process_helpers import descendants, kill_tree, unique_suffix
 
-SUFFIX = f"c{os.getpid()}"
+SUFFIX = unique_suffix("c")
 CELL = {f"{name}-{SUFFIX}" for name in ("robot-1", "robot-2", "robot-3", "ur-1", "plc-1")}
 
 pytestmark = pytest.mark.timeout(240)
@@ -87,13 +87,13 @@ async def test_make_demo_prints_the_console_url_and_the_page_shows_five_online_d
         await asyncio.gather(relay, return_exceptions=True)
     finally:
         if demo.returncode is None:
+            children = descendants(demo.pid)
             with contextlib.suppress(ProcessLookupError):
                 demo.send_signal(signal.SIGINT)
             try:
                 await asyncio.wait_for(demo.wait(), 60)
             except TimeoutError:
-                demo.kill()
-                await demo.wait()
+                await kill_tree(demo, children)
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -11,34 +10,37 @@ import signal
 import sys
 import tempfile
 
-import psutil
 import pytest
 
 from linebridge.api import pb
 from linebridge.cli.demo_broker import find_mosquitto
 from linebridge.cli.runner import QuietShutdown, quiet_shutdown, stop_event
 from linebridge.client.raw import RawClient
+from tests.process_helpers import alive, descendants, kill_tree, unique_suffix
 
-# Other demos may run on this machine: a unique suffix keeps this bridge to its own simulators.
-SUFFIX = f"t{os.getpid()}"
 # The demo's own waits (cell online, uplink online, shutdown) reach 90 s on a loaded machine: more than
 # the suite's 60 s default, so these tests carry their own limit.
 pytestmark = pytest.mark.timeout(240)
 
 DEMO = [sys.executable, "-m", "linebridge.cli", "demo", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
-OWN_DEMO = [*DEMO, "--suffix", SUFFIX]
-CELL = {
-    f"{name}-{SUFFIX}": driver
-    for name, driver in [
-        ("robot-1", "opcua"),
-        ("robot-2", "opcua"),
-        ("robot-3", "opcua"),
-        ("ur-1", "ur"),
-        ("plc-1", "modbus"),
-    ]
-}
+CELL = [("robot-1", "opcua"), ("robot-2", "opcua"), ("robot-3", "opcua"), ("ur-1", "ur"), ("plc-1", "modbus")]
 NOISE = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|offline:|retrying")
 FOREIGN = "matches no discovery.auto_approve rule"
+
+
+class Demo:
+    """One demo run's names: a suffix of its own, so other demos on this machine (another worker's, or a
+    failed test's simulators still announced on loopback mDNS) are not taken for this demo's devices."""
+
+    def __init__(self) -> None:
+        self.suffix = unique_suffix("t")
+        self.argv = [*DEMO, "--suffix", self.suffix]
+        self.cell = {f"{name}-{self.suffix}": driver for name, driver in CELL}
+
+
+@pytest.fixture
+def demo() -> Demo:
+    return Demo()
 
 
 def last_table(text: str) -> str:
@@ -65,9 +67,7 @@ def grpc_address(text: str) -> str:
 
 
 def gone(pids: list[int]) -> bool:
-    return not [
-        p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-    ]
+    return not alive(pids)
 
 
 def noise(text: str) -> list[str]:
@@ -75,28 +75,43 @@ def noise(text: str) -> list[str]:
     return [line for line in text.splitlines() if NOISE.search(line) and FOREIGN not in line]
 
 
-async def test_without_a_broker_the_demo_says_once_that_it_buffers_and_stops_by_itself():
+async def test_without_a_broker_the_demo_says_once_that_it_buffers_and_stops_by_itself(demo: Demo):
     with tempfile.TemporaryDirectory() as nowhere:
         process = await asyncio.create_subprocess_exec(
-            *OWN_DEMO,
+            *demo.argv,
             "--duration",
             "10",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "LINEBRIDGE_MOSQUITTO_SEARCH": nowhere},  # no mosquitto anywhere
         )
-        out, err = await asyncio.wait_for(process.communicate(), 90)
+        out, err = await finish(process, 90)
     text, errors = out.decode(), err.decode()
     assert process.returncode == 0, errors
-    assert CELL.items() <= ever_online(text).items(), text[-3000:]
+    assert demo.cell.items() <= ever_online(text).items(), text[-3000:]
     assert text.count("buffers everything to disk") == 1
     assert "uplink offline (no broker, buffering to disk)" in last_table(text)
     # No invented broker address, no uplink warning; (a device slow under load may warn: not this test's point)
     uplink_noise = [line for line in errors.splitlines() if re.search(r"uplink|mqtt://|Traceback", line)]
     assert uplink_noise == [] and "unavailable" not in text, errors
     pids = sim_pids(text)
-    assert len(pids) == len(CELL) and gone(pids)
+    assert len(pids) == len(demo.cell) and gone(pids)
     assert "demo stopped: bridge and simulators are gone" in text
+
+
+async def finish(process: asyncio.subprocess.Process, limit: float) -> tuple[bytes, bytes]:
+    """The demo's stdout and stderr once it ends by itself; past `limit` seconds, it and all it started are
+    killed and the test fails with what it printed so far."""
+    assert process.stdout is not None and process.stderr is not None
+    out, err = Reader(process.stdout), Reader(process.stderr)
+    try:
+        await asyncio.wait_for(asyncio.gather(process.wait(), out.task, err.task), limit)
+    except TimeoutError:
+        await kill_tree(process)
+        raise AssertionError(
+            f"the demo did not end within {limit} s:\n{out.text[-3000:]}\n{err.text[-3000:]}"
+        ) from None
+    return out.text.encode(), err.text.encode()
 
 
 class Reader:
@@ -120,54 +135,58 @@ async def uplink_online(target: str) -> pb.bridge.GetUplinkStatusResponse | None
 
 
 async def wait_until_running(
-    process: asyncio.subprocess.Process, out: Reader
+    process: asyncio.subprocess.Process, out: Reader, err: Reader, cell: dict[str, str]
 ) -> pb.bridge.GetUplinkStatusResponse:
     """Every device ONLINE in the table, the uplink ONLINE with samples published (gRPC), and in the table."""
     status = None
-    async with asyncio.timeout(90):
-        while True:
-            assert process.returncode is None, out.text[-3000:]
-            if CELL.items() <= online_devices(out.text).items():
-                status = status or await uplink_online(grpc_address(out.text))
-                if status is not None and "uplink online" in last_table(out.text):
-                    return status
-            await asyncio.sleep(0.2)
+    try:
+        async with asyncio.timeout(90):
+            while True:
+                assert process.returncode is None, out.text[-3000:] + err.text[-3000:]
+                if cell.items() <= online_devices(out.text).items():
+                    status = status or await uplink_online(grpc_address(out.text))
+                    if status is not None and "uplink online" in last_table(out.text):
+                        return status
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"not running after 90 s:\n{out.text[-3000:]}\n{err.text[-3000:]}") from None
 
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (make test installs it)")
-async def test_ctrl_c_with_the_uplink_online_stops_everything_quietly():
+async def test_ctrl_c_with_the_uplink_online_stops_everything_quietly(demo: Demo):
     # A terminal's Ctrl-C sends SIGINT to the whole foreground process group.
     process = await asyncio.create_subprocess_exec(
-        *OWN_DEMO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True
+        *demo.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True
     )
     assert process.stdout is not None and process.stderr is not None
     out, err = Reader(process.stdout), Reader(process.stderr)
     children: list[int] = []
     try:
-        status = await wait_until_running(process, out)
-        children = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
+        status = await wait_until_running(process, out, err, demo.cell)
+        children = descendants(process.pid)
         table = last_table(out.text)
         assert status.broker.startswith("mqtt://127.0.0.1:") and f"Sparkplug B to {status.broker}" in table
         broker_pid = int(re.findall(r"own mosquitto pid (\d+)", table)[-1])
         assert set(sim_pids(out.text)) | {broker_pid} <= set(children)
         seen_out, seen_err = len(out.text), len(err.text)
         os.killpg(process.pid, signal.SIGINT)
-        await asyncio.wait_for(asyncio.gather(process.wait(), out.task, err.task), 60)
+        try:
+            await asyncio.wait_for(asyncio.gather(process.wait(), out.task, err.task), 60)
+        except TimeoutError:
+            left = alive([process.pid, *children])
+            raise AssertionError(
+                f"still running 60 s after Ctrl-C: {left}\n{out.text[-3000:]}\n{err.text[-3000:]}"
+            ) from None
     finally:
-        if process.returncode is None:
-            if not children:  # failed or timed out before they were listed: list them before the parent goes
-                with contextlib.suppress(psutil.Error):
-                    children = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
-            process.kill()
-            await process.wait()
-        for pid in children:  # a failed run must not leave simulators or the broker behind
-            if not gone([pid]):
-                psutil.Process(pid).kill()
+        # A failed run must not leave the bridge, its simulators or its broker behind (each child has a
+        # process group of its own, so they outlive the demo).
+        if process.returncode is None or alive(children):
+            await kill_tree(process, children)
     after = out.text[seen_out:] + err.text[seen_err:]
     assert process.returncode == 0, err.text
     assert noise(after) == [], after
     assert "demo stopped: bridge and simulators are gone" in out.text[seen_out:]
-    assert len(children) >= len(CELL) + 1 and gone(children)
+    assert len(children) >= len(demo.cell) + 1 and gone(children)
 
 
 class Collect(logging.Handler):
@@ -213,11 +232,11 @@ async def test_the_signal_itself_quiets_the_log_before_the_loop_stops():
     assert collect.messages == []
 
 
-async def test_demo_shows_an_early_warning_in_its_first_minute():
+async def test_demo_shows_an_early_warning_in_its_first_minute(demo: Demo):
     # robot-1 runs with --fault motor-drift: its axis 3 motor heats from 20 s on, and the shipped CUSUM
     # rule warns long before the controller's over-temperature limit (about 17 minutes later).
     process = await asyncio.create_subprocess_exec(
-        *OWN_DEMO,
+        *demo.argv,
         "--robots",
         "1",
         "--no-ur",
@@ -227,10 +246,10 @@ async def test_demo_shows_an_early_warning_in_its_first_minute():
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 150)
+    out, err = await finish(process, 150)
     text = out.decode()
     assert process.returncode == 0, err.decode()
-    robot = f"robot-1-{SUFFIX}"
+    robot = f"robot-1-{demo.suffix}"
     pattern = rf"^\s+\d+\s+ACTIVE\s+{re.escape(robot)}/motor_3_drift\s+EARLY WARNING .*$"
     assert re.findall(pattern, text, re.MULTILINE), text[-3000:]
     assert f"{robot}/motor_over_temperature" not in text  # the hi limit is still far away
