@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from linebridge.audit import log as log_module
 from linebridge.audit.chain import GENESIS, audit_files, canonical, verify
 from linebridge.audit.log import AuditConfig, AuditLog
 from linebridge.cli import main
@@ -150,6 +152,40 @@ async def test_group_commit_covers_every_waiter(tmp_path):
     await log.close()
     with pytest.raises(AuditFailure, match="closed"):
         log.append({"type": "t"})
+
+
+@pytest.mark.timeout(
+    30
+)  # before the fix this spun in durable() with the event loop frozen: only the alarm ends it
+async def test_a_waiter_that_comes_after_an_fsync_finished_but_before_its_callback_does_not_spin(
+    tmp_path, monkeypatch
+):
+    """Seen once under load: a command stayed RUNNING and the bridge froze. A finished fsync's done callback
+    runs one turn of the loop after its result is set; a waiter arriving in between awaited the finished
+    future (which does not yield) again and again."""
+    finished = threading.Event()
+    real = log_module._sync_files
+
+    def sync_and_tell(*args: object) -> None:
+        try:
+            real(*args)  # type: ignore[arg-type]
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(log_module, "_sync_files", sync_and_tell)
+    log = AuditLog(AuditConfig(path=str(tmp_path)), tmp_path, "b")
+    await log.open()
+    first = log.append({"type": "t", "n": 1})
+    waiting = asyncio.create_task(log.durable(first))
+    await asyncio.sleep(0)  # the waiter starts the fsync covering `first`
+    second = log.append({"type": "t", "n": 2})  # not covered by it
+    assert finished.wait(10)  # (the loop is held) the worker thread is done; its result waits for the loop
+    await asyncio.sleep(0)  # one turn: the result is set, the done callback is queued for the next turn
+    assert log._pending is not None and log._pending.future.done()  # the moment the old code spun at
+    await log.durable(second)  # in this task's own step (a new task would start after the callback)
+    await waiting
+    assert log._synced >= second
+    await log.close()
 
 
 async def test_cli_verify_and_tail(tmp_path, capsys):

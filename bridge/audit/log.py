@@ -24,6 +24,7 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ class AuditLog:
         self._lock: int | None = None  # flock on .lock: one writer per directory, or the chain forks
         self._retired: list[int] = []  # rotated-out fds awaiting their last fsync
         self._synced = 0  # highest seq known to be on disk
-        self._pending: asyncio.Future[None] | None = None
+        self._pending: _Sync | None = None  # the fsync running now, shared by every waiter
         self._failed = ""  # set when the log cannot be trusted to take more records
         self._recovered = ""
 
@@ -202,7 +203,7 @@ class AuditLog:
                 )
         if self._pending is not None:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._pending)
+                await asyncio.shield(self._pending.future)
         fds = [*self._retired, *([self._fd] if self._fd is not None else [])]
         lock, self._retired, self._fd, self._lock = self._lock, [], None, None
         closing = fds + ([lock] if lock is not None else [])  # the lock goes last, after the final sync
@@ -295,28 +296,50 @@ class AuditLog:
         while self._synced < seq:
             if self._failed:
                 raise AuditFailure(f"audit log unavailable: {self._failed}; commands are refused")
-            future = self._pending or self._start_sync()
+            sync = self._pending
+            if sync is not None and sync.future.done():
+                # Finished, but its done callback runs on a later turn of the loop. Awaiting a finished
+                # future does not yield, so waiting here for that callback would spin for ever and freeze
+                # the event loop (seen once under load: a command stuck RUNNING, the bridge unresponsive).
+                self._sync_finished(sync)
+                continue
+            sync = sync or self._start_sync()
             with contextlib.suppress(OSError):
-                await asyncio.shield(future)
+                await asyncio.shield(sync.future)
 
-    def _start_sync(self) -> asyncio.Future[None]:
+    def _start_sync(self) -> _Sync:
         assert self._fd is not None
-        target, closing = self.seq, list(self._retired)
+        closing = list(self._retired)
         head = (self.head_file, self.head()) if self._key is not None else None
         future = asyncio.get_running_loop().run_in_executor(
             None, _sync_files, [*closing, self._fd], closing, head
         )
+        sync = self._pending = _Sync(future, self.seq, closing)
+        future.add_done_callback(lambda _: self._sync_finished(sync))
+        return sync
 
-        def done(f: asyncio.Future[None]) -> None:
+    def _sync_finished(self, sync: _Sync) -> None:
+        """Take a finished fsync's outcome, once (from its done callback, or earlier from `durable`)."""
+        if sync.taken:
+            return
+        sync.taken = True
+        if self._pending is sync:
             self._pending = None
-            self._retired = [fd for fd in self._retired if fd not in closing]  # closed by now, synced or not
-            error = None if f.cancelled() else f.exception()
-            if f.cancelled() or error is not None:
-                self._failed = f"fsync failed: {getattr(error, 'strerror', None) or error or 'cancelled'}"
-                log.error("audit: %s", self._failed)
-                return
-            self._synced = max(self._synced, target)
+        self._retired = [fd for fd in self._retired if fd not in sync.closing]  # closed by now, synced or not
+        f = sync.future
+        error = None if f.cancelled() else f.exception()
+        if f.cancelled() or error is not None:
+            self._failed = f"fsync failed: {getattr(error, 'strerror', None) or error or 'cancelled'}"
+            log.error("audit: %s", self._failed)
+            return
+        self._synced = max(self._synced, sync.target)
 
-        future.add_done_callback(done)
-        self._pending = future
-        return future
+
+@dataclass
+class _Sync:
+    """One fsync in a worker thread: it covers records up to `target` and closes the `closing` fds."""
+
+    future: asyncio.Future[None]
+    target: int
+    closing: list[int]
+    taken: bool = False
