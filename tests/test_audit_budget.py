@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 
 import grpc
 
 from linebridge.api import pb
+from linebridge.audit import log as log_module
 from linebridge.audit.chain import verify
 from linebridge.model import DeviceState
 from tests.conftest import BridgeFactory, sim_device, wait_for_state
@@ -97,3 +100,27 @@ async def test_a_full_budget_never_blocks_a_stop(start_bridge: BridgeFactory):
     assert error.code() is Code.RESOURCE_EXHAUSTED and "audit log full" in error.details()
     assert (await events_of(app, stop("sim-1"), NO_METADATA))[-1].state == SUCCEEDED
     assert app.driver_of("sim-1").stopped == 1  # type: ignore[attr-defined]
+
+
+async def test_a_command_whose_record_is_not_on_disk_by_its_deadline_times_out_without_running(
+    start_bridge: BridgeFactory, monkeypatch
+):
+    """A command waits for its "accepted" record's fsync, but only until its own deadline: a disk that does
+    not answer makes it TIMED_OUT (never run), not RUNNING for as long as the disk takes."""
+    app = await online(start_bridge)
+    release = threading.Event()
+    real = log_module._sync_files
+
+    def hung_disk(*args: object) -> None:
+        release.wait(30)
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log_module, "_sync_files", hung_disk)
+    request = write("sim-1", "setpoint", 7.0)
+    request.timeout.FromMilliseconds(300)
+    try:
+        events = await asyncio.wait_for(events_of(app, request, NO_METADATA), 20)
+    finally:
+        release.set()
+    assert events[-1].state == pb.command.COMMAND_STATE_TIMED_OUT, events[-1]
+    assert app.driver_of("sim-1").state["setpoint"] == 0.0  # type: ignore[attr-defined]  # it never ran

@@ -292,7 +292,9 @@ class CommandManager:
         started = time.monotonic()
         try:
             if self.audit is not None and record.spec.kind is not CommandKind.STOP:
-                await self.audit.durable(record.audit_seq)  # a Stop never waits for a disk
+                # A Stop never waits for a disk; the rest at most until their deadline (a slow fsync: TIMED_OUT)
+                async with asyncio.timeout_at(record.deadline):
+                    await self.audit.durable(record.audit_seq)
             driver = self._driver_of(record.spec.device_id)
             device = self.registry.find(record.spec.device_id)
             if driver is None or device is None or not device.available:
