@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 RECANCEL_SECONDS = 1.5
 
@@ -42,3 +44,12 @@ async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
         for task in tasks:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: no "exception was never retrieved" noise for the losers
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
+    """`asyncio.wait_for(awaitable, timeout)` without its Python 3.11 flaw: wait_for runs the call in a task
+    of its own and, when a cancel lands as that task finishes, returns the result and drops the cancel (a
+    gRPC Cancel of a UR motion was lost this way in a loaded run: the robot went on to its target). Here
+    the call runs in the caller's task under `asyncio.timeout`, so the cancel is always delivered."""
+    async with asyncio.timeout(timeout):
+        return await awaitable

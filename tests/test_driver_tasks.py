@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
 from linebridge.devices.sessions import settle
-from linebridge.drivers.tasks import until_first_failure
+from linebridge.drivers.tasks import bounded, until_first_failure
 
 
 class Boom(Exception):
@@ -124,3 +125,29 @@ async def test_a_session_stream_that_swallows_one_cancel_still_ends_when_the_ses
     task.cancel()
     await settle(task, 5.0)
     assert task.done() and ended == ["stream"]
+
+
+@pytest.mark.parametrize("wait", ["bounded", "asyncio.wait_for"])
+async def test_a_cancel_that_lands_as_a_bounded_call_finishes_is_delivered(wait: str):
+    """The call finishes and the cancel lands in the same turn of the loop: `bounded` delivers the cancel;
+    on Python 3.11 `asyncio.wait_for` returns the result instead and the caller goes on (the contrast is
+    checked too, so this test notices when a Python version makes the helper unnecessary)."""
+    gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    went_on: list[int] = []
+
+    async def call() -> int:
+        return await gate
+
+    async def caller() -> None:
+        value = await (bounded(call(), 5) if wait == "bounded" else asyncio.wait_for(call(), 5))
+        went_on.append(value)  # e.g. send the motion script
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0)  # the caller is waiting on the call
+    gate.set_result(1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    if wait == "bounded" or sys.version_info >= (3, 12):
+        assert task.cancelled() and went_on == []
+    else:
+        assert not task.cancelled() and went_on == [1]  # the flaw `bounded` exists for

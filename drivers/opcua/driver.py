@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
@@ -58,6 +57,7 @@ from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.security import SecuritySetup, explain_refusals, prepare
 from linebridge.drivers.opcua.status import LINK_STATUS, SERVER_INFO
 from linebridge.drivers.opcua.streaming import SubscriptionSettings, SubscriptionStream
+from linebridge.drivers.tasks import bounded
 from linebridge.errors import describe
 
 ANALYTICS_FILE = str(Path(__file__).with_name("analytics.yaml"))
@@ -118,7 +118,7 @@ class OpcUaDriver(Driver):
                 self._setup = await prepare(client, options, 2 * options.request_timeout)
                 with explain_refusals(self._setup):
                     # connect() is several round trips (hello, channel, session, activate).
-                    await asyncio.wait_for(client.connect(), 4 * options.request_timeout)
+                    await bounded(client.connect(), 4 * options.request_timeout)
                 return await self._describe(client)
         except BaseException:
             if client.uaclient.state is UaClientState.DISCONNECTED:
@@ -133,7 +133,7 @@ class OpcUaDriver(Driver):
             stream.lose("driver closed")
         if client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), self.options.request_timeout)
+                await bounded(client.disconnect(), self.options.request_timeout)
 
     def liveness(self, hints: StreamHints) -> float:
         """2 x publishing interval + the keep-alive period (issue 12, risk 2): the server answers a

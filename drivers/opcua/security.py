@@ -27,6 +27,7 @@ from linebridge.drivers.opcua.certs import (
 )
 from linebridge.drivers.opcua.options import OpcUaOptions
 from linebridge.drivers.opcua.trust import TrustList
+from linebridge.drivers.tasks import bounded
 
 # Config names -> asyncua policy classes; the names are the URI fragments of OPC 10000-7 policies.
 POLICIES: dict[str, type[sp.SecurityPolicy]] = {
@@ -94,7 +95,7 @@ async def prepare(client: Client, options: OpcUaOptions, timeout: float) -> Secu
         password = options.resolve_password()
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
-    endpoints = await asyncio.wait_for(client.connect_and_get_server_endpoints(), timeout)
+    endpoints = await bounded(client.connect_and_get_server_endpoints(), timeout)
     endpoint = choose_endpoint(endpoints, options)
     server = endpoint.Server
     setup = SecuritySetup(

@@ -29,6 +29,7 @@ from linebridge.drivers.base import (
     ValueType,
 )
 from linebridge.drivers.opcua.conversion import sample_of, status_name
+from linebridge.drivers.tasks import bounded
 
 MAX_QUEUE_SIZE = 1000
 CHUNK = 500
@@ -280,7 +281,7 @@ class SubscriptionStream:
             return
         subscription_id, self.subscription_id = self.subscription_id, None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
+            await bounded(
                 self._session.delete_subscriptions([subscription_id]), self._settings.request_timeout
             )
         self._session._subscription_callbacks.pop(subscription_id, None)  # asyncua keeps it on failure

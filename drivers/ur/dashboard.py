@@ -18,6 +18,7 @@ from linebridge.drivers.base import (
     Unavailable,
     ValueType,
 )
+from linebridge.drivers.tasks import bounded
 from linebridge.drivers.ur.netio import close_writer
 from linebridge.errors import describe
 
@@ -192,7 +193,7 @@ class DashboardClient:
     async def connect(self) -> None:
         """Open the connection and check the controller's greeting."""
         try:
-            self._reader, self._writer = await asyncio.wait_for(
+            self._reader, self._writer = await bounded(
                 asyncio.open_connection(self.host, self.port, limit=MAX_LINE), self.timeout
             )
         except (OSError, TimeoutError) as exc:
@@ -245,7 +246,7 @@ class DashboardClient:
     async def _read_line(self) -> str:
         assert self._reader is not None
         try:
-            line = await asyncio.wait_for(self._reader.readline(), self.timeout)
+            line = await bounded(self._reader.readline(), self.timeout)
         except TimeoutError:
             raise Unavailable(
                 f"dashboard {self.host}:{self.port} did not answer in {self.timeout} s"

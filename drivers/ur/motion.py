@@ -21,6 +21,7 @@ from linebridge.drivers.base import (
     ProgressFn,
     Unavailable,
 )
+from linebridge.drivers.tasks import bounded
 from linebridge.drivers.ur import script
 from linebridge.drivers.ur.catalog import RobotMode, RuntimeState, SafetyMode
 from linebridge.drivers.ur.dashboard import COMMANDS_BY_METHOD, DashboardClient, wait_program_state
@@ -158,12 +159,12 @@ async def check_ready(dashboard: DashboardClient) -> None:
 async def send_script(host: str, port: int, text: str, timeout: float) -> None:
     """Deliver a URScript program on the secondary interface, then hang up."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await bounded(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as exc:
         raise Unavailable(f"secondary interface {host}:{port} unreachable: {describe(exc, timeout)}") from exc
     try:
         writer.write(text.encode())
-        await asyncio.wait_for(writer.drain(), timeout)
+        await bounded(writer.drain(), timeout)
     finally:
         await close_writer(writer, timeout)
 
@@ -234,7 +235,7 @@ async def halt_program(
     why = "cancelled" if isinstance(cause, asyncio.CancelledError) else describe(cause, timeout)
     log.warning("motion ended before its target (%s): stopping the program", why)
     try:
-        await asyncio.wait_for(dashboard.request("stop"), timeout)
+        await bounded(dashboard.request("stop"), timeout)
     except Exception as exc:  # noqa: BLE001 - the motion's own error is what the caller gets
         log.warning("could not stop the program after the motion ended (%s): %s", why, exc)
 

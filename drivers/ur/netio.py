@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from linebridge.drivers.tasks import bounded
+
 
 async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
     """Close `writer`; abort it when the flush does not finish in time.
@@ -13,6 +15,6 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> No
     """
     writer.close()
     try:
-        await asyncio.wait_for(writer.wait_closed(), timeout)
+        await bounded(writer.wait_closed(), timeout)
     except (OSError, TimeoutError):
         writer.transport.abort()

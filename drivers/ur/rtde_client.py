@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from linebridge.drivers.base import DeviceError, Unavailable
+from linebridge.drivers.tasks import bounded
 from linebridge.drivers.ur import rtde
 from linebridge.drivers.ur.netio import close_writer
 from linebridge.drivers.ur.rtde import NOT_FOUND, PackageType, ProtocolError, Recipe, RtdeType
@@ -56,7 +57,7 @@ class RtdeClient:
     async def connect(self) -> None:
         """Open the TCP connection."""
         try:
-            self._reader, self._writer = await asyncio.wait_for(
+            self._reader, self._writer = await bounded(
                 asyncio.open_connection(self.host, self.port), self.timeout
             )
         except (OSError, TimeoutError) as exc:
@@ -132,7 +133,7 @@ class RtdeClient:
     async def _request(self, request: bytes, answer: PackageType) -> bytes:
         self._send(request)
         try:
-            return await asyncio.wait_for(self._expect(answer), self.timeout)
+            return await bounded(self._expect(answer), self.timeout)
         except TimeoutError:
             raise Unavailable(f"{self.where} did not answer {answer.name} in {self.timeout} s") from None
 

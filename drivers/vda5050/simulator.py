@@ -14,6 +14,7 @@ import logging
 
 from linebridge.drivers.mdns import Advertiser
 from linebridge.drivers.simkit import serve_until_signalled
+from linebridge.drivers.tasks import bounded
 from linebridge.drivers.vda5050.link import parse_endpoint
 from linebridge.drivers.vda5050.sim_agv import SimAgv
 from linebridge.drivers.vda5050.sim_model import AgvConfig
@@ -116,7 +117,7 @@ class AgvFleet:
         if self._advertiser is not None:
             await self._advertiser.stop()
         # OFFLINE is best effort: a connection that is down or wedged must not hold the stop up.
-        await asyncio.gather(*(asyncio.wait_for(a.stop(), 2.0) for a in self.agvs), return_exceptions=True)
+        await asyncio.gather(*(bounded(a.stop(), 2.0) for a in self.agvs), return_exceptions=True)
         tasks, self._tasks = self._tasks, []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10.0
