@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 
+import grpc
 import pytest
 
 from linebridge.api import pb
@@ -127,9 +128,18 @@ class Reader:
 
 
 async def uplink_online(target: str) -> pb.bridge.GetUplinkStatusResponse | None:
-    """The uplink's status when it is ONLINE and has published samples, else None."""
-    async with RawClient(target) as client:
-        status = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest())
+    """The uplink's status when it is ONLINE and has published samples, else None.
+
+    A bridge still starting on a loaded machine may not finish the HTTP/2 handshake in time (seen once:
+    UNAVAILABLE "timed out before receiving SETTINGS frame"): that is "not yet", asked again by the caller
+    within its own limit."""
+    try:
+        async with RawClient(target) as client:
+            status = await client.bridge.GetUplinkStatus(pb.bridge.GetUplinkStatusRequest(), timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return None
+        raise
     online = status.state == pb.bridge.UPLINK_STATE_ONLINE and status.published_samples > 0
     return status if online else None
 
