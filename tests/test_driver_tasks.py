@@ -78,53 +78,47 @@ async def test_cancelling_the_caller_cancels_every_job():
     assert sorted(cancelled) == [1, 2]
 
 
-async def test_a_job_that_swallows_one_cancel_is_cancelled_again_until_it_ends():
-    """Python 3.11's asyncio.wait_for can swallow a cancel that arrives as its inner call finishes (seen as
-    UrDriver.stream tasks outliving a stopped bridge under load): the helper repeats the cancel."""
-    connecting = asyncio.Event()
-    ended = []
+class SwallowsFirstCancel:
+    """A job that swallows the first cancel (what Python 3.11's wait_for race looks like from inside: the
+    job goes on to its streaming loop) and ends on the next one."""
 
-    async def swallows_the_first_cancel():
+    def __init__(self) -> None:
+        self.connecting = asyncio.Event()
+        self.ended: list[str] = []
+
+    async def run(self) -> None:
         try:
-            connecting.set()
+            self.connecting.set()
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            pass  # what a swallowed cancel looks like from here: the job goes on to its streaming loop
+            pass  # swallowed on purpose
         try:
             await asyncio.Event().wait()
         finally:
-            ended.append("stream")
+            self.ended.append("stream")
 
-    task = asyncio.create_task(until_first_failure([swallows_the_first_cancel()]))
-    await connecting.wait()
+
+async def test_a_job_that_swallows_one_cancel_is_cancelled_again_until_it_ends():
+    """Python 3.11's asyncio.wait_for can swallow a cancel that arrives as its inner call finishes (seen as
+    UrDriver.stream tasks outliving a stopped bridge under load): the helper repeats the cancel."""
+    job = SwallowsFirstCancel()
+    task = asyncio.create_task(until_first_failure([job.run()]))
+    await job.connecting.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
-    assert ended == ["stream"]
+    assert job.ended == ["stream"]
 
 
 async def test_a_session_stream_that_swallows_one_cancel_still_ends_when_the_session_settles():
     """The session's liveness watch stops a driver's stream with `settle`: it too repeats the cancel, so a
     stream that swallowed the first one (and would stream on) ends before settle's bound."""
-    connecting = asyncio.Event()
-    ended = []
-
-    async def swallows_the_first_cancel():
-        try:
-            connecting.set()
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        try:
-            await asyncio.Event().wait()
-        finally:
-            ended.append("stream")
-
-    task = asyncio.create_task(swallows_the_first_cancel())
-    await connecting.wait()
+    job = SwallowsFirstCancel()
+    task = asyncio.create_task(job.run())
+    await job.connecting.wait()
     task.cancel()
     await settle(task, 5.0)
-    assert task.done() and ended == ["stream"]
+    assert task.done() and job.ended == ["stream"]
 
 
 @pytest.mark.parametrize("wait", ["bounded", "asyncio.wait_for"])
